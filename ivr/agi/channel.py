@@ -1,0 +1,480 @@
+"""``Channel``: typed async AGI commands on one call.
+
+A ``Channel`` owns one FastAGI connection. It keeps exactly one command
+outstanding (anything sent while a command runs would silently abort it,
+PROTOCOL.md §2), turns every way Asterisk shows a hang-up into
+:class:`~ivr.errors.ChannelHangup`, and tells a real failure on a live
+channel (a missing sound file) apart from a hang-up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Final
+
+import structlog
+
+from ivr.agi.protocol import Environment, HangupNotice, Quoted, Reply, ReplyParser, encode_command
+from ivr.errors import (
+    AgiError,
+    ApplicationNotFoundError,
+    ChannelHangup,
+    CommandTimeout,
+    PlaybackError,
+    UnknownCommandError,
+    UnsafeArgumentError,
+    UsageError,
+)
+
+__all__ = [
+    "Channel",
+    "ChannelState",
+    "DigitsResult",
+    "PlaybackResult",
+    "RecordResult",
+    "Transport",
+]
+
+log = structlog.get_logger("ivr.agi")
+
+#: Commands Asterisk still runs on a dead channel (res_agi.c command table,
+#: ``dead`` column); every other command gets 511 there, so we do not send it.
+DEAD_OK: Final = frozenset(
+    {
+        "ASYNCAGI BREAK",
+        "DATABASE DEL",
+        "DATABASE DELTREE",
+        "DATABASE GET",
+        "DATABASE PUT",
+        "EXEC",
+        "GET FULL VARIABLE",
+        "GET VARIABLE",
+        "NOOP",
+        "SET VARIABLE",
+        "SPEECH DESTROY",
+        "SPEECH UNLOAD GRAMMAR",
+        "VERBOSE",
+    }
+)
+_VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(?:\([A-Za-z0-9_,\-]*\))?")
+_DIGITS = re.compile(r"[0-9*#A-Da-d]*")
+
+
+class ChannelState(enum.IntEnum):
+    """``CHANNEL STATUS`` results (Asterisk's ``ast_channel_state``)."""
+
+    DOWN = 0
+    RESERVED = 1
+    OFFHOOK = 2
+    DIALING = 3
+    RING = 4
+    RINGING = 5
+    UP = 6
+    BUSY = 7
+    DIALING_OFFHOOK = 8
+    PRERING = 9
+
+
+@dataclass(frozen=True, slots=True)
+class PlaybackResult:
+    """How a prompt ended: the digit that stopped it (if any) and the sample offset."""
+
+    digit: str | None
+    endpos: int
+
+
+@dataclass(frozen=True, slots=True)
+class DigitsResult:
+    """Digits collected by ``GET DATA``; ``timed_out`` when input stopped on the timeout."""
+
+    digits: str
+    timed_out: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RecordResult:
+    """How a recording ended: ``dtmf``, ``timeout`` (also on silence) or ``maxlength``."""
+
+    ended_by: str
+    digit: str | None
+    endpos: int
+
+
+class Transport:
+    """The byte pipe under a channel: an asyncio stream pair."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def read(self) -> bytes:
+        return await self.reader.read(65536)
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+
+def _digit(value: int | None) -> str | None:
+    return chr(value) if value is not None and value > 0 else None
+
+
+def _check_digits(digits: str, what: str) -> str:
+    if not _DIGITS.fullmatch(digits):
+        raise UnsafeArgumentError(f"{what} {digits!r}: only 0-9, *, # and A-D are keypad digits")
+    return digits
+
+
+class Channel:
+    """One call, seen through AGI. Methods map one-to-one onto AGI commands."""
+
+    def __init__(
+        self,
+        env: Environment,
+        transport: Transport,
+        *,
+        command_timeout: float = 10.0,
+        initial: bytes = b"",
+    ) -> None:
+        self.env = env
+        self._transport = transport
+        self._parser = ReplyParser()
+        self._events: list[Reply | HangupNotice] = []
+        self._lock = asyncio.Lock()
+        self._command_timeout = command_timeout
+        self._broken: str | None = None
+        self.hung_up = False
+        self._hangup_raised = False
+        self.hangup_how = ""
+        self.commands_sent = 0
+        self._mask = 0
+        #: Called once when the hang-up is first seen (the server arms a grace timer).
+        self.on_hangup: Callable[[], object] | None = None
+        if initial:
+            self._events.extend(self._parser.feed(initial))
+
+    # ------------------------------------------------------------------ core
+
+    @property
+    def uniqueid(self) -> str:
+        return self.env.uniqueid
+
+    @contextlib.contextmanager
+    def sensitive(self) -> Iterator[None]:
+        """Within this block, replies are masked in logs (PINs, card numbers)."""
+        self._mask += 1
+        try:
+            yield
+        finally:
+            self._mask -= 1
+
+    def _mark_hangup(self, how: str) -> None:
+        if not self.hung_up:
+            self.hung_up = True
+            self.hangup_how = how
+            log.info("agi.hangup", how=how)
+            if self.on_hangup is not None:
+                self.on_hangup()
+
+    def _raise_hangup(self, how: str) -> None:
+        self._mark_hangup(how)
+        self._hangup_raised = True
+        raise ChannelHangup(f"the caller hung up ({self.hangup_how})", how=self.hangup_how)
+
+    async def command(self, verb: str, *args: str | int, timeout: float | None = None) -> Reply:
+        """Send one command and return its reply; the raw escape hatch under every method.
+
+        ``timeout`` is the reply deadline in seconds: ``None`` for the
+        per-command default, ``0`` for none (prompts and applications whose
+        length the engine cannot know).
+
+        Raises :class:`ChannelHangup` at the first sign of a hang-up (once);
+        afterwards only commands Asterisk allows on a dead channel are sent.
+        """
+        line = encode_command(verb, *args)
+        async with self._lock:
+            return await self._exchange(verb.upper(), line, timeout)
+
+    async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
+        if self._broken:
+            raise AgiError(f"channel unusable: {self._broken}", command=verb)
+        if self.hung_up and (verb not in DEAD_OK and verb.split(" ")[0] != "EXEC"):
+            self._raise_hangup(self.hangup_how)
+        limit = self._command_timeout if timeout is None else timeout
+        try:
+            await self._transport.write(line)
+        except (ConnectionError, OSError):
+            self._raise_hangup("socket closed")
+        self.commands_sent += 1
+        try:
+            reply = await asyncio.wait_for(self._next_reply(), limit) if limit else (
+                await self._next_reply()
+            )
+        except TimeoutError:
+            self._broken = f"no reply to {verb} within {limit:g} s"
+            raise CommandTimeout(
+                f"Asterisk did not answer {verb} within {limit:g} s", command=verb
+            ) from None
+        log.debug(
+            "agi.reply",
+            command=line[:-1].decode("utf-8", "replace") if not self._mask else verb,
+            reply=reply.raw[:-1].decode("utf-8", "replace") if not self._mask else "***",
+        )
+        if reply.code == 511:
+            self._raise_hangup(self.hangup_how or "511 dead channel")
+        if self.hung_up and not self._hangup_raised:
+            # The HANGUP notice came before this reply: the reply is consumed
+            # (the stream stays in step) and the hang-up is reported now.
+            self._raise_hangup(self.hangup_how)
+        return reply
+
+    async def _next_reply(self) -> Reply:
+        while True:
+            while self._events:
+                event = self._events.pop(0)
+                if isinstance(event, HangupNotice):
+                    self._mark_hangup("HANGUP notice")
+                    continue
+                if event.code == 100:  # "100 result=0 Trying..." precedes the real reply
+                    continue
+                return event
+            try:
+                data = await self._transport.read()
+            except (ConnectionError, OSError):
+                data = b""
+            if not data:
+                self._broken = "Asterisk closed the connection"
+                self._raise_hangup("connection closed")
+            self._events.extend(self._parser.feed(data))
+
+    def _fail(self, verb: str, reply: Reply) -> AgiError:
+        raw = reply.raw.decode("utf-8", "replace").strip()
+        if reply.code == 510:
+            return UnknownCommandError(f"Asterisk does not know {verb}", command=verb, reply=raw)
+        if reply.code == 520:
+            usage = " ".join(reply.usage)
+            return UsageError(f"wrong arguments for {verb}: {usage}", command=verb, reply=raw)
+        return AgiError(f"{verb} failed: {raw}", command=verb, reply=raw)
+
+    async def _ok(self, verb: str, *args: str | int, timeout: float | None = None) -> Reply:
+        reply = await self.command(verb, *args, timeout=timeout)
+        if reply.code != 200:
+            raise self._fail(verb, reply)
+        return reply
+
+    async def _probe_hangup(self) -> None:
+        """After a -1, learn whether the channel hung up or the command just failed.
+
+        ``result=-1`` is not proof of a hang-up (``STREAM FILE`` of a missing
+        file returns it on a live channel, transcript 1). Asterisk writes the
+        ``HANGUP`` notice as soon as it sees the hang-up, so it precedes the
+        reply to this cheap NOOP when, and only when, the channel is gone.
+        """
+        await self.command("NOOP", "probe")
+
+    def _timeout_for(self, ms: int | None) -> float:
+        """The reply deadline of a command that itself waits ``ms`` (0: none)."""
+        if ms is None or ms < 0:
+            return 0
+        return self._command_timeout + ms / 1000
+
+    async def send_failure(self) -> None:
+        """End the AGI with ``AGISTATUS=FAILURE``: the dialplan's fallback takes the call.
+
+        res_agi.c treats a line starting with ``failure`` as the script's
+        failure; the generated dialplan routes that to a queue or voicemail.
+        """
+        async with self._lock:
+            self._broken = "handed back to the dialplan"
+            await self._transport.write(b"failure\n")
+
+    # -------------------------------------------------------------- commands
+
+    async def answer(self) -> None:
+        reply = await self._ok("ANSWER")
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise AgiError("ANSWER failed on a live channel", command="ANSWER")
+
+    async def hangup(self, channel: str | None = None) -> None:
+        """Hang up this call (or ``channel``). The handler should return afterwards."""
+        args = (channel,) if channel else ()
+        reply = await self._ok("HANGUP", *args)
+        if reply.value == -1:
+            raise AgiError(f"no channel named {channel!r}", command="HANGUP")
+        if channel is None:
+            self._mark_hangup("hung up by the engine")
+            self._hangup_raised = True
+
+    async def stream_file(
+        self, filename: str, escape_digits: str = "", offset: int | None = None
+    ) -> PlaybackResult:
+        """Play ``filename``; a digit in ``escape_digits`` stops it and is returned."""
+        _check_digits(escape_digits, "escape digits")
+        args: tuple[str | int, ...] = (filename, Quoted(escape_digits))
+        if offset is not None:
+            args += (offset,)
+        reply = await self._ok("STREAM FILE", *args, timeout=0)
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise PlaybackError(
+                f"could not play {filename!r}: Asterisk returned -1 on a live channel; "
+                "check that the sound file exists in the channel's language",
+                command="STREAM FILE",
+                reply=reply.raw.decode("utf-8", "replace").strip(),
+            )
+        return PlaybackResult(_digit(reply.value), reply.endpos or 0)
+
+    async def get_option(
+        self, filename: str, escape_digits: str, timeout_ms: int | None = None
+    ) -> PlaybackResult:
+        """Play ``filename`` then wait ``timeout_ms`` for one of ``escape_digits``."""
+        _check_digits(escape_digits, "escape digits")
+        args: tuple[str | int, ...] = (filename, Quoted(escape_digits))
+        if timeout_ms is not None:
+            args += (timeout_ms,)
+        reply = await self._ok("GET OPTION", *args, timeout=0)
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise PlaybackError(f"could not play {filename!r}", command="GET OPTION")
+        return PlaybackResult(_digit(reply.value), reply.endpos or 0)
+
+    async def get_data(
+        self, filename: str, timeout_ms: int | None = None, max_digits: int | None = None
+    ) -> DigitsResult:
+        """Play ``filename`` and collect up to ``max_digits`` digits (``#`` ends input)."""
+        args: tuple[str | int, ...] = (filename,)
+        if timeout_ms is not None:
+            args += (timeout_ms,)
+            if max_digits is not None:
+                args += (max_digits,)
+        elif max_digits is not None:
+            raise UnsafeArgumentError("GET DATA needs timeout_ms when max_digits is given")
+        reply = await self._ok("GET DATA", *args, timeout=0)
+        if reply.result == "-1":
+            await self._probe_hangup()
+            raise PlaybackError(f"GET DATA with {filename!r} failed", command="GET DATA")
+        return DigitsResult(reply.result or "", reply.data == "timeout")
+
+    async def wait_for_digit(self, timeout_ms: int) -> str | None:
+        """Wait up to ``timeout_ms`` for one digit; ``None`` on timeout. -1 blocks forever."""
+        reply = await self._ok("WAIT FOR DIGIT", int(timeout_ms), timeout=self._timeout_for(timeout_ms))
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise AgiError("WAIT FOR DIGIT failed on a live channel", command="WAIT FOR DIGIT")
+        return _digit(reply.value)
+
+    async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
+        _check_digits(digits, "digits to say")
+        _check_digits(escape_digits, "escape digits")
+        reply = await self._ok("SAY DIGITS", digits, Quoted(escape_digits), timeout=0)
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise PlaybackError("SAY DIGITS failed", command="SAY DIGITS")
+        return _digit(reply.value)
+
+    async def say_number(
+        self, number: int, escape_digits: str = "", gender: str | None = None
+    ) -> str | None:
+        _check_digits(escape_digits, "escape digits")
+        args: tuple[str | int, ...] = (int(number), Quoted(escape_digits))
+        if gender:
+            args += (gender,)
+        reply = await self._ok("SAY NUMBER", *args, timeout=0)
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise PlaybackError("SAY NUMBER failed", command="SAY NUMBER")
+        return _digit(reply.value)
+
+    async def record_file(
+        self,
+        filename: str,
+        fmt: str = "wav",
+        escape_digits: str = "#",
+        timeout_ms: int = 60000,
+        *,
+        offset: int | None = None,
+        beep: bool = False,
+        silence_s: int | None = None,
+    ) -> RecordResult:
+        """Record the caller into ``filename.fmt`` until a digit, silence or the timeout."""
+        _check_digits(escape_digits, "escape digits")
+        args: list[str | int] = [filename, fmt, Quoted(escape_digits), int(timeout_ms)]
+        if offset is not None or beep or silence_s is not None:
+            args.append(offset or 0)
+        if beep:
+            args.append("BEEP")
+        if silence_s is not None:
+            args.append(f"s={int(silence_s)}")
+        reply = await self._ok("RECORD FILE", *args, timeout=self._timeout_for(timeout_ms))
+        endpos = reply.endpos or 0
+        if reply.value == -1:
+            await self._probe_hangup()
+            raise AgiError(f"recording failed ({reply.data or 'error'})", command="RECORD FILE")
+        if reply.data == "dtmf" or (reply.value or 0) > 0:
+            return RecordResult("dtmf", _digit(reply.value), endpos)
+        return RecordResult(reply.data or "timeout", None, endpos)
+
+    async def exec(self, application: str, data: str = "", *, timeout: float | None = 0) -> int:
+        """Run a dialplan application and return its result (the data is one argument).
+
+        ``timeout`` defaults to none at all: applications such as Dial run as
+        long as the call they make.
+        """
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", application):
+            raise UnsafeArgumentError(f"application name {application!r} is not a name")
+        args: tuple[str, ...] = (application, data) if data else (application,)
+        reply = await self._ok("EXEC", *args, timeout=timeout)
+        if reply.value == -2:
+            raise ApplicationNotFoundError(
+                f"Asterisk has no application {application!r}; load its module in modules.conf",
+                command="EXEC",
+            )
+        return reply.value if reply.value is not None else 0
+
+    async def set_variable(self, name: str, value: str) -> None:
+        await self._ok("SET VARIABLE", self._name(name), value)
+
+    async def get_variable(self, name: str) -> str | None:
+        """The variable's value, or ``None`` when it is not set."""
+        reply = await self._ok("GET VARIABLE", self._name(name))
+        return reply.data if reply.value == 1 else None
+
+    async def get_full_variable(self, expression: str, channel: str | None = None) -> str | None:
+        """Expand ``expression`` (``${CALLERID(num)}``) on this channel or ``channel``.
+
+        Never put caller-controlled text in ``expression``: Asterisk evaluates it.
+        """
+        args = (expression, channel) if channel else (expression,)
+        reply = await self._ok("GET FULL VARIABLE", *args)
+        return reply.data if reply.value == 1 else None
+
+    async def verbose(self, message: str, level: int = 1) -> None:
+        await self._ok("VERBOSE", Quoted(message), int(level))
+
+    async def set_music(self, on: bool, music_class: str | None = None) -> None:
+        args = ("on" if on else "off",) + ((music_class,) if music_class else ())
+        await self._ok("SET MUSIC", *args)
+
+    async def channel_status(self, channel: str | None = None) -> ChannelState:
+        args = (channel,) if channel else ()
+        reply = await self._ok("CHANNEL STATUS", *args)
+        if reply.value is None or reply.value < 0:
+            raise AgiError(f"no channel named {channel!r}", command="CHANNEL STATUS")
+        return ChannelState(reply.value)
+
+    async def noop(self, text: str = "") -> None:
+        await self._ok("NOOP", *((text,) if text else ()))
+
+    @staticmethod
+    def _name(name: str) -> str:
+        if not _VARIABLE_NAME.fullmatch(name):
+            raise UnsafeArgumentError(
+                f"variable name {name!r}: use letters, digits, '_' and '.', or FUNC(args)"
+            )
+        return name

@@ -1,0 +1,408 @@
+"""The FastAGI wire format, sans I/O.
+
+This module turns bytes from Asterisk into typed records (the environment
+block, replies, the ``HANGUP`` notice) and commands into bytes. It never
+touches a socket or the event loop: servers feed it what they read and write
+what it returns. The rules follow ``res/res_agi.c`` of Asterisk 22 and the
+captured sessions in ``shared/asterisk/transcripts/agi-sessions.json``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+from urllib.parse import parse_qsl, unquote
+
+from ivr.errors import AgiProtocolError, UnsafeArgumentError
+
+__all__ = [
+    "HANGUP_NOTICE",
+    "MAX_COMMAND_BYTES",
+    "Environment",
+    "EnvironmentParser",
+    "Event",
+    "HangupNotice",
+    "Reply",
+    "ReplyParser",
+    "decode_text",
+    "encode_command",
+    "encode_environment",
+    "quote",
+    "split_command_line",
+    "token",
+]
+
+#: Asterisk reads a command into an 8192-byte buffer and runs whatever does
+#: not fit as a *further* command, so a longer line would be an injection.
+MAX_COMMAND_BYTES: Final = 8191
+#: Generous caps that keep a hostile peer from growing our buffers forever.
+MAX_ENVIRONMENT_BYTES: Final = 256 * 1024
+MAX_REPLY_LINE_BYTES: Final = 256 * 1024
+MAX_ARGS: Final = 128
+
+_FORBIDDEN = ("\r", "\n", "\x00")
+_VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
+_NEEDS_QUOTES = re.compile(r'[\s"\\]|[\x00-\x1f\x7f]')
+_ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
+_ARG_KEY = re.compile(r"agi_arg_([0-9]+)")
+_REPLY_LINE = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
+_RESULT = re.compile(r"result=(\S*)(.*)", re.DOTALL)
+# Greedy data: ``GET VARIABLE`` values may hold ')', so the data runs to the
+# last ')' that is followed only by ``key=value`` fields (PROTOCOL.md §2).
+_TAIL = re.compile(r"(?: \((?P<data>.*)\))?(?P<fields>(?: [A-Za-z_]+=\S*)*)", re.DOTALL)
+_FIELD = re.compile(r" ([A-Za-z_]+)=(\S*)")
+
+
+def decode_text(raw: bytes) -> str:
+    """Decode bytes Asterisk sent: UTF-8 when valid, else Latin-1 (never fails).
+
+    Caller names from SIP trunks are not always UTF-8 (PROTOCOL.md §1).
+    """
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+# --------------------------------------------------------------------------
+# Environment block
+
+
+@dataclass(frozen=True, slots=True)
+class Environment:
+    """The ``agi_*`` block Asterisk sends when a call reaches the engine."""
+
+    variables: Mapping[str, str]
+    script: str
+    query: Mapping[str, str]
+    args: tuple[str, ...]
+
+    def get(self, key: str, default: str = "") -> str:
+        """Return ``agi_<key>`` (the prefix is optional), or ``default``."""
+        name = key if key.startswith("agi_") else f"agi_{key}"
+        return self.variables.get(name, default)
+
+    @property
+    def channel(self) -> str:
+        return self.get("channel")
+
+    @property
+    def uniqueid(self) -> str:
+        return self.get("uniqueid")
+
+    @property
+    def callerid(self) -> str:
+        """The caller's number; ``unknown`` when Asterisk has none."""
+        return self.get("callerid")
+
+    @property
+    def calleridname(self) -> str:
+        return self.get("calleridname")
+
+    @property
+    def language(self) -> str:
+        return self.get("language")
+
+    @property
+    def context(self) -> str:
+        return self.get("context")
+
+    @property
+    def extension(self) -> str:
+        return self.get("extension")
+
+    @property
+    def dnid(self) -> str:
+        return self.get("dnid")
+
+
+def _split_script(raw: str) -> tuple[str, dict[str, str]]:
+    # agi_network_script holds the raw path and query, not URL-decoded
+    # (transcript "700?lang=en&x=a b").
+    path, _, query = raw.partition("?")
+    pairs = parse_qsl(query, keep_blank_values=True) if query else []
+    return unquote(path).strip("/"), dict(pairs)
+
+
+def _build_environment(variables: dict[str, str]) -> Environment:
+    script, query = _split_script(variables.get("agi_network_script", ""))
+    numbered: list[tuple[int, str]] = []
+    for key, value in variables.items():
+        match = _ARG_KEY.fullmatch(key)
+        if match:
+            numbered.append((int(match.group(1)), value))
+    numbered.sort()
+    return Environment(
+        variables=MappingProxyType(dict(variables)),
+        script=script,
+        query=MappingProxyType(query),
+        args=tuple(value for _, value in numbered),
+    )
+
+
+class EnvironmentParser:
+    """Collects the environment block; fed bytes until it returns an Environment.
+
+    Bytes after the blank line that ends the block are kept in
+    :attr:`remainder` (a peer may send them in the same segment).
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._variables: dict[str, str] = {}
+        self.remainder = b""
+        self.done = False
+
+    def feed(self, data: bytes) -> Environment | None:
+        if self.done:
+            raise AgiProtocolError("the environment block was already complete")
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_ENVIRONMENT_BYTES:
+                    raise AgiProtocolError("environment line too long; is this Asterisk?")
+                return None
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            if not line:
+                self.done = True
+                self.remainder = bytes(self._buffer)
+                self._buffer.clear()
+                if not self._variables:
+                    raise AgiProtocolError("empty environment block; expected agi_* lines")
+                return _build_environment(self._variables)
+            self._take_line(line)
+
+    def _take_line(self, line: bytes) -> None:
+        text = decode_text(line)
+        key, sep, value = text.partition(":")
+        if not sep or not _ENV_KEY.fullmatch(key):
+            shown = text[:60]
+            raise AgiProtocolError(
+                f"not an AGI environment line: {shown!r}; expected 'agi_<name>: <value>'"
+            )
+        self._variables[key] = value[1:] if value.startswith(" ") else value
+        if sum(len(k) + len(v) for k, v in self._variables.items()) > MAX_ENVIRONMENT_BYTES:
+            raise AgiProtocolError("environment block too large")
+
+
+def encode_environment(variables: Mapping[str, str]) -> bytes:
+    """Encode an environment block as Asterisk writes it (``key: value\\n``, blank line)."""
+    lines = [f"{key}: {value}\n" for key, value in variables.items()]
+    return ("".join(lines) + "\n").encode("utf-8")
+
+
+# --------------------------------------------------------------------------
+# Replies
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One reply line (or the 520 usage block) from Asterisk.
+
+    ``result`` is the raw token after ``result=``: an integer for most
+    commands, the digits for ``GET DATA``, empty on a ``GET DATA`` timeout,
+    ``None`` for 510/511/520 replies.
+    """
+
+    code: int
+    result: str | None = None
+    data: str | None = None
+    fields: Mapping[str, str] = field(default_factory=dict)
+    message: str = ""
+    usage: tuple[str, ...] = ()
+    raw: bytes = b""
+
+    @property
+    def value(self) -> int | None:
+        """``result`` as an integer, or ``None`` when it is not one."""
+        if self.result is None:
+            return None
+        try:
+            return int(self.result)
+        except ValueError:
+            return None
+
+    @property
+    def endpos(self) -> int | None:
+        raw = self.fields.get("endpos")
+        return int(raw) if raw is not None and raw.lstrip("-").isdigit() else None
+
+
+@dataclass(frozen=True, slots=True)
+class HangupNotice:
+    """The unsolicited ``HANGUP`` line: the channel is gone (it may precede a reply)."""
+
+    raw: bytes = b"HANGUP\n"
+
+
+HANGUP_NOTICE: Final = HangupNotice()
+Event = Reply | HangupNotice
+
+
+def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
+    """Parse one complete (non-usage) reply line, without its newline."""
+    match = _REPLY_LINE.fullmatch(line)
+    if match is None:
+        raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")
+    code, rest = int(match.group(1)), match.group(3)
+    result = _RESULT.fullmatch(rest)
+    if result is None:
+        return Reply(code=code, message=rest, raw=raw)
+    tail = result.group(2)
+    parts = _TAIL.fullmatch(tail)
+    if parts is None:
+        return Reply(code=code, result=result.group(1), message=tail.strip(), raw=raw)
+    fields = dict(_FIELD.findall(parts.group("fields")))
+    return Reply(code=code, result=result.group(1), data=parts.group("data"), fields=fields, raw=raw)
+
+
+class ReplyParser:
+    """Turns the byte stream from Asterisk into :data:`Event` records."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._usage: list[str] | None = None
+        self._usage_raw = bytearray()
+
+    @property
+    def pending(self) -> bool:
+        """True when bytes of an unfinished reply are buffered."""
+        return bool(self._buffer) or self._usage is not None
+
+    def feed(self, data: bytes) -> list[Event]:
+        self._buffer += data
+        events: list[Event] = []
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_REPLY_LINE_BYTES:
+                    raise AgiProtocolError("reply line too long")
+                return events
+            raw = bytes(self._buffer[: end + 1])
+            del self._buffer[: end + 1]
+            event = self._take_line(raw)
+            if event is not None:
+                events.append(event)
+
+    def _take_line(self, raw: bytes) -> Event | None:
+        line = decode_text(raw[:-1])
+        if self._usage is not None:
+            self._usage_raw += raw
+            if line.startswith("520 "):
+                usage, self._usage = tuple(self._usage), None
+                whole, self._usage_raw = bytes(self._usage_raw), bytearray()
+                return Reply(code=520, message=line[4:], usage=usage, raw=whole)
+            self._usage.append(line)
+            if len(self._usage_raw) > MAX_REPLY_LINE_BYTES:
+                raise AgiProtocolError("520 usage block too long")
+            return None
+        if line == "HANGUP":
+            return HANGUP_NOTICE
+        if line.startswith("520-"):
+            # The usage block: '520-Invalid command syntax...', lines, '520 End of proper usage.'
+            self._usage = []
+            self._usage_raw = bytearray(raw)
+            return None
+        return parse_reply_line(line, raw)
+
+
+# --------------------------------------------------------------------------
+# Commands
+
+
+def _check(value: str) -> str:
+    for bad in _FORBIDDEN:
+        if bad in value:
+            name = {"\r": "CR", "\n": "LF", "\x00": "NUL"}[bad]
+            raise UnsafeArgumentError(
+                f"value {value[:40]!r} contains {name}; AGI has no escape for it and it would "
+                "start a second command. Strip control characters before passing it on."
+            )
+    return value
+
+
+def quote(value: str) -> str:
+    """Quote ``value`` so that Asterisk's tokenizer reads it back as one argument."""
+    _check(value)
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def token(value: str | int) -> str:
+    """One argument: bare when that is unambiguous, else quoted."""
+    text = str(value)
+    _check(text)
+    if text and not _NEEDS_QUOTES.search(text):
+        return text
+    return quote(text)
+
+
+class Quoted(str):
+    """An argument that is always sent in quotes (escape digits, as Asterisk's docs show)."""
+
+    __slots__ = ()
+
+
+def encode_command(verb: str, *args: str | int) -> bytes:
+    """Encode one command line, e.g. ``encode_command("STREAM FILE", "beep", Quoted(""))``.
+
+    ``verb`` is the command's fixed words; every element of ``args`` becomes
+    exactly one argument whatever it holds, or :class:`UnsafeArgumentError` is
+    raised. Lines end with LF only: Asterisk keeps a CR as part of the last
+    argument.
+    """
+    if not _VERB.fullmatch(verb):
+        raise UnsafeArgumentError(f"AGI command verb {verb!r} must be words of letters")
+    if len(args) + verb.count(" ") + 1 > MAX_ARGS - 1:
+        raise UnsafeArgumentError(f"too many arguments ({len(args)}); Asterisk keeps {MAX_ARGS}")
+    words = [verb] + [quote(a) if isinstance(a, Quoted) else token(a) for a in args]
+    line = (" ".join(words) + "\n").encode("utf-8")
+    if len(line) > MAX_COMMAND_BYTES:
+        raise UnsafeArgumentError(
+            f"command is {len(line)} bytes; Asterisk runs anything past {MAX_COMMAND_BYTES} "
+            "as another command. Shorten the value."
+        )
+    return line
+
+
+def split_command_line(line: str) -> list[str]:
+    """Split a command line exactly as Asterisk's ``parse_args`` does (res_agi.c).
+
+    Spaces and tabs separate; ``"`` toggles quoting and is dropped; ``\\``
+    makes the next character literal; at most :data:`MAX_ARGS` - 1 words.
+    """
+    words: list[str] = []
+    current: list[str] | None = None
+    quoted = escaped = False
+    for char in line:
+        if char == '"' and not escaped:
+            quoted = not quoted
+            if quoted and current is None:
+                current = []
+            continue
+        if char in " \t" and not quoted and not escaped:
+            if current is not None:
+                words.append("".join(current))
+                current = None
+            continue
+        if char == "\\" and not escaped:
+            escaped = True
+            continue
+        if current is None:
+            if len(words) >= MAX_ARGS - 1:
+                continue
+            current = []
+        current.append(char)
+        escaped = False
+    if current is not None:
+        words.append("".join(current))
+    return words
+
+
+def join_words(words: Iterable[str]) -> str:
+    """Join command words with single spaces (for messages and logs)."""
+    return " ".join(words)

@@ -1,0 +1,254 @@
+"""The FastAGI server: accepts Asterisk's connections and runs a handler per call.
+
+It only moves bytes: the protocol lives in :mod:`ivr.agi.protocol`, command
+logic in :class:`~ivr.agi.channel.Channel`. It routes by the script path of
+``agi://host/<path>``, bounds concurrency, drains on shutdown, and always
+closes the socket when a handler ends (Asterisk holds the channel until it
+does). A call it cannot take gets the ``failure`` line, which ends the AGI
+with ``AGISTATUS=FAILURE`` so that the dialplan's fallback (a plain queue or
+voicemail) takes the caller instead of dropping them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+import structlog
+
+from ivr.agi.channel import Channel, Transport
+from ivr.agi.protocol import Environment, EnvironmentParser
+from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
+
+__all__ = ["FastAgiServer", "Handler", "ServerStats"]
+
+log = structlog.get_logger("ivr.agi.server")
+
+Handler = Callable[[Channel], Awaitable[None]]
+#: Sent instead of a command, it ends the AGI with AGISTATUS=FAILURE (res_agi.c).
+FAILURE_LINE = b"failure\n"
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters since start; read by metrics and the benchmark."""
+
+    accepted: int = 0
+    completed: int = 0
+    hangups: int = 0
+    refused: int = 0
+    dropped: int = 0
+    errors: int = 0
+    refusals: dict[str, int] = field(default_factory=dict)
+
+
+class FastAgiServer:
+    """asyncio FastAGI server. ``async with FastAgiServer(...) as server:`` runs it."""
+
+    def __init__(
+        self,
+        routes: Mapping[str, Handler] | None = None,
+        *,
+        default: Handler | None = None,
+        host: str = "127.0.0.1",
+        port: int = 4573,
+        max_calls: int = 5000,
+        command_timeout: float = 10.0,
+        env_timeout: float = 5.0,
+        hangup_grace: float = 5.0,
+    ) -> None:
+        if max_calls < 1:
+            raise ConfigError(f"max_calls={max_calls}: must be at least 1")
+        if command_timeout < 0 or env_timeout <= 0 or hangup_grace < 0:
+            raise ConfigError("timeouts must be positive numbers of seconds")
+        self._routes: dict[str, Handler] = dict(routes or {})
+        self._default = default
+        self.host = host
+        self._port = port
+        self.max_calls = max_calls
+        self.command_timeout = command_timeout
+        self.env_timeout = env_timeout
+        self.hangup_grace = hangup_grace
+        self.stats = ServerStats()
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self._calls: set[asyncio.Task[None]] = set()
+        self._draining = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def route(self, path: str, handler: Handler) -> None:
+        """Send calls to ``agi://host/<path>`` to ``handler``."""
+        self._routes[path.strip("/")] = handler
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with ``port=0``)."""
+        if self._server and self._server.sockets:
+            return int(self._server.sockets[0].getsockname()[1])
+        return self._port
+
+    @property
+    def active_calls(self) -> int:
+        return len(self._calls)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._on_connect, self.host, self._port, backlog=4096, limit=256 * 1024
+        )
+        log.info("agi.listening", host=self.host, port=self.port, max_calls=self.max_calls)
+
+    async def __aenter__(self) -> FastAgiServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.drain(0)
+
+    async def drain(self, timeout: float = 30.0) -> None:
+        """Stop taking calls; let running calls finish for ``timeout`` s, then end them."""
+        self._draining = True
+        if self._server is not None:
+            self._server.close()
+        pending = set(self._connections)
+        if pending and timeout > 0:
+            log.info("agi.draining", calls=len(self._calls), timeout=timeout)
+            _, pending = await asyncio.wait(pending, timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+    # ---------------------------------------------------------- connections
+
+    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        self.stats.accepted += 1
+        structlog.contextvars.clear_contextvars()
+        try:
+            got = await self._read_environment(reader, writer)
+            if got is not None:
+                await self._dispatch(*got, Transport(reader, writer))
+        finally:
+            self._connections.discard(task)
+            await _close(writer)
+
+    async def _read_environment(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> tuple[Environment, bytes] | None:
+        parser = EnvironmentParser()
+        peer = writer.get_extra_info("peername")
+        try:
+            async with asyncio.timeout(self.env_timeout):
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        log.info("agi.dropped", peer=str(peer), why="closed before the environment")
+                        self.stats.dropped += 1
+                        return None
+                    env = parser.feed(data)
+                    if env is not None:
+                        return env, parser.remainder
+        except TimeoutError:
+            why = f"no environment within {self.env_timeout:g} s"
+        except AgiProtocolError as exc:
+            why = str(exc)
+        except (ConnectionError, OSError) as exc:
+            why = f"connection error: {exc}"
+        log.warning("agi.dropped", peer=str(peer), why=why)
+        self.stats.dropped += 1
+        return None
+
+    async def _refuse(self, transport: Transport, why: str, **context: object) -> None:
+        self.stats.refused += 1
+        self.stats.refusals[why] = self.stats.refusals.get(why, 0) + 1
+        log.warning("agi.refused", why=why, **context)
+        with contextlib.suppress(ConnectionError, OSError):
+            await transport.write(FAILURE_LINE)
+
+    async def _dispatch(self, env: Environment, initial: bytes, transport: Transport) -> None:
+        structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid, flow=env.script)
+        if self._draining:
+            await self._refuse(transport, "shutting down")
+            return
+        if len(self._calls) >= self.max_calls:
+            await self._refuse(transport, "overloaded", limit=self.max_calls)
+            return
+        handler = self._routes.get(env.script, self._default)
+        if handler is None:
+            await self._refuse(
+                transport, "no route", script=env.script, known=sorted(self._routes)[:20]
+            )
+            return
+        channel = Channel(env, transport, command_timeout=self.command_timeout, initial=initial)
+        call = asyncio.ensure_future(self._run(handler, channel))
+        self._calls.add(call)
+        try:
+            await asyncio.shield(call)
+        except asyncio.CancelledError:
+            call.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await call
+            raise
+        finally:
+            self._calls.discard(call)
+
+    async def _run(self, handler: Handler, channel: Channel) -> None:
+        log.debug("agi.call", channel=channel.env.channel, callerid=channel.env.callerid)
+        body = asyncio.ensure_future(handler(channel))
+        timers: list[asyncio.TimerHandle] = []
+        loop = asyncio.get_running_loop()
+        # A handler that goes on long after its caller hung up is ended.
+        channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, body.cancel))
+        try:
+            await body
+            self.stats.completed += 1
+        except ChannelHangup:
+            self.stats.hangups += 1
+            log.info("agi.call_ended", how=channel.hangup_how)
+        except asyncio.CancelledError:
+            if not body.done():
+                body.cancel()
+            if channel.hung_up:
+                self.stats.hangups += 1
+                log.warning("agi.handler_ignored_hangup", grace=self.hangup_grace)
+                return
+            await self._fail_over(channel, "the engine stopped this call")
+            raise
+        except AgiError as exc:
+            self.stats.errors += 1
+            log.error("agi.call_failed", error=str(exc), command=exc.command)
+            await self._fail_over(channel, str(exc))
+        except Exception:
+            self.stats.errors += 1
+            log.exception("agi.handler_crashed")
+            await self._fail_over(channel, "handler crashed")
+        finally:
+            for timer in timers:
+                timer.cancel()
+
+    async def _fail_over(self, channel: Channel, why: str) -> None:
+        """Hand a live caller back to the dialplan's fallback with AGISTATUS=FAILURE."""
+        if channel.hung_up:
+            return
+        log.warning("agi.fallback", why=why)
+        with contextlib.suppress(ConnectionError, OSError):
+            await channel.send_failure()
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        await asyncio.wait_for(writer.wait_closed(), 1.0)
+    except (TimeoutError, ConnectionError, OSError):
+        writer.transport.abort()
+    except asyncio.CancelledError:
+        writer.transport.abort()
+        raise
