@@ -283,6 +283,31 @@ class Channel:
             return 0
         return self._command_timeout + ms / 1000
 
+    async def send_raw(self, line: bytes) -> bytes:
+        """Send ``line`` as is and return the exact bytes of its reply.
+
+        ``HANGUP`` notices before the reply are included and no hang-up is
+        raised: this is for diagnostics and for replaying captured sessions.
+        The line must be one LF-terminated command.
+        """
+        if not line.endswith(b"\n") or line.count(b"\n") != 1 or b"\x00" in line:
+            raise UnsafeArgumentError("send_raw takes exactly one LF-terminated line")
+        async with self._lock:
+            await self._transport.write(line)
+            out = bytearray()
+            while True:
+                while self._events:
+                    event = self._events.pop(0)
+                    out += event.raw
+                    if isinstance(event, HangupNotice):
+                        self._mark_hangup("HANGUP notice")
+                    elif event.code != 100:
+                        return bytes(out)
+                data = await self._transport.read()
+                if not data:
+                    self._raise_hangup("connection closed")
+                self._events.extend(self._parser.feed(data))
+
     async def send_failure(self) -> None:
         """End the AGI with ``AGISTATUS=FAILURE``: the dialplan's fallback takes the call.
 

@@ -1,0 +1,1 @@
+"""AudioSocket: framing and (with the speech issue) the engine's server."""

@@ -1,0 +1,1 @@
+"""The Asterisk emulator behind :mod:`ivr.testing` (private modules)."""

@@ -1,0 +1,512 @@
+"""One emulated FastAGI session: Asterisk 22's side of a call.
+
+It sends the environment block, reads one command line at a time, and
+answers each as ``res/res_agi.c`` does: the reply shapes, the ``HANGUP``
+notice, 511 on a dead channel, 510 and the 520 usage block. Blocking
+commands (prompts, digit waits, recordings, Dial) take their time on the
+call's :class:`~ivr.emulator.caller.Timeline`, where the caller's keys and
+hang-up land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+
+from ivr.agi.protocol import encode_environment, split_command_line
+from ivr.emulator.apps import Applications
+from ivr.emulator.caller import Scheduled, Timeline
+from ivr.emulator.sounds import SAMPLE_RATE, SoundCatalog
+from ivr.emulator.usage import usage_reply
+
+__all__ = ["AgiSession", "Exchange", "SessionResult"]
+
+DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"
+UNKNOWN_REPLY = b"510 Invalid or unknown command\n"
+FRAME = 160  # samples in 20 ms: Asterisk reports positions in whole frames
+
+
+class ShowUsage(Exception):  # noqa: N818 - mirrors res_agi.c's RESULT_SHOWUSAGE
+    """The handler's arguments are wrong: answer with the 520 usage block."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One command as sent by the engine and the bytes the emulator sent back."""
+
+    sent: bytes
+    received: bytes
+
+
+@dataclass(slots=True)
+class SessionResult:
+    """What happened on the emulated call."""
+
+    agistatus: str = "SUCCESS"
+    exchanges: list[Exchange] = field(default_factory=list)
+    variables: dict[str, str] = field(default_factory=dict)
+    played: list[str] = field(default_factory=list)
+    dialled: list[str] = field(default_factory=list)
+    hung_up: bool = False
+    duration: float = 0.0
+
+    @property
+    def commands(self) -> list[str]:
+        return [e.sent.decode("utf-8", "replace").rstrip("\n") for e in self.exchanges]
+
+
+Handler = Callable[[list[str]], Awaitable[bytes]]
+
+
+class AgiSession:
+    """Plays Asterisk on one FastAGI connection."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        timeline: Timeline,
+        env: Mapping[str, str],
+        *,
+        sounds: SoundCatalog,
+        apps: Applications,
+        variables: Mapping[str, str] | None = None,
+        database: dict[tuple[str, str], str] | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.timeline = timeline
+        self.env = dict(env)
+        self.sounds = sounds
+        self.apps = apps
+        self.result = SessionResult()
+        self.vars = self.result.variables
+        self.vars.update(variables or {})
+        self.db = database if database is not None else {}
+        self.dead = False
+        self.state = 6 if self.env.get("agi_type") == "Local" else 4
+        self._notice_owed = False
+        self._table: dict[tuple[str, ...], tuple[Handler, bool]] = {
+            ("ANSWER",): (self._answer, False),
+            ("HANGUP",): (self._hangup, False),
+            ("STREAM", "FILE"): (self._stream_file, False),
+            ("CONTROL", "STREAM", "FILE"): (self._control_stream_file, False),
+            ("GET", "OPTION"): (self._get_option, False),
+            ("GET", "DATA"): (self._get_data, False),
+            ("WAIT", "FOR", "DIGIT"): (self._wait_for_digit, False),
+            ("SAY", "DIGITS"): (self._say_digits, False),
+            ("SAY", "NUMBER"): (self._say_number, False),
+            ("SAY", "ALPHA"): (self._say_alpha, False),
+            ("RECORD", "FILE"): (self._record_file, False),
+            ("EXEC",): (self._exec, True),
+            ("SET", "VARIABLE"): (self._set_variable, True),
+            ("GET", "VARIABLE"): (self._get_variable, True),
+            ("GET", "FULL", "VARIABLE"): (self._get_full_variable, True),
+            ("CHANNEL", "STATUS"): (self._channel_status, False),
+            ("VERBOSE",): (self._verbose, True),
+            ("SET", "MUSIC"): (self._set_music, False),
+            ("NOOP",): (self._noop, True),
+            ("SET", "CONTEXT"): (self._set_dialplan("agi_context"), False),
+            ("SET", "EXTENSION"): (self._set_dialplan("agi_extension"), False),
+            ("SET", "PRIORITY"): (self._set_dialplan("agi_priority"), False),
+            ("SET", "CALLERID"): (self._set_callerid, False),
+            ("DATABASE", "GET"): (self._db_get, True),
+            ("DATABASE", "PUT"): (self._db_put, True),
+            ("DATABASE", "DEL"): (self._db_del, True),
+        }
+
+    # ---------------------------------------------------------------- driver
+
+    async def run(self) -> SessionResult:
+        start = self.timeline.now()
+        self.writer.write(encode_environment(self.env))
+        await self.writer.drain()
+        try:
+            while True:
+                line = await self._read_command()
+                if line is None:
+                    break
+                text = line.decode("utf-8", "replace")
+                if text[:7].lower() == "failure":
+                    self.result.agistatus = "FAILURE"
+                    break
+                # A hang-up seen during an earlier command is announced ahead
+                # of this reply (transcripts 'dead' and 'hupstream').
+                owed, self._notice_owed = self._notice_owed, False
+                reply = await self._dispatch(text.removesuffix("\n"))
+                if owed:
+                    reply = b"HANGUP\n" + reply
+                self.result.exchanges.append(Exchange(line, reply))
+                self.writer.write(reply)
+                await self.writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self.result.hung_up = self.dead
+            if self.dead and self.result.agistatus == "SUCCESS":
+                self.result.agistatus = "HANGUP"
+            self.result.duration = self.timeline.now() - start
+            with contextlib.suppress(ConnectionError, OSError):
+                self.writer.close()
+                await self.writer.wait_closed()
+        return self.result
+
+    async def _read_command(self) -> bytes | None:
+        """Wait for the next line; a hang-up while idle sends ``HANGUP`` at once."""
+        reading = asyncio.ensure_future(self.reader.readline())
+        try:
+            while True:
+                due = None if self.dead else self.timeline.next_hangup()
+                wait = None
+                if due is not None:
+                    wait = max(0.0, (due - self.timeline.now()) / (self.timeline.speed or 1.0))
+                done, _ = await asyncio.wait({reading}, timeout=wait)
+                if done:
+                    break
+                event = await self.timeline.wait(0, wants_dtmf=False)
+                if event is not None and event.kind == "hangup":
+                    self._go_dead()
+                    self._notice_owed = False
+                    self.writer.write(b"HANGUP\n")
+                    await self.writer.drain()
+        except BaseException:
+            reading.cancel()
+            raise
+        self.timeline.drop_until(self.timeline.now())
+        line = reading.result()
+        return line or None
+
+    def _go_dead(self) -> None:
+        if not self.dead:
+            self.dead = True
+            self.state = 0
+            self._notice_owed = True
+
+    async def _dispatch(self, line: str) -> bytes:
+        argv = split_command_line(line)
+        words = tuple(w.upper() for w in argv)
+        for size in (3, 2, 1):
+            entry = self._table.get(words[:size])
+            if entry is not None:
+                handler, dead_ok = entry
+                break
+        else:
+            return UNKNOWN_REPLY
+        if self.dead and not dead_ok:
+            return DEAD_REPLY
+        self.timeline.command_started(line)
+        try:
+            return await handler(argv)
+        except ShowUsage:
+            return usage_reply(" ".join(words[:size]))
+
+    # ------------------------------------------------------------- waiting
+
+    async def _play(self, name: str, escape: str) -> tuple[int, int]:
+        """Play one file; return (result, endpos): digit code, 0 at the end, -1 on hang-up."""
+        samples = self.sounds.samples(name, self.env.get("agi_language", "en"))
+        if samples is None:
+            return -1, 0
+        self.result.played.append(name)
+        started = self.timeline.now()
+        while True:
+            left = samples / SAMPLE_RATE - (self.timeline.now() - started)
+            event = await self.timeline.wait(max(left, 0.0))
+            endpos = min(samples, round((self.timeline.now() - started) * 50) * FRAME)
+            if event is None:
+                return 0, samples
+            if event.kind == "hangup":
+                self._go_dead()
+                return -1, endpos
+            if event.digit in escape:
+                return ord(event.digit), endpos
+
+    async def _digit(self, seconds: float | None) -> Scheduled | None:
+        event = await self.timeline.wait(seconds)
+        if event is not None and event.kind == "hangup":
+            self._go_dead()
+        return event
+
+    # ------------------------------------------------------------- commands
+
+    async def _answer(self, argv: list[str]) -> bytes:
+        if len(argv) != 1:
+            raise ShowUsage
+        self.state = 6
+        return b"200 result=0\n"
+
+    async def _hangup(self, argv: list[str]) -> bytes:
+        if len(argv) > 2:
+            raise ShowUsage
+        if len(argv) == 2 and argv[1] != self.env.get("agi_channel"):
+            return b"200 result=-1\n"
+        self._go_dead()
+        return b"200 result=1\n"
+
+    async def _stream_file(self, argv: list[str]) -> bytes:
+        if len(argv) not in (4, 5):
+            raise ShowUsage
+        result, endpos = await self._play(argv[2], argv[3])
+        return f"200 result={result} endpos={endpos}\n".encode()
+
+    async def _control_stream_file(self, argv: list[str]) -> bytes:
+        if len(argv) < 5 or len(argv) > 10:
+            raise ShowUsage
+        result, endpos = await self._play(argv[3], argv[4])
+        status = "SUCCESS" if result >= 0 else "ERROR"
+        self.vars.update(CPLAYBACKSTATUS="USERSTOPPED" if result > 0 else status)
+        return f"200 result={result} endpos={endpos * 1000 // SAMPLE_RATE}\n".encode()
+
+    async def _get_option(self, argv: list[str]) -> bytes:
+        if len(argv) not in (4, 5):
+            raise ShowUsage
+        result, endpos = await self._play(argv[2], argv[3])
+        if result == 0 and len(argv) == 5:
+            timeout = int(argv[4]) if argv[4].lstrip("-").isdigit() else 5000
+            event = await self._digit(None if timeout < 0 else timeout / 1000)
+            if event is not None:
+                result = -1 if event.kind == "hangup" else ord(event.digit)
+        return f"200 result={result} endpos={endpos}\n".encode()
+
+    async def _get_data(self, argv: list[str]) -> bytes:
+        if len(argv) < 3 or len(argv) > 5:
+            raise ShowUsage
+        timeout_ms = int(argv[3]) if len(argv) > 3 and argv[3].isdigit() else 0
+        seconds = (timeout_ms or 6000) / 1000
+        limit = int(argv[4]) if len(argv) > 4 and argv[4].isdigit() else 1024
+        digits = ""
+        result, _ = await self._play(argv[2], "0123456789*#ABCD")
+        if result == -1 and self.dead:
+            return b"200 result=-1\n"
+        if result > 0:
+            digits = chr(result)
+        while True:
+            if digits.endswith("#"):
+                return f"200 result={digits[:-1]}\n".encode()
+            if len(digits) >= limit:
+                return f"200 result={digits}\n".encode()
+            event = await self._digit(seconds)
+            if event is None:
+                return f"200 result={digits} (timeout)\n".encode()
+            if event.kind == "hangup":
+                return b"200 result=-1\n"
+            digits += event.digit
+
+    async def _wait_for_digit(self, argv: list[str]) -> bytes:
+        if len(argv) != 4:
+            raise ShowUsage
+        try:
+            timeout = int(argv[3])
+        except ValueError:
+            raise ShowUsage from None
+        event = await self._digit(None if timeout < 0 else timeout / 1000)
+        if event is None:
+            return b"200 result=0\n"
+        if event.kind == "hangup":
+            return b"200 result=-1\n"
+        return f"200 result={ord(event.digit)}\n".encode()
+
+    async def _say_files(self, files: list[str], escape: str) -> bytes:
+        for name in files:
+            result, _ = await self._play(name, escape)
+            if result != 0:
+                return f"200 result={result}\n".encode()
+        return b"200 result=0\n"
+
+    async def _say_digits(self, argv: list[str]) -> bytes:
+        if len(argv) != 4 or not re.match(r"-?\d", argv[2]):
+            raise ShowUsage
+        names = {"*": "digits/star", "#": "digits/pound", "-": "digits/minus"}
+        files = [names.get(c, f"digits/{c}") for c in argv[2] if c.isdigit() or c in names]
+        return await self._say_files(files, argv[3])
+
+    async def _say_number(self, argv: list[str]) -> bytes:
+        if len(argv) not in (4, 5) or not re.match(r"-?\d", argv[2]):
+            raise ShowUsage
+        number = int(re.match(r"-?\d+", argv[2]).group())  # type: ignore[union-attr]
+        return await self._say_files(_number_files(number), argv[3])
+
+    async def _say_alpha(self, argv: list[str]) -> bytes:
+        if len(argv) != 4:
+            raise ShowUsage
+        files = [f"letters/{c.lower()}" if c.isalpha() else f"digits/{c}" for c in argv[2]]
+        return await self._say_files(files, argv[3])
+
+    async def _record_file(self, argv: list[str]) -> bytes:
+        if len(argv) < 6:
+            raise ShowUsage
+        escape = argv[4]
+        try:
+            timeout_ms = int(argv[5])
+        except ValueError:
+            raise ShowUsage from None
+        options = argv[6:]
+        if "BEEP" in (o.upper() for o in options):
+            await self._play("beep", "")
+        silence = next((int(o[2:]) for o in options if o.startswith("s=") and o[2:].isdigit()), 0)
+        started = self.timeline.now()
+        seconds = None if timeout_ms < 0 else timeout_ms / 1000
+        while True:
+            left = None if seconds is None else seconds - (self.timeline.now() - started)
+            if silence:
+                stop = self._silence_deadline(started, silence)
+                if stop is not None:
+                    left = stop - self.timeline.now() if left is None else min(
+                        left, stop - self.timeline.now()
+                    )
+            event = await self.timeline.wait(None if left is None else max(left, 0.0))
+            endpos = self._voice_samples(started, self.timeline.now())
+            if event is None:
+                if silence and self._silence_deadline(started, silence) is not None:
+                    endpos = self._voice_samples(started, self.timeline.now())
+                return f"200 result=0 (timeout) endpos={endpos}\n".encode()
+            if event.kind == "hangup":
+                self._go_dead()
+                return f"200 result=-1 (hangup) endpos={endpos}\n".encode()
+            if event.digit in escape:
+                return f"200 result={ord(event.digit)} (dtmf) endpos={endpos}\n".encode()
+
+    def _talk_spans(self, since: float) -> list[tuple[float, float]]:
+        return [(t.at, t.at + t.seconds) for t in self.timeline.talks if t.at + t.seconds > since]
+
+    def _voice_samples(self, start: float, end: float) -> int:
+        """Samples of caller voice written between ``start`` and ``end``."""
+        total = 0.0
+        for begin, finish in self._talk_spans(start):
+            total += max(0.0, min(finish, end) - max(begin, start))
+        return round(total * 50) * FRAME
+
+    def _silence_deadline(self, start: float, silence: int) -> float | None:
+        """When silence detection ends a recording: ``silence`` s after the caller stops."""
+        spans = self._talk_spans(start)
+        if not spans:
+            return None
+        return max(finish for _, finish in spans) + silence
+
+    async def _exec(self, argv: list[str]) -> bytes:
+        if len(argv) < 2:
+            raise ShowUsage
+        app = self.apps.get(argv[1])
+        if app is None:
+            return b"200 result=-2\n"
+        result = await app(self, argv[2] if len(argv) > 2 else "")
+        return f"200 result={result}\n".encode()
+
+    async def _set_variable(self, argv: list[str]) -> bytes:
+        if len(argv) != 4:
+            raise ShowUsage
+        self.vars[argv[2]] = argv[3]
+        return b"200 result=1\n"
+
+    async def _get_variable(self, argv: list[str]) -> bytes:
+        if len(argv) != 3:
+            raise ShowUsage
+        value = self.lookup(argv[2])
+        if value is None:
+            return b"200 result=0\n"
+        return f"200 result=1 ({value})\n".encode()
+
+    async def _get_full_variable(self, argv: list[str]) -> bytes:
+        if len(argv) not in (4, 5):
+            raise ShowUsage
+        if len(argv) == 5 and argv[4] != self.env.get("agi_channel"):
+            return b"200 result=0\n"
+        value = re.sub(r"\$\{([^}]*)\}", lambda m: self.lookup(m.group(1)) or "", argv[3])
+        return f"200 result=1 ({value})\n".encode()
+
+    async def _channel_status(self, argv: list[str]) -> bytes:
+        if len(argv) not in (2, 3):
+            raise ShowUsage
+        if len(argv) == 3 and argv[2] != self.env.get("agi_channel"):
+            return b"200 result=-1\n"
+        return f"200 result={self.state}\n".encode()
+
+    async def _verbose(self, argv: list[str]) -> bytes:
+        if len(argv) not in (2, 3):
+            raise ShowUsage
+        return b"200 result=1\n"
+
+    async def _set_music(self, argv: list[str]) -> bytes:
+        if len(argv) not in (3, 4) or argv[2].lower() not in ("on", "off"):
+            raise ShowUsage
+        self.vars["__MUSIC"] = argv[2].lower()
+        return b"200 result=0\n"
+
+    async def _noop(self, argv: list[str]) -> bytes:
+        return b"200 result=0\n"
+
+    def _set_dialplan(self, key: str) -> Handler:
+        async def handler(argv: list[str]) -> bytes:
+            if len(argv) != 3:
+                raise ShowUsage
+            self.env[key] = argv[2]
+            return b"200 result=0\n"
+
+        return handler
+
+    async def _set_callerid(self, argv: list[str]) -> bytes:
+        if len(argv) != 3:
+            raise ShowUsage
+        self.env["agi_callerid"] = argv[2]
+        return b"200 result=1\n"
+
+    async def _db_get(self, argv: list[str]) -> bytes:
+        if len(argv) != 4:
+            raise ShowUsage
+        value = self.db.get((argv[2], argv[3]))
+        return b"200 result=0\n" if value is None else f"200 result=1 ({value})\n".encode()
+
+    async def _db_put(self, argv: list[str]) -> bytes:
+        if len(argv) != 5:
+            raise ShowUsage
+        self.db[(argv[2], argv[3])] = argv[4]
+        return b"200 result=1\n"
+
+    async def _db_del(self, argv: list[str]) -> bytes:
+        if len(argv) != 4:
+            raise ShowUsage
+        return b"200 result=1\n" if self.db.pop((argv[2], argv[3]), None) else b"200 result=0\n"
+
+    # ------------------------------------------------------------ variables
+
+    def lookup(self, name: str) -> str | None:
+        """A variable or one of the dialplan functions the emulator knows."""
+        functions = {
+            "CALLERID(num)": self.env.get("agi_callerid"),
+            "CALLERID(name)": self.env.get("agi_calleridname"),
+            "CALLERID(all)": (
+                f'"{self.env.get("agi_calleridname")}" <{self.env.get("agi_callerid")}>'
+            ),
+            "CHANNEL": self.env.get("agi_channel"),
+            "CHANNEL(name)": self.env.get("agi_channel"),
+            "CHANNEL(language)": self.env.get("agi_language"),
+            "UNIQUEID": self.env.get("agi_uniqueid"),
+            "EXTEN": self.env.get("agi_extension"),
+            "CONTEXT": self.env.get("agi_context"),
+        }
+        if name in self.vars:
+            return self.vars[name]
+        return functions.get(name)
+
+
+def _number_files(number: int) -> list[str]:
+    """The prompts ``SAY NUMBER`` plays in English (say.c, simplified)."""
+    files: list[str] = []
+    if number < 0:
+        files.append("digits/minus")
+        number = -number
+    if number >= 1000:
+        files += _number_files(number // 1000) + ["digits/thousand"]
+        number %= 1000
+    if number >= 100:
+        files += [f"digits/{number // 100}", "digits/hundred"]
+        number %= 100
+    if number >= 20:
+        files.append(f"digits/{number - number % 10}")
+        number %= 10
+    if number or not files:
+        files.append(f"digits/{number}")
+    return files

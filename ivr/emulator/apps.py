@@ -1,0 +1,222 @@
+"""Dialplan applications the emulated Asterisk runs for ``EXEC``.
+
+Each returns what the application returns in Asterisk (the AGI result):
+``Dial`` sets ``DIALSTATUS`` and returns -1 when an answered call ends
+without the ``g`` option (transcript ``dial``), ``AudioSocket`` connects to
+the engine and streams frames, unknown applications are absent (-2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING
+
+from ivr.audiosocket.protocol import FRAME_BYTES, FrameParser, Kind, encode_frame
+from ivr.emulator.caller import DialOutcome
+from ivr.errors import IvrError
+
+if TYPE_CHECKING:
+    from ivr.emulator.agi import AgiSession
+
+__all__ = ["Applications"]
+
+App = Callable[["AgiSession", str], Awaitable[int]]
+
+
+def split_app_args(data: str) -> list[str]:
+    """Split application data on commas, honouring quotes, backslashes and parentheses."""
+    args: list[str] = []
+    current: list[str] = []
+    depth = 0
+    quoted = escaped = False
+    for char in data:
+        if escaped:
+            current.append(char)
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif char == '"':
+            quoted = not quoted
+        elif char == "(" and not quoted:
+            depth += 1
+            current.append(char)
+        elif char == ")" and not quoted and depth:
+            depth -= 1
+            current.append(char)
+        elif char == "," and not quoted and not depth:
+            args.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    args.append("".join(current))
+    return args
+
+
+class Applications:
+    """The applications one emulated Asterisk knows; extend with :meth:`add`."""
+
+    def __init__(
+        self,
+        dial: Mapping[str, DialOutcome] | None = None,
+        default_dial: DialOutcome | None = None,
+    ) -> None:
+        self.dial = dict(dial or {})
+        self.default_dial = default_dial or DialOutcome()
+        self._apps: dict[str, App] = {
+            "answer": _answer,
+            "playback": _playback,
+            "background": _playback,
+            "wait": _wait,
+            "noop": _zero,
+            "verbose": _zero,
+            "set": _set,
+            "startmusiconhold": _zero,
+            "stopmusiconhold": _zero,
+            "musiconhold": _wait,
+            "hangup": _hangup,
+            "dial": self._dial,
+            "audiosocket": _audiosocket,
+            "voicemail": _zero,
+            "queue": _zero,
+            "chanspy": _zero,
+            "mixmonitor": _zero,
+            "stopmixmonitor": _zero,
+            "senddtmf": _zero,
+            "progress": _zero,
+            "ringing": _zero,
+        }
+
+    def get(self, name: str) -> App | None:
+        return self._apps.get(name.lower())
+
+    def add(self, name: str, app: App) -> None:
+        self._apps[name.lower()] = app
+
+    def outcome(self, endpoint: str) -> DialOutcome:
+        return self.dial.get(endpoint, self.default_dial)
+
+    async def _dial(self, session: AgiSession, data: str) -> int:
+        args = split_app_args(data)
+        targets = args[0].split("&")
+        timeout = float(args[1]) if len(args) > 1 and args[1].strip() else None
+        options = args[2] if len(args) > 2 else ""
+        session.result.dialled.append(args[0])
+        outcome = self.outcome(targets[0])
+        ring = outcome.ring if outcome.status != "NOANSWER" else (timeout or 60.0)
+        if outcome.status == "ANSWER" and timeout is not None and outcome.ring > timeout:
+            outcome, ring = DialOutcome("NOANSWER"), timeout
+        event = await session.timeline.wait(ring, wants_dtmf=False)
+        if event is not None:  # the caller hung up while it rang
+            session._go_dead()
+            session.vars["DIALSTATUS"] = "CANCEL"
+            return -1
+        session.vars["DIALSTATUS"] = outcome.status
+        if outcome.status != "ANSWER":
+            return 0
+        session.vars["ANSWEREDTIME"] = str(int(outcome.talk))
+        event = await session.timeline.wait(outcome.talk, wants_dtmf=False)
+        if event is not None:
+            session._go_dead()
+            return -1
+        # app_dial returns -1 after a bridged call unless 'g' asks to go on.
+        return 0 if "g" in options else -1
+
+
+async def _zero(session: AgiSession, data: str) -> int:
+    return 0
+
+
+async def _answer(session: AgiSession, data: str) -> int:
+    session.state = 6
+    return 0
+
+
+async def _hangup(session: AgiSession, data: str) -> int:
+    session._go_dead()
+    return -1
+
+
+async def _set(session: AgiSession, data: str) -> int:
+    name, _, value = data.partition("=")
+    session.vars[name] = value
+    return 0
+
+
+async def _wait(session: AgiSession, data: str) -> int:
+    seconds = float(data.split(",")[0] or 0) if data.replace(".", "", 1).isdigit() else 0.0
+    event = await session.timeline.wait(seconds, wants_dtmf=False)
+    if event is not None:
+        session._go_dead()
+        return -1
+    return 0
+
+
+async def _playback(session: AgiSession, data: str) -> int:
+    files = split_app_args(data)[0].split("&")
+    if session.dead:
+        return 0  # transcript 'dead': EXEC Playback on a dead channel returns 0
+    for name in files:
+        result, _ = await session._play(name, "")
+        if result == -1 and session.dead:
+            return -1
+        if result == -1:
+            session.vars["PLAYBACKSTATUS"] = "FAILED"
+            return 0
+    session.vars["PLAYBACKSTATUS"] = "SUCCESS"
+    return 0
+
+
+class AudioSocketClientError(IvrError, ConnectionError):
+    """The emulator could not reach the engine's AudioSocket server."""
+
+
+async def _audiosocket(session: AgiSession, data: str) -> int:
+    """Connect, send the UUID, stream the caller's audio and keys until a hang-up frame."""
+    args = split_app_args(data)
+    if len(args) < 2 or ":" not in args[1]:
+        return -1
+    import uuid
+
+    try:
+        call_id = uuid.UUID(args[0])
+    except ValueError:
+        return -1
+    host, _, port = args[1].rpartition(":")
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+    except (OSError, TimeoutError, ValueError):
+        return -1
+    writer.write(encode_frame(Kind.UUID, call_id.bytes))
+    parser = FrameParser()
+    silence = bytes(FRAME_BYTES)
+    result = 0
+    try:
+        while True:
+            try:
+                chunk = await asyncio.wait_for(reader.read(4096), 0.02)
+            except TimeoutError:
+                chunk = None
+            if chunk == b"":
+                break
+            if chunk:
+                frames = parser.feed(chunk)
+                if any(f.kind == Kind.HANGUP for f in frames):
+                    break
+            event = await session.timeline.wait(0.0)
+            if event is not None and event.kind == "hangup":
+                session._go_dead()
+                result = -1
+                break
+            if event is not None:
+                writer.write(encode_frame(Kind.DTMF, event.digit.encode()))
+            writer.write(encode_frame(Kind.AUDIO, silence))
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(ConnectionError, OSError):
+            writer.close()
+            await writer.wait_closed()
+    return result

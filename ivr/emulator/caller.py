@@ -1,0 +1,227 @@
+"""What the emulated caller does, and when: keys, talk, hang-up, Dial outcomes.
+
+A caller script is a list of actions. Each happens at an absolute time from
+the start of the call (``at=``), or ``after`` seconds into the ``nth``
+command whose line starts with ``on`` (``Press("2", on="STREAM FILE",
+after=1.7)``). The :class:`Timeline` runs them on a clock that either skips
+the waits of blocking commands (fast, for tests and load) or runs in real
+time (for ``ivr call``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = [
+    "Action",
+    "DialOutcome",
+    "Hangup",
+    "Press",
+    "Talk",
+    "Timeline",
+    "Trigger",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """When an action happens: ``at`` seconds into the call, or relative to a command."""
+
+    at: float | None = None
+    on: str | None = None
+    nth: int = 1
+    after: float = 0.0
+
+    def matches(self, line: str) -> bool:
+        assert self.on is not None
+        return line.upper().startswith(self.on.upper()) or bool(
+            re.fullmatch(self.on, line, flags=re.IGNORECASE)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Press:
+    """The caller presses ``digits`` (one every ``gap`` seconds)."""
+
+    digits: str
+    at: float | None = None
+    on: str | None = None
+    nth: int = 1
+    after: float = 0.0
+    gap: float = 0.25
+
+    @property
+    def trigger(self) -> Trigger:
+        return Trigger(self.at, self.on, self.nth, self.after)
+
+
+@dataclass(frozen=True, slots=True)
+class Hangup:
+    """The caller hangs up."""
+
+    at: float | None = None
+    on: str | None = None
+    nth: int = 1
+    after: float = 0.0
+
+    @property
+    def trigger(self) -> Trigger:
+        return Trigger(self.at, self.on, self.nth, self.after)
+
+
+@dataclass(frozen=True, slots=True)
+class Talk:
+    """The caller speaks for ``seconds`` (``audio``: signed linear 8 kHz, optional)."""
+
+    seconds: float
+    at: float | None = None
+    on: str | None = None
+    nth: int = 1
+    after: float = 0.0
+    audio: bytes = b""
+
+    @property
+    def trigger(self) -> Trigger:
+        return Trigger(self.at, self.on, self.nth, self.after)
+
+
+Action = Press | Hangup | Talk
+
+
+@dataclass(frozen=True, slots=True)
+class DialOutcome:
+    """What happens when the engine dials an agent's endpoint.
+
+    ``status`` is the DIALSTATUS Asterisk sets; ``ring`` the seconds before
+    the outcome; ``talk`` how long an answered call lasts before the agent
+    hangs up.
+    """
+
+    status: Literal["ANSWER", "NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"] = "ANSWER"
+    ring: float = 1.0
+    talk: float = 5.0
+
+
+@dataclass(order=True, slots=True)
+class Scheduled:
+    at: float
+    seq: int
+    kind: Literal["dtmf", "hangup", "talk"] = field(compare=False)
+    digit: str = field(default="", compare=False)
+    seconds: float = field(default=0.0, compare=False)
+    audio: bytes = field(default=b"", compare=False)
+
+
+class Timeline:
+    """The call's clock and the caller's pending events.
+
+    In fast mode (``speed=None``) a wait for a blocking command jumps ahead
+    instead of sleeping, so a 6 s ``WAIT FOR DIGIT`` costs nothing; time
+    spent by the engine between commands still passes as on a real call.
+    """
+
+    def __init__(self, actions: list[Action], *, speed: float | None = None) -> None:
+        self.speed = speed
+        self._t0 = time.monotonic()
+        self._skipped = 0.0
+        self._queue: list[Scheduled] = []
+        self._seq = itertools.count()
+        self._relative: list[tuple[Action, int]] = []
+        self._seen: dict[int, int] = {}
+        self._woken = asyncio.Event()
+        self.talks: list[Scheduled] = []
+        for action in actions:
+            trig = action.trigger
+            if trig.on is None:
+                self._schedule(action, trig.at or 0.0)
+            else:
+                self._relative.append((action, 0))
+
+    def now(self) -> float:
+        scale = self.speed or 1.0
+        return (time.monotonic() - self._t0) * scale + self._skipped
+
+    def _push(self, at: float, kind: Literal["dtmf", "hangup", "talk"], **extra: object) -> None:
+        item = Scheduled(at, next(self._seq), kind, **extra)  # type: ignore[arg-type]
+        if kind == "talk":
+            self.talks.append(item)
+            return
+        heapq.heappush(self._queue, item)
+        self._woken.set()
+
+    def _schedule(self, action: Action, at: float) -> None:
+        if isinstance(action, Press):
+            for i, digit in enumerate(action.digits):
+                self._push(at + i * action.gap, "dtmf", digit=digit)
+        elif isinstance(action, Hangup):
+            self._push(at, "hangup")
+        else:
+            self._push(at, "talk", seconds=action.seconds, audio=action.audio)
+
+    def command_started(self, line: str) -> None:
+        """Arm the actions tied to this command line."""
+        for index, (action, count) in enumerate(self._relative):
+            trig = action.trigger
+            if count < trig.nth and trig.matches(line):
+                count += 1
+                self._relative[index] = (action, count)
+                if count == trig.nth:
+                    self._schedule(action, self.now() + trig.after)
+
+    def inject(self, kind: Literal["dtmf", "hangup"], digit: str = "") -> None:
+        """A live event (``ivr call``: a key typed now)."""
+        self._push(self.now(), kind, digit=digit)
+
+    def next_hangup(self) -> float | None:
+        times = [e.at for e in self._queue if e.kind == "hangup"]
+        return min(times) if times else None
+
+    def drop_until(self, moment: float) -> None:
+        """Frames that arrive while no command reads the channel are lost (res_agi.c loop)."""
+        while self._queue and self._queue[0].at <= moment and self._queue[0].kind == "dtmf":
+            heapq.heappop(self._queue)
+
+    async def wait(self, seconds: float | None, wants_dtmf: bool = True) -> Scheduled | None:
+        """Let up to ``seconds`` pass (``None``: forever); stop early on a hang-up or DTMF.
+
+        Returns the event that stopped the wait, or ``None`` when the time ran
+        out. With ``wants_dtmf`` false, digits in the window are consumed
+        unheard (a prompt that is not interruptible).
+        """
+        start = self.now()
+        deadline = None if seconds is None else start + seconds
+        while True:
+            while self._queue and (deadline is None or self._queue[0].at <= deadline):
+                head = self._queue[0]
+                if head.at > self.now():
+                    break
+                heapq.heappop(self._queue)
+                if head.kind == "hangup" or wants_dtmf:
+                    return head
+            head = self._queue[0] if self._queue else None
+            target = deadline if head is None else (
+                head.at if deadline is None else min(head.at, deadline)
+            )
+            if target is None:
+                self._woken.clear()
+                await self._woken.wait()
+                continue
+            remaining = target - self.now()
+            if remaining <= 0:
+                if head is None or (deadline is not None and head.at > deadline):
+                    return None
+                continue
+            if self.speed is None:
+                self._skipped += remaining
+                continue
+            self._woken.clear()
+            try:
+                await asyncio.wait_for(self._woken.wait(), remaining / self.speed)
+            except TimeoutError:
+                pass

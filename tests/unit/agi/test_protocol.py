@@ -1,0 +1,272 @@
+"""The sans-I/O AGI protocol, fed the bytes real Asterisk 22 sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ivr.agi.protocol import (
+    HANGUP_NOTICE,
+    MAX_COMMAND_BYTES,
+    EnvironmentParser,
+    HangupNotice,
+    Quoted,
+    Reply,
+    ReplyParser,
+    encode_command,
+    quote,
+    split_command_line,
+    token,
+)
+from ivr.errors import AgiProtocolError, UnsafeArgumentError
+
+
+def parse_all(data: bytes) -> list[Reply | HangupNotice]:
+    return ReplyParser().feed(data)
+
+
+class TestEnvironment:
+    def test_every_transcript_block_parses(self, agi_sessions: list[dict[str, Any]]) -> None:
+        """Each captured environment block yields every agi_* key with its value."""
+        for session in agi_sessions:
+            block = session["env_block"]
+            env = EnvironmentParser().feed(block.encode())
+            assert env is not None
+            lines = [line for line in block.split("\n") if line]
+            assert len(env.variables) == len(lines)
+            for line in lines:
+                key, value = line.split(": ", 1) if ": " in line else (line[:-1], "")
+                assert env.variables[key] == value
+
+    def test_script_path_and_query_are_split_and_decoded(
+        self, agi_sessions: list[dict[str, Any]]
+    ) -> None:
+        """agi_network_script '700?lang=en&x=a b' gives path 700 and its query arguments."""
+        env = EnvironmentParser().feed(agi_sessions[0]["env_block"].encode())
+        assert env is not None
+        assert env.script == "700"
+        assert dict(env.query) == {"lang": "en", "x": "a b"}
+        assert env.callerid == "5551234"
+        assert env.calleridname == "Alice"
+        assert env.uniqueid == "1795356168.1"
+        assert env.channel == "Local/700@ivr-00000000;2"
+        assert env.get("accountcode") == ""
+
+    def test_url_encoding_in_script_is_decoded(self) -> None:
+        """Percent-escapes and '+' in the query are decoded; the path is unquoted."""
+        block = b"agi_network: yes\nagi_network_script: sales%2Fvip?name=J%C3%B6rg+K&n=1\n\n"
+        env = EnvironmentParser().feed(block)
+        assert env is not None
+        assert env.script == "sales/vip"
+        assert env.query == {"name": "Jörg K", "n": "1"}
+
+    def test_numbered_arguments_in_order(self) -> None:
+        """agi_arg_N values come back as a tuple ordered by N, 10 after 9."""
+        lines = [f"agi_arg_{n}: v{n}\n" for n in (2, 1, 10, 3, 4, 5, 6, 7, 8, 9)]
+        env = EnvironmentParser().feed(("agi_network: yes\n" + "".join(lines) + "\n").encode())
+        assert env is not None
+        assert env.args == tuple(f"v{n}" for n in range(1, 11))
+
+    def test_block_in_pieces_and_bytes_after_it_kept(self) -> None:
+        """A block split across reads completes; bytes after the blank line are kept."""
+        parser = EnvironmentParser()
+        assert parser.feed(b"agi_network: yes\nagi_chan") is None
+        env = parser.feed(b"nel: SIP/1\n\nextra")
+        assert env is not None and env.channel == "SIP/1"
+        assert parser.remainder == b"extra"
+
+    def test_non_utf8_caller_name_survives(self) -> None:
+        """A Latin-1 caller name is decoded, not rejected."""
+        env = EnvironmentParser().feed(b"agi_network: yes\nagi_calleridname: J\xf6rg\n\n")
+        assert env is not None and env.calleridname == "Jörg"
+
+    @pytest.mark.parametrize(
+        "garbage",
+        [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"hello world\n", b"\n", b"agi_network yes\n"],
+    )
+    def test_garbage_is_refused(self, garbage: bytes) -> None:
+        """Bytes that are not agi_* lines raise a protocol error naming what was expected."""
+        with pytest.raises(AgiProtocolError, match="agi_|environment"):
+            EnvironmentParser().feed(garbage)
+
+    def test_endless_line_is_refused(self) -> None:
+        """A peer that never sends a newline cannot grow the buffer without bound."""
+        parser = EnvironmentParser()
+        with pytest.raises(AgiProtocolError, match="too long"):
+            for _ in range(100):
+                parser.feed(b"agi_x: " + b"a" * 8192)
+
+
+class TestReplies:
+    def test_every_transcript_reply_round_trips(self, agi_sessions: list[dict[str, Any]]) -> None:
+        """Every received chunk parses into events whose raw bytes rebuild it exactly."""
+        for session in agi_sessions:
+            for exchange in session["exchanges"]:
+                data = exchange["received"].encode()
+                events = parse_all(data)
+                assert b"".join(e.raw for e in events) == data
+                assert isinstance(events[-1], Reply)
+
+    @pytest.mark.parametrize(
+        ("line", "code", "result", "data", "fields", "message"),
+        [
+            ("200 result=0", 200, "0", None, {}, ""),
+            ("200 result=50 endpos=13600", 200, "50", None, {"endpos": "13600"}, ""),
+            ("200 result= (timeout)", 200, "", "timeout", {}, ""),
+            ("200 result=12", 200, "12", None, {}, ""),
+            ('200 result=1 (a b"c)', 200, "1", 'a b"c', {}, ""),
+            ("200 result=1 (f(x) y))", 200, "1", "f(x) y)", {}, ""),
+            ("200 result=-1 endpos=0", 200, "-1", None, {"endpos": "0"}, ""),
+            ("200 result=-2", 200, "-2", None, {}, ""),
+            ("200 result=0 (timeout) endpos=0", 200, "0", "timeout", {"endpos": "0"}, ""),
+            ("200 result=35 (dtmf) endpos=4000", 200, "35", "dtmf", {"endpos": "4000"}, ""),
+            ("100 result=0 Trying...", 100, "0", None, {}, "Trying..."),
+            ("200 result=0 Gosub complete", 200, "0", None, {}, "Gosub complete"),
+            ("510 Invalid or unknown command", 510, None, None, {}, "Invalid or unknown command"),
+            (
+                "511 Command Not Permitted on a dead channel or intercept routine",
+                511,
+                None,
+                None,
+                {},
+                "Command Not Permitted on a dead channel or intercept routine",
+            ),
+        ],
+    )
+    def test_reply_shapes(
+        self,
+        line: str,
+        code: int,
+        result: str | None,
+        data: str | None,
+        fields: dict[str, str],
+        message: str,
+    ) -> None:
+        """Each reply shape Asterisk sends parses into code, result, data and fields."""
+        (reply,) = parse_all(line.encode() + b"\n")
+        assert isinstance(reply, Reply)
+        assert (reply.code, reply.result, reply.data, dict(reply.fields), reply.message) == (
+            code,
+            result,
+            data,
+            fields,
+            message,
+        )
+
+    def test_hangup_notice_before_reply(self) -> None:
+        """'HANGUP' ahead of a reply is its own event, then the reply follows."""
+        events = parse_all(b"HANGUP\n511 Command Not Permitted on a dead channel\n")
+        assert events[0] is HANGUP_NOTICE
+        assert isinstance(events[1], Reply) and events[1].code == 511
+
+    def test_usage_block_is_one_reply(self, agi_sessions: list[dict[str, Any]]) -> None:
+        """The multi-line 520 block is one reply carrying the usage text."""
+        data = agi_sessions[0]["exchanges"][13]["received"].encode()
+        (reply,) = parse_all(data)
+        assert isinstance(reply, Reply)
+        assert reply.code == 520
+        assert reply.usage[0].startswith("Waits up to")
+        assert reply.message == "End of proper usage."
+
+    def test_single_line_520(self) -> None:
+        """The short 520 form (no usage available) is a plain reply."""
+        (reply,) = parse_all(b"520 Invalid command syntax.  Proper usage not available.\n")
+        assert isinstance(reply, Reply) and reply.code == 520 and reply.usage == ()
+
+    def test_bytes_split_anywhere(self, agi_sessions: list[dict[str, Any]]) -> None:
+        """Feeding one byte at a time gives the same events as one read."""
+        data = "".join(e["received"] for e in agi_sessions[0]["exchanges"]).encode()
+        parser = ReplyParser()
+        events = [event for i in range(len(data)) for event in parser.feed(data[i : i + 1])]
+        assert events == parse_all(data)
+        assert not parser.pending
+
+    def test_value_and_endpos_helpers(self) -> None:
+        """result and endpos read as integers where they are integers."""
+        (reply,) = parse_all(b"200 result=-1 endpos=20000\n")
+        assert isinstance(reply, Reply)
+        assert (reply.value, reply.endpos) == (-1, 20000)
+
+    def test_not_a_reply(self) -> None:
+        """A line that is no reply is a protocol error."""
+        with pytest.raises(AgiProtocolError, match="not an AGI reply"):
+            parse_all(b"garbage\n")
+
+    @given(st.binary(max_size=300))
+    def test_parser_never_crashes_on_bytes(self, data: bytes) -> None:
+        """Arbitrary bytes give events or AgiProtocolError, nothing else."""
+        try:
+            ReplyParser().feed(data)
+        except AgiProtocolError:
+            pass
+
+
+class TestCommands:
+    def test_transcript_commands_encode_identically(self) -> None:
+        """Our encoder writes the same bytes the captured sessions sent."""
+        assert encode_command("SET VARIABLE", "FOO", 'a b"c') == b'SET VARIABLE FOO "a b\\"c"\n'
+        assert encode_command("STREAM FILE", "demo-congrats", Quoted("0123456789")) == (
+            b'STREAM FILE demo-congrats "0123456789"\n'
+        )
+        assert encode_command("SAY DIGITS", "123", Quoted("")) == b'SAY DIGITS 123 ""\n'
+        assert encode_command("GET DATA", "beep", 2000, 4) == b"GET DATA beep 2000 4\n"
+        assert encode_command("EXEC", "Dial", "Local/agent1@agents,10") == (
+            b"EXEC Dial Local/agent1@agents,10\n"
+        )
+        assert encode_command("GET FULL VARIABLE", "${CALLERID(num)}") == (
+            b"GET FULL VARIABLE ${CALLERID(num)}\n"
+        )
+
+    @pytest.mark.parametrize("bad", ["a\nHANGUP", "x\r", "nul\x00"])
+    def test_control_characters_are_refused(self, bad: str) -> None:
+        """CR, LF and NUL have no escape in AGI: the encoder refuses them and says why."""
+        with pytest.raises(UnsafeArgumentError, match="CR|LF|NUL"):
+            encode_command("SET VARIABLE", "X", bad)
+
+    def test_overlong_line_is_refused(self) -> None:
+        """Asterisk would run the part past its buffer as a second command."""
+        with pytest.raises(UnsafeArgumentError, match="another command"):
+            encode_command("VERBOSE", "x" * MAX_COMMAND_BYTES)
+
+    def test_verb_must_be_words(self) -> None:
+        with pytest.raises(UnsafeArgumentError):
+            encode_command("NOOP\nHANGUP")
+
+    def test_tokenizer_follows_asterisk(self) -> None:
+        """split_command_line reads quotes, escapes and empties as res_agi.c parse_args."""
+        assert split_command_line('SET VARIABLE FOO "a b\\"c"') == ["SET", "VARIABLE", "FOO", 'a b"c']
+        assert split_command_line('SAY DIGITS 123 ""') == ["SAY", "DIGITS", "123", ""]
+        assert split_command_line("a\\ b  c\td") == ["a b", "c", "d"]
+        assert split_command_line('x"y z"w') == ["xy zw"]
+
+    @given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00")), max_size=8))
+    def test_any_value_is_exactly_one_argument(self, values: list[str]) -> None:
+        """Whatever the values, the line is one command and Asterisk reads them back intact."""
+        try:
+            line = encode_command("SET VARIABLE", *values)
+        except UnsafeArgumentError as exc:
+            assert "bytes" in str(exc)  # only the length limit may refuse
+            return
+        assert line.count(b"\n") == 1 and line.endswith(b"\n")
+        assert b"\r" not in line and b"\x00" not in line
+        words = split_command_line(line[:-1].decode("utf-8"))
+        assert words == ["SET", "VARIABLE", *values]
+
+    @given(st.text())
+    def test_no_value_ever_yields_a_second_line(self, value: str) -> None:
+        """A caller-controlled value either encodes to one line or is refused."""
+        try:
+            line = encode_command("VERBOSE", value, 1)
+        except UnsafeArgumentError:
+            assert any(c in value for c in "\r\n\x00") or len(value.encode()) > 4000
+            return
+        assert line.count(b"\n") == 1
+
+    @given(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00")))
+    def test_quote_and_token_round_trip(self, value: str) -> None:
+        """quote() and token() both read back as the same single argument."""
+        assert split_command_line(quote(value)) == [value]
+        assert split_command_line(token(value)) == [value]
