@@ -195,10 +195,15 @@ class Channel:
 
         Raises :class:`ChannelHangup` at the first sign of a hang-up (once);
         afterwards only commands Asterisk allows on a dead channel are sent.
+        510 and 520 replies raise :class:`UnknownCommandError` and
+        :class:`UsageError`.
         """
         line = encode_command(verb, *args)
         async with self._lock:
-            return await self._exchange(verb.upper(), line, timeout)
+            reply = await self._exchange(verb.upper(), line, timeout)
+        if reply.code in (510, 520):
+            raise self._fail(verb.upper(), reply)
+        return reply
 
     async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
         if self._broken:
