@@ -33,7 +33,7 @@ class AgiError(IvrError):
         self.reply = reply
 
 
-class CommandTimeout(AgiError, TimeoutError):
+class CommandTimeout(AgiError, TimeoutError):  # noqa: N818 - reads like TimeoutError
     """Asterisk did not answer a command within the per-command timeout."""
 
 

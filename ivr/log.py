@@ -40,7 +40,8 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         json = not sys.stderr.isatty()
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
-        raise ValueError(f"log level {level!r}: use debug, info, warning or error")
+        message = f"log level {level!r}: use debug, info, warning or error"
+        raise ValueError(message)  # noqa: TRY004 - a bad name, not a bad type
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json

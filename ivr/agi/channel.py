@@ -19,7 +19,15 @@ from typing import Final
 
 import structlog
 
-from ivr.agi.protocol import Environment, HangupNotice, Quoted, Reply, ReplyParser, encode_command
+from ivr.agi.protocol import (
+    Environment,
+    HangupNotice,
+    Quoted,
+    Reply,
+    ReplyParser,
+    encode_command,
+    escape_app_arg,
+)
 from ivr.errors import (
     AgiError,
     ApplicationNotFoundError,
@@ -208,7 +216,7 @@ class Channel:
     async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
         if self._broken:
             raise AgiError(f"channel unusable: {self._broken}", command=verb)
-        if self.hung_up and (verb not in DEAD_OK and verb.split(" ")[0] != "EXEC"):
+        if self.hung_up and (verb not in DEAD_OK and verb.split(" ", maxsplit=1)[0] != "EXEC"):
             self._raise_hangup(self.hangup_how)
         limit = self._command_timeout if timeout is None else timeout
         try:
@@ -217,8 +225,10 @@ class Channel:
             self._raise_hangup("socket closed")
         self.commands_sent += 1
         try:
-            reply = await asyncio.wait_for(self._next_reply(), limit) if limit else (
-                await self._next_reply()
+            reply = (
+                await asyncio.wait_for(self._next_reply(), limit)
+                if limit
+                else (await self._next_reply())
             )
         except TimeoutError:
             self._broken = f"no reply to {verb} within {limit:g} s"
@@ -393,7 +403,9 @@ class Channel:
 
     async def wait_for_digit(self, timeout_ms: int) -> str | None:
         """Wait up to ``timeout_ms`` for one digit; ``None`` on timeout. -1 blocks forever."""
-        reply = await self._ok("WAIT FOR DIGIT", int(timeout_ms), timeout=self._timeout_for(timeout_ms))
+        reply = await self._ok(
+            "WAIT FOR DIGIT", int(timeout_ms), timeout=self._timeout_for(timeout_ms)
+        )
         if reply.value == -1:
             await self._probe_hangup()
             raise AgiError("WAIT FOR DIGIT failed on a live channel", command="WAIT FOR DIGIT")
@@ -446,20 +458,26 @@ class Channel:
         if reply.value == -1:
             await self._probe_hangup()
             raise AgiError(f"recording failed ({reply.data or 'error'})", command="RECORD FILE")
-        if reply.data == "dtmf" or (reply.value or 0) > 0:
+        if reply.data in ("dtmf", "randomerror") and (reply.value or 0) > 0:
+            # 'randomerror' with a digit: the key was pressed during the beep.
             return RecordResult("dtmf", _digit(reply.value), endpos)
-        return RecordResult(reply.data or "timeout", None, endpos)
+        # '(timeout)' covers both the time limit and silence detection; its
+        # result is the milliseconds left, not a digit (handle_recordfile).
+        return RecordResult("timeout", None, endpos)
 
-    async def exec(self, application: str, data: str = "", *, timeout: float | None = 0) -> int:
-        """Run a dialplan application and return its result (the data is one argument).
+    async def exec(self, application: str, *args: str, timeout: float | None = 0) -> int:
+        """Run a dialplan application with ``args`` and return its result.
 
-        ``timeout`` defaults to none at all: applications such as Dial run as
-        long as the call they make.
+        Each element of ``args`` reaches the application as exactly one
+        argument whatever it holds (commas, quotes and parentheses are
+        escaped). ``timeout`` defaults to none: applications such as Dial
+        run as long as the call they make.
         """
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", application):
             raise UnsafeArgumentError(f"application name {application!r} is not a name")
-        args: tuple[str, ...] = (application, data) if data else (application,)
-        reply = await self._ok("EXEC", *args, timeout=timeout)
+        data = ",".join(escape_app_arg(arg) for arg in args)
+        words: tuple[str, ...] = (application, data) if data else (application,)
+        reply = await self._ok("EXEC", *words, timeout=timeout)
         if reply.value == -2:
             raise ApplicationNotFoundError(
                 f"Asterisk has no application {application!r}; load its module in modules.conf",

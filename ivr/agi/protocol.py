@@ -30,14 +30,16 @@ __all__ = [
     "decode_text",
     "encode_command",
     "encode_environment",
+    "escape_app_arg",
     "quote",
     "split_command_line",
     "token",
 ]
 
-#: Asterisk reads a command into an 8192-byte buffer and runs whatever does
-#: not fit as a *further* command, so a longer line would be an injection.
-MAX_COMMAND_BYTES: Final = 8191
+#: Asterisk reads a command with fgets into a 2048-byte buffer (AGI_BUF_LEN)
+#: and runs whatever does not fit as a *further* command, so a longer line
+#: would be an injection. The whole line, LF included, must fit in 2047.
+MAX_COMMAND_BYTES: Final = 2047
 #: Generous caps that keep a hostile peer from growing our buffers forever.
 MAX_ENVIRONMENT_BYTES: Final = 256 * 1024
 MAX_REPLY_LINE_BYTES: Final = 256 * 1024
@@ -258,7 +260,9 @@ def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     if parts is None:
         return Reply(code=code, result=result.group(1), message=tail.strip(), raw=raw)
     fields = dict(_FIELD.findall(parts.group("fields")))
-    return Reply(code=code, result=result.group(1), data=parts.group("data"), fields=fields, raw=raw)
+    return Reply(
+        code=code, result=result.group(1), data=parts.group("data"), fields=fields, raw=raw
+    )
 
 
 class ReplyParser:
@@ -316,6 +320,13 @@ class ReplyParser:
 
 
 def _check(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeArgumentError(
+            f"value {value[:40]!r} is not valid Unicode (a lone surrogate); decode input with "
+            "errors='replace' first"
+        ) from None
     for bad in _FORBIDDEN:
         if bad in value:
             name = {"\r": "CR", "\n": "LF", "\x00": "NUL"}[bad]
@@ -367,6 +378,22 @@ def encode_command(verb: str, *args: str | int) -> bytes:
             "as another command. Shorten the value."
         )
     return line
+
+
+_APP_SPECIAL = re.compile(r'([\\",()\[\]])')
+
+
+def escape_app_arg(value: str) -> str:
+    """Escape ``value`` so a dialplan application reads it as exactly one argument.
+
+    ``__ast_app_separate_args`` (main/app.c) splits on ``,`` outside
+    ``()``, ``[]`` and quotes, drops ``"`` and takes the character after a
+    backslash literally; a backslash before each of ``\\ " , ( ) [ ]`` keeps
+    any string whole. (``&`` still separates Dial destinations and Playback
+    files: the application splits on it itself.)
+    """
+    _check(value)
+    return _APP_SPECIAL.sub(r"\\\1", value)
 
 
 def split_command_line(line: str) -> list[str]:

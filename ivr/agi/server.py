@@ -224,7 +224,8 @@ class FastAgiServer:
             raise
         except AgiError as exc:
             self.stats.errors += 1
-            log.error("agi.call_failed", error=str(exc), command=exc.command)
+            # An AGI failure is an outcome, not a bug: no traceback.
+            log.error("agi.call_failed", error=str(exc), command=exc.command)  # noqa: TRY400
             await self._fail_over(channel, str(exc))
         except Exception:
             self.stats.errors += 1

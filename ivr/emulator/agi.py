@@ -89,6 +89,8 @@ class AgiSession:
         self.dead = False
         self.state = 6 if self.env.get("agi_type") == "Local" else 4
         self._notice_owed = False
+        #: A command failed on a live channel: AGISTATUS ends FAILURE (sticky).
+        self._failed = False
         self._table: dict[tuple[str, ...], tuple[Handler, bool]] = {
             ("ANSWER",): (self._answer, False),
             ("HANGUP",): (self._hangup, False),
@@ -133,23 +135,27 @@ class AgiSession:
                 if text[:7].lower() == "failure":
                     self.result.agistatus = "FAILURE"
                     break
-                # A hang-up seen during an earlier command is announced ahead
-                # of this reply (transcripts 'dead' and 'hupstream').
-                owed, self._notice_owed = self._notice_owed, False
                 reply = await self._dispatch(text.removesuffix("\n"))
-                if owed:
-                    reply = b"HANGUP\n" + reply
                 self.result.exchanges.append(Exchange(line, reply))
                 self.writer.write(reply)
+                if self._notice_owed:
+                    # run_agi() writes the notice on its next loop, right after
+                    # the reply of the command the hang-up interrupted.
+                    self._notice_owed = False
+                    self.writer.write(b"HANGUP\n")
                 await self.writer.drain()
         except (ConnectionError, OSError):
             pass
         finally:
             self.result.hung_up = self.dead
-            if self.dead and self.result.agistatus == "SUCCESS":
+            if self._failed:
+                self.result.agistatus = "FAILURE"
+            elif self.dead and self.result.agistatus == "SUCCESS":
                 self.result.agistatus = "HANGUP"
             self.result.duration = self.timeline.now() - start
             with contextlib.suppress(ConnectionError, OSError):
+                # run_agi() always writes a last HANGUP when the session ends.
+                self.writer.write(b"HANGUP\n")
                 self.writer.close()
                 await self.writer.wait_closed()
         return self.result
@@ -171,6 +177,8 @@ class AgiSession:
                     self._go_dead()
                     self._notice_owed = False
                     self.writer.write(b"HANGUP\n")
+                    if self.result.agistatus == "SUCCESS":
+                        self.result.agistatus = "HANGUP"
                     await self.writer.drain()
         except BaseException:
             reading.cancel()
@@ -205,13 +213,13 @@ class AgiSession:
 
     # ------------------------------------------------------------- waiting
 
-    async def _play(self, name: str, escape: str) -> tuple[int, int]:
+    async def _play(self, name: str, escape: str, offset: int = 0) -> tuple[int, int]:
         """Play one file; return (result, endpos): digit code, 0 at the end, -1 on hang-up."""
         samples = self.sounds.samples(name, self.env.get("agi_language", "en"))
         if samples is None:
             return -1, 0
         self.result.played.append(name)
-        started = self.timeline.now()
+        started = self.timeline.now() - min(offset, samples) / SAMPLE_RATE
         while True:
             left = samples / SAMPLE_RATE - (self.timeline.now() - started)
             event = await self.timeline.wait(max(left, 0.0))
@@ -247,48 +255,71 @@ class AgiSession:
         return b"200 result=1\n"
 
     async def _stream_file(self, argv: list[str]) -> bytes:
-        if len(argv) not in (4, 5):
+        if len(argv) not in (4, 5) or (len(argv) == 5 and _int(argv[4]) is None):
             raise ShowUsage
-        result, endpos = await self._play(argv[2], argv[3])
+        offset = (_int(argv[4]) or 0) if len(argv) == 5 else 0
+        result, endpos = await self._play(argv[2], argv[3], offset)
+        if result == -1 and not self.dead:
+            self._failed = True  # a missing file is RESULT_FAILURE on a live channel
+            endpos = offset
+        self.vars["PLAYBACKSTATUS"] = "FAILED" if result else "SUCCESS"
         return f"200 result={result} endpos={endpos}\n".encode()
 
     async def _control_stream_file(self, argv: list[str]) -> bytes:
         if len(argv) < 5 or len(argv) > 10:
             raise ShowUsage
-        result, endpos = await self._play(argv[3], argv[4])
-        status = "SUCCESS" if result >= 0 else "ERROR"
-        self.vars.update(CPLAYBACKSTATUS="USERSTOPPED" if result > 0 else status)
-        return f"200 result={result} endpos={endpos * 1000 // SAMPLE_RATE}\n".encode()
+        name, stop = argv[3], argv[4]
+        result, endpos = await self._play(name, stop)
+        if result > 0:
+            self.vars.update(CPLAYBACKSTATUS="USERSTOPPED", CPLAYBACKSTOPKEY=chr(result))
+        else:
+            self.vars["CPLAYBACKSTATUS"] = "ERROR" if result < 0 else "SUCCESS"
+        # endpos is in ms here; -1 means the file played to its end (main/app.c).
+        ms = endpos * 1000 // SAMPLE_RATE if result > 0 or self.dead else -1
+        self.vars["CPLAYBACKOFFSET"] = str(ms)
+        return f"200 result={result} endpos={ms}\n".encode()
 
     async def _get_option(self, argv: list[str]) -> bytes:
         if len(argv) not in (4, 5):
             raise ShowUsage
-        result, endpos = await self._play(argv[2], argv[3])
-        if result == 0 and len(argv) == 5:
-            timeout = int(argv[4]) if argv[4].lstrip("-").isdigit() else 5000
+        escape = argv[3]
+        result, endpos = await self._play(argv[2], escape)
+        if result == -1 and not self.dead:
+            self._failed = True
+            endpos = 0
+        elif result == 0:
+            timeout = (_int(argv[4]) or 0) if len(argv) == 5 else 5000
             event = await self._digit(None if timeout < 0 else timeout / 1000)
-            if event is not None:
-                result = -1 if event.kind == "hangup" else ord(event.digit)
+            # Only a digit in the escape set counts; a hang-up here reads 0.
+            if event is not None and event.kind == "dtmf" and event.digit in escape:
+                result = ord(event.digit)
         return f"200 result={result} endpos={endpos}\n".encode()
 
     async def _get_data(self, argv: list[str]) -> bytes:
-        if len(argv) < 3 or len(argv) > 5:
+        if len(argv) < 3:
             raise ShowUsage
-        timeout_ms = int(argv[3]) if len(argv) > 3 and argv[3].isdigit() else 0
-        seconds = (timeout_ms or 6000) / 1000
-        limit = int(argv[4]) if len(argv) > 4 and argv[4].isdigit() else 1024
-        digits = ""
-        result, _ = await self._play(argv[2], "0123456789*#ABCD")
-        if result == -1 and self.dead:
+        timeout = (_int(argv[3]) or 0) if len(argv) > 3 else 0
+        limit = (_int(argv[4]) or 0) if len(argv) > 4 else 1024
+        # ast_app_getdata_full: 6 s for the first digit, 2 s between digits,
+        # both replaced by the timeout when one is given; negative: forever.
+        first: float | None = 6.0 if timeout == 0 else timeout / 1000
+        between: float | None = 2.0 if timeout == 0 else timeout / 1000
+        if timeout < 0:
+            first = between = None
+        if limit <= 0:
             return b"200 result=-1\n"
-        if result > 0:
-            digits = chr(result)
+        result, _ = await self._play(argv[2], "0123456789*#ABCD")
+        if result == -1:
+            return b"200 result=-1\n"
+        digits = chr(result) if result > 0 else ""
         while True:
+            if digits == "#":
+                return b"200 result=\n"
             if digits.endswith("#"):
                 return f"200 result={digits[:-1]}\n".encode()
             if len(digits) >= limit:
                 return f"200 result={digits}\n".encode()
-            event = await self._digit(seconds)
+            event = await self._digit(between if digits else first)
             if event is None:
                 return f"200 result={digits} (timeout)\n".encode()
             if event.kind == "hangup":
@@ -296,12 +327,11 @@ class AgiSession:
             digits += event.digit
 
     async def _wait_for_digit(self, argv: list[str]) -> bytes:
-        if len(argv) != 4:
+        timeout = _int(argv[3]) if len(argv) == 4 else None
+        if timeout is None:
             raise ShowUsage
-        try:
-            timeout = int(argv[3])
-        except ValueError:
-            raise ShowUsage from None
+        if timeout == 0:
+            return b"200 result=0\n"
         event = await self._digit(None if timeout < 0 else timeout / 1000)
         if event is None:
             return b"200 result=0\n"
@@ -312,79 +342,60 @@ class AgiSession:
     async def _say_files(self, files: list[str], escape: str) -> bytes:
         for name in files:
             result, _ = await self._play(name, escape)
+            if result == -1 and not self.dead:
+                self._failed = True
             if result != 0:
                 return f"200 result={result}\n".encode()
         return b"200 result=0\n"
 
     async def _say_digits(self, argv: list[str]) -> bytes:
-        if len(argv) != 4 or not re.match(r"-?\d", argv[2]):
+        if len(argv) != 4 or _int(argv[2]) is None:
             raise ShowUsage
         names = {"*": "digits/star", "#": "digits/pound", "-": "digits/minus"}
         files = [names.get(c, f"digits/{c}") for c in argv[2] if c.isdigit() or c in names]
         return await self._say_files(files, argv[3])
 
     async def _say_number(self, argv: list[str]) -> bytes:
-        if len(argv) not in (4, 5) or not re.match(r"-?\d", argv[2]):
+        number = _int(argv[2]) if len(argv) in (4, 5) else None
+        if number is None:
             raise ShowUsage
-        number = int(re.match(r"-?\d+", argv[2]).group())  # type: ignore[union-attr]
         return await self._say_files(_number_files(number), argv[3])
 
     async def _say_alpha(self, argv: list[str]) -> bytes:
-        if len(argv) != 4:
+        if len(argv) not in (4, 5) or (len(argv) == 5 and argv[4][:1] not in "aAlLnNuU"):
             raise ShowUsage
         files = [f"letters/{c.lower()}" if c.isalpha() else f"digits/{c}" for c in argv[2]]
         return await self._say_files(files, argv[3])
 
     async def _record_file(self, argv: list[str]) -> bytes:
-        if len(argv) < 6:
+        """RECORD FILE as handle_recordfile does it, on the caller's scripted audio."""
+        limit_ms = _int(argv[5]) if len(argv) >= 6 else None
+        if limit_ms is None:
             raise ShowUsage
-        escape = argv[4]
-        try:
-            timeout_ms = int(argv[5])
-        except ValueError:
-            raise ShowUsage from None
-        options = argv[6:]
-        if "BEEP" in (o.upper() for o in options):
-            await self._play("beep", "")
-        silence = next((int(o[2:]) for o in options if o.startswith("s=") and o[2:].isdigit()), 0)
-        started = self.timeline.now()
-        seconds = None if timeout_ms < 0 else timeout_ms / 1000
+        escape, options = argv[4], argv[6:9]
+        offset = _int(argv[6]) if len(argv) > 6 else None
+        silence_ms = next(
+            ((_int(o[2:]) or 0) * 1000 for o in options if o.startswith("s=") and len(o) > 2), 0
+        )
+        beep = (len(argv) > 6 and offset is None and not argv[6].startswith("s=")) or (
+            len(argv) > 7 and not argv[7].startswith("s=")
+        )
+        if beep:
+            result, _ = await self._play("beep", escape)
+            if result != 0:
+                return f"200 result={result} (randomerror) endpos={offset or 0}\n".encode()
+        take = Recording(self.timeline, limit_ms, silence_ms, offset or 0)
         while True:
-            left = None if seconds is None else seconds - (self.timeline.now() - started)
-            if silence:
-                stop = self._silence_deadline(started, silence)
-                if stop is not None:
-                    left = stop - self.timeline.now() if left is None else min(
-                        left, stop - self.timeline.now()
-                    )
-            event = await self.timeline.wait(None if left is None else max(left, 0.0))
-            endpos = self._voice_samples(started, self.timeline.now())
+            event = await self.timeline.wait(take.time_left())
             if event is None:
-                if silence and self._silence_deadline(started, silence) is not None:
-                    endpos = self._voice_samples(started, self.timeline.now())
-                return f"200 result=0 (timeout) endpos={endpos}\n".encode()
+                return f"200 result={take.ms_left()} (timeout) endpos={take.endpos()}\n".encode()
             if event.kind == "hangup":
                 self._go_dead()
-                return f"200 result=-1 (hangup) endpos={endpos}\n".encode()
+                return f"200 result=-1 (hangup) endpos={take.endpos()}\n".encode()
             if event.digit in escape:
+                # A stop key rewinds the last 200 ms (the key's own sound).
+                endpos = take.endpos(rewind_ms=200)
                 return f"200 result={ord(event.digit)} (dtmf) endpos={endpos}\n".encode()
-
-    def _talk_spans(self, since: float) -> list[tuple[float, float]]:
-        return [(t.at, t.at + t.seconds) for t in self.timeline.talks if t.at + t.seconds > since]
-
-    def _voice_samples(self, start: float, end: float) -> int:
-        """Samples of caller voice written between ``start`` and ``end``."""
-        total = 0.0
-        for begin, finish in self._talk_spans(start):
-            total += max(0.0, min(finish, end) - max(begin, start))
-        return round(total * 50) * FRAME
-
-    def _silence_deadline(self, start: float, silence: int) -> float | None:
-        """When silence detection ends a recording: ``silence`` s after the caller stops."""
-        spans = self._talk_spans(start)
-        if not spans:
-            return None
-        return max(finish for _, finish in spans) + silence
 
     async def _exec(self, argv: list[str]) -> bytes:
         if len(argv) < 2:
@@ -393,7 +404,12 @@ class AgiSession:
         if app is None:
             return b"200 result=-2\n"
         result = await app(self, argv[2] if len(argv) > 2 else "")
-        return f"200 result={result}\n".encode()
+        reply = f"200 result={result}\n".encode()
+        if result == 1:  # handle_exec passes 1 on as RESULT_SHOWUSAGE
+            reply += usage_reply("EXEC")
+        elif result == 2:
+            self._failed = True
+        return reply
 
     async def _set_variable(self, argv: list[str]) -> bytes:
         if len(argv) != 4:
@@ -407,6 +423,7 @@ class AgiSession:
         value = self.lookup(argv[2])
         if value is None:
             return b"200 result=0\n"
+        value = value.encode()[:1023].decode(errors="ignore")  # a 1024-byte buffer
         return f"200 result=1 ({value})\n".encode()
 
     async def _get_full_variable(self, argv: list[str]) -> bytes:
@@ -425,14 +442,17 @@ class AgiSession:
         return f"200 result={self.state}\n".encode()
 
     async def _verbose(self, argv: list[str]) -> bytes:
-        if len(argv) not in (2, 3):
+        if len(argv) < 2:
             raise ShowUsage
         return b"200 result=1\n"
 
     async def _set_music(self, argv: list[str]) -> bytes:
-        if len(argv) not in (3, 4) or argv[2].lower() not in ("on", "off"):
+        if len(argv) < 3:
             raise ShowUsage
-        self.vars["__MUSIC"] = argv[2].lower()
+        if argv[2][:2].lower() == "on":
+            self.vars["__MUSIC"] = argv[3] if len(argv) > 3 else "default"
+        elif argv[2].lower() == "off":
+            self.vars.pop("__MUSIC", None)
         return b"200 result=0\n"
 
     async def _noop(self, argv: list[str]) -> bytes:
@@ -492,6 +512,75 @@ class AgiSession:
         return functions.get(name)
 
 
+def _int(text: str) -> int | None:
+    """sscanf("%30d"): the leading integer of ``text``, or None."""
+    match = re.match(r"\s*[-+]?\d+", text)
+    return int(match.group()) if match else None
+
+
+class Recording:
+    """The file RECORD FILE writes, measured on the caller's scripted audio.
+
+    A caller whose script has ``Talk`` sends frames all the time, as a phone
+    does (silence between words); one without sends none, like the Local
+    channels of the transcripts, so nothing is written and silence detection
+    never fires.
+    """
+
+    def __init__(self, timeline: Timeline, limit_ms: int, silence_ms: int, offset: int) -> None:
+        self.timeline = timeline
+        self.start = timeline.now()
+        self.limit_ms = limit_ms
+        self.silence_ms = silence_ms
+        self.offset = offset
+        self.frames = bool(timeline.talks)
+        self.stopped_by_silence = False
+
+    def _silence_stop(self) -> float | None:
+        if not (self.frames and self.silence_ms):
+            return None
+        # ast_dsp_silence counts silent 20 ms frames; the recording stops once
+        # the run is longer than the limit, from the start or the last word.
+        limit = self.silence_ms / 1000
+        quiet_from = self.start
+        for talk in sorted(self.timeline.talks, key=lambda t: t.at):
+            begin, end = max(talk.at, self.start), talk.at + talk.seconds
+            if end <= self.start:
+                continue
+            if begin - quiet_from > limit:
+                break
+            quiet_from = max(quiet_from, end)
+        return quiet_from + limit + 0.02
+
+    def time_left(self) -> float | None:
+        ends = []
+        if self.limit_ms >= 0:
+            ends.append(self.start + self.limit_ms / 1000)
+        stop = self._silence_stop()
+        if stop is not None:
+            ends.append(stop)
+        if not ends:
+            return None
+        end = min(ends)
+        self.stopped_by_silence = stop is not None and end == stop
+        return max(0.0, end - self.timeline.now())
+
+    def ms_left(self) -> int:
+        """What the last ast_waitfor() returned: 0 when no frame came in the last wait."""
+        if not self.stopped_by_silence or self.limit_ms < 0:
+            return 0
+        elapsed = round((self.timeline.now() - self.start) * 1000)
+        return max(0, self.limit_ms - elapsed)
+
+    def endpos(self, rewind_ms: int = 0) -> int:
+        if not self.frames:
+            return self.offset
+        written = round((self.timeline.now() - self.start) * 50) * FRAME
+        if self.stopped_by_silence:
+            rewind_ms += self.silence_ms - 1000
+        return self.offset + max(0, written - rewind_ms * SAMPLE_RATE // 1000)
+
+
 def _number_files(number: int) -> list[str]:
     """The prompts ``SAY NUMBER`` plays in English (say.c, simplified)."""
     files: list[str] = []
@@ -499,7 +588,7 @@ def _number_files(number: int) -> list[str]:
         files.append("digits/minus")
         number = -number
     if number >= 1000:
-        files += _number_files(number // 1000) + ["digits/thousand"]
+        files += [*_number_files(number // 1000), "digits/thousand"]
         number %= 1000
     if number >= 100:
         files += [f"digits/{number // 100}", "digits/hundred"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -26,30 +27,40 @@ App = Callable[["AgiSession", str], Awaitable[int]]
 
 
 def split_app_args(data: str) -> list[str]:
-    """Split application data on commas, honouring quotes, backslashes and parentheses."""
+    """Split application data as ``__ast_app_separate_args`` (main/app.c) does.
+
+    ``,`` separates outside ``()``, ``[]`` and quotes; parentheses and
+    brackets count even inside quotes and are kept; ``"`` is removed; a
+    backslash is removed and the next character taken literally.
+    """
     args: list[str] = []
     current: list[str] = []
-    depth = 0
+    paren = bracket = 0
     quoted = escaped = False
     for char in data:
         if escaped:
             current.append(char)
             escaped = False
-        elif char == "\\":
+            continue
+        if char == "\\":
             escaped = True
-        elif char == '"':
+            continue
+        if char == '"':
             quoted = not quoted
-        elif char == "(" and not quoted:
-            depth += 1
-            current.append(char)
-        elif char == ")" and not quoted and depth:
-            depth -= 1
-            current.append(char)
-        elif char == "," and not quoted and not depth:
+            continue
+        if char == "," and not (paren or bracket or quoted):
             args.append("".join(current))
             current = []
-        else:
-            current.append(char)
+            continue
+        if char == "(":
+            paren += 1
+        elif char == ")" and paren:
+            paren -= 1
+        elif char == "[":
+            bracket += 1
+        elif char == "]" and bracket:
+            bracket -= 1
+        current.append(char)
     args.append("".join(current))
     return args
 
@@ -145,7 +156,9 @@ async def _set(session: AgiSession, data: str) -> int:
 
 
 async def _wait(session: AgiSession, data: str) -> int:
-    seconds = float(data.split(",")[0] or 0) if data.replace(".", "", 1).isdigit() else 0.0
+    seconds = (
+        float(data.split(",", maxsplit=1)[0] or 0) if data.replace(".", "", 1).isdigit() else 0.0
+    )
     event = await session.timeline.wait(seconds, wants_dtmf=False)
     if event is not None:
         session._go_dead()
@@ -155,16 +168,15 @@ async def _wait(session: AgiSession, data: str) -> int:
 
 async def _playback(session: AgiSession, data: str) -> int:
     files = split_app_args(data)[0].split("&")
-    if session.dead:
-        return 0  # transcript 'dead': EXEC Playback on a dead channel returns 0
-    for name in files:
+    # Playback returns 0 even when a file is missing or the channel is gone
+    # (app_playback.c; transcript 'dead'); PLAYBACKSTATUS tells what happened.
+    status = "FAILED" if session.dead else "SUCCESS"
+    for name in files if not session.dead else []:
         result, _ = await session._play(name, "")
-        if result == -1 and session.dead:
-            return -1
         if result == -1:
-            session.vars["PLAYBACKSTATUS"] = "FAILED"
-            return 0
-    session.vars["PLAYBACKSTATUS"] = "SUCCESS"
+            status = "FAILED"
+            break
+    session.vars["PLAYBACKSTATUS"] = status
     return 0
 
 
@@ -177,8 +189,6 @@ async def _audiosocket(session: AgiSession, data: str) -> int:
     args = split_app_args(data)
     if len(args) < 2 or ":" not in args[1]:
         return -1
-    import uuid
-
     try:
         call_id = uuid.UUID(args[0])
     except ValueError:
@@ -201,8 +211,11 @@ async def _audiosocket(session: AgiSession, data: str) -> int:
             if chunk == b"":
                 break
             if chunk:
-                frames = parser.feed(chunk)
-                if any(f.kind == Kind.HANGUP for f in frames):
+                kinds = {f.kind for f in parser.feed(chunk)}
+                if kinds - {Kind.AUDIO, Kind.HANGUP}:
+                    result = -1  # only audio and hang-up frames are allowed from the server
+                    break
+                if Kind.HANGUP in kinds:
                     break
             event = await session.timeline.wait(0.0)
             if event is not None and event.kind == "hangup":

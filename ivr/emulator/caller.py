@@ -11,6 +11,7 @@ time (for ``ivr call``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import re
@@ -166,12 +167,11 @@ class Timeline:
 
     def command_started(self, line: str) -> None:
         """Arm the actions tied to this command line."""
-        for index, (action, count) in enumerate(self._relative):
+        for index, (action, seen) in enumerate(self._relative):
             trig = action.trigger
-            if count < trig.nth and trig.matches(line):
-                count += 1
-                self._relative[index] = (action, count)
-                if count == trig.nth:
+            if seen < trig.nth and trig.matches(line):
+                self._relative[index] = (action, seen + 1)
+                if seen + 1 == trig.nth:
                     self._schedule(action, self.now() + trig.after)
 
     def inject(self, kind: Literal["dtmf", "hangup"], digit: str = "") -> None:
@@ -198,15 +198,17 @@ class Timeline:
         deadline = None if seconds is None else start + seconds
         while True:
             while self._queue and (deadline is None or self._queue[0].at <= deadline):
-                head = self._queue[0]
-                if head.at > self.now():
+                due = self._queue[0]
+                if due.at > self.now():
                     break
                 heapq.heappop(self._queue)
-                if head.kind == "hangup" or wants_dtmf:
-                    return head
+                if due.kind == "hangup" or wants_dtmf:
+                    return due
             head = self._queue[0] if self._queue else None
-            target = deadline if head is None else (
-                head.at if deadline is None else min(head.at, deadline)
+            target = (
+                deadline
+                if head is None
+                else (head.at if deadline is None else min(head.at, deadline))
             )
             if target is None:
                 self._woken.clear()
@@ -221,7 +223,5 @@ class Timeline:
                 self._skipped += remaining
                 continue
             self._woken.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), remaining / self.speed)
-            except TimeoutError:
-                pass

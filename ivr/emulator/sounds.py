@@ -53,10 +53,10 @@ class SoundCatalog:
             if candidate in self._known:
                 return self._known[candidate]
         for folder in self._dirs:
-            for candidate in (folder / language / f"{name}.wav", folder / f"{name}.wav"):
-                if candidate.is_file():
-                    with wave.open(str(candidate)) as wav:
-                        frames, rate = wav.getnframes(), wav.getframerate()
+            for path in (folder / language / f"{name}.wav", folder / f"{name}.wav"):
+                if path.is_file():
+                    with wave.open(str(path)) as wav:
+                        frames, rate = int(wav.getnframes()), int(wav.getframerate())
                     return frames * SAMPLE_RATE // rate
         return None
 

@@ -76,7 +76,7 @@ class TestCommands:
         assert result.played == ["beep"]
 
     async def test_missing_file_is_not_a_hangup(self, agi_server: FastAgiServer) -> None:
-        """result=-1 for a missing file on a live channel is a PlaybackError, and the call goes on."""
+        """result=-1 for a missing file on a live channel is a PlaybackError; the call goes on."""
 
         async def body(ch: Channel) -> str | None:
             with pytest.raises(PlaybackError, match="no-such-file"):
@@ -142,7 +142,9 @@ class TestCommands:
             Press("#", on="RECORD FILE /tmp/msg2", after=2.0),
         ]
         value, _, _ = await run(agi_server, body, actions)
-        assert value[0] == RecordResult("timeout", None, 24000)
+        # Frames flow all along (0.5 s quiet, 3 s talk, 2 s quiet); the 1 s of
+        # trailing silence past s=1 is cut off: 5.52 s - 1 s = 36160 samples.
+        assert value[0] == RecordResult("timeout", None, 36160)
         assert value[1].ended_by == "dtmf" and value[1].digit == "#"
 
     async def test_exec_and_unknown_application(self, agi_server: FastAgiServer) -> None:
@@ -162,7 +164,7 @@ class TestCommands:
         async def body(ch: Channel) -> list[tuple[int, str | None]]:
             out = []
             for endpoint in ("PJSIP/1001", "PJSIP/1002", "PJSIP/1003"):
-                code = await ch.exec("Dial", f"{endpoint},20,g")
+                code = await ch.exec("Dial", endpoint, "20", "g")
                 out.append((code, await ch.get_variable("DIALSTATUS")))
             return out
 
@@ -229,7 +231,7 @@ class TestHangup:
         assert result.hung_up and result.agistatus == "HANGUP"
 
     async def test_hangup_notice_while_idle(self, agi_server: FastAgiServer) -> None:
-        """A hang-up between commands arrives as the HANGUP notice and raises at the next command."""
+        """A hang-up between commands comes as the HANGUP notice and raises at the next command."""
 
         async def body(ch: Channel) -> None:
             await ch.answer()

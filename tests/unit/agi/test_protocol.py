@@ -17,6 +17,7 @@ from ivr.agi.protocol import (
     Reply,
     ReplyParser,
     encode_command,
+    escape_app_arg,
     quote,
     split_command_line,
     token,
@@ -89,7 +90,7 @@ class TestEnvironment:
     )
     def test_garbage_is_refused(self, garbage: bytes) -> None:
         """Bytes that are not agi_* lines raise a protocol error naming what was expected."""
-        with pytest.raises(AgiProtocolError, match="agi_|environment"):
+        with pytest.raises(AgiProtocolError, match=r"agi_|environment"):
             EnvironmentParser().feed(garbage)
 
     def test_endless_line_is_refused(self) -> None:
@@ -223,7 +224,7 @@ class TestCommands:
     @pytest.mark.parametrize("bad", ["a\nHANGUP", "x\r", "nul\x00"])
     def test_control_characters_are_refused(self, bad: str) -> None:
         """CR, LF and NUL have no escape in AGI: the encoder refuses them and says why."""
-        with pytest.raises(UnsafeArgumentError, match="CR|LF|NUL"):
+        with pytest.raises(UnsafeArgumentError, match=r"CR|LF|NUL"):
             encode_command("SET VARIABLE", "X", bad)
 
     def test_overlong_line_is_refused(self) -> None:
@@ -237,7 +238,12 @@ class TestCommands:
 
     def test_tokenizer_follows_asterisk(self) -> None:
         """split_command_line reads quotes, escapes and empties as res_agi.c parse_args."""
-        assert split_command_line('SET VARIABLE FOO "a b\\"c"') == ["SET", "VARIABLE", "FOO", 'a b"c']
+        assert split_command_line('SET VARIABLE FOO "a b\\"c"') == [
+            "SET",
+            "VARIABLE",
+            "FOO",
+            'a b"c',
+        ]
         assert split_command_line('SAY DIGITS 123 ""') == ["SAY", "DIGITS", "123", ""]
         assert split_command_line("a\\ b  c\td") == ["a b", "c", "d"]
         assert split_command_line('x"y z"w') == ["xy zw"]
@@ -248,7 +254,8 @@ class TestCommands:
         try:
             line = encode_command("SET VARIABLE", *values)
         except UnsafeArgumentError as exc:
-            assert "bytes" in str(exc)  # only the length limit may refuse
+            # only the length limit and unencodable surrogates may refuse
+            assert "bytes" in str(exc) or "surrogate" in str(exc)
             return
         assert line.count(b"\n") == 1 and line.endswith(b"\n")
         assert b"\r" not in line and b"\x00" not in line
@@ -261,7 +268,8 @@ class TestCommands:
         try:
             line = encode_command("VERBOSE", value, 1)
         except UnsafeArgumentError:
-            assert any(c in value for c in "\r\n\x00") or len(value.encode()) > 4000
+            bad = any(c in value for c in "\r\n\x00") or not value.isprintable()
+            assert bad or len(value.encode("utf-8", "replace")) > 2000
             return
         assert line.count(b"\n") == 1
 
@@ -270,3 +278,15 @@ class TestCommands:
         """quote() and token() both read back as the same single argument."""
         assert split_command_line(quote(value)) == [value]
         assert split_command_line(token(value)) == [value]
+
+
+class TestApplicationArguments:
+    @given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\r\n\x00")), min_size=1))
+    def test_each_value_stays_one_application_argument(self, values: list[str]) -> None:
+        """escape_app_arg keeps commas, quotes, brackets and backslashes inside one argument."""
+        from ivr.emulator.apps import split_app_args
+
+        data = ",".join(escape_app_arg(v) for v in values)
+        assert split_app_args(data) == values
+        # and the whole data survives the AGI tokenizer as one word of EXEC
+        assert split_command_line("EXEC Dial " + token(data)) == ["EXEC", "Dial", data]

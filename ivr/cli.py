@@ -1,0 +1,118 @@
+"""The ``ivr`` command: ``ivr serve`` runs the engine, ``ivr call`` tries a call on it.
+
+Every subcommand is a function of parsed arguments returning an exit code;
+:func:`main` is the console script and is what the tests call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ivr import __version__, log
+from ivr.config import Settings, load_settings
+from ivr.errors import ConfigError
+
+__all__ = ["main"]
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from ivr.app import serve
+
+    settings = _settings(args)
+    log.configure(
+        json=None if settings.log_format == "auto" else settings.log_format == "json",
+        level=settings.log_level,
+    )
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {
+        "agi_host": args.host,
+        "agi_port": args.port,
+        "max_calls": args.max_calls,
+        "command_timeout": args.command_timeout,
+        "drain_timeout": args.drain_timeout,
+        "log_format": args.log_format,
+        "log_level": args.log_level,
+    }
+    return load_settings(overrides, config_file=args.config)
+
+
+def _call(args: argparse.Namespace) -> int:
+    from ivr.testing import AsteriskEmulator, Hangup, Press
+
+    actions: list[Press | Hangup] = []
+    if args.press:
+        actions.append(Press(args.press, on=args.press_on, after=args.press_after))
+    if args.hangup_after is not None:
+        actions.append(Hangup(at=args.hangup_after))
+    emulator = AsteriskEmulator(args.host, args.port, speed=args.speed)
+    result = asyncio.run(emulator.call(args.script, actions=actions, callerid=args.callerid))
+    for exchange in result.exchanges:
+        sent = exchange.sent.decode("utf-8", "replace").rstrip("\n")
+        got = exchange.received.decode("utf-8", "replace").rstrip("\n").replace("\n", " | ")
+        print(f"> {sent}\n< {got}")
+    print(f"AGISTATUS={result.agistatus}")
+    return 0 if result.agistatus != "FAILURE" else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ivr", description="IVR and skill-based call-routing engine for Asterisk."
+    )
+    parser.add_argument("--version", action="version", version=f"ivr {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="run the engine (FastAGI server)",
+        description="Run the engine. Settings: flags > --config file > IVR_* environment.",
+    )
+    serve.add_argument("--config", type=Path, help="YAML settings file")
+    serve.add_argument("--host", help="FastAGI address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="FastAGI port (default 4573)")
+    serve.add_argument("--max-calls", type=int, help="calls at once before refusing (default 5000)")
+    serve.add_argument("--command-timeout", type=float, help="seconds to wait for a reply")
+    serve.add_argument("--drain-timeout", type=float, help="seconds calls get to end on SIGTERM")
+    serve.add_argument("--log-format", choices=["auto", "json", "console"])
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    call = commands.add_parser(
+        "call",
+        help="place one emulated Asterisk call on a running engine",
+        description="Connect to the engine as Asterisk 22 would and print the AGI dialogue.",
+    )
+    call.add_argument("script", help="the AGI script path, e.g. demo or 'sales?lang=ko'")
+    call.add_argument("--host", default="127.0.0.1")
+    call.add_argument("--port", type=int, default=4573)
+    call.add_argument("--callerid", default="5551234")
+    call.add_argument("--press", help="keys the caller presses, e.g. 1234#")
+    call.add_argument("--press-on", default="GET DATA", help="command the keys answer")
+    call.add_argument("--press-after", type=float, default=1.0, help="seconds into that command")
+    call.add_argument("--hangup-after", type=float, help="caller hangs up after N seconds")
+    call.add_argument("--speed", type=float, help="1.0 for real time (default: skip waits)")
+    call.set_defaults(func=_call)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"ivr: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

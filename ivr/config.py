@@ -1,0 +1,125 @@
+"""Engine settings, layered: command line > file > environment > defaults.
+
+Validated once at start-up; a bad value stops the engine with a message that
+names the key (``IVR_AGI_PORT``, ``agi_port`` in the file, or ``--port``)
+and what is allowed. Secrets never come from here but from the environment
+or a secrets file (see the AMI issue).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ivr.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+ENV_PREFIX = "IVR_"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``ivr serve`` needs to start."""
+
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    max_calls: int = 5000
+    command_timeout: float = 10.0
+    env_timeout: float = 5.0
+    hangup_grace: float = 5.0
+    drain_timeout: float = 30.0
+    log_format: str = "auto"
+    log_level: str = "info"
+    flows_dir: Path = Path("dialplans")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    kind = _FIELDS[name].type
+    try:
+        if kind == "int":
+            value: Any = int(raw)
+        elif kind == "float":
+            value = float(raw)
+        elif kind == "Path":
+            value = Path(str(raw))
+        else:
+            value = str(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{source}: {raw!r} is not a valid {kind}") from None
+    return value
+
+
+def _check(settings: Settings, sources: Mapping[str, str]) -> None:
+    def where(key: str) -> str:
+        return sources.get(key, key)
+
+    if not 0 <= settings.agi_port <= 65535:
+        raise ConfigError(f"{where('agi_port')}: {settings.agi_port} is not a port; use 0-65535")
+    try:
+        ipaddress.ip_address(settings.agi_host)
+    except ValueError:
+        if not settings.agi_host or any(c.isspace() for c in settings.agi_host):
+            raise ConfigError(
+                f"{where('agi_host')}: {settings.agi_host!r} is not an address; "
+                "use 127.0.0.1 (default), 0.0.0.0 or a host name"
+            ) from None
+    if settings.max_calls < 1:
+        raise ConfigError(f"{where('max_calls')}: must be at least 1")
+    for key in ("command_timeout", "env_timeout", "drain_timeout", "hangup_grace"):
+        if getattr(settings, key) < 0:
+            raise ConfigError(f"{where(key)}: must be zero or more seconds")
+    if settings.log_format not in ("auto", "json", "console"):
+        raise ConfigError(f"{where('log_format')}: use auto, json or console")
+    if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{where('log_level')}: use debug, info, warning or error")
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build and validate settings from the layers (``overrides`` are the CLI's)."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name in _FIELDS:
+        key = ENV_PREFIX + name.upper()
+        if key in environ:
+            values[name] = _coerce(name, environ[key], key)
+            sources[name] = f"environment variable {key}"
+    if config_file is not None:
+        try:
+            data = yaml.safe_load(config_file.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise ConfigError(f"{config_file}: cannot read it ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{config_file}: not valid YAML: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{config_file}: expected a mapping of settings")
+        for name, raw in data.items():
+            if name not in _FIELDS:
+                allowed = ", ".join(sorted(_FIELDS))
+                raise ConfigError(f"{config_file}: unknown key {name!r}; allowed: {allowed}")
+            values[name] = _coerce(name, raw, f"{config_file}: {name}")
+            sources[name] = f"{config_file}: {name}"
+    for name, raw in (overrides or {}).items():
+        if raw is not None:
+            flag = "--" + name.removeprefix("agi_").replace("_", "-")
+            values[name] = _coerce(name, raw, flag)
+            sources[name] = flag
+    settings = Settings(**values)
+    _check(settings, sources)
+    return settings
