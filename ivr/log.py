@@ -15,7 +15,15 @@ from typing import Any, Final
 
 import structlog
 
-__all__ = ["MASK", "bind_call", "configure", "mask_sensitive", "sensitive_keys"]
+__all__ = ["MASK", "bind_call", "configure", "debug_enabled", "mask_sensitive", "sensitive_keys"]
+
+_debug = False
+
+
+def debug_enabled() -> bool:
+    """True when debug lines are logged; hot paths check it before building them."""
+    return _debug
+
 
 MASK: Final = "***"
 #: Keys whose values must never reach a log line in this context (a PIN, say).
@@ -36,6 +44,7 @@ def mask_sensitive(
 
 def configure(*, json: bool | None = None, level: str = "info") -> None:
     """Set up structlog and the stdlib root logger. ``json=None``: JSON unless a TTY."""
+    global _debug  # noqa: PLW0603 - logging is configured once per process
     if json is None:
         json = not sys.stderr.isatty()
     numeric = logging.getLevelName(level.upper())
@@ -59,8 +68,9 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=False,
+        cache_logger_on_first_use=True,
     )
+    _debug = numeric <= logging.DEBUG
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
 
 

@@ -155,6 +155,7 @@ class EnvironmentParser:
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._variables: dict[str, str] = {}
+        self._size = 0
         self.remainder = b""
         self.done = False
 
@@ -188,7 +189,8 @@ class EnvironmentParser:
                 f"not an AGI environment line: {shown!r}; expected 'agi_<name>: <value>'"
             )
         self._variables[key] = value[1:] if value.startswith(" ") else value
-        if sum(len(k) + len(v) for k, v in self._variables.items()) > MAX_ENVIRONMENT_BYTES:
+        self._size += len(line)
+        if self._size > MAX_ENVIRONMENT_BYTES:
             raise AgiProtocolError("environment block too large")
 
 
@@ -248,6 +250,8 @@ Event = Reply | HangupNotice
 
 def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     """Parse one complete (non-usage) reply line, without its newline."""
+    if line.startswith("200 result=") and " " not in line:
+        return Reply(code=200, result=line[11:], raw=raw)  # the common case, fast
     match = _REPLY_LINE.fullmatch(line)
     if match is None:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")

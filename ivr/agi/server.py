@@ -21,6 +21,7 @@ import structlog
 from ivr.agi.channel import Channel, Transport
 from ivr.agi.protocol import Environment, EnvironmentParser
 from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
+from ivr.log import debug_enabled
 
 __all__ = ["FastAgiServer", "Handler", "ServerStats"]
 
@@ -188,35 +189,34 @@ class FastAgiServer:
             )
             return
         channel = Channel(env, transport, command_timeout=self.command_timeout, initial=initial)
-        call = asyncio.ensure_future(self._run(handler, channel))
-        self._calls.add(call)
+        # The handler runs in the connection's own task: no task per call
+        # beyond the one asyncio made for the connection.
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
         try:
-            await asyncio.shield(call)
-        except asyncio.CancelledError:
-            call.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await call
-            raise
+            await self._run(handler, channel, task)
         finally:
-            self._calls.discard(call)
+            self._calls.discard(task)
 
-    async def _run(self, handler: Handler, channel: Channel) -> None:
-        log.debug("agi.call", channel=channel.env.channel, callerid=channel.env.callerid)
-        body = asyncio.ensure_future(handler(channel))
+    async def _run(self, handler: Handler, channel: Channel, task: asyncio.Task[None]) -> None:
+        if debug_enabled():
+            log.debug("agi.call", channel=channel.env.channel, callerid=channel.env.callerid)
         timers: list[asyncio.TimerHandle] = []
         loop = asyncio.get_running_loop()
         # A handler that goes on long after its caller hung up is ended.
-        channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, body.cancel))
+        channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, task.cancel))
         try:
-            await body
+            await handler(channel)
             self.stats.completed += 1
         except ChannelHangup:
             self.stats.hangups += 1
-            log.info("agi.call_ended", how=channel.hangup_how)
+            if debug_enabled():
+                log.debug("agi.call_ended", how=channel.hangup_how)
         except asyncio.CancelledError:
-            if not body.done():
-                body.cancel()
-            if channel.hung_up:
+            if channel.hung_up and not self._draining:
+                # Our own grace timer: the caller is gone and the handler lingered.
+                task.uncancel()
                 self.stats.hangups += 1
                 log.warning("agi.handler_ignored_hangup", grace=self.hangup_grace)
                 return

@@ -1,0 +1,375 @@
+"""FastAGI throughput: our server against panoramisk's ``fast_agi``, same run, same calls.
+
+Each engine runs in its own process (one core each on a 2-core machine); this
+process plays Asterisk with the project's emulator (``ivr.testing``). Every
+call runs the same realistic command mix through the same handler logic:
+
+    ANSWER, GET FULL VARIABLE ${CALLERID(num)}, SET VARIABLE, STREAM FILE
+    (interruptible), GET DATA (the caller types 4 digits), SAY DIGITS,
+    EXEC Dial (agent answers, 'g'), GET VARIABLE DIALSTATUS, VERBOSE, HANGUP
+
+Phases, for each engine:
+  * concurrency: N calls ramped in at R calls/s in real time (prompts, digit
+    waits and the agent call take their real length), so they overlap;
+    reports how many completed intact, the peak concurrent calls and the
+    engine's peak RSS per 1,000 calls.
+  * throughput: W workers place calls back to back for T seconds with waits
+    skipped; reports calls/s and commands/s.
+Engine overhead per command is measured inside each engine: from the moment
+the reply's bytes are read to the moment the next command is written.
+
+    python bench/agi_throughput.py                 # full run (about 2 minutes)
+    python bench/agi_throughput.py --quick         # smaller, for a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from ivr.testing import AsteriskEmulator, DialOutcome, Press  # noqa: E402
+
+EXPECTED_COMMANDS = 10
+DIAL = {"PJSIP/1001": DialOutcome("ANSWER", ring=1.0, talk=2.0)}
+
+
+# --------------------------------------------------------------------- engines
+
+
+class Meter:
+    """Engine-side time between reading a reply and writing the next command."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    def wrap(self, read: Any, write: Any) -> tuple[Any, Any]:
+        last = [0.0]
+
+        async def timed_read(*args: Any) -> Any:
+            data = await read(*args)
+            last[0] = time.perf_counter()
+            return data
+
+        def timed_write(data: bytes) -> None:
+            if last[0]:
+                self.samples.append(time.perf_counter() - last[0])
+                last[0] = 0.0
+            write(data)
+
+        return timed_read, timed_write
+
+
+async def run_ours(port: int, meter: Meter) -> None:
+    from ivr import log
+    from ivr.agi import channel as channel_module
+    from ivr.agi.channel import Channel
+    from ivr.agi.server import FastAgiServer
+
+    log.configure(json=True, level="warning")
+
+    original_init = channel_module.Transport.__init__
+
+    def init(self: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        original_init(self, reader, writer)
+        read, write = meter.wrap(reader.read, writer.write)
+        self.read = lambda: read(65536)
+        self._write = write
+
+        async def timed(data: bytes) -> None:
+            write(data)
+            await writer.drain()
+
+        self.write = timed
+
+    channel_module.Transport.__init__ = init  # type: ignore[method-assign]
+
+    async def handler(ch: Channel) -> None:
+        await ch.answer()
+        number = await ch.get_full_variable("${CALLERID(num)}")
+        await ch.set_variable("CALLER", number or "")
+        await ch.stream_file("beep", "0123456789")
+        entry = await ch.get_data("beep", 3000, 4)
+        await ch.say_digits(entry.digits or "0")
+        await ch.exec("Dial", "PJSIP/1001", "20", "g")
+        status = await ch.get_variable("DIALSTATUS")
+        await ch.verbose(f"call ended {status}", 3)
+        await ch.hangup()
+
+    server = FastAgiServer(default=handler, port=port, max_calls=10000, command_timeout=60)
+    await server.start()
+    await serve_until_term(meter, lambda: server.drain(5))
+
+
+async def run_panoramisk(port: int, meter: Meter) -> None:
+    from panoramisk import fast_agi
+
+    async def handler(request: Any) -> None:
+        read, write = meter.wrap(request.reader.readline, request.writer.write)
+        request.reader.readline = read
+        request.writer.write = write
+        send = request.send_command
+        await send("ANSWER")
+        reply = await send("GET FULL VARIABLE ${CALLERID(num)}")
+        number = reply.get("result", ("", ""))[1]
+        await send(f'SET VARIABLE CALLER "{number}"')
+        await send('STREAM FILE beep "0123456789"')
+        reply = await send("GET DATA beep 3000 4")
+        digits = reply.get("result", ("", ""))[0] or "0"
+        await send(f'SAY DIGITS {digits} ""')
+        await send("EXEC Dial PJSIP/1001,20,g")
+        reply = await send("GET VARIABLE DIALSTATUS")
+        status = reply.get("result", ("", ""))[1]
+        await send(f'VERBOSE "call ended {status}" 3')
+        await send("HANGUP")
+
+    app = fast_agi.Application(loop=asyncio.get_running_loop())
+    app.add_route("bench", handler)
+    server = await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
+
+    async def close() -> None:
+        server.close()
+
+    await serve_until_term(meter, close)
+
+
+async def serve_until_term(meter: Meter, close: Any) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, meter.samples.clear)
+    print("READY", flush=True)
+    await stop.wait()
+    await close()
+    samples = sorted(meter.samples)
+    out = {"n": len(samples)}
+    if samples:
+        out |= {
+            "p50_ms": samples[len(samples) // 2] * 1000,
+            "p99_ms": samples[int(len(samples) * 0.99)] * 1000,
+            "mean_ms": statistics.fmean(samples) * 1000,
+        }
+    print("STATS " + json.dumps(out), flush=True)
+
+
+# ------------------------------------------------------------------ generator
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Engine:
+    def __init__(self, impl: str, loop: str) -> None:
+        self.impl = impl
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--engine", impl, "--port", str(self.port), "--loop", loop],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        while (line := self.proc.stdout.readline()) and line.strip() != "READY":
+            pass
+        if not line:
+            raise RuntimeError(f"the {impl} engine did not start")
+        self.ps = psutil.Process(self.proc.pid)
+        self.base_rss = self.ps.memory_info().rss
+
+    def rss(self) -> int:
+        return int(self.ps.memory_info().rss)
+
+    def reset_meter(self) -> None:
+        self.proc.send_signal(signal.SIGUSR1)
+
+    def stop(self) -> dict[str, Any]:
+        self.proc.send_signal(signal.SIGTERM)
+        out, _ = self.proc.communicate(timeout=30)
+        for line in out.splitlines():
+            if line.startswith("STATS "):
+                return dict(json.loads(line[6:]))
+        return {}
+
+
+def call_ok(result: Any) -> bool:
+    return len(result.exchanges) == EXPECTED_COMMANDS and result.commands[-1] == "HANGUP"
+
+
+async def concurrency(engine: Engine, calls: int, rate: float) -> dict[str, Any]:
+    emulator = AsteriskEmulator(port=engine.port, speed=1.0, dial=DIAL)
+    emulator.connect_timeout = 30
+    active = 0
+    peak = 0
+    peak_rss = engine.rss()
+    done = asyncio.Event()
+
+    async def one() -> bool:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        try:
+            result = await emulator.call(
+                "bench", callerid="5551234", actions=[Press("1234", on="GET DATA", after=0.5)]
+            )
+            return call_ok(result)
+        except Exception:
+            return False
+        finally:
+            active -= 1
+
+    async def sample() -> None:
+        nonlocal peak_rss
+        while not done.is_set():
+            peak_rss = max(peak_rss, engine.rss())
+            await asyncio.sleep(0.1)
+
+    sampler = asyncio.ensure_future(sample())
+    tasks = []
+    started = time.perf_counter()
+    for i in range(calls):
+        tasks.append(asyncio.ensure_future(one()))
+        delay = started + (i + 1) / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+    ok = await asyncio.gather(*tasks)
+    done.set()
+    await sampler
+    return {
+        "calls": calls,
+        "completed": sum(ok),
+        "dropped": calls - sum(ok),
+        "peak_concurrent": peak,
+        "rss_per_1000_mb": (peak_rss - engine.base_rss) / 2**20 * 1000 / max(peak, 1),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+async def throughput(engine: Engine, workers: int, seconds: float) -> dict[str, Any]:
+    emulator = AsteriskEmulator(port=engine.port, dial=DIAL)
+    counts = {"calls": 0, "bad": 0, "commands": 0}
+    deadline = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < deadline:
+            result = await emulator.call(
+                "bench", callerid="5551234", actions=[Press("1234", on="GET DATA", after=0.5)]
+            )
+            counts["calls"] += 1
+            counts["commands"] += len(result.exchanges)
+            counts["bad"] += not call_ok(result)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed = time.perf_counter() - started
+    return {
+        "calls_per_s": counts["calls"] / elapsed,
+        "commands_per_s": counts["commands"] / elapsed,
+        "bad_calls": counts["bad"],
+        "engine_cpu_s": 0.0,
+    }
+
+
+async def bench_one(impl: str, args: argparse.Namespace) -> dict[str, Any]:
+    engine = Engine(impl, args.loop)
+    try:
+        conc = await concurrency(engine, args.calls, args.rate)
+        engine.reset_meter()
+        cpu_before = sum(engine.ps.cpu_times()[:2])
+        thr = await throughput(engine, args.workers, args.seconds)
+        thr["engine_cpu_s"] = sum(engine.ps.cpu_times()[:2]) - cpu_before
+        thr["calls_per_cpu_s"] = thr["calls_per_s"] * args.seconds / thr["engine_cpu_s"]
+    finally:
+        latency = engine.stop() if engine.proc.poll() is None else {}
+    return {"impl": impl, **conc, **thr, **{f"overhead_{k}": v for k, v in latency.items()}}
+
+
+def report(rows: list[dict[str, Any]]) -> None:
+    ours, peer = rows
+    print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    fields = [
+        ("concurrent calls completed", "completed", "{:.0f}"),
+        ("calls dropped", "dropped", "{:.0f}"),
+        ("peak concurrent calls", "peak_concurrent", "{:.0f}"),
+        ("peak RSS per 1,000 calls (MB)", "rss_per_1000_mb", "{:.1f}"),
+        ("calls/s (waits skipped)", "calls_per_s", "{:.0f}"),
+        ("commands/s", "commands_per_s", "{:.0f}"),
+        ("engine CPU s in throughput phase", "engine_cpu_s", "{:.1f}"),
+        ("calls per engine CPU-second", "calls_per_cpu_s", "{:.0f}"),
+        ("engine overhead p50 per command (ms)", "overhead_p50_ms", "{:.3f}"),
+        ("engine overhead p99 per command (ms)", "overhead_p99_ms", "{:.3f}"),
+    ]
+    print(f"{'':40} {'ours':>12} {'panoramisk':>12} {'ours/peer':>10}")
+    for label, key, fmt in fields:
+        a, b = ours.get(key, float("nan")), peer.get(key, float("nan"))
+        ratio = a / b if b else float("nan")
+        print(f"{label:40} {fmt.format(a):>12} {fmt.format(b):>12} {ratio:>10.2f}")
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    rows = []
+    for impl in ("ours", "panoramisk"):
+        print(f"running {impl} ...", file=sys.stderr, flush=True)
+        rows.append(await bench_one(impl, args))
+        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    report(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--engine", choices=["ours", "panoramisk"], help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--calls", type=int, default=2000, help="concurrent-phase calls")
+    parser.add_argument("--rate", type=float, default=400.0, help="new calls per second")
+    parser.add_argument("--workers", type=int, default=50, help="throughput-phase workers")
+    parser.add_argument("--seconds", type=float, default=15.0, help="throughput-phase length")
+    parser.add_argument("--quick", action="store_true", help="200 calls, 3 s")
+    parser.add_argument(
+        "--loop",
+        choices=["asyncio", "uvloop"],
+        default="asyncio",
+        help="event loop of both engines (default: asyncio's own)",
+    )
+    args = parser.parse_args()
+    if args.engine:
+        meter = Meter()
+        run = run_ours if args.engine == "ours" else run_panoramisk
+        if os.environ.get("BENCH_PROFILE"):  # where an engine spends its time
+            import cProfile
+
+            cProfile.runctx(
+                "asyncio.run(run(args.port, meter))",
+                globals(),
+                {"run": run, "args": args, "meter": meter},
+                f"{os.environ['BENCH_PROFILE']}.{args.engine}",
+            )
+            return
+        if args.loop == "uvloop":
+            import uvloop
+
+            uvloop.run(run(args.port, meter))
+        else:
+            asyncio.run(run(args.port, meter))
+        return
+    if args.quick:
+        args.calls, args.seconds = 200, 3.0
+    asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
