@@ -1,0 +1,53 @@
+"""Logging: JSON lines with the call's context, sensitive values masked."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import structlog
+
+from ivr import log
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+def test_json_lines_carry_call_context(capsys: pytest.CaptureFixture[str]) -> None:
+    """A line logged inside a call names its uniqueid, flow and node."""
+    log.configure(json=True, level="info")
+    log.bind_call(uniqueid="1795356168.1", flow="billing", node="pin")
+    structlog.get_logger("t").info("node.entered", attempt=1)
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert line["uniqueid"] == "1795356168.1"
+    assert line["flow"] == "billing"
+    assert line["node"] == "pin"
+    assert line["event"] == "node.entered"
+
+
+def test_sensitive_values_are_masked(capsys: pytest.CaptureFixture[str]) -> None:
+    """Keys a flow marks sensitive (and pins, secrets) never reach the output."""
+    log.configure(json=True, level="info")
+    token = log.sensitive_keys.set(frozenset({"account"}))
+    try:
+        structlog.get_logger("t").info("gathered", account="12345678", pin="0000", other="ok")
+    finally:
+        log.sensitive_keys.reset(token)
+    out = capsys.readouterr().err
+    assert "12345678" not in out and "0000" not in out
+    assert json.loads(out.strip().splitlines()[-1])["other"] == "ok"
+
+
+def test_debug_flag_follows_level() -> None:
+    """Hot paths build debug lines only when debug is on."""
+    log.configure(json=True, level="debug")
+    assert log.debug_enabled()
+    log.configure(json=True, level="warning")
+    assert not log.debug_enabled()
+
+
+def test_bad_level_is_refused() -> None:
+    with pytest.raises(ValueError, match="use debug, info"):
+        log.configure(level="loud")
