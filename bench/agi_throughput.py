@@ -76,27 +76,29 @@ class Meter:
 
 async def run_ours(port: int, meter: Meter) -> None:
     from ivr import log
-    from ivr.agi import channel as channel_module
     from ivr.agi.channel import Channel
+    from ivr.agi.connection import AgiConnection
     from ivr.agi.server import FastAgiServer
 
     log.configure(json=True, level="warning")
 
-    original_init = channel_module.Transport.__init__
+    original_read = AgiConnection.read
+    original_write = AgiConnection.write
 
-    def init(self: Any, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        original_init(self, reader, writer)
-        read, write = meter.wrap(reader.read, writer.write)
-        self.read = lambda: read(65536)
-        self._write = write
+    async def timed_read(self: AgiConnection) -> bytes:
+        data = await original_read(self)
+        self._bench_read = time.perf_counter()  # type: ignore[attr-defined]
+        return data
 
-        async def timed(data: bytes) -> None:
-            write(data)
-            await writer.drain()
+    async def timed_write(self: AgiConnection, data: bytes) -> None:
+        read_at = getattr(self, "_bench_read", 0.0)
+        if read_at:
+            meter.samples.append(time.perf_counter() - read_at)
+            self._bench_read = 0.0  # type: ignore[attr-defined]
+        await original_write(self, data)
 
-        self.write = timed
-
-    channel_module.Transport.__init__ = init  # type: ignore[method-assign]
+    AgiConnection.read = timed_read  # type: ignore[method-assign]
+    AgiConnection.write = timed_write  # type: ignore[method-assign]
 
     async def handler(ch: Channel) -> None:
         await ch.answer()
@@ -152,9 +154,13 @@ async def serve_until_term(meter: Meter, close: Any) -> None:
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGUSR1, meter.samples.clear)
+    loop.add_signal_handler(signal.SIGUSR2, lambda: print_stats(meter))
     print("READY", flush=True)
     await stop.wait()
     await close()
+
+
+def print_stats(meter: Meter) -> None:
     samples = sorted(meter.samples)
     out = {"n": len(samples)}
     if samples:
@@ -198,13 +204,24 @@ class Engine:
     def reset_meter(self) -> None:
         self.proc.send_signal(signal.SIGUSR1)
 
-    def stop(self) -> dict[str, Any]:
-        self.proc.send_signal(signal.SIGTERM)
-        out, _ = self.proc.communicate(timeout=30)
-        for line in out.splitlines():
+    def stats(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        self.proc.send_signal(signal.SIGUSR2)
+        while line := self.proc.stdout.readline():
             if line.startswith("STATS "):
                 return dict(json.loads(line[6:]))
         return {}
+
+    def stop(self) -> bool:
+        """Stop the engine; False when it had to be killed (its loop was frozen)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.communicate(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            return False
+        return True
 
 
 def call_ok(result: Any) -> bool:
@@ -285,6 +302,25 @@ async def throughput(engine: Engine, workers: int, seconds: float) -> dict[str, 
     }
 
 
+async def early_close(engine: Engine, calls: int = 50, window: float = 5.0) -> dict[str, Any]:
+    """One peer closes half-way through its environment block; do other calls still work?"""
+    _, writer = await asyncio.open_connection("127.0.0.1", engine.port)
+    writer.write(b"agi_network: yes\nagi_network_script: bench\nagi_chan")
+    await writer.drain()
+    writer.close()
+    await asyncio.sleep(0.2)
+    emulator = AsteriskEmulator(port=engine.port, dial=DIAL)
+    emulator.connect_timeout = window
+    press = [Press("1234", on="GET DATA", after=0.5)]
+    tasks = [asyncio.ensure_future(emulator.call("bench", actions=press)) for _ in range(calls)]
+    done, pending = await asyncio.wait(tasks, timeout=window)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    ok = sum(1 for t in done if not t.exception() and call_ok(t.result()))
+    return {"after_early_close_completed": ok, "after_early_close_of": calls}
+
+
 async def bench_one(impl: str, args: argparse.Namespace) -> dict[str, Any]:
     engine = Engine(impl, args.loop)
     try:
@@ -294,9 +330,18 @@ async def bench_one(impl: str, args: argparse.Namespace) -> dict[str, Any]:
         thr = await throughput(engine, args.workers, args.seconds)
         thr["engine_cpu_s"] = sum(engine.ps.cpu_times()[:2]) - cpu_before
         thr["calls_per_cpu_s"] = thr["calls_per_s"] * args.seconds / thr["engine_cpu_s"]
+        latency = engine.stats()
+        robust = await early_close(engine)
     finally:
-        latency = engine.stop() if engine.proc.poll() is None else {}
-    return {"impl": impl, **conc, **thr, **{f"overhead_{k}": v for k, v in latency.items()}}
+        robust_exit = engine.stop() if engine.proc.poll() is None else False
+    return {
+        "impl": impl,
+        **conc,
+        **thr,
+        **{f"overhead_{k}": v for k, v in latency.items()},
+        **robust,
+        "clean_exit": robust_exit,
+    }
 
 
 def report(rows: list[dict[str, Any]]) -> None:
@@ -313,6 +358,8 @@ def report(rows: list[dict[str, Any]]) -> None:
         ("calls per engine CPU-second", "calls_per_cpu_s", "{:.0f}"),
         ("engine overhead p50 per command (ms)", "overhead_p50_ms", "{:.3f}"),
         ("engine overhead p99 per command (ms)", "overhead_p99_ms", "{:.3f}"),
+        ("calls done after a peer closed early", "after_early_close_completed", "{:.0f}"),
+        ("engine stopped cleanly on SIGTERM", "clean_exit", "{:.0f}"),
     ]
     print(f"{'':40} {'ours':>12} {'panoramisk':>12} {'ours/peer':>10}")
     for label, key, fmt in fields:

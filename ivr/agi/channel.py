@@ -15,7 +15,7 @@ import enum
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NoReturn, Protocol
 
 import structlog
 
@@ -114,19 +114,14 @@ class RecordResult:
     endpos: int
 
 
-class Transport:
-    """The byte pipe under a channel: an asyncio stream pair."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
+class Transport(Protocol):
+    """The byte pipe under a channel (the server's :class:`AgiConnection`)."""
 
     async def read(self) -> bytes:
-        return await self.reader.read(65536)
+        """Bytes received since the last read; ``b""`` when the peer is gone."""
 
     async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
+        """Send ``data``; raises ``ConnectionError`` when the peer is gone."""
 
 
 def _digit(value: int | None) -> str | None:
@@ -149,6 +144,7 @@ class Channel:
         *,
         command_timeout: float = 10.0,
         initial: bytes = b"",
+        swept: bool = False,
     ) -> None:
         self.env = env
         self._transport = transport
@@ -162,6 +158,11 @@ class Channel:
         self.hangup_how = ""
         self.commands_sent = 0
         self._mask = 0
+        #: With ``swept``, the server's sweeper enforces :attr:`deadline`
+        #: (no timer per command); otherwise each reply wait has its own.
+        self._swept = swept
+        self.deadline = 0.0
+        self.expired = False
         #: Called once when the hang-up is first seen (the server arms a grace timer).
         self.on_hangup: Callable[[], object] | None = None
         if initial:
@@ -227,15 +228,24 @@ class Channel:
             self._raise_hangup("socket closed")
         self.commands_sent += 1
         try:
-            # asyncio.timeout, not wait_for: no extra task and no extra loop
-            # hop per command (wait_for doubled the engine's per-command cost).
-            async with asyncio.timeout(limit or None):
-                reply = await self._next_reply()
+            if self._swept:
+                self.deadline = asyncio.get_running_loop().time() + limit if limit else 0.0
+                try:
+                    reply = await self._next_reply()
+                finally:
+                    self.deadline = 0.0
+            else:
+                # asyncio.timeout, not wait_for: no extra task per command.
+                async with asyncio.timeout(limit or None):
+                    reply = await self._next_reply()
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self.expired or task is None:
+                raise
+            task.uncancel()  # the sweeper's cancel: it means the deadline passed
+            self._timeout(verb, limit)
         except TimeoutError:
-            self._broken = f"no reply to {verb} within {limit:g} s"
-            raise CommandTimeout(
-                f"Asterisk did not answer {verb} within {limit:g} s", command=verb
-            ) from None
+            self._timeout(verb, limit)
         if debug_enabled():
             log.debug(
                 "agi.reply",
@@ -249,6 +259,10 @@ class Channel:
             # (the stream stays in step) and the hang-up is reported now.
             self._raise_hangup(self.hangup_how)
         return reply
+
+    def _timeout(self, verb: str, limit: float) -> NoReturn:
+        self._broken = f"no reply to {verb} within {limit:g} s"
+        raise CommandTimeout(f"Asterisk did not answer {verb} within {limit:g} s", command=verb)
 
     async def _next_reply(self) -> Reply:
         while True:

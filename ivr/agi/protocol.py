@@ -56,6 +56,7 @@ _RESULT = re.compile(r"result=(\S*)(.*)", re.DOTALL)
 # last ')' that is followed only by ``key=value`` fields (PROTOCOL.md §2).
 _TAIL = re.compile(r"(?: \((?P<data>.*)\))?(?P<fields>(?: [A-Za-z_]+=\S*)*)", re.DOTALL)
 _FIELD = re.compile(r" ([A-Za-z_]+)=(\S*)")
+_REPLY_200 = re.compile(r"200 result=(\S*)(?: \((.*)\))?((?: [A-Za-z_]+=\S*)*)", re.DOTALL)
 
 
 def decode_text(raw: bytes) -> str:
@@ -162,36 +163,39 @@ class EnvironmentParser:
     def feed(self, data: bytes) -> Environment | None:
         if self.done:
             raise AgiProtocolError("the environment block was already complete")
-        self._buffer += data
-        while True:
-            end = self._buffer.find(b"\n")
-            if end < 0:
-                if len(self._buffer) > MAX_ENVIRONMENT_BYTES:
-                    raise AgiProtocolError("environment line too long; is this Asterisk?")
-                return None
-            line = bytes(self._buffer[:end])
-            del self._buffer[: end + 1]
-            if not line:
-                self.done = True
-                self.remainder = bytes(self._buffer)
-                self._buffer.clear()
-                if not self._variables:
-                    raise AgiProtocolError("empty environment block; expected agi_* lines")
-                return _build_environment(self._variables)
-            self._take_line(line)
+        buffer = self._buffer
+        buffer += data
+        # The buffer always starts at a line start; the block ends at the first empty line.
+        end = 0 if buffer[:1] == b"\n" else buffer.find(b"\n\n") + 1
+        if end <= 0 and buffer[:1] != b"\n":
+            last = buffer.rfind(b"\n")
+            if last >= 0:  # check whole lines now: garbage is refused early
+                self._take_lines(bytes(buffer[:last]))
+                del buffer[: last + 1]
+            if len(buffer) > MAX_ENVIRONMENT_BYTES:
+                raise AgiProtocolError("environment line too long; is this Asterisk?")
+            return None
+        if end:
+            self._take_lines(bytes(buffer[: end - 1]))
+        self.done = True
+        self.remainder = bytes(buffer[end + 1 :])
+        buffer.clear()
+        if not self._variables:
+            raise AgiProtocolError("empty environment block; expected agi_* lines")
+        return _build_environment(self._variables)
 
-    def _take_line(self, line: bytes) -> None:
-        text = decode_text(line)
-        key, sep, value = text.partition(":")
-        if not sep or not _ENV_KEY.fullmatch(key):
-            shown = text[:60]
-            raise AgiProtocolError(
-                f"not an AGI environment line: {shown!r}; expected 'agi_<name>: <value>'"
-            )
-        self._variables[key] = value[1:] if value.startswith(" ") else value
-        self._size += len(line)
+    def _take_lines(self, chunk: bytes) -> None:
+        self._size += len(chunk)
         if self._size > MAX_ENVIRONMENT_BYTES:
             raise AgiProtocolError("environment block too large")
+        variables = self._variables
+        for line in decode_text(chunk).split("\n"):
+            key, sep, value = line.partition(":")
+            if not sep or not _ENV_KEY.fullmatch(key):
+                raise AgiProtocolError(
+                    f"not an AGI environment line: {line[:60]!r}; expected 'agi_<name>: <value>'"
+                )
+            variables[key] = value[1:] if value[:1] == " " else value
 
 
 def encode_environment(variables: Mapping[str, str]) -> bytes:
@@ -250,8 +254,13 @@ Event = Reply | HangupNotice
 
 def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     """Parse one complete (non-usage) reply line, without its newline."""
-    if line.startswith("200 result=") and " " not in line:
-        return Reply(code=200, result=line[11:], raw=raw)  # the common case, fast
+    if line.startswith("200 result="):  # the common case, one regex
+        if " " not in line:
+            return Reply(code=200, result=line[11:], raw=raw)
+        fast = _REPLY_200.fullmatch(line)
+        if fast is not None:
+            fields = dict(_FIELD.findall(fast.group(3))) if fast.group(3) else {}
+            return Reply(code=200, result=fast.group(1), data=fast.group(2), fields=fields, raw=raw)
     match = _REPLY_LINE.fullmatch(line)
     if match is None:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")

@@ -19,8 +19,9 @@ from dataclasses import dataclass, field
 import structlog
 
 from ivr.agi.channel import Channel, Transport
-from ivr.agi.protocol import Environment, EnvironmentParser
-from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
+from ivr.agi.connection import AgiConnection
+from ivr.agi.protocol import Environment
+from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.log import debug_enabled
 
 __all__ = ["FastAgiServer", "Handler", "ServerStats"]
@@ -30,6 +31,7 @@ log = structlog.get_logger("ivr.agi.server")
 Handler = Callable[[Channel], Awaitable[None]]
 #: Sent instead of a command, it ends the AGI with AGISTATUS=FAILURE (res_agi.c).
 FAILURE_LINE = b"failure\n"
+_SWEEP_INTERVAL = 0.1
 
 
 @dataclass(slots=True)
@@ -74,8 +76,10 @@ class FastAgiServer:
         self.hangup_grace = hangup_grace
         self.stats = ServerStats()
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._sweeper: asyncio.Future[None] | None = None
+        self._waiting: set[AgiConnection] = set()
         self._calls: set[asyncio.Task[None]] = set()
+        self._channels: dict[asyncio.Task[None], Channel] = {}
         self._draining = False
 
     # ------------------------------------------------------------ lifecycle
@@ -93,12 +97,14 @@ class FastAgiServer:
 
     @property
     def active_calls(self) -> int:
-        return len(self._calls)
+        return len(self._channels)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._on_connect, self.host, self._port, backlog=4096, limit=256 * 1024
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self._connection, self.host, self._port, backlog=4096
         )
+        self._sweeper = asyncio.ensure_future(self._sweep())
         log.info("agi.listening", host=self.host, port=self.port, max_calls=self.max_calls)
 
     async def __aenter__(self) -> FastAgiServer:
@@ -113,7 +119,7 @@ class FastAgiServer:
         self._draining = True
         if self._server is not None:
             self._server.close()
-        pending = set(self._connections)
+        pending = set(self._calls)
         if pending and timeout > 0:
             log.info("agi.draining", calls=len(self._calls), timeout=timeout)
             _, pending = await asyncio.wait(pending, timeout=timeout)
@@ -121,51 +127,51 @@ class FastAgiServer:
             task.cancel()
         if pending:
             await asyncio.wait(pending)
+        for connection in list(self._waiting):
+            connection.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
 
     # ---------------------------------------------------------- connections
 
-    async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
+    def _connection(self) -> AgiConnection:
         self.stats.accepted += 1
+        connection = AgiConnection(self._on_environment, self._on_drop, self.env_timeout)
+        self._waiting.add(connection)
+        return connection
+
+    def _on_drop(self, connection: AgiConnection, why: str) -> None:
+        self._waiting.discard(connection)
+        self.stats.dropped += 1
+        log.warning("agi.dropped", peer=connection.peer, why=why)
+
+    def _on_environment(self, connection: AgiConnection, env: Environment, rest: bytes) -> None:
+        self._waiting.discard(connection)
+        task = asyncio.ensure_future(self._call(connection, env, rest))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _call(self, connection: AgiConnection, env: Environment, rest: bytes) -> None:
         structlog.contextvars.clear_contextvars()
         try:
-            got = await self._read_environment(reader, writer)
-            if got is not None:
-                await self._dispatch(*got, Transport(reader, writer))
+            await self._dispatch(env, rest, connection)
         finally:
-            self._connections.discard(task)
-            await _close(writer)
+            connection.close()
 
-    async def _read_environment(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> tuple[Environment, bytes] | None:
-        parser = EnvironmentParser()
-        peer = writer.get_extra_info("peername")
-        try:
-            async with asyncio.timeout(self.env_timeout):
-                while True:
-                    data = await reader.read(65536)
-                    if not data:
-                        log.info("agi.dropped", peer=str(peer), why="closed before the environment")
-                        self.stats.dropped += 1
-                        return None
-                    env = parser.feed(data)
-                    if env is not None:
-                        return env, parser.remainder
-        except TimeoutError:
-            why = f"no environment within {self.env_timeout:g} s"
-        except AgiProtocolError as exc:
-            why = str(exc)
-        except (ConnectionError, OSError) as exc:
-            why = f"connection error: {exc}"
-        log.warning("agi.dropped", peer=str(peer), why=why)
-        self.stats.dropped += 1
-        return None
+    async def _sweep(self) -> None:
+        """Enforce every call's reply deadline from one timer, not one per command."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(_SWEEP_INTERVAL)
+            now = loop.time()
+            for task, channel in list(self._channels.items()):
+                if channel.deadline and now > channel.deadline and not channel.expired:
+                    channel.expired = True
+                    task.cancel()
 
     async def _refuse(self, transport: Transport, why: str, **context: object) -> None:
         self.stats.refused += 1
@@ -179,7 +185,7 @@ class FastAgiServer:
         if self._draining:
             await self._refuse(transport, "shutting down")
             return
-        if len(self._calls) >= self.max_calls:
+        if len(self._channels) >= self.max_calls:
             await self._refuse(transport, "overloaded", limit=self.max_calls)
             return
         handler = self._routes.get(env.script, self._default)
@@ -188,16 +194,16 @@ class FastAgiServer:
                 transport, "no route", script=env.script, known=sorted(self._routes)[:20]
             )
             return
-        channel = Channel(env, transport, command_timeout=self.command_timeout, initial=initial)
-        # The handler runs in the connection's own task: no task per call
-        # beyond the one asyncio made for the connection.
+        channel = Channel(
+            env, transport, command_timeout=self.command_timeout, initial=initial, swept=True
+        )
         task = asyncio.current_task()
         assert task is not None
-        self._calls.add(task)
+        self._channels[task] = channel
         try:
             await self._run(handler, channel, task)
         finally:
-            self._calls.discard(task)
+            del self._channels[task]
 
     async def _run(self, handler: Handler, channel: Channel, task: asyncio.Task[None]) -> None:
         if debug_enabled():
@@ -242,14 +248,3 @@ class FastAgiServer:
         log.warning("agi.fallback", why=why)
         with contextlib.suppress(ConnectionError, OSError):
             await channel.send_failure()
-
-
-async def _close(writer: asyncio.StreamWriter) -> None:
-    writer.close()
-    try:
-        await asyncio.wait_for(writer.wait_closed(), 1.0)
-    except (TimeoutError, ConnectionError, OSError):
-        writer.transport.abort()
-    except asyncio.CancelledError:
-        writer.transport.abort()
-        raise

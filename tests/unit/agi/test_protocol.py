@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ from ivr.agi.protocol import (
     token,
 )
 from ivr.errors import AgiProtocolError, UnsafeArgumentError
+
+from ...conftest import TRANSCRIPTS
 
 
 def parse_all(data: bytes) -> list[Reply | HangupNotice]:
@@ -92,6 +95,19 @@ class TestEnvironment:
         """Bytes that are not agi_* lines raise a protocol error naming what was expected."""
         with pytest.raises(AgiProtocolError, match=r"agi_|environment"):
             EnvironmentParser().feed(garbage)
+
+    @given(st.data())
+    def test_any_split_gives_the_same_environment(self, data: st.DataObject) -> None:
+        """However the block is cut into reads, the result and the remainder are the same."""
+        block = (TRANSCRIPTS / "agi-sessions.json").read_text()
+        env_block = json.loads(block)[0]["env_block"].encode() + b"NOOP\n"
+        cuts = sorted(data.draw(st.sets(st.integers(1, len(env_block) - 1), max_size=12)))
+        parser = EnvironmentParser()
+        pieces = [env_block[a:b] for a, b in zip([0, *cuts], [*cuts, None], strict=True)]
+        while (env := parser.feed(pieces.pop(0))) is None:
+            pass
+        assert env == EnvironmentParser().feed(env_block)
+        assert parser.remainder + b"".join(pieces) == b"NOOP\n"
 
     def test_endless_line_is_refused(self) -> None:
         """A peer that never sends a newline cannot grow the buffer without bound."""

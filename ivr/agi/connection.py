@@ -1,0 +1,141 @@
+"""One FastAGI connection as an ``asyncio.Protocol``: bytes in, bytes out.
+
+The environment block is parsed synchronously as bytes arrive, so a peer
+that sends garbage, closes early or never speaks costs no task at all. Once
+the block is complete the server starts the call; the call's ``Channel``
+then reads through :meth:`AgiConnection.read`. Using a protocol rather than
+asyncio streams saves a coroutine and a buffer copy per command.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ivr.agi.protocol import Environment, EnvironmentParser
+from ivr.errors import AgiProtocolError
+
+__all__ = ["AgiConnection"]
+
+
+class AgiConnection(asyncio.Protocol):
+    """Collects the environment, then hands bytes to whoever calls :meth:`read`."""
+
+    def __init__(
+        self,
+        on_environment: Callable[[AgiConnection, Environment, bytes], None],
+        on_drop: Callable[[AgiConnection, str], None],
+        env_timeout: float,
+    ) -> None:
+        self._on_environment = on_environment
+        self._on_drop = on_drop
+        self._env_timeout = env_timeout
+        self._env_parser: EnvironmentParser | None = EnvironmentParser()
+        self._timer: asyncio.TimerHandle | None = None
+        self._buffer: list[bytes] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
+        self._closed = False
+        self.transport: asyncio.Transport | None = None
+        self.peer = ""
+
+    # ------------------------------------------------------- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.peer = str(transport.get_extra_info("peername"))
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self._env_timeout, self._env_expired)
+
+    def data_received(self, data: bytes) -> None:
+        if self._env_parser is not None:
+            self._take_environment(data)
+            return
+        self._buffer.append(data)
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._gone()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._gone()
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._drain = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._drain is not None and not self._drain.done():
+            self._drain.set_result(None)
+        self._drain = None
+
+    # ----------------------------------------------------------- environment
+
+    def _take_environment(self, data: bytes) -> None:
+        assert self._env_parser is not None
+        try:
+            env = self._env_parser.feed(data)
+        except AgiProtocolError as exc:
+            self._drop(str(exc))
+            return
+        if env is None:
+            return
+        remainder = self._env_parser.remainder
+        self._env_parser = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._on_environment(self, env, remainder)
+
+    def _env_expired(self) -> None:
+        if self._env_parser is not None:
+            self._drop(f"no environment within {self._env_timeout:g} s")
+
+    def _drop(self, why: str) -> None:
+        self._env_parser = None
+        if self._timer is not None:
+            self._timer.cancel()
+        self._on_drop(self, why)
+        self.close()
+
+    def _gone(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._env_parser is not None:
+            self._drop("closed before the environment ended")
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # ------------------------------------------------------- Transport (I/O)
+
+    async def read(self) -> bytes:
+        """The bytes received since the last read; ``b""`` once the peer is gone."""
+        while not self._buffer:
+            if self._closed:
+                return b""
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
+        self._buffer.clear()
+        return data
+
+    async def write(self, data: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            raise ConnectionResetError("the connection to Asterisk is closed")
+        self.transport.write(data)
+        if self._drain is not None:
+            await self._drain
+
+    def close(self) -> None:
+        """Close once what was written has been sent (Asterisk waits for this)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
