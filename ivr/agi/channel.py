@@ -163,6 +163,7 @@ class Channel:
         self._swept = swept
         self.deadline = 0.0
         self.expired = False
+        self._hangup_event: asyncio.Event | None = None
         #: Called once when the hang-up is first seen (the server arms a grace timer).
         self.on_hangup: Callable[[], object] | None = None
         if initial:
@@ -183,10 +184,24 @@ class Channel:
         finally:
             self._mask -= 1
 
+    async def wait_for_hangup(self) -> None:
+        """Return once the caller has hung up (for waits that send no command).
+
+        The hang-up then counts as reported: later dead-channel commands
+        (variables, NOOP, EXEC) run without raising :class:`ChannelHangup`.
+        """
+        if not self.hung_up:
+            if self._hangup_event is None:
+                self._hangup_event = asyncio.Event()
+            await self._hangup_event.wait()
+        self._hangup_raised = True
+
     def _mark_hangup(self, how: str) -> None:
         if not self.hung_up:
             self.hung_up = True
             self.hangup_how = how
+            if self._hangup_event is not None:
+                self._hangup_event.set()
             if debug_enabled():
                 log.debug("agi.hangup", how=how)
             if self.on_hangup is not None:

@@ -36,6 +36,8 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._closed = False
+        #: Called when the call hangs up while nobody reads (the channel is idle).
+        self.on_idle_hangup: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
 
@@ -53,6 +55,10 @@ class AgiConnection(asyncio.Protocol):
             self._take_environment(data)
             return
         self._buffer.append(data)
+        if self._waiter is None and self.on_idle_hangup is not None and _has_notice(data):
+            # Asterisk announces a hang-up at once, even between commands; a
+            # call waiting on something else (a queue) learns of it now.
+            self.on_idle_hangup()
         self._wake()
 
     def eof_received(self) -> bool:
@@ -106,6 +112,8 @@ class AgiConnection(asyncio.Protocol):
         self._closed = True
         if self._env_parser is not None:
             self._drop("closed before the environment ended")
+        elif self._waiter is None and self.on_idle_hangup is not None:
+            self.on_idle_hangup()
         self._wake()
 
     def _wake(self) -> None:
@@ -139,3 +147,8 @@ class AgiConnection(asyncio.Protocol):
         """Close once what was written has been sent (Asterisk waits for this)."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
+
+
+def _has_notice(data: bytes) -> bool:
+    """True when ``data`` holds a ``HANGUP`` line (no reply line is exactly that)."""
+    return data.startswith(b"HANGUP\n") or b"\nHANGUP\n" in data

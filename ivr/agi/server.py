@@ -197,6 +197,8 @@ class FastAgiServer:
         channel = Channel(
             env, transport, command_timeout=self.command_timeout, initial=initial, swept=True
         )
+        if isinstance(transport, AgiConnection):
+            transport.on_idle_hangup = lambda: channel._mark_hangup("HANGUP notice")
         task = asyncio.current_task()
         assert task is not None
         self._channels[task] = channel

@@ -305,3 +305,23 @@ class TestHangup:
         await asyncio.wait_for(cancelled.wait(), 2)
         await asyncio.sleep(0.05)
         assert agi_server.active_calls == 0
+
+
+async def test_hangup_seen_while_no_command_runs(agi_server: FastAgiServer) -> None:
+    """A call waiting on something else (a queue) learns of the hang-up as it happens."""
+    woke: list[float] = []
+
+    async def handler(ch: Channel) -> None:
+        await ch.answer()
+        started = asyncio.get_running_loop().time()
+        await asyncio.wait_for(ch.wait_for_hangup(), 5)
+        woke.append(asyncio.get_running_loop().time() - started)
+        await ch.noop("cleanup")  # dead-channel commands still run, without raising
+        woke.append(-1)
+
+    agi_server.route("idle", handler)
+    emulator = AsteriskEmulator(port=agi_server.port)
+    result = await emulator.call("idle", actions=[Hangup(at=0.3)])
+    assert len(woke) == 2 and woke[0] < 1.0
+    assert result.commands == ["ANSWER", "NOOP cleanup"]
+    assert agi_server.stats.completed == 1
