@@ -62,6 +62,38 @@ def _call(args: argparse.Namespace) -> int:
     return 0 if result.agistatus != "FAILURE" else 1
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from ivr.flows.loader import flow_files, load_flows
+
+    paths = args.paths or [Path("dialplans")]
+    missing = [p for p in paths if not p.exists()]
+    if missing:
+        print(f"ivr: no such file or folder: {missing[0]}", file=sys.stderr)
+        return 2
+    flows, problems = load_flows(paths)
+    for problem in problems:
+        print(problem)
+    files = len(flow_files(paths))
+    print(
+        f"{len(flows)} flow{'s' if len(flows) != 1 else ''} valid, "
+        f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file(s)",
+        file=sys.stderr,
+    )
+    return 1 if problems else 0
+
+
+def _schema(args: argparse.Namespace) -> int:
+    import json
+
+    from ivr.flows.model import Flow
+
+    schema = Flow.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "ivr call flow"
+    print(json.dumps(schema, indent=2, ensure_ascii=False))
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ivr", description="IVR and skill-based call-routing engine for Asterisk."
@@ -99,6 +131,17 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--hangup-after", type=float, help="caller hangs up after N seconds")
     call.add_argument("--speed", type=float, help="1.0 for real time (default: skip waits)")
     call.set_defaults(func=_call)
+
+    validate = commands.add_parser(
+        "validate",
+        help="check call flows; print file:line:col for every problem",
+        description="Check flows (default: dialplans/). Exit 1 when any has a problem.",
+    )
+    validate.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    validate.set_defaults(func=_validate)
+
+    schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
+    schema.set_defaults(func=_schema)
     return parser
 
 

@@ -46,6 +46,7 @@ class Source:
     data: Any
     positions: dict[PathKey, Position] = field(default_factory=dict)
     key_positions: dict[PathKey, Position] = field(default_factory=dict)
+    quoted: set[PathKey] = field(default_factory=set)
 
     def where(self, path: PathKey, *, key: bool = False) -> Position:
         """The position of ``path``, or of its nearest ancestor that has one."""
@@ -101,6 +102,8 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
+        if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+            self.source.quoted.add(path)  # its text starts one column after the mark
         return self.loader.construct_object(node, deep=True)
 
 

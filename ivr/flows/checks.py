@@ -1,0 +1,161 @@
+"""Checks over a flow's graph, run when it loads (before any call can reach it).
+
+Unknown targets, a missing entry, unreachable nodes, menu options that
+collide, branch conditions that do not parse, and loops that never take
+input (a caller stuck in them would never be heard again).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ivr.flows.expr import ExpressionError, parse
+from ivr.flows.model import Branch, Flow, Language, LanguageOption, Menu, Option, targets_of
+from ivr.flows.problems import Problem, problem_at
+
+if TYPE_CHECKING:
+    from ivr.flows.source import Source
+
+__all__ = ["INPUT_NODES", "check_flow"]
+
+#: Node types that wait for the caller (keys, speech, an agent): a loop through
+#: one of them is a menu the caller can leave, not a spin.
+INPUT_NODES = frozenset(
+    {"menu", "gather", "speech", "language", "record", "survey", "queue", "transfer"}
+)
+
+
+def check_flow(flow: Flow, source: Source) -> list[Problem]:
+    problems: list[Problem] = []
+    names = list(flow.nodes)
+    if flow.entry is not None and flow.entry not in flow.nodes:
+        problems.append(
+            problem_at(
+                source, ("entry",), f"entry {flow.entry!r} is not a node; nodes: {_few(names)}"
+            )
+        )
+    edges: dict[str, list[str]] = defaultdict(list)
+    for name, node in flow.nodes.items():
+        for path, target in targets_of(node):
+            if target not in flow.nodes:
+                problems.append(
+                    problem_at(
+                        source,
+                        ("nodes", name, *path),
+                        f"{path[-1]}: no node named {target!r}; nodes: {_few(names)}",
+                    )
+                )
+            else:
+                edges[name].append(target)
+        if isinstance(node, Menu | Language):
+            problems += _collisions(node, name, source)
+        if isinstance(node, Branch):
+            for index, condition in enumerate(node.conditions):
+                try:
+                    parse(condition.if_)
+                except ExpressionError as exc:
+                    path = ("nodes", name, "conditions", index, "if")
+                    where = source.where(path)
+                    column = where.column + exc.column - (0 if path in source.quoted else 1)
+                    problems.append(Problem(source.file, where.line, column, f"if: {exc}"))
+    if problems:
+        return sorted(problems, key=lambda p: (p.line, p.column))
+    reachable = _reach(flow.start, edges)
+    for name in names:
+        if name not in reachable:
+            problems.append(
+                problem_at(
+                    source,
+                    ("nodes", name),
+                    f"node {name!r} cannot be reached from {flow.start!r}; "
+                    "remove it or point a 'next'/'goto' at it",
+                    key=True,
+                )
+            )
+    problems += _spins(flow, edges, source)
+    return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _few(names: list[str]) -> str:
+    return ", ".join(names[:12]) + (" …" if len(names) > 12 else "")
+
+
+def _reach(start: str, edges: dict[str, list[str]]) -> set[str]:
+    seen = {start}
+    stack = [start]
+    while stack:
+        for target in edges[stack.pop()]:
+            if target not in seen:
+                seen.add(target)
+                stack.append(target)
+    return seen
+
+
+def _collisions(node: Menu | Language, name: str, source: Source) -> list[Problem]:
+    problems: list[Problem] = []
+    digits: dict[str, int] = {}
+    phrases: dict[str, int] = {}
+    options: Sequence[Option | LanguageOption] = node.options
+    for index, option in enumerate(options):
+        if option.digit is not None:
+            if option.digit in digits:
+                problems.append(
+                    problem_at(
+                        source,
+                        ("nodes", name, "options", index, "digit"),
+                        f"digit {option.digit!r} is already option {digits[option.digit] + 1}",
+                    )
+                )
+            digits[option.digit] = index
+        for phrase in option.phrases:
+            key = " ".join(phrase.lower().split())
+            if key in phrases and phrases[key] != index:
+                problems.append(
+                    problem_at(
+                        source,
+                        ("nodes", name, "options", index, "phrases"),
+                        f"phrase {phrase!r} is already option {phrases[key] + 1}",
+                    )
+                )
+            phrases.setdefault(key, index)
+    return problems
+
+
+def _spins(flow: Flow, edges: dict[str, list[str]], source: Source) -> list[Problem]:
+    """Cycles made only of nodes that never wait for the caller."""
+    passive = {n for n, node in flow.nodes.items() if node.type not in INPUT_NODES}
+    problems: list[Problem] = []
+    state: dict[str, int] = {}
+    reported: set[frozenset[str]] = set()
+
+    def visit(name: str, trail: list[str]) -> None:
+        state[name] = 1
+        trail.append(name)
+        for target in edges[name]:
+            if target not in passive:
+                continue
+            if state.get(target) == 1:
+                loop = trail[trail.index(target) :]
+                if frozenset(loop) not in reported:
+                    reported.add(frozenset(loop))
+                    problems.append(
+                        problem_at(
+                            source,
+                            ("nodes", loop[0]),
+                            "these nodes loop without ever waiting for the caller: "
+                            + " -> ".join([*loop, loop[0]])
+                            + "; put a menu, gather or hangup in the loop",
+                            key=True,
+                        )
+                    )
+            elif target not in state:
+                visit(target, trail)
+        trail.pop()
+        state[name] = 2
+
+    for name in flow.nodes:
+        if name in passive and name not in state:
+            visit(name, [])
+    return problems

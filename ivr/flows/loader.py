@@ -1,0 +1,178 @@
+"""Load a flow: safe YAML with positions → model → graph checks.
+
+Every problem becomes a :class:`Problem` that reads
+``dialplans/x.yaml:LINE:COL: what is wrong; what is allowed``; all problems
+of a file are reported together, not just the first.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ivr.flows.model import NODE_TYPES, Flow
+from ivr.flows.problems import FlowError, Problem, problem_at
+from ivr.flows.source import PathKey, Source, SourceError, load_source
+
+__all__ = ["FlowError", "Problem", "load_flow", "load_flows", "parse_flow"]
+
+
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation like ``X | None`` or ``list[X]``."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in typing.get_args(annotation):
+        found = _model_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+def _node_class(data: Any) -> type[BaseModel] | None:
+    from ivr.flows import model
+
+    kind = data.get("type") if isinstance(data, dict) else None
+    for cls in vars(model).values():
+        if (
+            isinstance(cls, type)
+            and issubclass(cls, BaseModel)
+            and "type" in cls.model_fields
+            and typing.get_args(cls.model_fields["type"].annotation) == (kind,)
+        ):
+            return cls
+    return None
+
+
+def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[PathKey, type[BaseModel] | None]:
+    """Map a pydantic error location to the YAML path, and the model at its parent."""
+    path: list[str | int] = []
+    current: type[BaseModel] | None = Flow
+    value: Any = data
+    index = 0
+    while index < len(loc):
+        part = loc[index]
+        index += 1
+        if len(path) == 1 and path[0] == "nodes":
+            path.append(part)
+            value = value.get(part) if isinstance(value, dict) else None
+            current = _node_class(value)
+            if current is not None and index < len(loc) and loc[index] == value.get("type"):
+                index += 1  # pydantic inserts the union's tag into the location
+            continue
+        if isinstance(part, int):
+            path.append(part)
+            value = value[part] if isinstance(value, list) and part < len(value) else None
+            continue
+        if current is not None and part in current.model_fields:
+            field = current.model_fields[part]
+            name = field.alias or part
+            current_next = _model_of(field.annotation)
+        else:
+            name, current_next = part, None
+        path.append(name)
+        value = value.get(name) if isinstance(value, dict) else None
+        if index < len(loc) or current_next is not None:
+            current = current_next
+    return tuple(path), current
+
+
+def _allowed(model: type[BaseModel] | None) -> str:
+    if model is None:
+        return ""
+    names = [f.alias or n for n, f in model.model_fields.items()]
+    return "; allowed: " + ", ".join(names)
+
+
+def _describe(source: Source, error: Any) -> Problem:
+    loc = tuple(error["loc"])
+    kind = error["type"]
+    path, parent = _walk(source.data, loc)
+    if kind == "extra_forbidden":
+        return problem_at(source, path, f"unknown key {path[-1]!r}{_allowed(parent)}", key=True)
+    if kind == "union_tag_invalid":
+        found = error.get("ctx", {}).get("tag")
+        return problem_at(
+            source,
+            (*path, "type"),
+            f"unknown node type {found!r}; allowed: {', '.join(NODE_TYPES)}",
+        )
+    if kind == "union_tag_not_found":
+        return problem_at(source, path, f"a node needs 'type': one of {', '.join(NODE_TYPES)}")
+    if kind == "missing":
+        hint = ""
+        if parent is not None and loc[-1] in parent.model_fields:
+            hint = parent.model_fields[str(loc[-1])].description or ""
+        return problem_at(
+            source, path[:-1], f"missing {path[-1]!r}" + (f": {hint}" if hint else "")
+        )
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and path and path[-1] in ("next", "goto", "on_failure"):
+        message = "a node name: letters, digits, '_' and '-', starting with a letter"
+    return problem_at(source, path, f"{path[-1] if path else 'flow'}: {message}")
+
+
+def parse_flow(source: Source) -> Flow:
+    """Validate loaded YAML into a :class:`Flow`, then run the graph checks."""
+    from ivr.flows.checks import check_flow
+
+    if not isinstance(source.data, dict):
+        raise FlowError([problem_at(source, (), "a flow is a mapping with 'id' and 'nodes'")])
+    try:
+        flow = Flow.model_validate(source.data)
+    except ValidationError as exc:
+        problems = [_describe(source, error) for error in exc.errors()]
+        problems.sort(key=lambda p: (p.line, p.column))
+        raise FlowError(problems) from None
+    problems = check_flow(flow, source)
+    if problems:
+        raise FlowError(problems)
+    return flow
+
+
+def load_flow(path: Path | str, text: str | None = None) -> Flow:
+    """Load and check one flow file; raises :class:`FlowError` listing every problem."""
+    try:
+        source = load_source(path, text)
+    except SourceError as exc:
+        raise FlowError(
+            [Problem(exc.file, exc.position.line, exc.position.column, exc.message)]
+        ) from None
+    return parse_flow(source)
+
+
+def flow_files(paths: Iterable[Path]) -> list[Path]:
+    """The flow files under ``paths`` (directories are searched, ``tests/`` skipped)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                p for p in path.rglob("*.yaml") if "tests" not in p.relative_to(path).parts
+            )
+        else:
+            found.append(path)
+    return found
+
+
+def load_flows(paths: Iterable[Path]) -> tuple[dict[str, Flow], list[Problem]]:
+    """Load every flow under ``paths``; flows by id, and all problems found."""
+    flows: dict[str, Flow] = {}
+    problems: list[Problem] = []
+    origin: dict[str, Path] = {}
+    for file in flow_files(paths):
+        try:
+            flow = load_flow(file)
+        except FlowError as exc:
+            problems += exc.problems
+            continue
+        if flow.id in flows:
+            problems.append(
+                Problem(str(file), 1, 1, f"flow id {flow.id!r} is also used by {origin[flow.id]}")
+            )
+            continue
+        flows[flow.id] = flow
+        origin[flow.id] = file
+    return flows, problems

@@ -1,0 +1,383 @@
+"""The call-flow language: a frozen pydantic model, one class per node type.
+
+A flow is an id, a version, defaults and named nodes; each node names the
+nodes it can go to. Text a caller hears is either one string or one string
+per language (``{en: "...", ko: "..."}``). Unknown keys are errors, so a typo
+is caught at load time with its line. The JSON Schema of :class:`Flow` is
+what ``ivr schema`` prints for editors.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = ["NODE_TYPES", "Flow", "Node", "Text", "targets_of"]
+
+NAME = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
+Target = Annotated[str, Field(pattern=NAME, description="the name of a node in this flow")]
+Text = str | dict[str, str]
+Digit = Annotated[str, Field(pattern=r"^[0-9*#]$", description="one keypad key: 0-9, * or #")]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Defaults(_Strict):
+    language: str = Field("en", description="language of prompts and recognition")
+    voice: str | None = Field(None, description="TTS voice; defaults to the language's")
+    timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the caller")
+    retries: int = Field(2, ge=0, le=10, description="repeats after no input or no match")
+    digit_timeout: float = Field(3.0, gt=0, le=60, description="seconds between keys")
+
+
+class _Node(_Strict):
+    description: str | None = None
+
+
+class Play(_Node):
+    type: Literal["play"]
+    say: Text | None = Field(None, description="text to speak (TTS)")
+    file: str | list[str] | None = Field(None, description="Asterisk sound file(s)")
+    interruptible: bool = Field(False, description="a key stops the prompt")
+    next: Target
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Play:
+        if (self.say is None) == (self.file is None):
+            raise ValueError("give exactly one of 'say' (text) or 'file' (sound files)")
+        return self
+
+
+class Say(_Node):
+    type: Literal["say"]
+    value: str = Field(description="what to say: a literal or a ${variable} template")
+    as_: Literal["digits", "number", "date", "time", "currency"] = Field(alias="as")
+    currency: str = "USD"
+    next: Target
+
+
+class Prompted(_Node):
+    prompt: Text | None = None
+    file: str | None = Field(None, description="a sound file instead of text")
+    timeout: float | None = Field(None, gt=0, le=120)
+    retries: int | None = Field(None, ge=0, le=10)
+
+
+class Retry(_Strict):
+    prompt: Text | None = Field(None, description="said before asking again")
+    goto: Target | None = Field(None, description="leave the node instead of retrying")
+
+
+class Option(_Strict):
+    digit: Digit | None = None
+    phrases: list[str] = Field(default_factory=list, description="words that choose it")
+    goto: Target
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def _digit_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+    @model_validator(mode="after")
+    def _reachable(self) -> Option:
+        if self.digit is None and not self.phrases:
+            raise ValueError("an option needs a 'digit', 'phrases', or both")
+        return self
+
+
+class Menu(Prompted):
+    type: Literal["menu"]
+    options: list[Option] = Field(min_length=1)
+    no_input: Retry | None = None
+    no_match: Retry | None = None
+    on_failure: Target = Field(description="where to go when the retries are used up")
+
+
+class Validation(_Strict):
+    regex: str | None = None
+    luhn: bool = False
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"regex does not compile: {exc}") from None
+        return value
+
+
+class Gather(Prompted):
+    type: Literal["gather"]
+    variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    min_length: int = Field(1, ge=0, le=64)
+    max_length: int = Field(16, ge=1, le=64)
+    terminator: Literal["#", "*", ""] = "#"
+    validate_: Validation | None = Field(None, alias="validate")
+    sensitive: bool = Field(False, description="never logged; masked in events")
+    invalid: Retry | None = None
+    next: Target
+    on_failure: Target
+
+    @model_validator(mode="after")
+    def _lengths(self) -> Gather:
+        if self.min_length > self.max_length:
+            raise ValueError("min_length is larger than max_length")
+        return self
+
+
+class Speech(Prompted):
+    type: Literal["speech"]
+    variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    grammar: list[str] | None = Field(None, description="allowed phrases; none: free-form")
+    confidence: float = Field(0.6, ge=0, le=1)
+    confirm: bool = False
+    end_silence: float = Field(0.8, gt=0, le=10)
+    max_utterance: float = Field(10.0, gt=0, le=60)
+    next: Target
+    on_failure: Target
+
+
+class Condition(_Strict):
+    if_: str = Field(alias="if", description='a condition, e.g. tier == "gold"')
+    goto: Target
+
+
+class Branch(_Node):
+    type: Literal["branch"]
+    conditions: list[Condition] = Field(min_length=1)
+    else_: Target = Field(alias="else")
+
+
+class Set(_Node):
+    type: Literal["set"]
+    variables: dict[str, str | int | float | bool] = Field(min_length=1)
+    next: Target
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+
+
+class Hours(_Node):
+    type: Literal["hours"]
+    timezone: str = "UTC"
+    schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[str]]
+    holidays: list[date] = Field(default_factory=list)
+    open: Target
+    closed: Target
+
+    @field_validator("schedule")
+    @classmethod
+    def _spans(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for day, spans in value.items():
+            for span in spans:
+                if not SPAN.match(span):
+                    raise ValueError(f"{day}: {span!r} is not a span like 09:00-17:30")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown timezone {value!r}; use an IANA name like Asia/Seoul"
+            ) from None
+        return value
+
+
+class LanguageOption(_Strict):
+    digit: Digit
+    language: str
+    phrases: list[str] = Field(default_factory=list)
+
+    @field_validator("digit", mode="before")
+    @classmethod
+    def _digit_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, int) else value
+
+
+class Language(Prompted):
+    type: Literal["language"]
+    options: list[LanguageOption] = Field(min_length=1)
+    next: Target
+
+
+class Http(_Node):
+    type: Literal["http"]
+    method: Literal["GET", "POST", "PUT"] = "GET"
+    url: str = Field(description="URL template; ${variables} are URL-encoded")
+    headers: dict[str, str] = Field(default_factory=dict, description="values may use ${env:NAME}")
+    body: dict[str, str | int | float | bool] | None = None
+    timeout: float = Field(3.0, gt=0, le=30)
+    map: dict[str, str] = Field(default_factory=dict, description="variable: path.in.json")
+    next: Target
+    on_error: Target
+
+
+class Goto(_Node):
+    type: Literal["goto"]
+    target: Target
+
+
+class Subflow(_Node):
+    type: Literal["subflow"]
+    flow: str
+    next: Target
+
+
+class Return(_Node):
+    type: Literal["return"]
+
+
+class Announcement(_Node):
+    type: Literal["announcement"]
+    name: str = Field(pattern=NAME, description="the switch an admin turns on")
+    say: Text | None = None
+    file: str | None = None
+    next: Target
+
+
+class QueueNode(_Node):
+    type: Literal["queue"]
+    queue: str
+    skills: dict[str, int] = Field(default_factory=dict, description="skill: minimum level 1-10")
+    priority: int = Field(0, ge=0, le=100)
+    callback_digit: Digit | None = None
+    next: Target | None = Field(None, description="after the agent hangs up (survey)")
+    on_failure: Target = Field(description="routing unavailable or the queue overflows")
+
+
+class Transfer(_Node):
+    type: Literal["transfer"]
+    to: str = Field(description="an extension, or an outside number on the allow-list")
+    timeout: int = Field(30, ge=5, le=300)
+    on_failure: Target
+
+
+class Voicemail(_Node):
+    type: Literal["voicemail"]
+    mailbox: str
+
+
+class Record(Prompted):
+    type: Literal["record"]
+    variable: str = Field("recording", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_seconds: int = Field(120, ge=1, le=3600)
+    silence_seconds: int = Field(3, ge=1, le=60)
+    beep: bool = True
+    next: Target
+
+
+class Question(_Strict):
+    id: str = Field(pattern=NAME)
+    prompt: Text
+
+
+class Survey(_Node):
+    type: Literal["survey"]
+    questions: list[Question] = Field(min_length=1)
+    next: Target
+
+
+class HangupNode(_Node):
+    type: Literal["hangup"]
+    say: Text | None = None
+
+
+Node = Annotated[
+    Play
+    | Say
+    | Menu
+    | Gather
+    | Speech
+    | Branch
+    | Set
+    | Hours
+    | Language
+    | Http
+    | Goto
+    | Subflow
+    | Return
+    | Announcement
+    | QueueNode
+    | Transfer
+    | Voicemail
+    | Record
+    | Survey
+    | HangupNode,
+    Field(discriminator="type"),
+]
+
+NODE_TYPES = [
+    "play",
+    "say",
+    "menu",
+    "gather",
+    "speech",
+    "branch",
+    "set",
+    "hours",
+    "language",
+    "http",
+    "goto",
+    "subflow",
+    "return",
+    "announcement",
+    "queue",
+    "transfer",
+    "voicemail",
+    "record",
+    "survey",
+    "hangup",
+]
+
+
+class Flow(_Strict):
+    id: str = Field(pattern=NAME)
+    version: int | str = 1
+    description: str | None = None
+    entry: Target | None = Field(None, description="the first node; default: the first listed")
+    defaults: Defaults = Field(default_factory=Defaults)
+    nodes: dict[Annotated[str, Field(pattern=NAME)], Node] = Field(min_length=1)
+
+    @property
+    def start(self) -> str:
+        return self.entry or next(iter(self.nodes))
+
+
+def targets_of(node: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every (field path, node name) a node can go to."""
+    found: list[tuple[tuple[str | int, ...], str]] = []
+    for field, alias in (
+        ("next", "next"),
+        ("on_failure", "on_failure"),
+        ("on_error", "on_error"),
+        ("else_", "else"),
+        ("open", "open"),
+        ("closed", "closed"),
+        ("target", "target"),
+    ):
+        value = getattr(node, field, None)
+        if isinstance(value, str):
+            found.append(((alias,), value))
+    for index, option in enumerate(getattr(node, "options", None) or []):
+        if isinstance(option, Option):
+            found.append((("options", index, "goto"), option.goto))
+    for index, condition in enumerate(getattr(node, "conditions", None) or []):
+        found.append((("conditions", index, "goto"), condition.goto))
+    for key in ("no_input", "no_match", "invalid"):
+        retry = getattr(node, key, None)
+        if isinstance(retry, Retry) and retry.goto:
+            found.append(((key, "goto"), retry.goto))
+    return found

@@ -1,0 +1,54 @@
+"""Loading flows: every invalid fixture yields exactly the problems it declares."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr.cli import main
+from ivr.flows.loader import load_flow
+from ivr.flows.problems import FlowError
+
+from ...conftest import DATA
+
+INVALID = sorted((DATA / "flows" / "invalid").glob("*.yaml"))
+
+
+def expected(path: Path) -> list[str]:
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.removeprefix("# expect: ") for line in lines if line.startswith("# expect: ")]
+
+
+@pytest.mark.parametrize("path", INVALID, ids=[p.stem for p in INVALID])
+def test_invalid_fixture(path: Path) -> None:
+    """The fixture's '# expect: LINE:COL: message' lines are exactly what loading reports."""
+    with pytest.raises(FlowError) as error:
+        load_flow(path)
+    got = [str(p).removeprefix(f"{path}:") for p in error.value.problems]
+    wanted = expected(path)
+    assert len(got) == len(wanted), got
+    for line, want in zip(got, wanted, strict=True):
+        assert line.startswith(want), f"{line!r} does not start with {want!r}"
+
+
+def test_validate_command_reports_and_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr validate` prints file:line:col for each problem and exits 1."""
+    assert main(["validate", str(DATA / "flows" / "invalid")]) == 1
+    out = capsys.readouterr().out
+    assert "unknown_key.yaml:7:5: unknown key 'nxt'" in out
+
+
+def test_validate_missing_path(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["validate", "no/such/dir"]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+
+
+def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr schema` prints a JSON Schema an editor can use, with every node type."""
+    import json
+
+    assert main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "ivr call flow"
+    assert {"Menu", "Gather", "QueueNode", "Hours"} <= set(schema["$defs"])
