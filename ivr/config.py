@@ -76,9 +76,12 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             ) from None
     if settings.max_calls < 1:
         raise ConfigError(f"{where('max_calls')}: must be at least 1")
-    for key in ("command_timeout", "env_timeout", "drain_timeout", "hangup_grace"):
+    for key in ("command_timeout", "drain_timeout"):
         if getattr(settings, key) < 0:
-            raise ConfigError(f"{where(key)}: must be zero or more seconds")
+            raise ConfigError(f"{where(key)}: must be zero or more seconds (0: no limit)")
+    for key in ("env_timeout", "hangup_grace"):
+        if getattr(settings, key) <= 0:
+            raise ConfigError(f"{where(key)}: must be more than zero seconds")
     if settings.log_format not in ("auto", "json", "console"):
         raise ConfigError(f"{where('log_format')}: use auto, json or console")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):

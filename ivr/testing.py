@@ -27,8 +27,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ivr.emulator.agi import AgiSession, Exchange, SessionResult
-from ivr.emulator.apps import Applications
-from ivr.emulator.caller import Action, DialOutcome, Hangup, Press, Talk, Timeline
+from ivr.emulator.apps import App, Applications
+from ivr.emulator.caller import Action, DialOutcome, Hangup, Keys, Press, Talk, Timeline
 from ivr.emulator.sounds import SoundCatalog
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "DialOutcome",
     "Exchange",
     "Hangup",
+    "Keys",
     "Press",
     "SessionResult",
     "SoundCatalog",
@@ -62,6 +63,7 @@ class AsteriskEmulator:
         default_dial: DialOutcome | None = None,
         version: str = DEFAULT_VERSION,
         connect_timeout: float = 2.0,
+        applications: Mapping[str, App] | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -71,6 +73,8 @@ class AsteriskEmulator:
         self.default_dial = default_dial
         self.version = version
         self.connect_timeout = connect_timeout
+        #: Extra dialplan applications for EXEC: name -> async (session, data) -> result.
+        self.applications = dict(applications or {})
         #: astdb shared by all calls of this emulator (DATABASE GET/PUT/DEL).
         self.database: dict[tuple[str, str], str] = {}
         self._serial = itertools.count()
@@ -153,6 +157,8 @@ class AsteriskEmulator:
         except (OSError, TimeoutError):
             return SessionResult(agistatus="FAILURE")
         apps = Applications({**self.dial, **(dial or {})}, self.default_dial)
+        for name, app in self.applications.items():
+            apps.add(name, app)
         session = AgiSession(
             reader,
             writer,

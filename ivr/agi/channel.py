@@ -15,7 +15,7 @@ import enum
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Final, NoReturn, Protocol
+from typing import Any, Final, NoReturn, Protocol
 
 import structlog
 
@@ -163,6 +163,9 @@ class Channel:
         self._swept = swept
         self.deadline = 0.0
         self.expired = False
+        #: The task waiting for a reply, for the sweeper to cancel on a deadline.
+        self.waiting_task: asyncio.Task[Any] | None = None
+        self._closed = False
         self._hangup_event: asyncio.Event | None = None
         #: Called once when the hang-up is first seen (the server arms a grace timer).
         self.on_hangup: Callable[[], object] | None = None
@@ -196,7 +199,7 @@ class Channel:
             await self._hangup_event.wait()
         self._hangup_raised = True
 
-    def _mark_hangup(self, how: str) -> None:
+    def _mark_hangup(self, how: str, *, by_caller: bool = True) -> None:
         if not self.hung_up:
             self.hung_up = True
             self.hangup_how = how
@@ -204,7 +207,7 @@ class Channel:
                 self._hangup_event.set()
             if debug_enabled():
                 log.debug("agi.hangup", how=how)
-            if self.on_hangup is not None:
+            if by_caller and self.on_hangup is not None:
                 self.on_hangup()
 
     def _raise_hangup(self, how: str) -> None:
@@ -231,11 +234,17 @@ class Channel:
             raise self._fail(verb.upper(), reply)
         return reply
 
-    async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
+    def _check_usable(self, verb: str) -> None:
+        if self._closed:
+            # Every way the channel is gone reads the same, also on later commands.
+            raise ChannelHangup(f"the caller hung up ({self.hangup_how})", how=self.hangup_how)
         if self._broken:
             raise AgiError(f"channel unusable: {self._broken}", command=verb)
         if self.hung_up and (verb not in DEAD_OK and verb.split(" ", maxsplit=1)[0] != "EXEC"):
             self._raise_hangup(self.hangup_how)
+
+    async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
+        self._check_usable(verb)
         limit = self._command_timeout if timeout is None else timeout
         try:
             await self._transport.write(line)
@@ -244,21 +253,28 @@ class Channel:
         self.commands_sent += 1
         try:
             if self._swept:
+                self.waiting_task = asyncio.current_task()
                 self.deadline = asyncio.get_running_loop().time() + limit if limit else 0.0
                 try:
-                    reply = await self._next_reply()
+                    reply = await self._reply_for(verb)
                 finally:
                     self.deadline = 0.0
+                    self.waiting_task = None
             else:
                 # asyncio.timeout, not wait_for: no extra task per command.
                 async with asyncio.timeout(limit or None):
-                    reply = await self._next_reply()
+                    reply = await self._reply_for(verb)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if not self.expired or task is None:
-                raise
-            task.uncancel()  # the sweeper's cancel: it means the deadline passed
-            self._timeout(verb, limit)
+            if self.expired and task is not None:
+                self.expired = False
+                task.uncancel()  # the sweeper's cancel: it means the deadline passed
+                self._timeout(verb, limit)
+            # Asterisk is still running the command: its reply (or none at all,
+            # if the next command interrupts it) would be taken as the next
+            # command's. The stream cannot be trusted any more.
+            self._broken = f"{verb} was cancelled while Asterisk ran it"
+            raise
         except TimeoutError:
             self._timeout(verb, limit)
         if debug_enabled():
@@ -273,6 +289,25 @@ class Channel:
             # The HANGUP notice came before this reply: the reply is consumed
             # (the stream stays in step) and the hang-up is reported now.
             self._raise_hangup(self.hangup_how)
+        return reply
+
+    async def _reply_for(self, verb: str) -> Reply:
+        reply = await self._next_reply()
+        if verb == "EXEC" and reply.code == 200 and reply.value == 1:
+            # handle_exec passes an application's 1 on as RESULT_SHOWUSAGE:
+            # the EXEC usage block follows the reply and belongs to it.
+            usage = await self._next_reply()
+            if usage.code != 520:
+                self._broken = "EXEC returned 1 without the usage block Asterisk sends"
+                raise AgiError(self._broken, command=verb)
+        if any(isinstance(e, Reply) for e in self._events):
+            # One command, one reply: a second one now means a value held a
+            # line break (GET VARIABLE sends values raw) and forged a reply.
+            self._broken = "Asterisk sent two replies to one command"
+            raise AgiError(
+                f"{self._broken} ({verb}); a variable value probably holds a line break",
+                command=verb,
+            )
         return reply
 
     def _timeout(self, verb: str, limit: float) -> NoReturn:
@@ -294,7 +329,7 @@ class Channel:
             except (ConnectionError, OSError):
                 data = b""
             if not data:
-                self._broken = "Asterisk closed the connection"
+                self._closed = True
                 self._raise_hangup("connection closed")
             self._events.extend(self._parser.feed(data))
 
@@ -351,6 +386,7 @@ class Channel:
                         return bytes(out)
                 data = await self._transport.read()
                 if not data:
+                    self._closed = True
                     self._raise_hangup("connection closed")
                 self._events.extend(self._parser.feed(data))
 
@@ -379,7 +415,7 @@ class Channel:
         if reply.value == -1:
             raise AgiError(f"no channel named {channel!r}", command="HANGUP")
         if channel is None:
-            self._mark_hangup("hung up by the engine")
+            self._mark_hangup("hung up by the engine", by_caller=False)
             self._hangup_raised = True
 
     async def stream_file(

@@ -36,8 +36,12 @@ class AgiConnection(asyncio.Protocol):
         self._waiter: asyncio.Future[None] | None = None
         self._drain: asyncio.Future[None] | None = None
         self._closed = False
-        #: Called when the call hangs up while nobody reads (the channel is idle).
-        self.on_idle_hangup: Callable[[], None] | None = None
+        #: Called when the call hangs up while nobody reads (the channel is idle),
+        #: with how it showed: the ``HANGUP`` notice or the connection closing.
+        self.on_idle_hangup: Callable[[str], None] | None = None
+        self._tail = b""  # the unfinished last line, to see a HANGUP split across reads
+        #: Called once the socket is up (the server refuses past its limit here).
+        self.on_made: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
         self.peer = ""
 
@@ -49,16 +53,19 @@ class AgiConnection(asyncio.Protocol):
         self.peer = str(transport.get_extra_info("peername"))
         loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._env_timeout, self._env_expired)
+        if self.on_made is not None:
+            self.on_made()
 
     def data_received(self, data: bytes) -> None:
         if self._env_parser is not None:
             self._take_environment(data)
             return
         self._buffer.append(data)
-        if self._waiter is None and self.on_idle_hangup is not None and _has_notice(data):
+        seen, self._tail = self._tail + data, (self._tail + data).rpartition(b"\n")[2][-8:]
+        if self._waiter is None and self.on_idle_hangup is not None and _has_notice(seen):
             # Asterisk announces a hang-up at once, even between commands; a
             # call waiting on something else (a queue) learns of it now.
-            self.on_idle_hangup()
+            self.on_idle_hangup("HANGUP notice")
         self._wake()
 
     def eof_received(self) -> bool:
@@ -100,10 +107,17 @@ class AgiConnection(asyncio.Protocol):
             self._drop(f"no environment within {self._env_timeout:g} s")
 
     def _drop(self, why: str) -> None:
+        """Give up on this connection; a peer that is Asterisk takes its fallback."""
         self._env_parser = None
         if self._timer is not None:
             self._timer.cancel()
         self._on_drop(self, why)
+        self.refuse()
+
+    def refuse(self) -> None:
+        """Send ``failure`` (AGISTATUS=FAILURE: the dialplan's fallback runs) and close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"failure\n")
         self.close()
 
     def _gone(self) -> None:
@@ -113,7 +127,7 @@ class AgiConnection(asyncio.Protocol):
         if self._env_parser is not None:
             self._drop("closed before the environment ended")
         elif self._waiter is None and self.on_idle_hangup is not None:
-            self.on_idle_hangup()
+            self.on_idle_hangup("connection closed")
         self._wake()
 
     def _wake(self) -> None:
@@ -141,7 +155,8 @@ class AgiConnection(asyncio.Protocol):
             raise ConnectionResetError("the connection to Asterisk is closed")
         self.transport.write(data)
         if self._drain is not None:
-            await self._drain
+            # Shielded: one writer's cancellation must not fail the others.
+            await asyncio.shield(self._drain)
 
     def close(self) -> None:
         """Close once what was written has been sent (Asterisk waits for this)."""
@@ -150,5 +165,10 @@ class AgiConnection(asyncio.Protocol):
 
 
 def _has_notice(data: bytes) -> bool:
-    """True when ``data`` holds a ``HANGUP`` line (no reply line is exactly that)."""
+    """True when ``data`` holds a ``HANGUP`` line (no reply line is exactly that).
+
+    ``data`` starts with the previous read's unfinished line, so a notice
+    split across two reads is seen; a reply's tail ending in ``HANGUP`` is
+    not a line of its own unless a newline precedes it.
+    """
     return data.startswith(b"HANGUP\n") or b"\nHANGUP\n" in data

@@ -146,56 +146,121 @@ def _build_environment(variables: dict[str, str]) -> Environment:
     )
 
 
+#: The order in which res_agi.c setup_env() writes the block (Asterisk 22).
+ENV_ORDER: Final = (
+    "agi_network",
+    "agi_network_script",
+    "agi_request",
+    "agi_channel",
+    "agi_language",
+    "agi_type",
+    "agi_uniqueid",
+    "agi_version",
+    "agi_callerid",
+    "agi_calleridname",
+    "agi_callingpres",
+    "agi_callingani2",
+    "agi_callington",
+    "agi_callingtns",
+    "agi_dnid",
+    "agi_rdnis",
+    "agi_context",
+    "agi_extension",
+    "agi_priority",
+    "agi_enhanced",
+    "agi_accountcode",
+    "agi_threadid",
+)
+_RANK: Final = {key: index for index, key in enumerate(ENV_ORDER)}
+#: Values Asterisk writes raw that a caller (or a far network) controls: a line
+#: break in them must not end the block or forge a key (a CNAM with LF, say).
+CALLER_KEYS: Final = frozenset({"agi_callerid", "agi_calleridname", "agi_dnid", "agi_rdnis"})
+_ENV_LINE = re.compile(r"(agi_[a-z0-9_]+):(?: ?)(.*)", re.DOTALL)
+
+
+def _next_key(key: str) -> str:
+    if key.startswith("agi_arg_"):
+        return f"agi_arg_{int(key[8:]) + 1}"
+    rank = _RANK[key]
+    return ENV_ORDER[rank + 1] if rank + 1 < len(ENV_ORDER) else "agi_arg_1"
+
+
 class EnvironmentParser:
     """Collects the environment block; fed bytes until it returns an Environment.
 
-    Bytes after the blank line that ends the block are kept in
-    :attr:`remainder` (a peer may send them in the same segment).
+    Asterisk writes caller ID, name, DNID and RDNIS without escaping, so a
+    line break inside them arrives as a line of its own. Keys must come in
+    setup_env()'s order and only once; a line that is not the next key, or
+    a blank line before ``agi_threadid`` right after such a value, is part
+    of that value (and :attr:`suspicious` is set). Bytes after the block
+    are kept in :attr:`remainder`.
     """
 
     def __init__(self) -> None:
         self._buffer = bytearray()
         self._variables: dict[str, str] = {}
+        self._last = ""
         self._size = 0
         self.remainder = b""
         self.done = False
+        self.suspicious = False
 
     def feed(self, data: bytes) -> Environment | None:
         if self.done:
             raise AgiProtocolError("the environment block was already complete")
         buffer = self._buffer
         buffer += data
-        # The buffer always starts at a line start; the block ends at the first empty line.
-        end = 0 if buffer[:1] == b"\n" else buffer.find(b"\n\n") + 1
-        if end <= 0 and buffer[:1] != b"\n":
-            last = buffer.rfind(b"\n")
-            if last >= 0:  # check whole lines now: garbage is refused early
-                self._take_lines(bytes(buffer[:last]))
-                del buffer[: last + 1]
+        last = buffer.rfind(b"\n")
+        if last < 0:
             if len(buffer) > MAX_ENVIRONMENT_BYTES:
                 raise AgiProtocolError("environment line too long; is this Asterisk?")
             return None
-        if end:
-            self._take_lines(bytes(buffer[: end - 1]))
-        self.done = True
-        self.remainder = bytes(buffer[end + 1 :])
-        buffer.clear()
-        if not self._variables:
-            raise AgiProtocolError("empty environment block; expected agi_* lines")
-        return _build_environment(self._variables)
-
-    def _take_lines(self, chunk: bytes) -> None:
-        self._size += len(chunk)
+        self._size += last
         if self._size > MAX_ENVIRONMENT_BYTES:
             raise AgiProtocolError("environment block too large")
-        variables = self._variables
-        for line in decode_text(chunk).split("\n"):
-            key, sep, value = line.partition(":")
-            if not sep or not _ENV_KEY.fullmatch(key):
-                raise AgiProtocolError(
-                    f"not an AGI environment line: {line[:60]!r}; expected 'agi_<name>: <value>'"
-                )
-            variables[key] = value[1:] if value[:1] == " " else value
+        lines = bytes(buffer[:last]).split(b"\n")
+        rest = bytes(buffer[last + 1 :])
+        buffer.clear()
+        for index, raw in enumerate(lines):
+            if raw or self._continues():
+                self._take_line(decode_text(raw))
+                continue
+            self.done = True
+            self.remainder = (
+                b"\n".join(lines[index + 1 :]) + (b"\n" if index + 1 < len(lines) else b"") + rest
+            )
+            if not self._variables:
+                raise AgiProtocolError("empty environment block; expected agi_* lines")
+            return _build_environment(self._variables)
+        buffer += rest
+        return None
+
+    def _continues(self) -> bool:
+        """A blank line inside a caller-controlled value, not the end of the block."""
+        return self._last in CALLER_KEYS and "agi_threadid" not in self._variables
+
+    def _take_line(self, line: str) -> None:
+        match = _ENV_LINE.fullmatch(line)
+        if match is not None:
+            key = match.group(1)
+            repeated = key in self._variables
+            trusted = self._last not in CALLER_KEYS and not self._last.startswith("agi_arg_")
+            # After a value a caller controls, only the very next key of
+            # setup_env()'s order starts a new line; anything else is the value's.
+            follows = key == _next_key(self._last) if not trusted else True
+            if not repeated and follows:
+                self._variables[key] = match.group(2)
+                self._last = key
+                return
+            if repeated and trusted:
+                raise AgiProtocolError(f"environment key {key!r} sent twice")
+        if self._last in CALLER_KEYS or self._last.startswith("agi_arg_"):
+            self._variables[self._last] += "\n" + line
+            self.suspicious = True
+            return
+        raise AgiProtocolError(
+            f"not an AGI environment line: {line[:60]!r}; expected 'agi_<name>: <value>'"
+        )
 
 
 def encode_environment(variables: Mapping[str, str]) -> bytes:

@@ -21,7 +21,7 @@ import structlog
 from ivr.agi.channel import Channel, Transport
 from ivr.agi.connection import AgiConnection
 from ivr.agi.protocol import Environment
-from ivr.errors import AgiError, ChannelHangup, ConfigError
+from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
 from ivr.log import debug_enabled
 
 __all__ = ["FastAgiServer", "Handler", "ServerStats"]
@@ -128,7 +128,7 @@ class FastAgiServer:
         if pending:
             await asyncio.wait(pending)
         for connection in list(self._waiting):
-            connection.close()
+            connection.refuse()
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
@@ -141,6 +141,9 @@ class FastAgiServer:
     def _connection(self) -> AgiConnection:
         self.stats.accepted += 1
         connection = AgiConnection(self._on_environment, self._on_drop, self.env_timeout)
+        if len(self._waiting) >= self.max_calls:
+            # Connections that have not sent their environment hold sockets too.
+            connection.on_made = connection.refuse
         self._waiting.add(connection)
         return connection
 
@@ -168,10 +171,11 @@ class FastAgiServer:
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL)
             now = loop.time()
-            for task, channel in list(self._channels.items()):
-                if channel.deadline and now > channel.deadline and not channel.expired:
+            for channel in list(self._channels.values()):
+                waiting = channel.waiting_task
+                if channel.deadline and now > channel.deadline and waiting and not channel.expired:
                     channel.expired = True
-                    task.cancel()
+                    waiting.cancel()  # the task awaiting the reply, wherever it runs
 
     async def _refuse(self, transport: Transport, why: str, **context: object) -> None:
         self.stats.refused += 1
@@ -194,11 +198,15 @@ class FastAgiServer:
                 transport, "no route", script=env.script, known=sorted(self._routes)[:20]
             )
             return
-        channel = Channel(
-            env, transport, command_timeout=self.command_timeout, initial=initial, swept=True
-        )
+        try:
+            channel = Channel(
+                env, transport, command_timeout=self.command_timeout, initial=initial, swept=True
+            )
+        except AgiProtocolError as exc:
+            await self._refuse(transport, "garbage after the environment", error=str(exc))
+            return
         if isinstance(transport, AgiConnection):
-            transport.on_idle_hangup = lambda: channel._mark_hangup("HANGUP notice")
+            transport.on_idle_hangup = channel._mark_hangup
         task = asyncio.current_task()
         assert task is not None
         self._channels[task] = channel

@@ -89,6 +89,7 @@ class AgiSession:
         self.dead = False
         self.state = 6 if self.env.get("agi_type") == "Local" else 4
         self._notice_owed = False
+        self._pending = bytearray()
         #: A command failed on a live channel: AGISTATUS ends FAILURE (sticky).
         self._failed = False
         self._table: dict[tuple[str, ...], tuple[Handler, bool]] = {
@@ -118,6 +119,7 @@ class AgiSession:
             ("DATABASE", "GET"): (self._db_get, True),
             ("DATABASE", "PUT"): (self._db_put, True),
             ("DATABASE", "DEL"): (self._db_del, True),
+            ("DATABASE", "DELTREE"): (self._db_deltree, True),
         }
 
     # ---------------------------------------------------------------- driver
@@ -162,7 +164,7 @@ class AgiSession:
 
     async def _read_command(self) -> bytes | None:
         """Wait for the next line; a hang-up while idle sends ``HANGUP`` at once."""
-        reading = asyncio.ensure_future(self.reader.readline())
+        reading = asyncio.ensure_future(self._fgets())
         try:
             while True:
                 due = None if self.dead else self.timeline.next_hangup()
@@ -186,6 +188,26 @@ class AgiSession:
         self.timeline.drop_until(self.timeline.now())
         line = reading.result()
         return line or None
+
+    async def _fgets(self) -> bytes:
+        """One command as run_agi() reads it: up to LF, or 2047 bytes (AGI_BUF_LEN 2048).
+
+        What does not fit is the next command: a longer line runs as two.
+        """
+        buffer = self._pending
+        while True:
+            end = buffer.find(b"\n", 0, 2047)
+            if end >= 0 or len(buffer) >= 2047:
+                size = end + 1 if end >= 0 else 2047
+                line = bytes(buffer[:size])
+                del buffer[:size]
+                return line
+            data = await self.reader.read(4096)
+            if not data:  # EOF: a partial line still runs first
+                line = bytes(buffer)
+                buffer.clear()
+                return line
+            buffer += data
 
     def _go_dead(self) -> None:
         if not self.dead:
@@ -241,9 +263,7 @@ class AgiSession:
     # ------------------------------------------------------------- commands
 
     async def _answer(self, argv: list[str]) -> bytes:
-        if len(argv) != 1:
-            raise ShowUsage
-        self.state = 6
+        self.state = 6  # handle_answer ignores extra arguments
         return b"200 result=0\n"
 
     async def _hangup(self, argv: list[str]) -> bytes:
@@ -451,7 +471,7 @@ class AgiSession:
             raise ShowUsage
         if argv[2][:2].lower() == "on":
             self.vars["__MUSIC"] = argv[3] if len(argv) > 3 else "default"
-        elif argv[2].lower() == "off":
+        elif argv[2][:3].lower() == "off":
             self.vars.pop("__MUSIC", None)
         return b"200 result=0\n"
 
@@ -468,9 +488,8 @@ class AgiSession:
         return handler
 
     async def _set_callerid(self, argv: list[str]) -> bytes:
-        if len(argv) != 3:
-            raise ShowUsage
-        self.env["agi_callerid"] = argv[2]
+        if len(argv) > 2:  # with no argument nothing is set, still result=1
+            self.env["agi_callerid"] = argv[2]
         return b"200 result=1\n"
 
     async def _db_get(self, argv: list[str]) -> bytes:
@@ -489,6 +508,16 @@ class AgiSession:
         if len(argv) != 4:
             raise ShowUsage
         return b"200 result=1\n" if self.db.pop((argv[2], argv[3]), None) else b"200 result=0\n"
+
+    async def _db_deltree(self, argv: list[str]) -> bytes:
+        if len(argv) not in (3, 4):
+            raise ShowUsage
+        prefix = argv[3] if len(argv) == 4 else ""
+        doomed = [k for k in self.db if k[0] == argv[2] and k[1].startswith(prefix)]
+        for key in doomed:
+            del self.db[key]
+        # handle_dbdeltree answers '0' when something was deleted (inverted in res_agi.c).
+        return b"200 result=0\n" if doomed else b"200 result=1\n"
 
     # ------------------------------------------------------------ variables
 

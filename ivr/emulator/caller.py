@@ -23,6 +23,7 @@ __all__ = [
     "Action",
     "DialOutcome",
     "Hangup",
+    "Keys",
     "Press",
     "Talk",
     "Timeline",
@@ -92,7 +93,26 @@ class Talk:
         return Trigger(self.at, self.on, self.nth, self.after)
 
 
-Action = Press | Hangup | Talk
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The caller presses ``digits`` the next time the call asks for input.
+
+    Input means a prompt that keys can stop (``STREAM FILE`` with escape
+    digits), ``WAIT FOR DIGIT``, ``GET DATA`` or ``GET OPTION``. ``Keys``
+    steps are played in order, each once the previous one's keys are all
+    pressed: a script of what the caller answers, whatever the timing.
+    """
+
+    digits: str
+    after: float = 0.3
+    gap: float = 0.25
+
+
+Action = Press | Hangup | Talk | Keys
+_INPUT = re.compile(
+    r'^(?:STREAM FILE \S+ "?[0-9*#A-D]|WAIT FOR DIGIT|GET DATA|GET OPTION|CONTROL STREAM FILE)',
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +157,11 @@ class Timeline:
         self._seen: dict[int, int] = {}
         self._woken = asyncio.Event()
         self.talks: list[Scheduled] = []
+        self._keys = [a for a in actions if isinstance(a, Keys)]
+        self._keys_due = 0.0
         for action in actions:
+            if isinstance(action, Keys):
+                continue
             trig = action.trigger
             if trig.on is None:
                 self._schedule(action, trig.at or 0.0)
@@ -156,7 +180,14 @@ class Timeline:
         heapq.heappush(self._queue, item)
         self._woken.set()
 
+    @property
+    def keys_left(self) -> int:
+        """``Keys`` steps the call never asked for."""
+        return len(self._keys)
+
     def _schedule(self, action: Action, at: float) -> None:
+        if isinstance(action, Keys):
+            return
         if isinstance(action, Press):
             for i, digit in enumerate(action.digits):
                 self._push(at + i * action.gap, "dtmf", digit=digit)
@@ -167,7 +198,15 @@ class Timeline:
 
     def command_started(self, line: str) -> None:
         """Arm the actions tied to this command line."""
+        if self._keys and _INPUT.match(line) and self.now() >= self._keys_due:
+            step = self._keys.pop(0)
+            at = self.now() + step.after
+            for i, digit in enumerate(step.digits):
+                self._push(at + i * step.gap, "dtmf", digit=digit)
+            self._keys_due = at + max(len(step.digits) - 1, 0) * step.gap
         for index, (action, seen) in enumerate(self._relative):
+            if isinstance(action, Keys):
+                continue
             trig = action.trigger
             if seen < trig.nth and trig.matches(line):
                 self._relative[index] = (action, seen + 1)

@@ -53,10 +53,10 @@ class TestBadPeers:
         "garbage", [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x16\x03\x01\x02\x00\x01\x00\n\n"]
     )
     async def test_garbage_is_dropped(self, agi_server: FastAgiServer, garbage: bytes) -> None:
-        """Something that is not Asterisk gets the socket closed, nothing else."""
+        """Something that is not Asterisk gets 'failure' (Asterisk's fallback cue) and a close."""
         reader, writer = await asyncio.open_connection("127.0.0.1", agi_server.port)
         writer.write(garbage)
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader) == b"failure\n"
         writer.close()
         assert agi_server.stats.dropped == 1
 
@@ -64,7 +64,7 @@ class TestBadPeers:
         """A peer that never sends its environment is dropped after env_timeout."""
         reader, writer = await asyncio.open_connection("127.0.0.1", agi_server.port)
         started = time.monotonic()
-        assert await read_until_closed(reader) == b""
+        assert await read_until_closed(reader) == b"failure\n"
         assert 0.9 <= time.monotonic() - started < 3
         writer.close()
 

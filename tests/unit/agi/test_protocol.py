@@ -69,10 +69,32 @@ class TestEnvironment:
 
     def test_numbered_arguments_in_order(self) -> None:
         """agi_arg_N values come back as a tuple ordered by N, 10 after 9."""
-        lines = [f"agi_arg_{n}: v{n}\n" for n in (2, 1, 10, 3, 4, 5, 6, 7, 8, 9)]
+        lines = [f"agi_arg_{n}: v{n}\n" for n in range(1, 11)]
         env = EnvironmentParser().feed(("agi_network: yes\n" + "".join(lines) + "\n").encode())
         assert env is not None
         assert env.args == tuple(f"v{n}" for n in range(1, 11))
+
+    @pytest.mark.parametrize(
+        "name",
+        ["Bob\nagi_network_script: admin", "Bob\nSmith", "Bob\n\nSmith", "x\nagi_arg_1: evil"],
+    )
+    def test_line_breaks_in_caller_name_cannot_forge_keys(
+        self, name: str, agi_sessions: list[dict[str, Any]]
+    ) -> None:
+        """A caller name holding line breaks stays the name: no key, route or end is forged."""
+        block = agi_sessions[0]["env_block"].replace(
+            "agi_calleridname: Alice", f"agi_calleridname: {name}"
+        )
+        parser = EnvironmentParser()
+        env = parser.feed(block.encode())
+        assert env is not None
+        assert env.script == "700" and env.calleridname == name and env.args == ()
+        assert env.get("threadid") == "140505378391744"
+        assert parser.suspicious and parser.remainder == b""
+
+    def test_repeated_key_is_refused(self) -> None:
+        with pytest.raises(AgiProtocolError, match="sent twice"):
+            EnvironmentParser().feed(b"agi_network: yes\nagi_network: no\n\n")
 
     def test_block_in_pieces_and_bytes_after_it_kept(self) -> None:
         """A block split across reads completes; bytes after the blank line are kept."""
@@ -84,7 +106,9 @@ class TestEnvironment:
 
     def test_non_utf8_caller_name_survives(self) -> None:
         """A Latin-1 caller name is decoded, not rejected."""
-        env = EnvironmentParser().feed(b"agi_network: yes\nagi_calleridname: J\xf6rg\n\n")
+        env = EnvironmentParser().feed(
+            b"agi_network: yes\nagi_calleridname: J\xf6rg\nagi_callingpres: 0\n\n"
+        )
         assert env is not None and env.calleridname == "Jörg"
 
     @pytest.mark.parametrize(

@@ -1,0 +1,191 @@
+"""Runs a flow on a call: walks its nodes, talking to the ``Channel`` and the ports.
+
+One :class:`Run` per call holds the call's variables, language and trace
+(nodes visited, prompts played, events). Node behaviour lives in
+:mod:`ivr.flows.nodes`; this module is the loop, the context and the
+services a node may use. A call keeps the :class:`Flow` object it started
+with, so a hot reload never changes a call in progress.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from ivr.agi.channel import Channel
+from ivr.errors import IvrError
+from ivr.flows.model import Flow, Text
+from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
+from routing.memory import Assignment, Ticket
+
+__all__ = ["Engine", "FlowRuntimeError", "Router", "Run", "Trace"]
+
+log = structlog.get_logger("ivr.flows")
+MAX_STEPS = 10_000
+_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:]*)\}")
+
+
+class FlowRuntimeError(IvrError):
+    """A flow cannot go on (a missing subflow, a forbidden transfer, …)."""
+
+
+class Router(Protocol):
+    async def enqueue(
+        self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
+    ) -> Ticket: ...
+    async def wait(self, ticket: Ticket) -> Assignment: ...
+    async def abandon(self, ticket: Ticket) -> None: ...
+    async def connected(self, assignment: Assignment) -> None: ...
+    async def completed(self, assignment: Assignment) -> None: ...
+    async def missed(self, assignment: Assignment) -> None: ...
+
+
+@dataclass(slots=True)
+class Trace:
+    """What a call did, for flow tests, logs and events."""
+
+    nodes: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
+    ended: str = ""
+
+
+@dataclass(slots=True)
+class Engine:
+    """The services every call's run shares (the interpreter's ports)."""
+
+    flows: Callable[[str], Flow | None]
+    prompts: Prompts
+    router: Router | None = None
+    http: HttpClient = field(default_factory=UrllibHttp)
+    announcements: Announcements = field(default_factory=MemoryAnnouncements)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    environ: Mapping[str, str] = field(default_factory=dict)
+    transfer_allow: tuple[str, ...] = ()
+    internal_dial: str = "PJSIP/{to}"
+    external_dial: str = "PJSIP/{to}@trunk"
+    ring_timeout: int = 20
+    spool: str = "/var/spool/asterisk/ivr"
+
+    async def run(self, channel: Channel, flow: Flow) -> Trace:
+        run = Run(self, channel, flow)
+        await run.execute()
+        return run.trace
+
+
+class Run:
+    """One call walking one flow (and its subflows)."""
+
+    def __init__(self, engine: Engine, channel: Channel, flow: Flow) -> None:
+        self.engine = engine
+        self.channel = channel
+        self.flow = flow
+        self.language = flow.defaults.language
+        self.trace = Trace()
+        self.sensitive: set[str] = set()
+        env = channel.env
+        self.variables: dict[str, Any] = {
+            "caller": {"number": env.callerid, "name": env.calleridname},
+            "call": {"uniqueid": env.uniqueid, "extension": env.extension, "dnid": env.dnid},
+            **dict(env.query),
+        }
+
+    # ------------------------------------------------------------ the loop
+
+    async def execute(self) -> None:
+        from ivr.flows.nodes import HANDLERS
+
+        await self.channel.answer()
+        stack: list[tuple[Flow, str]] = []
+        flow, name = self.flow, self.flow.start
+        for _ in range(MAX_STEPS):
+            node = flow.nodes[name]
+            self.trace.nodes.append(name if flow is self.flow else f"{flow.id}.{name}")
+            structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
+            if node.type == "subflow":
+                child = self.engine.flows(node.flow)
+                if child is None:
+                    raise FlowRuntimeError(f"subflow {node.flow!r} is not loaded")
+                stack.append((flow, node.next))
+                flow, name = child, child.start
+                continue
+            if node.type == "return":
+                if not stack:
+                    self.trace.ended = "return"
+                    return
+                flow, name = stack.pop()
+                continue
+            following = await HANDLERS[node.type](self, node)
+            if following is None:
+                self.trace.ended = self.trace.ended or node.type
+                return
+            name = following
+        raise FlowRuntimeError(f"the call took {MAX_STEPS} steps without ending")
+
+    # ------------------------------------------------------------ services
+
+    def text(self, value: Text | None) -> str:
+        """The text in the call's language (falls back to the flow's default, then any)."""
+        if value is None:
+            return ""
+        if isinstance(value, str):
+            return self.render(value)
+        chosen = value.get(self.language) or value.get(self.flow.defaults.language)
+        return self.render(chosen if chosen is not None else next(iter(value.values())))
+
+    def render(self, template: str, *, url: bool = False) -> str:
+        """Replace ``${name}`` with variables (``${env:NAME}`` from the environment)."""
+
+        def value(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name.startswith("env:"):
+                found: Any = self.engine.environ.get(name[4:], "")
+            else:
+                found = self.lookup(name)
+            text = "" if found is None else str(found)
+            return urllib.parse.quote(text, safe="") if url else text
+
+        return _TEMPLATE.sub(value, template)
+
+    def lookup(self, name: str) -> Any:
+        value: Any = self.variables
+        if name in self.variables:
+            return self.variables[name]
+        for part in name.split("."):
+            if not isinstance(value, Mapping) or part not in value:
+                return None
+            value = value[part]
+        return value
+
+    async def sound(self, text: Text | None, file: str | list[str] | None = None) -> list[str]:
+        """The sound names to play for a node's text or files, recording what was said."""
+        if file is not None:
+            files = [file] if isinstance(file, str) else list(file)
+            self.trace.prompts += [f"file:{f}" for f in files]
+            return files
+        said = self.text(text)
+        if not said:
+            return []
+        self.trace.prompts.append(said)
+        voice = self.flow.defaults.voice if self.language == self.flow.defaults.language else None
+        return [await self.engine.prompts.sound_for(said, self.language, voice)]
+
+    def event(self, kind: str, **data: Any) -> None:
+        masked = {k: ("***" if k in self.sensitive else v) for k, v in data.items()}
+        self.trace.events.append({"event": kind, **masked})
+        log.info(f"flow.{kind}", **masked)
+
+    def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
+        self.variables[name] = value
+        if sensitive:
+            self.sensitive.add(name)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

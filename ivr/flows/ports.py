@@ -1,0 +1,121 @@
+"""What the interpreter needs from the world, as small protocols, with the adapters
+that exist today.
+
+The interpreter sees only these ports. ``SpeechPrompts`` renders text with
+espeak-ng (``speech.tts``); ``UrllibHttp`` makes real HTTP requests in a
+worker thread; ``MemoryAnnouncements`` holds the admin's switches in the
+process. Routing arrives through the :class:`Router` port (``routing``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from speech.tts import Synthesizer
+
+__all__ = [
+    "Announcements",
+    "HttpClient",
+    "HttpReply",
+    "MemoryAnnouncements",
+    "Prompts",
+    "SpeechPrompts",
+    "UrllibHttp",
+]
+
+
+class Prompts(Protocol):
+    async def sound_for(self, text: str, language: str, voice: str | None) -> str:
+        """The Asterisk sound name (a path without extension) that says ``text``."""
+
+
+class SpeechPrompts:
+    """Prompts rendered offline by espeak-ng into a folder Asterisk can read."""
+
+    def __init__(self, folder: Path, synthesizer: Synthesizer | None = None) -> None:
+        self.folder = Path(folder)
+        self.synthesizer = synthesizer or Synthesizer(self.folder)
+
+    async def sound_for(self, text: str, language: str, voice: str | None) -> str:
+        path = await self.synthesizer.render(text, language, voice)
+        return str(path.with_suffix(""))
+
+
+@dataclass(frozen=True, slots=True)
+class HttpReply:
+    status: int
+    body: Any
+
+
+class HttpClient(Protocol):
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float,
+    ) -> HttpReply:
+        """Raises ``OSError`` or ``TimeoutError`` when the service cannot be reached."""
+
+
+class UrllibHttp:
+    """HTTP with the standard library, run in a worker thread; JSON in and out."""
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: Any,
+        timeout: float,
+    ) -> HttpReply:
+        return await asyncio.to_thread(self._request, method, url, dict(headers), body, timeout)
+
+    @staticmethod
+    def _request(
+        method: str, url: str, headers: dict[str, str], body: Any, timeout: float
+    ) -> HttpReply:
+        if not url.startswith(("http://", "https://")):
+            raise OSError(f"only http and https URLs are allowed, not {url[:30]!r}")
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers.setdefault("Content-Type", "application/json")
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - scheme checked above
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+                raw = response.read(1_000_000)
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            raw, status = exc.read(1_000_000), exc.code
+        try:
+            parsed: Any = json.loads(raw) if raw else None
+        except ValueError:
+            parsed = raw.decode("utf-8", "replace")
+        return HttpReply(status, parsed)
+
+
+class Announcements(Protocol):
+    async def active(self, name: str) -> bool:
+        """Whether the admin switched announcement ``name`` on."""
+
+
+class MemoryAnnouncements:
+    """Announcement switches kept in the process (set by the admin API or tests)."""
+
+    def __init__(self, active: Mapping[str, bool] | None = None) -> None:
+        self._active = dict(active or {})
+
+    async def active(self, name: str) -> bool:
+        return self._active.get(name, False)
+
+    def switch(self, name: str, on: bool) -> None:
+        self._active[name] = on

@@ -1,0 +1,133 @@
+"""Skill-based routing kept in the process: the reference the Redis store must match.
+
+A waiting call asks for skills with minimum levels; the longest-idle
+available agent who has them all is reserved for it. Higher priority goes
+first, then calls put back at the head (their agent did not answer), then
+the longest waiting. One agent never holds two reservations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from routing.errors import UnknownTicket
+
+__all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket"]
+
+
+@dataclass(slots=True)
+class Agent:
+    id: str
+    endpoint: str
+    skills: dict[str, int] = field(default_factory=dict)
+    state: str = "available"
+    idle_since: float = field(default_factory=time.monotonic)
+    missed: int = 0
+
+    def qualifies(self, skills: Mapping[str, int]) -> bool:
+        return all(self.skills.get(name, 0) >= level for name, level in skills.items())
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    id: int
+    call_id: str
+    queue: str
+    skills: tuple[tuple[str, int], ...]
+    priority: int
+
+
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    ticket: Ticket
+    agent_id: str
+    endpoint: str
+
+
+@dataclass(slots=True)
+class _Waiting:
+    ticket: Ticket
+    order: tuple[int, int, int]
+    future: asyncio.Future[Assignment]
+
+
+class MemoryRouter:
+    """In-process router: queues, agents, reservations."""
+
+    def __init__(self, agents: Iterable[Agent] = ()) -> None:
+        self.agents = {agent.id: agent for agent in agents}
+        self._waiting: dict[int, _Waiting] = {}
+        self._ids = itertools.count(1)
+        self._seq = itertools.count()
+        self.events: list[tuple[str, dict[str, object]]] = []
+
+    def _emit(self, kind: str, **data: object) -> None:
+        self.events.append((kind, data))
+
+    async def enqueue(
+        self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
+    ) -> Ticket:
+        ticket = Ticket(next(self._ids), call_id, queue, tuple(sorted(skills.items())), priority)
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[ticket.id] = _Waiting(ticket, (-priority, 1, next(self._seq)), future)
+        self._emit("enqueued", call=call_id, queue=queue, skills=dict(skills))
+        self._match()
+        return ticket
+
+    async def wait(self, ticket: Ticket) -> Assignment:
+        """Until an agent is reserved for ``ticket``."""
+        entry = self._waiting.get(ticket.id)
+        if entry is None:
+            raise UnknownTicket(ticket.id)
+        return await asyncio.shield(entry.future)
+
+    async def abandon(self, ticket: Ticket) -> None:
+        entry = self._waiting.pop(ticket.id, None)
+        if entry is not None and entry.future.done() and not entry.future.cancelled():
+            self._free(entry.future.result().agent_id)  # reserved, but the caller left
+        if entry is not None:
+            self._emit("abandoned", call=ticket.call_id, queue=ticket.queue)
+
+    async def connected(self, assignment: Assignment) -> None:
+        self._waiting.pop(assignment.ticket.id, None)
+        self.agents[assignment.agent_id].state = "on_call"
+        self._emit("connected", call=assignment.ticket.call_id, agent=assignment.agent_id)
+
+    async def completed(self, assignment: Assignment) -> None:
+        self._free(assignment.agent_id)
+        self._emit("completed", call=assignment.ticket.call_id, agent=assignment.agent_id)
+
+    async def missed(self, assignment: Assignment) -> None:
+        """The agent did not answer: they go to 'missed', the call back to the head."""
+        agent = self.agents[assignment.agent_id]
+        agent.state, agent.missed = "missed", agent.missed + 1
+        ticket = assignment.ticket
+        future = asyncio.get_running_loop().create_future()
+        self._waiting[ticket.id] = _Waiting(ticket, (-ticket.priority, 0, next(self._seq)), future)
+        self._emit("missed", call=ticket.call_id, agent=agent.id)
+        self._match()
+
+    def set_available(self, agent_id: str) -> None:
+        self._free(agent_id)
+
+    def _free(self, agent_id: str) -> None:
+        agent = self.agents[agent_id]
+        agent.state, agent.idle_since = "available", time.monotonic()
+        self._match()
+
+    def _match(self) -> None:
+        for entry in sorted(self._waiting.values(), key=lambda w: w.order):
+            if entry.future.done():
+                continue
+            skills = dict(entry.ticket.skills)
+            free = [a for a in self.agents.values() if a.state == "available" and a.qualifies(skills)]
+            if not free:
+                continue
+            agent = min(free, key=lambda a: a.idle_since)
+            agent.state = "reserved"
+            entry.future.set_result(Assignment(entry.ticket, agent.id, agent.endpoint))
+            self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)
