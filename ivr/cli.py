@@ -82,6 +82,42 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _test(args: argparse.Namespace) -> int:
+    from ivr.flows.loader import load_flows
+    from ivr.flows.problems import FlowError
+    from ivr.flows.testing import run_file
+
+    log.configure(json=False, level="debug" if args.verbose else "warning")
+    root = args.path
+    folder = root if root.is_dir() else root.parent.parent
+    tests = sorted((root / "tests").glob("*.yaml")) if root.is_dir() else [root]
+    flows, problems = load_flows([folder])
+    for problem in problems:
+        print(problem)
+    if not tests:
+        print(f"ivr: no flow tests in {root}/tests/*.yaml", file=sys.stderr)
+        return 2
+    passed = failed = 0
+    for path in tests:
+        try:
+            outcomes = asyncio.run(run_file(path, flows))
+        except FlowError as exc:
+            print(exc)
+            failed += 1
+            continue
+        for outcome in outcomes:
+            if outcome.passed:
+                passed += 1
+                print(f"PASS {path.name}: {outcome.name}")
+            else:
+                failed += 1
+                print(f"FAIL {path.name}: {outcome.name}")
+                for failure in outcome.failures:
+                    print(f"     {failure}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed or problems else 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -139,6 +175,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH")
     validate.set_defaults(func=_validate)
+
+    test = commands.add_parser(
+        "test",
+        help="run the flow tests in PATH/tests/*.yaml (default dialplans/)",
+        description="Run flow tests: scripted callers against the real engine and emulator.",
+    )
+    test.add_argument("path", nargs="?", type=Path, default=Path("dialplans"))
+    test.add_argument("-v", "--verbose", action="store_true", help="log every AGI exchange")
+    test.set_defaults(func=_test)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -124,7 +124,9 @@ class MemoryRouter:
             if entry.future.done():
                 continue
             skills = dict(entry.ticket.skills)
-            free = [a for a in self.agents.values() if a.state == "available" and a.qualifies(skills)]
+            free = [
+                a for a in self.agents.values() if a.state == "available" and a.qualifies(skills)
+            ]
             if not free:
                 continue
             agent = min(free, key=lambda a: a.idle_since)

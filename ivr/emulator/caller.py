@@ -106,6 +106,7 @@ class Keys:
     digits: str
     after: float = 0.3
     gap: float = 0.25
+    hangup: bool = False
 
 
 Action = Press | Hangup | Talk | Keys
@@ -204,6 +205,8 @@ class Timeline:
             for i, digit in enumerate(step.digits):
                 self._push(at + i * step.gap, "dtmf", digit=digit)
             self._keys_due = at + max(len(step.digits) - 1, 0) * step.gap
+            if step.hangup:
+                self._push(self._keys_due, "hangup")
         for index, (action, seen) in enumerate(self._relative):
             if isinstance(action, Keys):
                 continue

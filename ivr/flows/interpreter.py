@@ -54,6 +54,9 @@ class Trace:
     prompts: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
     ended: str = ""
+    #: The call's variables when it left the flow (``sensitive`` names them).
+    variables: dict[str, Any] = field(default_factory=dict)
+    sensitive: set[str] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -99,6 +102,13 @@ class Run:
     # ------------------------------------------------------------ the loop
 
     async def execute(self) -> None:
+        try:
+            await self._walk()
+        finally:
+            self.trace.variables = dict(self.variables)
+            self.trace.sensitive = set(self.sensitive)
+
+    async def _walk(self) -> None:
         from ivr.flows.nodes import HANDLERS
 
         await self.channel.answer()

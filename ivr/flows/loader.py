@@ -7,6 +7,7 @@ of a file are reported together, not just the first.
 
 from __future__ import annotations
 
+import re
 import typing
 from collections.abc import Iterable
 from pathlib import Path
@@ -87,9 +88,24 @@ def _allowed(model: type[BaseModel] | None) -> str:
     return "; allowed: " + ", ".join(names)
 
 
+#: Labels pydantic puts in an error's location for the members of a union.
+_UNION_LABELS = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*)$")
+
+
 def _describe(source: Source, error: Any) -> Problem:
-    loc = tuple(error["loc"])
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_LABELS.match(p)))
     kind = error["type"]
+    if error["loc"] != loc and kind in ("string_type", "dict_type"):
+        labels = [
+            i for i, p in enumerate(error["loc"]) if isinstance(p, str) and _UNION_LABELS.match(p)
+        ]
+        path, _ = _walk(source.data, tuple(error["loc"][: labels[-1]]))
+        return problem_at(
+            source,
+            path,
+            f"{path[-1]}: give one text, or one per language like {{en: ..., ko: ...}}; "
+            "put quotes around text that holds a comma or a colon",
+        )
     path, parent = _walk(source.data, loc)
     if kind == "extra_forbidden":
         return problem_at(source, path, f"unknown key {path[-1]!r}{_allowed(parent)}", key=True)
@@ -124,8 +140,10 @@ def parse_flow(source: Source) -> Flow:
     try:
         flow = Flow.model_validate(source.data)
     except ValidationError as exc:
-        problems = [_describe(source, error) for error in exc.errors()]
-        problems.sort(key=lambda p: (p.line, p.column))
+        problems = sorted(
+            {str(p): p for p in (_describe(source, e) for e in exc.errors())}.values(),
+            key=lambda p: (p.line, p.column),
+        )
         raise FlowError(problems) from None
     problems = check_flow(flow, source)
     if problems:

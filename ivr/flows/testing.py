@@ -1,0 +1,306 @@
+"""Flow tests: a scripted caller and expectations, written in YAML next to the flows.
+
+    flow: main
+    tests:
+      - name: billing by keys
+        caller: "5551234"
+        time: "2026-11-25T10:00:00+09:00"
+        agents: [{id: alice, endpoint: PJSIP/1001, skills: {billing: 5}}]
+        dial: {PJSIP/1001: answer}
+        script:
+          - press: "1"
+          - press: "1234#"
+        expect:
+          visits: [welcome, menu, billing]
+          prompts: ["For billing"]
+          variables: {account: "1234"}
+          queue: billing
+          ended: hangup
+
+Each test runs the real engine (FastAGI server, interpreter, espeak-ng
+prompts) against the Asterisk emulator over TCP. Only the world outside the
+engine is scripted: the caller, the agents' phones, HTTP services, the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ivr.agi.channel import Channel
+from ivr.agi.server import FastAgiServer
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.model import Flow
+from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
+from ivr.flows.problems import FlowError, Problem, problem_at
+from ivr.flows.source import SourceError, load_source
+from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Keys
+from routing.memory import Agent, MemoryRouter
+
+__all__ = ["Outcome", "TestFile", "load_tests", "run_file", "run_test"]
+
+CALL_LIMIT = 30.0
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Step(_Strict):
+    press: str | None = Field(None, pattern=r"^[0-9*#]+$")
+    say: str | None = None
+    hangup: bool | Literal["in_queue"] = Field(
+        False, description="true: at the next prompt; in_queue: while on hold"
+    )
+    after: float = Field(0.3, ge=0, le=60, description="seconds into the prompt")
+
+
+class HttpAnswer(_Strict):
+    url: str
+    status: int = 200
+    body: Any = None
+    fail: bool = Field(False, description="the service cannot be reached")
+
+
+class AgentSpec(_Strict):
+    id: str
+    endpoint: str
+    skills: dict[str, int] = Field(default_factory=dict)
+
+
+class QueueExpect(_Strict):
+    name: str
+    skills: dict[str, int] | None = None
+
+
+class Expect(_Strict):
+    visits: list[str] = Field(default_factory=list)
+    not_visits: list[str] = Field(default_factory=list)
+    prompts: list[str] = Field(default_factory=list)
+    not_prompts: list[str] = Field(default_factory=list)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    queue: str | QueueExpect | None = None
+    dialled: list[str] | None = None
+    ended: str | None = None
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class FlowTest(_Strict):
+    name: str
+    caller: str = "5551234"
+    time: datetime | None = None
+    language: str | None = None
+    announcements: list[str] = Field(default_factory=list)
+    http: list[HttpAnswer] = Field(default_factory=list)
+    agents: list[AgentSpec] = Field(default_factory=list)
+    dial: dict[str, Literal["answer", "noanswer", "busy", "unavailable"]] = Field(
+        default_factory=dict
+    )
+    script: list[Step] = Field(default_factory=list)
+    expect: Expect = Field(default_factory=Expect)
+
+
+class TestFile(_Strict):
+    flow: str
+    tests: list[FlowTest] = Field(min_length=1)
+
+
+@dataclass(slots=True)
+class Outcome:
+    name: str
+    failures: list[str] = field(default_factory=list)
+    trace: Trace | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+class CannedHttp:
+    """The HTTP services a test scripts: answers by URL, unknown URLs unreachable."""
+
+    def __init__(self, answers: list[HttpAnswer]) -> None:
+        self.answers = answers
+        self.requests: list[str] = []
+
+    async def request(
+        self, method: str, url: str, headers: Mapping[str, str], body: Any, timeout: float
+    ) -> HttpReply:
+        self.requests.append(url)
+        for answer in self.answers:
+            if answer.url == url:
+                if answer.fail:
+                    raise OSError(f"{url} is unreachable (as the test scripts)")
+                return HttpReply(answer.status, answer.body)
+        raise OSError(f"no answer scripted for {method} {url}")
+
+
+def load_tests(path: Path) -> TestFile:
+    """Load one test file; problems come as :class:`FlowError` with file:line:col."""
+    try:
+        source = load_source(path)
+    except SourceError as exc:
+        where = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
+        raise FlowError([where]) from None
+    try:
+        return TestFile.model_validate(source.data)
+    except ValidationError as exc:
+        problems = [
+            problem_at(source, tuple(e["loc"]), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
+            for e in exc.errors()
+        ]
+        raise FlowError(problems) from None
+
+
+_DIAL = {
+    "answer": DialOutcome("ANSWER", ring=1.0, talk=5.0),
+    "noanswer": DialOutcome("NOANSWER"),
+    "busy": DialOutcome("BUSY", ring=0.5),
+    "unavailable": DialOutcome("CHANUNAVAIL", ring=0.1),
+}
+
+
+async def run_test(
+    test: FlowTest, flow: Flow, flows: Mapping[str, Flow], prompts_dir: Path
+) -> Outcome:
+    """Run one flow test through the real engine and the Asterisk emulator."""
+    outcome = Outcome(test.name)
+    if any(step.say is not None for step in test.script):
+        outcome.failures.append("'say' steps need speech recognition, which is not built yet")
+        return outcome
+    router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in test.agents)
+    moment = test.time or datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday morning
+    engine = Engine(
+        flows=flows.get,
+        prompts=SpeechPrompts(prompts_dir),
+        router=router,
+        http=CannedHttp(test.http),
+        announcements=MemoryAnnouncements(dict.fromkeys(test.announcements, True)),
+        clock=lambda: moment,
+    )
+    traces: list[Trace] = []
+    errors: list[BaseException] = []
+
+    async def handler(channel: Channel) -> None:
+        run_flow = flow.model_copy()
+        if test.language:
+            run_flow = flow.model_copy(
+                update={"defaults": flow.defaults.model_copy(update={"language": test.language})}
+            )
+        try:
+            traces.append(await engine.run(channel, run_flow))
+        except Exception as exc:
+            errors.append(exc)
+            raise
+
+    server = FastAgiServer(default=handler, port=0, hangup_grace=1.0)
+    await server.start()
+    actions: list[Action] = [
+        Hangup(on="SET MUSIC on", after=s.after)
+        if s.hangup == "in_queue"
+        else Keys(s.press or "", after=s.after, hangup=bool(s.hangup))
+        for s in test.script
+    ]
+    emulator = AsteriskEmulator(
+        port=server.port,
+        sound_dirs=[prompts_dir],
+        dial={endpoint: _DIAL[kind] for endpoint, kind in test.dial.items()},
+        default_dial=DialOutcome("CHANUNAVAIL", ring=0.1),
+    )
+    try:
+        call = await asyncio.wait_for(
+            emulator.call(flow.id, actions=actions, callerid=test.caller), CALL_LIMIT
+        )
+        await asyncio.sleep(0)
+    except TimeoutError:
+        outcome.failures.append(
+            f"the call did not end within {CALL_LIMIT:g} s (a queue without agents waits "
+            "for ever: add a step 'hangup: in_queue')"
+        )
+        return outcome
+    finally:
+        await server.drain(2)
+    if errors:
+        outcome.failures.append(f"the engine failed: {errors[0]}")
+    if not traces:
+        outcome.failures.append("the call did not finish its flow")
+        return outcome
+    outcome.trace = traces[0]
+    outcome.failures += _check(test.expect, traces[0], router, call.dialled)
+    return outcome
+
+
+def _in_order(wanted: list[str], seen: list[str], match: Any) -> str | None:
+    position = 0
+    for item in wanted:
+        while position < len(seen) and not match(item, seen[position]):
+            position += 1
+        if position == len(seen):
+            return item
+        position += 1
+    return None
+
+
+def _check(expect: Expect, trace: Trace, router: MemoryRouter, dialled: list[str]) -> list[str]:
+    failures: list[str] = []
+    missing = _in_order(expect.visits, trace.nodes, lambda a, b: a == b)
+    if missing is not None:
+        failures.append(f"did not visit {missing!r} in order; visited {trace.nodes}")
+    for name in expect.not_visits:
+        if name in trace.nodes:
+            failures.append(f"visited {name!r}, which it should not; visited {trace.nodes}")
+    missing = _in_order(expect.prompts, trace.prompts, lambda a, b: a.lower() in b.lower())
+    if missing is not None:
+        failures.append(f"no prompt containing {missing!r} in order; heard {trace.prompts}")
+    for text in expect.not_prompts:
+        heard = [p for p in trace.prompts if text.lower() in p.lower()]
+        if heard:
+            failures.append(f"heard {heard[0]!r}, which it should not")
+    for event in expect.events:
+        if not any(all(e.get(k) == v for k, v in event.items()) for e in trace.events):
+            failures.append(f"no event matching {event}; events {trace.events}")
+    if expect.ended is not None and trace.ended != expect.ended:
+        failures.append(f"ended by {trace.ended!r}, expected {expect.ended!r}")
+    if expect.dialled is not None and dialled != expect.dialled:
+        failures.append(f"dialled {dialled}, expected {expect.dialled}")
+    if expect.queue is not None:
+        wanted = (
+            expect.queue
+            if isinstance(expect.queue, QueueExpect)
+            else QueueExpect(name=expect.queue)
+        )
+        queued = [d for kind, d in router.events if kind == "enqueued"]
+        if not any(
+            q["queue"] == wanted.name and (wanted.skills is None or q["skills"] == wanted.skills)
+            for q in queued
+        ):
+            failures.append(f"not queued to {wanted.name!r} ({wanted.skills}); queued {queued}")
+    return failures + _variables(expect, trace)
+
+
+def _variables(expect: Expect, trace: Trace) -> list[str]:
+    failures = []
+    for name, value in expect.variables.items():
+        got = trace.variables.get(name)
+        if str(got) != str(value):
+            shown = "***" if name in trace.sensitive else repr(got)
+            failures.append(f"variable {name!r} is {shown}, expected {value!r}")
+    return failures
+
+
+async def run_file(
+    path: Path, flows: Mapping[str, Flow], prompts_dir: Path | None = None
+) -> list[Outcome]:
+    spec = load_tests(path)
+    flow = flows.get(spec.flow)
+    if flow is None:
+        return [Outcome(t.name, [f"no flow named {spec.flow!r} is loaded"]) for t in spec.tests]
+    folder = prompts_dir or Path(tempfile.gettempdir()) / "ivr-prompts"
+    return [await run_test(test, flow, flows, folder) for test in spec.tests]
