@@ -68,7 +68,9 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        # Not cached: tests capture logs (structlog.testing) after configure();
+        # the per-command hot path only logs behind debug_enabled() anyway.
+        cache_logger_on_first_use=False,
     )
     _debug = numeric <= logging.DEBUG
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")

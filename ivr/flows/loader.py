@@ -126,6 +126,9 @@ def _describe(source: Source, error: Any) -> Problem:
             source, path[:-1], f"missing {path[-1]!r}" + (f": {hint}" if hint else "")
         )
     message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_type" and isinstance(error.get("input"), bool):
+        word = "yes/on/true" if error["input"] else "no/off/false"
+        message = f"YAML reads {word} as a boolean, not text; put the word in quotes"
     if kind == "string_pattern_mismatch" and path and path[-1] in ("next", "goto", "on_failure"):
         message = "a node name: letters, digits, '_' and '-', starting with a letter"
     return problem_at(source, path, f"{path[-1] if path else 'flow'}: {message}")

@@ -1,0 +1,96 @@
+"""Flows on calls: the demo flows' own tests, a test that must fail, and run-time details."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import structlog
+from structlog.testing import capture_logs
+
+from ivr.cli import main
+from ivr.flows.loader import load_flow, load_flows
+from ivr.flows.model import Hours
+from ivr.flows.nodes import is_open, luhn
+from ivr.flows.testing import run_file
+
+from ..conftest import DATA
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_demo_flows_pass_their_tests(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr test dialplans` runs every demo flow test through the engine and the emulator."""
+    assert main(["test", str(ROOT / "dialplans")]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "FAIL" not in out
+
+
+def test_demo_flows_validate() -> None:
+    flows, problems = load_flows([ROOT / "dialplans"])
+    assert problems == []
+    assert {"main", "billing"} <= set(flows)
+
+
+def test_a_wrong_expectation_fails(capsys: pytest.CaptureFixture[str]) -> None:
+    """Flow tests can fail, and say why."""
+    assert main(["test", str(DATA / "flows" / "failing")]) == 1
+    out = capsys.readouterr().out
+    assert "PASS short.yaml: right" in out
+    assert "FAIL short.yaml: wrong on purpose" in out
+    assert "did not visit 'bye'" in out
+    assert "no prompt containing 'goodbye'" in out
+    assert "variable 'x' is None, expected '1'" in out
+
+
+def test_pin_never_reaches_the_logs() -> None:
+    """A sensitive gather's digits are masked in events and logs; the flow still gets them."""
+    flows, _ = load_flows([ROOT / "dialplans"])
+    structlog.reset_defaults()  # an earlier `ivr test` may have filtered info lines out
+    with capture_logs() as logs:
+        outcomes = asyncio.run(run_file(ROOT / "dialplans" / "tests" / "billing.yaml", flows))
+    assert outcomes[0].passed, outcomes[0].failures
+    assert outcomes[0].trace is not None and outcomes[0].trace.variables["pin"] == "1234"
+    gathered = [e for e in logs if e["event"] == "flow.gathered" and "pin" in e]
+    assert gathered and all(e["pin"] == "***" for e in gathered)
+    assert not any("1234" in str(e.get("reply", "")) for e in logs)
+
+
+class TestHours:
+    hours = Hours.model_validate(
+        {
+            "type": "hours",
+            "timezone": "Asia/Seoul",
+            "schedule": {"mon": ["09:00-18:00"], "sat": ["22:00-24:00"]},
+            "holidays": ["2026-12-28"],
+            "open": "a",
+            "closed": "b",
+        }
+    )
+
+    @pytest.mark.parametrize(
+        ("moment", "expected"),
+        [
+            ("2026-11-30T00:30:00+00:00", True),  # Monday 09:30 in Seoul
+            ("2026-11-30T09:00:00+00:00", False),  # Monday 18:00 in Seoul: closed at 18:00
+            ("2026-11-29T23:59:00+00:00", False),  # Monday 08:59 in Seoul
+            ("2026-12-28T01:00:00+00:00", False),  # a holiday Monday
+            ("2026-11-28T14:30:00+00:00", True),  # Saturday 23:30 in Seoul, open until 24:00
+        ],
+    )
+    def test_is_open(self, moment: str, expected: bool) -> None:
+        """Opening hours are read in the flow's timezone, holidays closed."""
+        assert is_open(self.hours, datetime.fromisoformat(moment).astimezone(UTC)) is expected
+
+
+def test_luhn() -> None:
+    assert luhn("4539578763621486") and not luhn("4539578763621487") and not luhn("")
+
+
+def test_flow_file_positions_survive_a_reload(tmp_path: Path) -> None:
+    """A flow loads from disk with its file name in any problem."""
+    path = tmp_path / "x.yaml"
+    path.write_text("id: x\nnodes:\n  a:\n    type: hangup\n")
+    assert load_flow(path).start == "a"
