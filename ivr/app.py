@@ -1,7 +1,7 @@
 """Composition root: the one place that wires FastAGI, flows, speech and routing.
 
-Until the flow interpreter lands, the engine serves one built-in demo call
-(``agi://engine/demo``) written against the ``Channel`` API.
+``agi://engine/<flow id>`` runs the flow of that id from the flows folder
+(``dialplans/``), reloaded when its file changes.
 """
 
 from __future__ import annotations
@@ -9,37 +9,56 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import signal
 
 import structlog
 
 from ivr.agi.channel import Channel
-from ivr.agi.server import FastAgiServer
+from ivr.agi.server import FastAgiServer, Handler
 from ivr.config import Settings
-from ivr.errors import PlaybackError
+from ivr.demo_api import start_demo_api
+from ivr.flows.interpreter import Engine
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from routing.memory import Agent, MemoryRouter
 
-__all__ = ["build_server", "demo", "serve"]
+__all__ = ["build", "flow_handler", "serve"]
 
 log = structlog.get_logger("ivr.app")
 
 
-async def demo(channel: Channel) -> None:
-    """A short call: greet, ask for a 4-digit number, read it back, say goodbye."""
-    await channel.answer()
-    try:
-        await channel.stream_file("demo-congrats", "0123456789#")
-    except PlaybackError as exc:
-        log.warning("demo.prompt_missing", error=str(exc))
-    with channel.sensitive():
-        entry = await channel.get_data("beep", 5000, 4)
-    if entry.digits:
-        await channel.say_digits(entry.digits)
-    await channel.stream_file("vm-goodbye")
-    await channel.hangup()
+#: Until agents come from routing.yaml (the routing issue), the demo has one
+#: agent on PJSIP/1001 who can take every queue of the demo flows.
+DEMO_AGENTS = (Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5}),)
 
 
-def build_server(settings: Settings) -> FastAgiServer:
+def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
+    """The FastAGI handler: ``agi://engine/<flow id>`` runs that flow."""
+
+    async def handle(channel: Channel) -> None:
+        flow = registry.get(channel.env.script)
+        if flow is None:
+            log.error("flow.unknown", script=channel.env.script, known=registry.ids)
+            await channel.send_failure()  # the dialplan's fallback takes the caller
+            return
+        await engine.run(channel, flow)
+
+    return handle
+
+
+def build(settings: Settings) -> tuple[FastAgiServer, FlowRegistry, Engine]:
+    registry = FlowRegistry(settings.flows_dir)
+    for problem in registry.reload():
+        log.error("flows.problem", problem=str(problem))
+    engine = Engine(
+        flows=registry.get,
+        prompts=SpeechPrompts(settings.prompts_dir),
+        router=MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
+        environ=os.environ,
+    )
     server = FastAgiServer(
+        default=flow_handler(registry, engine),
         host=settings.agi_host,
         port=settings.agi_port,
         max_calls=settings.max_calls,
@@ -47,23 +66,27 @@ def build_server(settings: Settings) -> FastAgiServer:
         env_timeout=settings.env_timeout,
         hangup_grace=settings.hangup_grace,
     )
-    server.route("demo", demo)
-    return server
+    return server, registry, engine
 
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: no new calls, running calls finish."""
-    server = build_server(settings)
+    server, registry, _ = build(settings)
     await server.start()
+    watcher = asyncio.ensure_future(registry.watch())
+    demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("engine.ready", agi=f"{settings.agi_host}:{server.port}")
+    log.info("engine.ready", agi=f"{settings.agi_host}:{server.port}", flows=registry.ids)
     if ready is not None:
         ready.set()
     await stop.wait()
     log.info("engine.stopping", drain_timeout=settings.drain_timeout, calls=server.active_calls)
+    watcher.cancel()
+    if demo_api is not None:
+        demo_api.close()
     await server.drain(settings.drain_timeout)
     log.info("engine.stopped", **dataclasses.asdict(server.stats))

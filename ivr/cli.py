@@ -45,21 +45,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from ivr.testing import AsteriskEmulator, Hangup, Press
+    from ivr.console_call import place_call
 
-    actions: list[Press | Hangup] = []
-    if args.press:
-        actions.append(Press(args.press, on=args.press_on, after=args.press_after))
-    if args.hangup_after is not None:
-        actions.append(Hangup(at=args.hangup_after))
-    emulator = AsteriskEmulator(args.host, args.port, speed=args.speed)
-    result = asyncio.run(emulator.call(args.script, actions=actions, callerid=args.callerid))
-    for exchange in result.exchanges:
-        sent = exchange.sent.decode("utf-8", "replace").rstrip("\n")
-        got = exchange.received.decode("utf-8", "replace").rstrip("\n").replace("\n", " | ")
-        print(f"> {sent}\n< {got}")
-    print(f"AGISTATUS={result.agistatus}")
-    return 0 if result.agistatus != "FAILURE" else 1
+    return asyncio.run(place_call(args))
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -154,18 +142,22 @@ def _parser() -> argparse.ArgumentParser:
 
     call = commands.add_parser(
         "call",
-        help="place one emulated Asterisk call on a running engine",
-        description="Connect to the engine as Asterisk 22 would and print the AGI dialogue.",
+        help="call a flow from the terminal: prompts as text, keys typed as DTMF",
+        description=(
+            "Run FLOW over real FastAGI with the Asterisk emulator playing the caller. "
+            "Type keys and Enter as the caller would press them; 'h' hangs up. "
+            "With --press the caller's keys are given up front."
+        ),
     )
-    call.add_argument("script", help="the AGI script path, e.g. demo or 'sales?lang=ko'")
-    call.add_argument("--host", default="127.0.0.1")
-    call.add_argument("--port", type=int, default=4573)
+    call.add_argument("flow", help="a flow id from the flows folder (e.g. main)")
+    call.add_argument("--flows", type=Path, default=Path("dialplans"), help="flows folder")
+    call.add_argument(
+        "--press", nargs="+", metavar="KEYS", help="answers to each prompt, e.g. 1 1 12345# 0000"
+    )
+    call.add_argument("--engine", metavar="HOST:PORT", help="call a running engine instead")
     call.add_argument("--callerid", default="5551234")
-    call.add_argument("--press", help="keys the caller presses, e.g. 1234#")
-    call.add_argument("--press-on", default="GET DATA", help="command the keys answer")
-    call.add_argument("--press-after", type=float, default=1.0, help="seconds into that command")
-    call.add_argument("--hangup-after", type=float, help="caller hangs up after N seconds")
-    call.add_argument("--speed", type=float, help="1.0 for real time (default: skip waits)")
+    call.add_argument("--language", help="start in this language")
+    call.add_argument("--fast", action="store_true", help="skip waits instead of real time")
     call.set_defaults(func=_call)
 
     validate = commands.add_parser(

@@ -39,6 +39,9 @@ class Settings:
     log_format: str = "auto"
     log_level: str = "info"
     flows_dir: Path = Path("dialplans")
+    prompts_dir: Path = Path("var/prompts")
+    #: The demo account service for the billing flow; 0 turns it off.
+    demo_api_port: int = 8089
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -75,6 +75,9 @@ class Engine:
     external_dial: str = "PJSIP/{to}@trunk"
     ring_timeout: int = 20
     spool: str = "/var/spool/asterisk/ivr"
+    #: Watchers (``ivr call`` prints what the caller hears and what happens).
+    on_prompt: Callable[[str], None] | None = None
+    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     async def run(self, channel: Channel, flow: Flow) -> Trace:
         run = Run(self, channel, flow)
@@ -183,12 +186,16 @@ class Run:
         if not said:
             return []
         self.trace.prompts.append(said)
+        if self.engine.on_prompt is not None:
+            self.engine.on_prompt(said)
         voice = self.flow.defaults.voice if self.language == self.flow.defaults.language else None
         return [await self.engine.prompts.sound_for(said, self.language, voice)]
 
     def event(self, kind: str, **data: Any) -> None:
         masked = {k: ("***" if k in self.sensitive else v) for k, v in data.items()}
         self.trace.events.append({"event": kind, **masked})
+        if self.engine.on_event is not None:
+            self.engine.on_event(kind, masked)
         log.info(f"flow.{kind}", **masked)
 
     def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:

@@ -45,7 +45,7 @@ class SpeechPrompts:
 
     async def sound_for(self, text: str, language: str, voice: str | None) -> str:
         path = await self.synthesizer.render(text, language, voice)
-        return str(path.with_suffix(""))
+        return str(path.resolve().with_suffix(""))  # Asterisk resolves relative names itself
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from ivr.agi.channel import Channel
-from ivr.agi.server import FastAgiServer
 from ivr.cli import main
 from ivr.config import load_settings
 from ivr.errors import ConfigError
+
+SIMPLE = Path(__file__).resolve().parents[1] / "data" / "flows" / "simple"
 
 
 def free_port() -> int:
@@ -46,32 +46,22 @@ class TestMain:
         assert main(["serve", "--port", "70000"]) == 2
         assert "--port: 70000 is not a port" in capsys.readouterr().err
 
-    def test_call_against_a_running_engine(self, capsys: pytest.CaptureFixture[str]) -> None:
-        """`ivr call` plays Asterisk against the engine and prints the dialogue."""
-
-        async def echo(channel: Channel) -> None:
-            await channel.answer()
-            entry = await channel.get_data("beep", 3000, 4)
-            await channel.say_digits(entry.digits)
-
-        async def scenario() -> int:
-            server = FastAgiServer(default=echo, port=0)
-            await server.start()
-            try:
-                loop = asyncio.get_running_loop()
-                argv = ["call", "demo", "--port", str(server.port), "--press", "42#"]
-                return await loop.run_in_executor(None, main, argv)
-            finally:
-                await server.drain(1)
-
-        assert asyncio.run(scenario()) == 0
+    def test_call_runs_a_flow_in_process(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`ivr call FLOW --press ...` runs the flow and prints what the caller hears."""
+        argv = ["call", "echo", "--flows", str(SIMPLE), "--press", "4321", "--fast"]
+        assert main(argv) == 0
         out = capsys.readouterr().out
-        assert "> GET DATA beep 3000 4\n< 200 result=42" in out
-        assert '> SAY DIGITS 42 ""' in out
+        assert "Enter four digits." in out and "gathered {'code': '4321'}" in out
+        assert "visited: ask > read_back > bye" in out
+
+    def test_call_unknown_flow(self, capsys: pytest.CaptureFixture[str]) -> None:
+        assert main(["call", "nope", "--flows", str(SIMPLE), "--fast"]) == 2
+        assert "no flow 'nope'" in capsys.readouterr().out
 
     def test_call_with_no_engine_reports_failure(self, capsys: pytest.CaptureFixture[str]) -> None:
         """With nothing listening, the call ends AGISTATUS=FAILURE and exit status 1."""
-        assert main(["call", "demo", "--port", str(free_port())]) == 1
+        argv = ["call", "demo", "--engine", f"127.0.0.1:{free_port()}", "--press", "1"]
+        assert main(argv) == 1
         assert "AGISTATUS=FAILURE" in capsys.readouterr().out
 
 
@@ -98,10 +88,16 @@ class TestSettings:
             load_settings(environ={"IVR_MAX_CALLS": "lots"})
 
 
-def test_sigterm_drains_and_exits_cleanly() -> None:
+def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     """`ivr serve` stops taking calls on SIGTERM, lets the running call finish, exits 0."""
     port = free_port()
-    env = dict(os.environ, IVR_LOG_FORMAT="json")
+    env = dict(
+        os.environ,
+        IVR_LOG_FORMAT="json",
+        IVR_FLOWS_DIR=str(SIMPLE),
+        IVR_PROMPTS_DIR=str(tmp_path),
+        IVR_DEMO_API_PORT="0",
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), "--drain-timeout", "20"],
         stderr=subprocess.PIPE,
@@ -116,19 +112,11 @@ def test_sigterm_drains_and_exits_cleanly() -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        from ivr.testing import AsteriskEmulator, Press
+        from ivr.testing import AsteriskEmulator, Keys
 
         async def call() -> list[str]:
-            emulator = AsteriskEmulator(port=port, speed=1.0)
-            running = asyncio.ensure_future(
-                emulator.call(
-                    "demo",
-                    actions=[
-                        Press("1", on="STREAM FILE", after=0.2),
-                        Press("1234", on="GET DATA", after=0.3),
-                    ],
-                )
-            )
+            emulator = AsteriskEmulator(port=port, speed=1.0, sound_dirs=[tmp_path])
+            running = asyncio.ensure_future(emulator.call("echo", actions=[Keys("1234")]))
             await asyncio.sleep(0.3)
             proc.send_signal(signal.SIGTERM)
             result = await running
@@ -137,7 +125,7 @@ def test_sigterm_drains_and_exits_cleanly() -> None:
         commands = asyncio.run(call())
         assert proc.wait(timeout=15) == 0
         assert commands[-1] == "HANGUP"
-        assert 'SAY DIGITS 1234 ""' in commands
+        assert 'SAY DIGITS 1234 ""' in commands, commands
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,0 +1,124 @@
+"""``ivr call``: one call in the terminal, through the real FastAGI protocol.
+
+The engine (in-process, or a running one with ``--engine``) runs the flow;
+the Asterisk emulator plays the caller. Prompts print as text as they are
+played, and keys typed at the terminal become DTMF on the call.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+from typing import Any
+
+from ivr import log
+from ivr.agi.channel import Channel
+from ivr.agi.server import FastAgiServer
+from ivr.app import DEMO_AGENTS
+from ivr.demo_api import start_demo_api
+from ivr.emulator.caller import Timeline
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from ivr.testing import AsteriskEmulator, DialOutcome, Keys
+from routing.memory import Agent, MemoryRouter
+
+__all__ = ["place_call"]
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+async def _keyboard(timeline: Timeline, done: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    while not done.is_set():
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if not line:
+            return
+        for char in line.strip():
+            if char in "0123456789*#":
+                timeline.inject("dtmf", char)
+            elif char.lower() == "h":
+                timeline.inject("hangup")
+                return
+
+
+async def place_call(args: argparse.Namespace) -> int:
+    log.configure(json=False, level="warning")
+    steps = [Keys(k, after=0.5) for k in (args.press or [])]
+    interactive = args.press is None and sys.stdin.isatty()
+    speed = None if args.fast or not interactive else 1.0
+    timeline = Timeline(list(steps), speed=speed)
+    if args.engine:
+        host, _, port = args.engine.rpartition(":")
+        emulator = AsteriskEmulator(host or "127.0.0.1", int(port), speed=speed)
+        return await _dial(emulator, args, timeline, None, interactive)
+    registry = FlowRegistry(args.flows)
+    for problem in registry.reload():
+        _say(f"! {problem}")
+    if registry.get(args.flow) is None:
+        _say(f"ivr: no flow {args.flow!r} in {args.flows}; flows: {', '.join(registry.ids)}")
+        return 2
+    prompts = Path("var/prompts")
+    router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS)
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(prompts), router=router)
+    engine.on_prompt = lambda text: _say(f"🔊 {text}")
+    engine.on_event = lambda kind, data: _say(f"   · {kind} {data}" if data else f"   · {kind}")
+    traces: list[Trace] = []
+
+    async def handler(channel: Channel) -> None:
+        flow = registry.get(args.flow)
+        assert flow is not None
+        if args.language:
+            flow = flow.model_copy(
+                update={"defaults": flow.defaults.model_copy(update={"language": args.language})}
+            )
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handler, port=0)
+    await server.start()
+    try:
+        demo_api: asyncio.Server | None = await start_demo_api()
+    except OSError:  # an engine already serves it
+        demo_api = None
+    emulator = AsteriskEmulator(
+        port=server.port,
+        speed=speed,
+        sound_dirs=[prompts],
+        default_dial=DialOutcome("ANSWER", ring=2.0, talk=3.0),
+    )
+    try:
+        return await _dial(emulator, args, timeline, traces, interactive)
+    finally:
+        if demo_api is not None:
+            demo_api.close()
+        await server.drain(1)
+
+
+async def _dial(
+    emulator: AsteriskEmulator,
+    args: argparse.Namespace,
+    timeline: Timeline,
+    traces: list[Trace] | None,
+    interactive: bool,
+) -> int:
+    done = asyncio.Event()
+    keyboard: asyncio.Future[Any] | None = None
+    if interactive:
+        _say("Type the keys the caller presses, then Enter ('h' hangs up).")
+        keyboard = asyncio.ensure_future(_keyboard(timeline, done))
+    try:
+        result = await emulator.call(args.flow, timeline=timeline, callerid=args.callerid)
+    finally:
+        done.set()
+        if keyboard is not None:
+            keyboard.cancel()
+    if traces:
+        _say(f"visited: {' > '.join(traces[0].nodes)}")
+    if result.dialled:
+        _say(f"dialled: {', '.join(result.dialled)}")
+    _say(f"AGISTATUS={result.agistatus}")
+    return 1 if result.agistatus == "FAILURE" else 0

@@ -1,0 +1,99 @@
+"""Hot reload: a good edit swaps the flow, a bad one is refused, running calls keep theirs."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from ivr.agi.server import FastAgiServer
+from ivr.app import flow_handler
+from ivr.flows.interpreter import Engine
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from ivr.testing import AsteriskEmulator, Keys
+
+FLOW = """\
+id: hello
+version: {version}
+nodes:
+  ask:
+    type: menu
+    prompt: "{prompt}"
+    options:
+      - {{digit: 1, goto: bye}}
+    on_failure: bye
+  bye:
+    type: hangup
+"""
+
+
+def write(path: Path, version: int, prompt: str) -> None:
+    path.write_text(FLOW.format(version=version, prompt=prompt))
+    stamp = time.time() + version  # make sure the modification time moves on
+    os.utime(path, (stamp, stamp))
+
+
+def test_good_edit_swaps_bad_edit_is_refused(tmp_path: Path) -> None:
+    """Only a flow that passes its checks replaces the one being served."""
+    path = tmp_path / "hello.yaml"
+    write(path, 1, "Version one")
+    registry = FlowRegistry(tmp_path)
+    assert registry.reload() == []
+    first = registry.get("hello")
+    assert first is not None and first.version == 1
+    write(path, 2, "Version two")
+    assert registry.reload() == [] and registry.get("hello").version == 2  # type: ignore[union-attr]
+    path.write_text("id: hello\nnodes:\n  ask:\n    type: menu\n")
+    problems = registry.reload()
+    assert problems and "missing 'options'" in str(problems[0])
+    assert registry.get("hello").version == 2  # type: ignore[union-attr]
+    path.unlink()
+    registry.reload()
+    assert registry.get("hello") is None
+
+
+async def test_running_call_keeps_its_version(tmp_path: Path) -> None:
+    """A call that started on version 1 finishes on it; the next call hears version 2."""
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    write(flows / "hello.yaml", 1, "Version one")
+    registry = FlowRegistry(flows)
+    registry.reload()
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"))
+    traces = []
+
+    async def handler(channel):  # type: ignore[no-untyped-def]
+        flow = registry.get(channel.env.script)
+        assert flow is not None
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handler, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(port=server.port, speed=1.0, sound_dirs=[tmp_path / "prompts"])
+    try:
+        first = asyncio.ensure_future(emulator.call("hello", actions=[Keys("1", after=1.5)]))
+        await asyncio.sleep(0.8)  # the first call is in its menu now
+        write(flows / "hello.yaml", 2, "Version two")
+        registry.reload()
+        await first
+        await AsteriskEmulator(port=server.port, sound_dirs=[tmp_path / "prompts"]).call(
+            "hello", actions=[Keys("1")]
+        )
+    finally:
+        await server.drain(1)
+    assert [t.prompts for t in traces] == [["Version one"], ["Version two"]]
+
+
+async def test_unknown_flow_takes_the_fallback(tmp_path: Path) -> None:
+    """A call for a flow that is not loaded gets AGISTATUS=FAILURE, not silence."""
+    registry = FlowRegistry(tmp_path)
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path))
+    server = FastAgiServer(default=flow_handler(registry, engine), port=0)
+    await server.start()
+    try:
+        result = await AsteriskEmulator(port=server.port).call("nope")
+    finally:
+        await server.drain(1)
+    assert result.agistatus == "FAILURE" and result.exchanges == []
