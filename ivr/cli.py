@@ -106,6 +106,24 @@ def _test(args: argparse.Namespace) -> int:
     return 1 if failed or problems else 0
 
 
+def _graph(args: argparse.Namespace) -> int:
+    from ivr.flows.graph import mermaid, svg
+    from ivr.flows.loader import load_flows
+
+    flows, problems = load_flows([args.flows])
+    flow = flows.get(args.flow)
+    if flow is None:
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        print(f"ivr: no valid flow {args.flow!r} in {args.flows}", file=sys.stderr)
+        return 1
+    print(mermaid(flow), end="")
+    if args.svg:
+        args.svg.write_text(svg(flow), encoding="utf-8")
+        print(f"picture written to {args.svg}", file=sys.stderr)
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -176,6 +194,14 @@ def _parser() -> argparse.ArgumentParser:
     test.add_argument("path", nargs="?", type=Path, default=Path("dialplans"))
     test.add_argument("-v", "--verbose", action="store_true", help="log every AGI exchange")
     test.set_defaults(func=_test)
+
+    graph = commands.add_parser(
+        "graph", help="print a flow as Mermaid text; --svg writes a picture"
+    )
+    graph.add_argument("flow", help="a flow id")
+    graph.add_argument("--flows", type=Path, default=Path("dialplans"), help="flows folder")
+    graph.add_argument("--svg", type=Path, metavar="FILE", help="also draw it as SVG")
+    graph.set_defaults(func=_graph)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -126,36 +126,39 @@ def _collisions(node: Menu | Language, name: str, source: Source) -> list[Proble
 def _spins(flow: Flow, edges: dict[str, list[str]], source: Source) -> list[Problem]:
     """Cycles made only of nodes that never wait for the caller."""
     passive = {n for n, node in flow.nodes.items() if node.type not in INPUT_NODES}
+    following = {n: [t for t in edges[n] if t in passive] for n in passive}
     problems: list[Problem] = []
-    state: dict[str, int] = {}
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
     reported: set[frozenset[str]] = set()
-
-    def visit(name: str, trail: list[str]) -> None:
-        state[name] = 1
-        trail.append(name)
-        for target in edges[name]:
-            if target not in passive:
-                continue
-            if state.get(target) == 1:
-                loop = trail[trail.index(target) :]
-                if frozenset(loop) not in reported:
-                    reported.add(frozenset(loop))
-                    problems.append(
-                        problem_at(
-                            source,
-                            ("nodes", loop[0]),
-                            "these nodes loop without ever waiting for the caller: "
-                            + " -> ".join([*loop, loop[0]])
-                            + "; put a menu, gather or hangup in the loop",
-                            key=True,
+    for root in flow.nodes:
+        if root not in passive or root in state:
+            continue
+        # Iterative depth-first search: flows can be thousands of nodes long.
+        trail = [root]
+        stack = [iter(following[root])]
+        state[root] = 1
+        while stack:
+            for target in stack[-1]:
+                if state.get(target) == 1:
+                    loop = trail[trail.index(target) :]
+                    if frozenset(loop) not in reported:
+                        reported.add(frozenset(loop))
+                        problems.append(
+                            problem_at(
+                                source,
+                                ("nodes", loop[0]),
+                                "these nodes loop without ever waiting for the caller: "
+                                + " -> ".join([*loop, loop[0]])
+                                + "; put a menu, gather or hangup in the loop",
+                                key=True,
+                            )
                         )
-                    )
-            elif target not in state:
-                visit(target, trail)
-        trail.pop()
-        state[name] = 2
-
-    for name in flow.nodes:
-        if name in passive and name not in state:
-            visit(name, [])
+                elif target not in state:
+                    state[target] = 1
+                    trail.append(target)
+                    stack.append(iter(following[target]))
+                    break
+            else:
+                state[trail.pop()] = 2
+                stack.pop()
     return problems

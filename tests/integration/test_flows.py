@@ -94,3 +94,17 @@ def test_flow_file_positions_survive_a_reload(tmp_path: Path) -> None:
     path = tmp_path / "x.yaml"
     path.write_text("id: x\nnodes:\n  a:\n    type: hangup\n")
     assert load_flow(path).start == "a"
+
+
+def test_graph_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr graph` prints Mermaid with labelled edges and writes a well-formed SVG."""
+    import xml.etree.ElementTree as ET
+
+    picture = tmp_path / "main.svg"
+    assert main(["graph", "main", "--flows", str(ROOT / "dialplans"), "--svg", str(picture)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("flowchart TD")
+    assert 'n_menu -- "1 / billing / bill" --> n_billing' in out
+    root = ET.fromstring(picture.read_text())
+    texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
+    assert {"menu", "billing", "survey", "closed"} <= texts

@@ -52,3 +52,12 @@ def test_schema_command(capsys: pytest.CaptureFixture[str]) -> None:
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "ivr call flow"
     assert {"Menu", "Gather", "QueueNode", "Hours"} <= set(schema["$defs"])
+
+
+def test_long_flows_load() -> None:
+    """A 3,000-node chain loads (the checks do not recurse per node)."""
+    lines = ["id: long", "nodes:"]
+    for i in range(3000):
+        lines += [f"  n{i}:", "    type: set", f"    variables: {{v: {i}}}", f"    next: n{i + 1}"]
+    lines += ["  n3000:", "    type: hangup"]
+    assert len(load_flow("long.yaml", "\n".join(lines)).nodes) == 3001
