@@ -15,6 +15,7 @@ from ivr.flows.model import Branch, Flow, Menu, targets_of
 __all__ = ["edges", "mermaid", "svg"]
 
 Edge = tuple[str, str, str]  # from, to, label
+_NAMED = {"on_failure", "on_error", "else", "open", "closed", "no_input", "no_match", "invalid"}
 
 
 def edges(flow: Flow) -> list[Edge]:
@@ -28,9 +29,7 @@ def edges(flow: Flow) -> list[Edge]:
                 label = " / ".join(filter(None, [option.digit, *option.phrases[:2]]))
             elif path[0] == "conditions" and isinstance(node, Branch):
                 label = node.conditions[int(path[1])].if_
-            elif path[0] in ("on_failure", "on_error", "else", "open", "closed"):
-                label = str(path[0]).replace("_", " ")
-            elif path[0] in ("no_input", "no_match", "invalid"):
+            elif path[0] in _NAMED:
                 label = str(path[0]).replace("_", " ")
             found.append((name, target, label))
     return found
