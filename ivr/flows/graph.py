@@ -75,7 +75,7 @@ def svg(flow: Flow) -> str:
     for name in flow.nodes:
         rows.setdefault(depth[name], []).append(name)
     widest = max(len(r) for r in rows.values())
-    width = widest * (box_w + gap_x) + gap_x
+    width = widest * (box_w + gap_x) + gap_x + 80  # room for curves going back up
     height = len(rows) * (box_h + gap_y) + gap_y
     where: dict[str, tuple[float, float]] = {}
     for level, names in rows.items():
@@ -90,13 +90,18 @@ def svg(flow: Flow) -> str:
         "fill='#555'/></marker></defs>",
         f"<title>{escape(flow.id)}</title>",
     ]
-    for source, target, label in edges(flow):
+    merged: dict[tuple[str, str], list[str]] = {}
+    for source, target, label in edges(flow):  # one arrow per pair, labels joined
+        merged.setdefault((source, target), []).append(label)
+    for (source, target), labels in merged.items():
+        label = "; ".join(filter(None, labels))
         (x1, y1), (x2, y2) = where[source], where[target]
         sx, sy = x1 + box_w / 2, y1 + box_h
         tx, ty = x2 + box_w / 2, y2
         if ty > sy:
             path = f"M{sx:.0f} {sy:.0f}L{tx:.0f} {ty:.0f}"
-            lx, ly = (sx + tx) / 2, (sy + ty) / 2
+            # Near the target: arrows fanning out of a menu are apart there.
+            lx, ly = sx + (tx - sx) * 0.72, sy + (ty - sy) * 0.72 - 4
         else:  # back up or sideways: a curve out to the side
             side = max(x1, x2) + box_w + gap_x / 2
             path = f"M{x1 + box_w:.0f} {y1 + box_h / 2:.0f}C{side:.0f} {y1:.0f} {side:.0f} "
