@@ -38,12 +38,14 @@ async def _keyboard(timeline: Timeline, done: asyncio.Event) -> None:
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:
             return
-        for char in line.strip():
-            if char in "0123456789*#":
-                timeline.inject("dtmf", char)
-            elif char.lower() == "h":
-                timeline.inject("hangup")
-                return
+        keys = [c for c in line.strip() if c in "0123456789*#"]
+        for index, char in enumerate(keys):
+            # A phone sends keys apart (a key lasts ~100 ms); keys typed at
+            # once are pressed a quarter second apart, as a caller would.
+            timeline.inject("dtmf", char, delay=index * 0.25)
+        if "h" in line.lower():
+            timeline.inject("hangup", delay=len(keys) * 0.25)
+            return
 
 
 async def place_call(args: argparse.Namespace) -> int:

@@ -216,9 +216,9 @@ class Timeline:
                 if seen + 1 == trig.nth:
                     self._schedule(action, self.now() + trig.after)
 
-    def inject(self, kind: Literal["dtmf", "hangup"], digit: str = "") -> None:
-        """A live event (``ivr call``: a key typed now)."""
-        self._push(self.now(), kind, digit=digit)
+    def inject(self, kind: Literal["dtmf", "hangup"], digit: str = "", delay: float = 0.0) -> None:
+        """A live event (``ivr call``: a key typed now, or ``delay`` seconds from now)."""
+        self._push(self.now() + delay, kind, digit=digit)
 
     def next_hangup(self) -> float | None:
         times = [e.at for e in self._queue if e.kind == "hangup"]

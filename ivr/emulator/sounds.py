@@ -52,7 +52,10 @@ class SoundCatalog:
         for candidate in (f"{language}/{name}", name):
             if candidate in self._known:
                 return self._known[candidate]
-        for folder in self._dirs:
+        folders = self._dirs
+        if name.startswith("/"):  # Asterisk plays an absolute name as it is
+            folders = [Path("/")]
+        for folder in folders:
             for path in (folder / language / f"{name}.wav", folder / f"{name}.wav"):
                 if path.is_file():
                     with wave.open(str(path)) as wav:
