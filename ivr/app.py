@@ -19,7 +19,7 @@ from ivr.agi.server import FastAgiServer, Handler
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
 from ivr.flows.interpreter import Engine
-from ivr.flows.ports import SpeechPrompts
+from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.registry import FlowRegistry
 from routing.memory import Agent, MemoryRouter
 
@@ -55,7 +55,11 @@ def build(settings: Settings) -> tuple[FastAgiServer, FlowRegistry, Engine]:
         flows=registry.get,
         prompts=SpeechPrompts(settings.prompts_dir),
         router=MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
+        announcements=FileAnnouncements(settings.announcements_file),
         environ=os.environ,
+        transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
+        internal_dial=settings.internal_dial,
+        external_dial=settings.external_dial,
     )
     server = FastAgiServer(
         default=flow_handler(registry, engine),

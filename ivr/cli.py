@@ -124,6 +124,26 @@ def _graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def _announcement(args: argparse.Namespace) -> int:
+    from ivr.flows.ports import FileAnnouncements
+
+    settings = load_settings(config_file=args.config)
+    store = FileAnnouncements(settings.announcements_file)
+    if args.state == "list":
+        switches = store.switches()
+        for name in sorted(switches):
+            print(f"{name}: {'on' if switches[name] else 'off'}")
+        if not switches:
+            print("no announcement is switched on")
+        return 0
+    if not args.name:
+        print("ivr: name the announcement, e.g. ivr announcement on outage", file=sys.stderr)
+        return 2
+    store.switch(args.name, args.state == "on")
+    print(f"{args.name}: {args.state} (running engines see it on the next call)")
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -202,6 +222,14 @@ def _parser() -> argparse.ArgumentParser:
     graph.add_argument("--flows", type=Path, default=Path("dialplans"), help="flows folder")
     graph.add_argument("--svg", type=Path, metavar="FILE", help="also draw it as SVG")
     graph.set_defaults(func=_graph)
+
+    announce = commands.add_parser(
+        "announcement", help="switch an announcement (an outage notice) on or off"
+    )
+    announce.add_argument("state", choices=["on", "off", "list"])
+    announce.add_argument("name", nargs="?", help="the announcement's name in the flows")
+    announce.add_argument("--config", type=Path, help="YAML settings file")
+    announce.set_defaults(func=_announcement)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -42,6 +42,14 @@ class Settings:
     prompts_dir: Path = Path("var/prompts")
     #: The demo account service for the billing flow; 0 turns it off.
     demo_api_port: int = 8089
+    #: Switches for ``announcement`` nodes (``ivr announcement on NAME``).
+    announcements_file: Path = Path("var/announcements.json")
+    #: Outside numbers a ``transfer`` may dial: comma-separated patterns
+    #: (``+8210*,+1800*``). Empty: no outside transfers at all.
+    transfer_allow: str = ""
+    #: Dial strings for transfers: internal extensions and outside numbers.
+    internal_dial: str = "PJSIP/{to}"
+    external_dial: str = "PJSIP/{to}@trunk"
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -80,10 +80,12 @@ async def menu(run: Run, node: m.Menu) -> str | None:
     defaults = run.flow.defaults
     timeout = node.timeout or defaults.timeout
     retries = defaults.retries if node.retries is None else node.retries
-    keys = "".join(o.digit for o in node.options if o.digit)
     files = await run.sound(node.prompt, node.file)
+    pending: str | None = None
     for attempt in range(retries + 1):
-        digit = await _ask(run, files, keys, timeout)
+        # Any key stops the prompt: a wrong one is answered at once, not ignored.
+        digit = pending or await _ask(run, files, KEYS, timeout)
+        pending = None
         chosen = next((o for o in node.options if o.digit and o.digit == digit), None)
         if chosen is not None:
             run.event("menu_choice", digit=digit, goto=chosen.goto)
@@ -93,7 +95,8 @@ async def menu(run: Run, node: m.Menu) -> str | None:
         if retry is not None and retry.goto:
             return retry.goto
         if retry is not None and retry.prompt and attempt < retries:
-            await _play(run, await run.sound(retry.prompt), keys)
+            # A key during the apology is the caller's next try.
+            pending = await _play(run, await run.sound(retry.prompt), KEYS)
     return node.on_failure
 
 
@@ -202,11 +205,10 @@ async def hours(run: Run, node: m.Hours) -> str | None:
 
 
 async def language(run: Run, node: m.Language) -> str | None:
-    keys = "".join(o.digit for o in node.options)
     files = await run.sound(node.prompt, node.file)
     retries = run.flow.defaults.retries if node.retries is None else node.retries
     for _ in range(retries + 1):
-        digit = await _ask(run, files, keys, node.timeout or run.flow.defaults.timeout)
+        digit = await _ask(run, files, KEYS, node.timeout or run.flow.defaults.timeout)
         chosen = next((o for o in node.options if o.digit == digit), None)
         if chosen is not None:
             run.language = chosen.language

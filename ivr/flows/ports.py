@@ -22,6 +22,7 @@ from speech.tts import Synthesizer
 
 __all__ = [
     "Announcements",
+    "FileAnnouncements",
     "HttpClient",
     "HttpReply",
     "MemoryAnnouncements",
@@ -119,3 +120,45 @@ class MemoryAnnouncements:
 
     def switch(self, name: str, on: bool) -> None:
         self._active[name] = on
+
+
+class FileAnnouncements:
+    """Announcement switches in a small JSON file the admin changes with
+    ``ivr announcement on|off NAME``; read again whenever the file changes.
+
+    One file on disk is enough for one engine host; the routing issue moves
+    the switches into Redis for several engines.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._active: dict[str, bool] = {}
+
+    def switches(self) -> dict[str, bool]:
+        """Every switch, read again when the file changed."""
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return {}
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._stamp:
+            try:
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return self._active  # a half-written file: keep what we knew
+            pairs = data.items() if isinstance(data, dict) else []
+            self._active = {str(k): bool(v) for k, v in pairs}
+            self._stamp = stamp
+        return self._active
+
+    async def active(self, name: str) -> bool:
+        return self.switches().get(name, False)
+
+    def switch(self, name: str, on: bool) -> None:
+        switches = dict(self.switches())
+        switches[name] = on
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_suffix(".part")
+        partial.write_text(json.dumps(switches, indent=2, sort_keys=True), encoding="utf-8")
+        partial.replace(self.path)

@@ -98,6 +98,7 @@ class FlowTest(_Strict):
     time: datetime | None = None
     language: str | None = None
     announcements: list[str] = Field(default_factory=list)
+    transfer_allow: list[str] = Field(default_factory=list, description="e.g. ['+1800*']")
     http: list[HttpAnswer] = Field(default_factory=list)
     agents: list[AgentSpec] = Field(default_factory=list)
     dial: dict[str, Literal["answer", "noanswer", "busy", "unavailable"]] = Field(
@@ -184,6 +185,7 @@ async def run_test(
         http=CannedHttp(test.http),
         announcements=MemoryAnnouncements(dict.fromkeys(test.announcements, True)),
         clock=lambda: moment,
+        transfer_allow=tuple(test.transfer_allow),
     )
     traces: list[Trace] = []
     errors: list[BaseException] = []

@@ -131,3 +131,22 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
             proc.kill()
         _, err = proc.communicate()
     assert "engine.stopping" in err and "engine.stopped" in err
+
+
+def test_announcement_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr announcement on NAME` switches it for the engines that read the same file."""
+    import asyncio as aio
+
+    from ivr.flows.ports import FileAnnouncements
+
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"announcements_file: {tmp_path / 'switches.json'}\n")
+    store = FileAnnouncements(tmp_path / "switches.json")
+    assert not aio.run(store.active("outage"))
+    assert main(["announcement", "on", "outage", "--config", str(config)]) == 0
+    assert aio.run(store.active("outage"))
+    assert main(["announcement", "list", "--config", str(config)]) == 0
+    assert "outage: on" in capsys.readouterr().out
+    assert main(["announcement", "off", "outage", "--config", str(config)]) == 0
+    assert not aio.run(store.active("outage"))
+    assert main(["announcement", "on", "--config", str(config)]) == 2
