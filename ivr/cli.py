@@ -144,6 +144,59 @@ def _announcement(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration(text: str) -> float:
+    """Seconds from '1800', '30m', '1h' or '90s'."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        if text[-1:] in units:
+            return float(text[:-1]) * units[text[-1]]
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use seconds, or 30m, 1h") from None
+
+
+def _target(text: str) -> tuple[float, float]:
+    """'80/20': 80 % of calls answered within 20 s."""
+    try:
+        level, _, seconds = text.partition("/")
+        return float(level) / 100, float(seconds)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: use PERCENT/SECONDS, e.g. 80/20") from None
+
+
+def _staffing(args: argparse.Namespace) -> int:
+    from routing.erlang import agents_needed, staffing
+
+    level, seconds = args.target
+    try:
+        scheduled, best = agents_needed(
+            args.calls,
+            args.aht,
+            args.interval,
+            level,
+            seconds,
+            max_occupancy=args.max_occupancy,
+            shrinkage=args.shrinkage,
+        )
+    except ValueError as exc:
+        print(f"ivr: {exc}", file=sys.stderr)
+        return 2
+    print(f"traffic: {best.traffic:.2f} Erlangs ({args.calls:g} calls, AHT {args.aht:g} s)")
+    print(f"{'agents':>7} {'P(wait)':>8} {'service':>8} {'ASA s':>8} {'occupancy':>10}")
+    for agents in range(max(1, best.agents - 3), best.agents + 3):
+        row = staffing(agents, args.calls, args.aht, args.interval, seconds)
+        mark = "  <- needed" if agents == best.agents else ""
+        print(
+            f"{agents:>7} {row.wait_probability:>8.1%} {row.service_level:>8.1%} "
+            f"{row.asa:>8.1f} {row.occupancy:>10.1%}{mark}"
+        )
+    print(
+        f"{best.agents} agents on the phones meet {level:.0%} in {seconds:g} s; "
+        f"schedule {scheduled} with {args.shrinkage:.0%} shrinkage"
+    )
+    return 0
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -230,6 +283,21 @@ def _parser() -> argparse.ArgumentParser:
     announce.add_argument("name", nargs="?", help="the announcement's name in the flows")
     announce.add_argument("--config", type=Path, help="YAML settings file")
     announce.set_defaults(func=_announcement)
+
+    agents = commands.add_parser("agents", help="agents: staffing (Erlang C)")
+    agent_commands = agents.add_subparsers(dest="agents_command", required=True)
+    staff = agent_commands.add_parser(
+        "staffing",
+        help="agents needed to meet a service-level target (Erlang C)",
+        description="Erlang C from call volume and average handle time.",
+    )
+    staff.add_argument("--calls", type=float, required=True, help="calls offered in the interval")
+    staff.add_argument("--interval", type=_duration, default=1800.0, help="e.g. 30m (default)")
+    staff.add_argument("--aht", type=_duration, required=True, help="average handle time, e.g. 4m")
+    staff.add_argument("--target", type=_target, default=(0.8, 20.0), help="e.g. 80/20 (default)")
+    staff.add_argument("--shrinkage", type=float, default=0.0, help="e.g. 0.3 for 30 %%")
+    staff.add_argument("--max-occupancy", type=float, default=1.0, help="e.g. 0.85")
+    staff.set_defaults(func=_staffing)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -150,3 +150,13 @@ def test_announcement_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["announcement", "off", "outage", "--config", str(config)]) == 0
     assert not aio.run(store.active("outage"))
     assert main(["announcement", "on", "--config", str(config)]) == 2
+
+
+def test_staffing_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """`ivr agents staffing` prints the Erlang C table and the agents to schedule."""
+    argv = ["agents", "staffing", "--calls", "360", "--interval", "1h", "--aht", "4m"]
+    assert main([*argv, "--shrinkage", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "24.00 Erlangs" in out and "<- needed" in out
+    assert "29 agents on the phones meet 80% in 20 s; schedule 42" in out
+    assert main([*argv, "--target", "80/20", "--shrinkage", "1.5"]) == 2
