@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from typing import Any
 from pathlib import Path
 
 from ivr import __version__, log
@@ -251,6 +252,12 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--fast", action="store_true", help="skip waits instead of real time")
     call.set_defaults(func=_call)
 
+    _flow_commands(commands)
+    return parser
+
+
+def _flow_commands(commands: Any) -> None:
+    """validate, test, graph, announcement, agents, schema."""
     validate = commands.add_parser(
         "validate",
         help="check call flows; print file:line:col for every problem",
@@ -301,7 +308,6 @@ def _parser() -> argparse.ArgumentParser:
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,7 +1,7 @@
 """Erlang C: how many agents a queue needs to meet its service-level target.
 
 From the calls offered in an interval and the average handle time (AHT),
-the traffic is ``A = calls × AHT / interval`` Erlangs. With ``N`` agents the
+the traffic is ``A = calls * AHT / interval`` Erlangs. With ``N`` agents the
 probability a caller waits is Erlang C, computed here through the stable
 Erlang B recursion (no factorials, so it works for thousands of agents):
 
