@@ -10,8 +10,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from ivr import __version__, log
 from ivr.config import Settings, load_settings
