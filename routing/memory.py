@@ -111,8 +111,20 @@ class MemoryRouter:
         self._emit("missed", call=ticket.call_id, agent=agent.id)
         self._match()
 
-    def set_available(self, agent_id: str) -> None:
-        self._free(agent_id)
+    async def add_agents(self, agents: Iterable[Agent]) -> None:
+        """Create or update agents (logged out until :meth:`set_available`)."""
+        for agent in agents:
+            known = self.agents.get(agent.id)
+            state = known.state if known is not None else "logged_out"
+            self.agents[agent.id] = Agent(agent.id, agent.endpoint, dict(agent.skills), state)
+
+    async def set_available(self, agent_id: str) -> None:
+        if self.agents[agent_id].state != "available":
+            self._free(agent_id)
+
+    async def agent_state(self, agent_id: str) -> str | None:
+        agent = self.agents.get(agent_id)
+        return agent.state if agent is not None else None
 
     def _free(self, agent_id: str) -> None:
         agent = self.agents[agent_id]

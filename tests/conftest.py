@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import shutil
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,3 +34,36 @@ async def agi_server() -> AsyncIterator[FastAgiServer]:
         yield server
     finally:
         await server.drain(1.0)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server on a Unix socket for the whole session."""
+    import redis
+
+    folder = tmp_path_factory.mktemp("redis")
+    socket = folder / "redis.sock"
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed: run ./dev setup (apt-get install redis-server)")
+    process = subprocess.Popen(
+        [binary, "--port", "0", "--unixsocket", str(socket), "--dir", str(folder), "--save", ""],
+        stdout=subprocess.DEVNULL,
+    )
+    client = redis.Redis(unix_socket_path=str(socket))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except (redis.ConnectionError, OSError):
+            if time.monotonic() > deadline:
+                process.kill()
+                pytest.fail("redis-server did not start")
+            time.sleep(0.05)
+    client.close()
+    try:
+        yield f"unix://{socket}"
+    finally:
+        process.terminate()
+        process.wait(10)

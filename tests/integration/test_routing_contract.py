@@ -1,0 +1,133 @@
+"""One contract, two stores: the in-process router and the Redis router behave alike."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from routing.errors import RoutingUnavailable
+from routing.memory import Agent, MemoryRouter
+from routing.redis_router import RedisRouter
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def router(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[Any]:
+    if request.param == "memory":
+        yield MemoryRouter()
+        return
+    store = RedisRouter.connect(redis_url)
+    await store.redis.flushall()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def staff(router: Any, *agents: Agent) -> None:
+    await router.add_agents(agents)
+    for agent in agents:
+        await router.set_available(agent.id)
+        await asyncio.sleep(0.002)  # distinct idle times: the first is the longest idle
+
+
+async def reserved(router: Any, ticket: Any, timeout: float = 2.0) -> Any:
+    return await asyncio.wait_for(router.wait(ticket), timeout)
+
+
+async def test_skills_and_levels_decide(router: Any) -> None:
+    """Only an agent with every required skill at the required level is reserved."""
+    await staff(
+        router, Agent("low", "PJSIP/1", {"billing": 2}), Agent("other", "PJSIP/2", {"tv": 9})
+    )
+    await staff(router, Agent("good", "PJSIP/3", {"billing": 5, "tv": 1}))
+    ticket = await router.enqueue("c1", "billing", {"billing": 3})
+    assignment = await reserved(router, ticket)
+    assert (assignment.agent_id, assignment.endpoint) == ("good", "PJSIP/3")
+    assert await router.agent_state("good") == "reserved"
+    assert await router.agent_state("low") == "available"
+
+
+async def test_longest_idle_agent_first(router: Any) -> None:
+    await staff(router, Agent("a", "PJSIP/1"), Agent("b", "PJSIP/2"))
+    first = await reserved(router, await router.enqueue("c1", "general", {}))
+    second = await reserved(router, await router.enqueue("c2", "general", {}))
+    assert [first.agent_id, second.agent_id] == ["a", "b"]
+
+
+async def test_priority_then_age(router: Any) -> None:
+    """When an agent frees up, the highest priority waiting call goes first, then the oldest."""
+    await router.add_agents([Agent("a", "PJSIP/1")])
+    old = await router.enqueue("old", "general", {}, 0)
+    vip = await router.enqueue("vip", "general", {}, 9)
+    young = await router.enqueue("young", "general", {}, 0)
+    await router.set_available("a")
+    assert (await reserved(router, vip)).agent_id == "a"
+    waiting = [asyncio.ensure_future(router.wait(t)) for t in (old, young)]
+    await asyncio.sleep(0.05)
+    assert not any(w.done() for w in waiting)
+    for w in waiting:
+        w.cancel()
+
+
+async def test_missed_call_goes_back_to_the_head(router: Any) -> None:
+    """An agent who does not answer is set 'missed'; the call is next for another agent."""
+    await staff(router, Agent("sleepy", "PJSIP/1"))
+    first = await router.enqueue("c1", "general", {})
+    assignment = await reserved(router, first)
+    later = await router.enqueue("c2", "general", {})
+    await router.missed(assignment)
+    assert await router.agent_state("sleepy") == "missed"
+    await staff(router, Agent("awake", "PJSIP/2"))
+    again = await reserved(router, first)
+    assert again.agent_id == "awake"
+    waiting = asyncio.ensure_future(router.wait(later))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    waiting.cancel()
+
+
+async def test_abandon_frees_a_reserved_agent(router: Any) -> None:
+    """A caller who hangs up while the agent's phone rings frees the agent at once."""
+    await staff(router, Agent("a", "PJSIP/1"))
+    first = await router.enqueue("c1", "general", {})
+    await reserved(router, first)
+    second = await router.enqueue("c2", "general", {})
+    await router.abandon(first)
+    assert (await reserved(router, second)).agent_id == "a"
+
+
+async def test_completed_agent_takes_the_next_call(router: Any) -> None:
+    await staff(router, Agent("a", "PJSIP/1"))
+    first = await router.enqueue("c1", "general", {})
+    assignment = await reserved(router, first)
+    await router.connected(assignment)
+    assert await router.agent_state("a") == "on_call"
+    second = await router.enqueue("c2", "general", {})
+    await router.completed(assignment)
+    assert (await reserved(router, second)).agent_id == "a"
+
+
+async def test_no_agent_is_reserved_twice(router: Any) -> None:
+    """200 calls racing for 50 agents: 50 distinct reservations, 150 still waiting."""
+    await staff(router, *(Agent(f"a{i}", f"PJSIP/{i}") for i in range(50)))
+    tickets = await asyncio.gather(*(router.enqueue(f"c{i}", "general", {}) for i in range(200)))
+    waits = [asyncio.ensure_future(router.wait(t)) for t in tickets]
+    await asyncio.sleep(0.3)
+    done = [w.result() for w in waits if w.done()]
+    assert len(done) == 50
+    assert len({a.agent_id for a in done}) == 50
+    for w in waits:
+        w.cancel()
+
+
+async def test_redis_down_is_routing_unavailable() -> None:
+    """With its store unreachable the router says so; the flow takes its fallback."""
+    client = aioredis.Redis.from_url("unix:///nonexistent/redis.sock")
+    store = RedisRouter(client)
+    with pytest.raises(RoutingUnavailable, match="unreachable"):
+        await store.add_agents([Agent("a", "PJSIP/1")])
+    await client.aclose()
