@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from routing.errors import UnknownTicket
+from routing.states import InvalidTransition, next_state
 
 __all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket"]
 
@@ -58,8 +59,10 @@ class _Waiting:
 class MemoryRouter:
     """In-process router: queues, agents, reservations."""
 
-    def __init__(self, agents: Iterable[Agent] = ()) -> None:
+    def __init__(self, agents: Iterable[Agent] = (), *, max_misses: int = 3) -> None:
         self.agents = {agent.id: agent for agent in agents}
+        #: Consecutive unanswered reservations before an agent is paused.
+        self.max_misses = max_misses
         self._waiting: dict[int, _Waiting] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
@@ -88,23 +91,37 @@ class MemoryRouter:
     async def abandon(self, ticket: Ticket) -> None:
         entry = self._waiting.pop(ticket.id, None)
         if entry is not None and entry.future.done() and not entry.future.cancelled():
-            self._free(entry.future.result().agent_id)  # reserved, but the caller left
+            self._move(entry.future.result().agent_id, "release")  # reserved, caller left
         if entry is not None:
             self._emit("abandoned", call=ticket.call_id, queue=ticket.queue)
 
     async def connected(self, assignment: Assignment) -> None:
         self._waiting.pop(assignment.ticket.id, None)
-        self.agents[assignment.agent_id].state = "on_call"
+        self._move(assignment.agent_id, "connect")
         self._emit("connected", call=assignment.ticket.call_id, agent=assignment.agent_id)
 
-    async def completed(self, assignment: Assignment) -> None:
-        self._free(assignment.agent_id)
-        self._emit("completed", call=assignment.ticket.call_id, agent=assignment.agent_id)
+    async def completed(self, assignment: Assignment, wrap_up: float = 0.0) -> None:
+        """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
+        if self._move(assignment.agent_id, "complete"):
+            self._emit("completed", call=assignment.ticket.call_id, agent=assignment.agent_id)
+            if wrap_up > 0:
+                loop = asyncio.get_running_loop()
+                loop.call_later(wrap_up, self._ready, assignment.agent_id)
+            else:
+                self._ready(assignment.agent_id)
+
+    def _ready(self, agent_id: str) -> None:
+        if self.agents[agent_id].state == "wrap_up":
+            self._move(agent_id, "ready")
 
     async def missed(self, assignment: Assignment) -> None:
         """The agent did not answer: they go to 'missed', the call back to the head."""
         agent = self.agents[assignment.agent_id]
-        agent.state, agent.missed = "missed", agent.missed + 1
+        if not self._move(agent.id, "miss"):
+            return
+        agent.missed += 1
+        if agent.missed >= self.max_misses:
+            self._move(agent.id, "pause", reason=f"missed {agent.missed} calls")
         ticket = assignment.ticket
         future = asyncio.get_running_loop().create_future()
         self._waiting[ticket.id] = _Waiting(ticket, (-ticket.priority, 0, next(self._seq)), future)
@@ -112,24 +129,47 @@ class MemoryRouter:
         self._match()
 
     async def add_agents(self, agents: Iterable[Agent]) -> None:
-        """Create or update agents (logged out until :meth:`set_available`)."""
+        """Create or update agents (logged out until they log in)."""
         for agent in agents:
             known = self.agents.get(agent.id)
             state = known.state if known is not None else "logged_out"
             self.agents[agent.id] = Agent(agent.id, agent.endpoint, dict(agent.skills), state)
 
-    async def set_available(self, agent_id: str) -> None:
-        if self.agents[agent_id].state != "available":
-            self._free(agent_id)
+    async def login(self, agent_id: str) -> bool:
+        return self._move(self._known(agent_id), "login")
+
+    async def logout(self, agent_id: str) -> bool:
+        return self._move(self._known(agent_id), "logout")
+
+    async def pause(self, agent_id: str, reason: str = "") -> bool:
+        return self._move(self._known(agent_id), "pause", reason=reason)
+
+    async def resume(self, agent_id: str) -> bool:
+        return self._move(self._known(agent_id), "resume")
 
     async def agent_state(self, agent_id: str) -> str | None:
         agent = self.agents.get(agent_id)
         return agent.state if agent is not None else None
 
-    def _free(self, agent_id: str) -> None:
+    def _known(self, agent_id: str) -> str:
+        if agent_id not in self.agents:
+            raise InvalidTransition(f"no agent {agent_id!r}; add it to routing first")
+        return agent_id
+
+    def _move(self, agent_id: str, action: str, reason: str = "") -> bool:
+        """Apply ``action``; False when it had already taken effect."""
         agent = self.agents[agent_id]
-        agent.state, agent.idle_since = "available", time.monotonic()
-        self._match()
+        target = next_state(agent_id, agent.state, action)
+        if target is None:
+            return False
+        before, agent.state = agent.state, target
+        if action in ("connect", "login"):
+            agent.missed = 0  # misses count in a row: an answered call starts over
+        self._emit("state", agent=agent_id, before=before, after=target, reason=reason)
+        if target == "available":
+            agent.idle_since = time.monotonic()
+            self._match()
+        return True
 
     def _match(self) -> None:
         for entry in sorted(self._waiting.values(), key=lambda w: w.order):
@@ -142,6 +182,6 @@ class MemoryRouter:
             if not free:
                 continue
             agent = min(free, key=lambda a: a.idle_since)
-            agent.state = "reserved"
+            agent.state = next_state(agent.id, agent.state, "reserve") or agent.state
             entry.future.set_result(Assignment(entry.ticket, agent.id, agent.endpoint))
             self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)

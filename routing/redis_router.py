@@ -25,25 +25,69 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 
 from routing.errors import RoutingUnavailable, UnknownTicket
 from routing.memory import Agent, Assignment, Ticket
+from routing.states import TRANSITIONS, InvalidTransition
 
 __all__ = ["RedisRouter"]
 
-_MATCH = """
+_TABLE = json.dumps({k: [sorted(v[0]), v[1]] for k, v in TRANSITIONS.items()})
+
+# Shared Lua: the state machine of routing/states.py, the indexes, matching.
+_LIB = (
+    "local T = cjson.decode('"
+    + _TABLE
+    + """')
+
+local function index(ns, aid)
+  local now = redis.call('TIME')
+  local idle = tonumber(now[1]) + tonumber(now[2]) / 1e6
+  redis.call('HSET', ns .. ':agent:' .. aid, 'idle_since', idle)
+  redis.call('ZADD', ns .. ':avail', idle, aid)
+  local skills = redis.call('HGETALL', ns .. ':skills:' .. aid)
+  for i = 1, #skills, 2 do redis.call('ZADD', ns .. ':avail:' .. skills[i], skills[i + 1], aid) end
+end
+
+local function unindex(ns, aid)
+  redis.call('ZREM', ns .. ':avail', aid)
+  for _, skill in ipairs(redis.call('HKEYS', ns .. ':skills:' .. aid)) do
+    redis.call('ZREM', ns .. ':avail:' .. skill, aid)
+  end
+end
+
+-- 1: moved, 0: already there (a replay), error reply: refused.
+local function move(ns, aid, action, reason)
+  local akey = ns .. ':agent:' .. aid
+  local state = redis.call('HGET', akey, 'state')
+  if state == false then return redis.error_reply('agent ' .. aid .. ' is unknown') end
+  local rule = T[action]
+  local allowed = false
+  for _, s in ipairs(rule[1]) do if s == state then allowed = true end end
+  if not allowed then
+    if state == rule[2] then return 0 end
+    return redis.error_reply('agent ' .. aid .. ' is ' .. state .. '; ' .. action ..
+      ' is allowed from ' .. table.concat(rule[1], ', '))
+  end
+  redis.call('HSET', akey, 'state', rule[2], 'reason', reason or '')
+  if rule[2] == 'available' then
+    index(ns, aid)
+  elseif state == 'available' then
+    unindex(ns, aid)
+  end
+  redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'state',
+    'agent', aid, 'before', state, 'after', rule[2], 'reason', reason or '')
+  return 1
+end
+
 local function match(ns, queue)
-  local made = {}
   local qkey = ns .. ':q:' .. queue
-  local tickets = redis.call('ZRANGE', qkey, 0, -1)
-  for _, tid in ipairs(tickets) do
+  for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, -1)) do
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     local tkey = ns .. ':t:' .. tid
     local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
-    local best, best_idle = nil, nil
-    local pool = nil
-    local smallest = nil
+    local pool, smallest = nil, nil
     for skill, level in pairs(skills) do
       local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
       if smallest == nil or size < smallest then smallest = size; pool = {skill, level} end
@@ -54,6 +98,7 @@ local function match(ns, queue)
     else
       candidates = redis.call('ZRANGEBYSCORE', ns .. ':avail:' .. pool[1], pool[2], '+inf')
     end
+    local best, best_idle = nil, nil
     for _, aid in ipairs(candidates) do
       local fits = true
       for skill, level in pairs(skills) do
@@ -68,23 +113,18 @@ local function match(ns, queue)
       end
     end
     if best ~= nil then
+      move(ns, best, 'reserve', '')
       local akey = ns .. ':agent:' .. best
-      redis.call('HSET', akey, 'state', 'reserved', 'ticket', tid)
-      redis.call('ZREM', ns .. ':avail', best)
-      local owned = redis.call('HKEYS', ns .. ':skills:' .. best)
-      for _, skill in ipairs(owned) do redis.call('ZREM', ns .. ':avail:' .. skill, best) end
+      redis.call('HSET', akey, 'ticket', tid)
       local endpoint = redis.call('HGET', akey, 'endpoint')
       redis.call('HSET', tkey, 'state', 'reserved', 'agent', best, 'endpoint', endpoint)
       redis.call('ZREM', qkey, tid)
       redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'reserved',
-        'ticket', tid, 'queue', queue, 'agent', best,
-        'call', redis.call('HGET', tkey, 'call'))
+        'ticket', tid, 'queue', queue, 'agent', best, 'call', redis.call('HGET', tkey, 'call'))
       redis.call('PUBLISH', ns .. ':reserved', tid .. '|' .. best .. '|' .. endpoint)
-      table.insert(made, tid)
     end
   end
   if redis.call('ZCARD', qkey) == 0 then redis.call('SREM', ns .. ':queues', queue) end
-  return made
 end
 
 local function match_all(ns)
@@ -93,20 +133,11 @@ local function match_all(ns)
     match(ns, queue)
   end
 end
-
-local function free(ns, aid)
-  local akey = ns .. ':agent:' .. aid
-  local now = redis.call('TIME')
-  local idle = tonumber(now[1]) + tonumber(now[2]) / 1e6
-  redis.call('HSET', akey, 'state', 'available', 'idle_since', idle, 'ticket', '')
-  redis.call('ZADD', ns .. ':avail', idle, aid)
-  local skills = redis.call('HGETALL', ns .. ':skills:' .. aid)
-  for i = 1, #skills, 2 do redis.call('ZADD', ns .. ':avail:' .. skills[i], skills[i + 1], aid) end
-end
 """
+)
 
 _ENQUEUE = (
-    _MATCH
+    _LIB
     + """
 local ns, queue, call, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
 local tid = redis.call('INCR', ns .. ':seq')
@@ -121,33 +152,34 @@ return tid
 """
 )
 
-_AVAILABLE = (
-    _MATCH
+_ACT = (
+    _LIB
     + """
-local ns, aid = ARGV[1], ARGV[2]
-if redis.call('EXISTS', ns .. ':agent:' .. aid) == 0 then return redis.error_reply('no agent') end
-if redis.call('HGET', ns .. ':agent:' .. aid, 'state') == 'available' then return 0 end
-free(ns, aid)
-redis.call('XADD', ns .. ':events', '*', 'event', 'available', 'agent', aid)
-match_all(ns)
-return 1
+local ns, aid, action, reason = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local moved = move(ns, aid, action, reason)
+if type(moved) == 'table' then return moved end
+if action == 'login' then redis.call('HSET', ns .. ':agent:' .. aid, 'missed', 0) end
+if moved == 1 and redis.call('HGET', ns .. ':agent:' .. aid, 'state') == 'available' then
+  match_all(ns)
+end
+return moved
 """
 )
 
 _ABANDON = (
-    _MATCH
+    _LIB
     + """
 local ns, tid = ARGV[1], ARGV[2]
 local tkey = ns .. ':t:' .. tid
 local state = redis.call('HGET', tkey, 'state')
-if state == false or state == 'abandoned' or state == 'completed' then return 0 end
+if state ~= 'waiting' and state ~= 'reserved' then return 0 end
 local queue = redis.call('HGET', tkey, 'queue')
 redis.call('ZREM', ns .. ':q:' .. queue, tid)
 redis.call('HSET', tkey, 'state', 'abandoned')
 redis.call('XADD', ns .. ':events', '*', 'event', 'abandoned', 'ticket', tid, 'queue', queue,
   'call', redis.call('HGET', tkey, 'call'))
 if state == 'reserved' then
-  free(ns, redis.call('HGET', tkey, 'agent'))
+  move(ns, redis.call('HGET', tkey, 'agent'), 'release', 'the caller hung up')
   match_all(ns)
 end
 return 1
@@ -155,16 +187,17 @@ return 1
 )
 
 _MISSED = (
-    _MATCH
+    _LIB
     + """
-local ns, tid = ARGV[1], ARGV[2]
+local ns, tid, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local tkey = ns .. ':t:' .. tid
 if redis.call('HGET', tkey, 'state') ~= 'reserved' then return 0 end
 local aid = redis.call('HGET', tkey, 'agent')
 local queue = redis.call('HGET', tkey, 'queue')
 local priority = tonumber(redis.call('HGET', tkey, 'priority'))
-redis.call('HINCRBY', ns .. ':agent:' .. aid, 'missed', 1)
-redis.call('HSET', ns .. ':agent:' .. aid, 'state', 'missed', 'ticket', '')
+move(ns, aid, 'miss', 'no answer')
+local misses = redis.call('HINCRBY', ns .. ':agent:' .. aid, 'missed', 1)
+if misses >= limit then move(ns, aid, 'pause', 'missed ' .. misses .. ' calls') end
 redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '')
 redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + tonumber(tid), tid)
 redis.call('SADD', ns .. ':queues', queue)
@@ -175,8 +208,10 @@ return 1
 """
 )
 
-_SETTLE = """
-local ns, tid, state = ARGV[1], ARGV[2], ARGV[3]
+_SETTLE = (
+    _LIB
+    + """
+local ns, tid, state, wrap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tkey = ns .. ':t:' .. tid
 local aid = redis.call('HGET', tkey, 'agent')
 if aid == false or aid == '' then return 0 end
@@ -185,28 +220,62 @@ redis.call('HSET', tkey, 'state', state)
 redis.call('XADD', ns .. ':events', '*', 'event', state, 'ticket', tid, 'agent', aid,
   'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
 if state == 'connected' then
-  redis.call('HSET', ns .. ':agent:' .. aid, 'state', 'on_call')
+  move(ns, aid, 'connect', '')
+  redis.call('HSET', ns .. ':agent:' .. aid, 'missed', 0)
   return 1
+end
+move(ns, aid, 'complete', '')
+if wrap <= 0 then
+  move(ns, aid, 'ready', '')
+  match_all(ns)
+else
+  local now = redis.call('TIME')
+  redis.call('ZADD', ns .. ':wrapping', tonumber(now[1]) + wrap, aid)
 end
 return 2
 """
+)
+
+_TICK = (
+    _LIB
+    + """
+local ns = ARGV[1]
+local now = redis.call('TIME')
+local moment = tonumber(now[1]) + tonumber(now[2]) / 1e6
+local due = redis.call('ZRANGEBYSCORE', ns .. ':wrapping', '-inf', moment)
+for _, aid in ipairs(due) do
+  redis.call('ZREM', ns .. ':wrapping', aid)
+  if redis.call('HGET', ns .. ':agent:' .. aid, 'state') == 'wrap_up' then
+    move(ns, aid, 'ready', 'wrap-up time is over')
+  end
+end
+if #due > 0 then match_all(ns) end
+return #due
+"""
+)
 
 
 class RedisRouter:
     """The routing port on Redis; same contract as :class:`routing.memory.MemoryRouter`."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str = "{rt}") -> None:
+    def __init__(
+        self, client: aioredis.Redis, namespace: str = "{rt}", *, max_misses: int = 3
+    ) -> None:
         self.redis = client
         self.ns = namespace
+        #: Consecutive unanswered reservations before an agent is paused.
+        self.max_misses = max_misses
         self._waiters: dict[int, asyncio.Future[Assignment]] = {}
         self._tickets: dict[int, Ticket] = {}
         self._listener: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._scripts = {
             name: client.register_script(body)
             for name, body in (
                 ("enqueue", _ENQUEUE),
-                ("available", _AVAILABLE),
+                ("act", _ACT),
+                ("tick", _TICK),
                 ("abandon", _ABANDON),
                 ("missed", _MISSED),
                 ("settle", _SETTLE),
@@ -222,13 +291,17 @@ class RedisRouter:
     async def _run(self, name: str, *args: Any) -> Any:
         try:
             return await self._scripts[name](args=[self.ns, *args])
+        except ResponseError as exc:
+            if str(exc).startswith("agent "):
+                raise InvalidTransition(str(exc)) from None
+            raise RoutingUnavailable(f"routing store refused: {exc}") from exc
         except (RedisError, OSError) as exc:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
 
     # --------------------------------------------------------------- agents
 
     async def add_agents(self, agents: Iterable[Agent]) -> None:
-        """Create or update agents (logged out until :meth:`set_available`)."""
+        """Create or update agents (logged out until they log in)."""
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
                 for agent in agents:
@@ -243,8 +316,22 @@ class RedisRouter:
         except (RedisError, OSError) as exc:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
 
-    async def set_available(self, agent_id: str) -> None:
-        await self._run("available", agent_id)
+    async def login(self, agent_id: str) -> bool:
+        await self._ensure_listener()
+        return bool(await self._run("act", agent_id, "login", ""))
+
+    async def logout(self, agent_id: str) -> bool:
+        return bool(await self._run("act", agent_id, "logout", ""))
+
+    async def pause(self, agent_id: str, reason: str = "") -> bool:
+        return bool(await self._run("act", agent_id, "pause", reason))
+
+    async def resume(self, agent_id: str) -> bool:
+        return bool(await self._run("act", agent_id, "resume", ""))
+
+    async def tick(self) -> int:
+        """End the wrap-ups that are due; every engine runs this about twice a second."""
+        return int(await self._run("tick"))
 
     async def agent_state(self, agent_id: str) -> str | None:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
@@ -277,6 +364,14 @@ class RedisRouter:
             self._ready.clear()
             self._listener = asyncio.ensure_future(self._listen())
             await asyncio.wait_for(self._ready.wait(), 5)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick_loop())
+
+    async def _tick_loop(self, interval: float = 0.25) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(RoutingUnavailable):  # it resumes when Redis returns
+                await self.tick()
 
     async def enqueue(
         self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
@@ -308,17 +403,17 @@ class RedisRouter:
 
     async def connected(self, assignment: Assignment) -> None:
         self._forget(assignment.ticket.id)
-        await self._run("settle", assignment.ticket.id, "connected")
+        await self._run("settle", assignment.ticket.id, "connected", 0)
 
-    async def completed(self, assignment: Assignment) -> None:
-        await self._run("settle", assignment.ticket.id, "completed")
-        await self._run("available", assignment.agent_id)
+    async def completed(self, assignment: Assignment, wrap_up: float = 0.0) -> None:
+        """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
+        await self._run("settle", assignment.ticket.id, "completed", float(wrap_up))
 
     async def missed(self, assignment: Assignment) -> None:
         ticket = assignment.ticket
         self._waiters[ticket.id] = asyncio.get_running_loop().create_future()
         self._tickets[ticket.id] = ticket
-        await self._run("missed", ticket.id)
+        await self._run("missed", ticket.id, self.max_misses)
         await self._check(ticket.id)
 
     def _forget(self, ticket_id: int) -> None:
@@ -327,8 +422,9 @@ class RedisRouter:
 
     async def close(self) -> None:
         """Stop listening and close every connection (the pool's too)."""
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+        for task in (self._listener, self._ticker):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         await self.redis.aclose(close_connection_pool=True)

@@ -30,7 +30,7 @@ async def router(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterato
 async def staff(router: Any, *agents: Agent) -> None:
     await router.add_agents(agents)
     for agent in agents:
-        await router.set_available(agent.id)
+        await router.login(agent.id)
         await asyncio.sleep(0.002)  # distinct idle times: the first is the longest idle
 
 
@@ -64,7 +64,7 @@ async def test_priority_then_age(router: Any) -> None:
     old = await router.enqueue("old", "general", {}, 0)
     vip = await router.enqueue("vip", "general", {}, 9)
     young = await router.enqueue("young", "general", {}, 0)
-    await router.set_available("a")
+    await router.login("a")
     assert (await reserved(router, vip)).agent_id == "a"
     waiting = [asyncio.ensure_future(router.wait(t)) for t in (old, young)]
     await asyncio.sleep(0.05)
@@ -131,3 +131,48 @@ async def test_redis_down_is_routing_unavailable() -> None:
     with pytest.raises(RoutingUnavailable, match="unreachable"):
         await store.add_agents([Agent("a", "PJSIP/1")])
     await client.aclose()
+
+
+async def test_state_machine_refuses_and_replays(router: Any) -> None:
+    """Invalid moves are refused with what is allowed; a replayed move changes nothing."""
+    from routing.states import InvalidTransition
+
+    await router.add_agents([Agent("a", "PJSIP/1")])
+    assert await router.agent_state("a") == "logged_out"
+    with pytest.raises(InvalidTransition, match="logged_out; pause is allowed from available"):
+        await router.pause("a", "lunch")
+    assert await router.login("a") is True
+    assert await router.login("a") is False  # a replay
+    assert await router.pause("a", "lunch") is True
+    assert await router.agent_state("a") == "paused"
+    ticket = await router.enqueue("c1", "general", {})
+    waiting = asyncio.ensure_future(router.wait(ticket))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # a paused agent takes no calls
+    await router.resume("a")
+    assert (await asyncio.wait_for(waiting, 2)).agent_id == "a"
+    with pytest.raises(InvalidTransition, match="reserved; logout is allowed from"):
+        await router.logout("a")
+
+
+async def test_wrap_up_then_available(router: Any) -> None:
+    """After a call the agent wraps up for the given time, then takes the next call."""
+    await staff(router, Agent("a", "PJSIP/1"))
+    assignment = await reserved(router, await router.enqueue("c1", "general", {}))
+    await router.connected(assignment)
+    await router.completed(assignment, wrap_up=0.3)
+    assert await router.agent_state("a") == "wrap_up"
+    second = await router.enqueue("c2", "general", {})
+    assert (await reserved(router, second, timeout=3)).agent_id == "a"
+
+
+async def test_repeated_misses_pause_the_agent(router: Any) -> None:
+    """Three unanswered calls in a row pause the agent instead of ringing them again."""
+    await staff(router, Agent("a", "PJSIP/1"))
+    ticket = await router.enqueue("c1", "general", {})
+    for _ in range(3):
+        assignment = await reserved(router, ticket)
+        await router.missed(assignment)
+        if await router.agent_state("a") == "missed":
+            await router.resume("a")  # the agent comes back, and misses again
+    assert await router.agent_state("a") == "paused"
