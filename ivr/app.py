@@ -56,7 +56,7 @@ def build(settings: Settings) -> tuple[FastAgiServer, FlowRegistry, Engine]:
         prompts=SpeechPrompts(settings.prompts_dir),
         router=MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
         announcements=FileAnnouncements(settings.announcements_file),
-        environ=os.environ,
+        environ={k: v for k, v in os.environ.items() if k.startswith("IVR_")},
         transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
         internal_dial=settings.internal_dial,
         external_dial=settings.external_dial,

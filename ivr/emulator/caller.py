@@ -98,7 +98,9 @@ class Keys:
     """The caller presses ``digits`` the next time the call asks for input.
 
     Input means a prompt that keys can stop (``STREAM FILE`` with escape
-    digits), ``WAIT FOR DIGIT``, ``GET DATA`` or ``GET OPTION``. ``Keys``
+    digits), ``WAIT FOR DIGIT`` of a second or more (a shorter wait, like
+    the one that takes a stray ``#``, is not asking), ``GET DATA`` or
+    ``GET OPTION``. ``Keys``
     steps are played in order, each once the previous one's keys are all
     pressed: a script of what the caller answers, whatever the timing.
     """
@@ -111,7 +113,8 @@ class Keys:
 
 Action = Press | Hangup | Talk | Keys
 _INPUT = re.compile(
-    r'^(?:STREAM FILE \S+ "?[0-9*#A-D]|WAIT FOR DIGIT|GET DATA|GET OPTION|CONTROL STREAM FILE)',
+    r'^(?:STREAM FILE \S+ "?[0-9*#A-D]|WAIT FOR DIGIT (?:-1|\d{4,})'
+    r"|GET DATA|GET OPTION|CONTROL STREAM FILE)",
     re.IGNORECASE,
 )
 

@@ -7,6 +7,7 @@ input (a caller stuck in them would never be heard again).
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from ivr.flows.source import Source
 
 __all__ = ["INPUT_NODES", "check_flow"]
+
+_ENV = re.compile(r"\$\{env:([^}]*)\}")
 
 #: Node types that wait for the caller (keys, speech, an agent): a loop through
 #: one of them is a menu the caller can leave, not a spin.
@@ -75,7 +78,34 @@ def check_flow(flow: Flow, source: Source) -> list[Problem]:
                 )
             )
     problems += _spins(flow, edges, source)
+    problems += _env_references(flow, source)
     return sorted(problems, key=lambda p: (p.line, p.column))
+
+
+def _env_references(flow: Flow, source: Source) -> list[Problem]:
+    """``${env:...}`` is for secrets in HTTP headers only, and only ``IVR_*`` names."""
+    problems: list[Problem] = []
+
+    def walk(value: object, path: tuple[str | int, ...]) -> None:
+        if isinstance(value, str):
+            for name in _ENV.findall(value):
+                in_headers = len(path) > 3 and path[2] == "headers"
+                if not in_headers:
+                    message = "${env:...} is only allowed in an http node's headers"
+                elif not name.startswith("IVR_"):
+                    message = f"${{env:{name}}}: only variables named IVR_* can be used"
+                else:
+                    continue
+                problems.append(problem_at(source, path, message))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(item, (*path, key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, (*path, index))
+
+    walk(source.data.get("nodes", {}) if isinstance(source.data, dict) else {}, ("nodes",))
+    return problems
 
 
 def _few(names: list[str]) -> str:

@@ -14,6 +14,7 @@ makes no sense is false).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -37,11 +38,17 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> float | int | None:
+    """A number from a value; whole numbers stay exact integers (19-digit accounts)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value
+    text = _text(value).strip()
+    if re.fullmatch(r"[-+]?\d{1,100}", text):
+        return int(text)
     try:
-        number = float(_text(value).strip())
+        number = float(text)
     except ValueError:
         return None
-    return int(number) if number.is_integer() else number
+    return number if math.isfinite(number) else None
 
 
 FUNCTIONS: Final[dict[str, tuple[int, Callable[..., Any]]]] = {
@@ -313,6 +320,14 @@ def parse(source: str) -> Expression:
     """Parse ``source`` or raise :class:`ExpressionError` naming the column."""
     if len(source) > 2000:
         raise ExpressionError("expression longer than 2000 characters", 1)
+    depth = 0
+    for column, char in enumerate(source, start=1):
+        depth += (char in "([" and 1) or (-1 if char in ")]" else 0)
+        if depth > 32:
+            raise ExpressionError("brackets nested deeper than 32", column)
     parser = _Parser(source)
-    tree = parser.parse()
+    try:
+        tree = parser.parse()
+    except RecursionError:
+        raise ExpressionError("nested too deeply", 1) from None
     return Expression(source, tree, frozenset(parser.names))

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 import structlog
 
 from ivr.agi.channel import Channel
-from ivr.errors import IvrError
-from ivr.flows.model import Flow, Text
+from ivr.errors import ChannelHangup, IvrError
+from ivr.flows.model import Defaults, Flow, Text
 from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
 from routing.memory import Assignment, Ticket
 
@@ -93,6 +93,8 @@ class Run:
         self.channel = channel
         self.flow = flow
         self.language = flow.defaults.language
+        self.current = flow
+        self._touched_sensitive = False
         self.trace = Trace()
         self.sensitive: set[str] = set()
         env = channel.env
@@ -104,9 +106,16 @@ class Run:
 
     # ------------------------------------------------------------ the loop
 
+    @property
+    def defaults(self) -> Defaults:
+        """The defaults of the flow being walked (a subflow's own, inside it)."""
+        return self.current.defaults
+
     async def execute(self) -> None:
         try:
             await self._walk()
+        except ChannelHangup:
+            self.trace.ended = "caller_hangup"  # how calls end, not an engine failure
         finally:
             self.trace.variables = dict(self.variables)
             self.trace.sensitive = set(self.sensitive)
@@ -119,6 +128,7 @@ class Run:
         flow, name = self.flow, self.flow.start
         for _ in range(MAX_STEPS):
             node = flow.nodes[name]
+            self.current = flow
             self.trace.nodes.append(name if flow is self.flow else f"{flow.id}.{name}")
             structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
             if node.type == "subflow":
@@ -149,18 +159,24 @@ class Run:
             return ""
         if isinstance(value, str):
             return self.render(value)
-        chosen = value.get(self.language) or value.get(self.flow.defaults.language)
+        chosen = value.get(self.language) or value.get(self.defaults.language)
         return self.render(chosen if chosen is not None else next(iter(value.values())))
 
-    def render(self, template: str, *, url: bool = False) -> str:
-        """Replace ``${name}`` with variables (``${env:NAME}`` from the environment)."""
+    def render(self, template: str, *, url: bool = False, env: bool = False) -> str:
+        """Replace ``${name}`` with variables; ``${env:IVR_NAME}`` only where ``env`` allows
+        (HTTP headers), and only environment variables named ``IVR_*``."""
 
         def value(match: re.Match[str]) -> str:
             name = match.group(1)
             if name.startswith("env:"):
-                found: Any = self.engine.environ.get(name[4:], "")
+                key = name[4:]
+                found: Any = (
+                    self.engine.environ.get(key, "") if env and key.startswith("IVR_") else ""
+                )
             else:
                 found = self.lookup(name)
+                if name.split(".")[0] in self.sensitive:
+                    self._touched_sensitive = True
             text = "" if found is None else str(found)
             return urllib.parse.quote(text, safe="") if url else text
 
@@ -182,16 +198,26 @@ class Run:
             files = [file] if isinstance(file, str) else list(file)
             self.trace.prompts += [f"file:{f}" for f in files]
             return files
+        self._touched_sensitive = False
         said = self.text(text)
         if not said:
             return []
-        self.trace.prompts.append(said)
+        # A prompt that speaks a sensitive value (a PIN read back) is masked in
+        # the trace and logs; only the synthesizer sees the words.
+        shown = "*** (holds a sensitive value)" if self._touched_sensitive else said
+        self.trace.prompts.append(shown)
         if self.engine.on_prompt is not None:
-            self.engine.on_prompt(said)
-        voice = self.flow.defaults.voice if self.language == self.flow.defaults.language else None
+            self.engine.on_prompt(shown)
+        voice = self.defaults.voice if self.language == self.defaults.language else None
         return [await self.engine.prompts.sound_for(said, self.language, voice)]
 
-    def event(self, kind: str, **data: Any) -> None:
+    def uses_sensitive(self, template: str) -> bool:
+        """True when rendering ``template`` reads a sensitive variable."""
+        self._touched_sensitive = False
+        self.render(template)
+        return self._touched_sensitive
+
+    def event(self, kind: str, /, **data: Any) -> None:
         masked = {k: ("***" if k in self.sensitive else v) for k, v in data.items()}
         self.trace.events.append({"event": kind, **masked})
         if self.engine.on_event is not None:

@@ -162,7 +162,7 @@ class Set(_Node):
 
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")
+SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
 class Hours(_Node):
@@ -179,7 +179,13 @@ class Hours(_Node):
         for day, spans in value.items():
             for span in spans:
                 if not SPAN.match(span):
-                    raise ValueError(f"{day}: {span!r} is not a span like 09:00-17:30")
+                    raise ValueError(
+                        f"{day}: {span!r} is not a span like 09:00-17:30 (24:00 ends a day; "
+                        "22:00-02:00 runs past midnight)"
+                    )
+                start, end = span.split("-")
+                if start == end:
+                    raise ValueError(f"{day}: {span!r} opens and closes at the same time")
         return value
 
     @field_validator("timezone")

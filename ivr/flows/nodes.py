@@ -9,12 +9,12 @@ import contextlib
 import fnmatch
 import re
 from collections.abc import Awaitable, Callable
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from ivr.agi.channel import Channel
-from ivr.errors import PlaybackError
+from ivr.errors import AgiError, ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
 from ivr.flows.interpreter import FlowRuntimeError, Run
@@ -55,11 +55,14 @@ async def play(run: Run, node: m.Play) -> str | None:
 async def say(run: Run, node: m.Say) -> str | None:
     value = run.render(node.value)
     channel = run.channel
+    hidden = channel.sensitive() if run.uses_sensitive(node.value) else contextlib.nullcontext()
     if node.as_ == "digits":
-        await channel.say_digits(re.sub(r"[^0-9*#]", "", value))
+        with hidden:
+            await channel.say_digits(re.sub(r"[^0-9*#]", "", value))
     elif node.as_ == "number":
-        digits = re.sub(r"[^0-9-]", "", value.split(".")[0]) or "0"
-        await channel.say_number(int(digits))
+        number = re.match(r"\s*(-?\d+)", value)
+        with hidden:
+            await channel.say_number(int(number.group(1)) if number else 0)
     else:
         phrase = _spoken(node.as_, value, node.currency)
         await _play(run, await run.sound(phrase))
@@ -77,7 +80,7 @@ def _spoken(kind: str, value: str, currency: str) -> str:
 
 
 async def menu(run: Run, node: m.Menu) -> str | None:
-    defaults = run.flow.defaults
+    defaults = run.defaults
     timeout = node.timeout or defaults.timeout
     retries = defaults.retries if node.retries is None else node.retries
     files = await run.sound(node.prompt, node.file)
@@ -111,7 +114,7 @@ def luhn(digits: str) -> bool:
 
 
 async def gather(run: Run, node: m.Gather) -> str | None:
-    defaults = run.flow.defaults
+    defaults = run.defaults
     retries = defaults.retries if node.retries is None else node.retries
     timeout = node.timeout or defaults.timeout
     files = await run.sound(node.prompt, node.file)
@@ -125,7 +128,8 @@ async def gather(run: Run, node: m.Gather) -> str | None:
             )
         if valid:
             run.set(node.variable, digits, sensitive=node.sensitive)
-            run.event("gathered", **{node.variable: digits})
+            shown = "***" if run.uses_sensitive("${" + node.variable + "}") else digits
+            run.event("gathered", variable=node.variable, value=shown)
             return node.next
         run.event("invalid_input", attempt=attempt + 1, length=len(digits))
         if node.invalid is not None and node.invalid.goto:
@@ -147,8 +151,12 @@ async def _collect(
         while len(collected) < node.max_length:
             key = await channel.wait_for_digit(int(between * 1000))
             if key is None or (node.terminator and key == node.terminator):
-                break
+                return collected
             collected += key
+        if node.terminator:
+            # Full: callers often press the terminator anyway; take it here so it
+            # does not answer the next prompt. Another key is not expected now.
+            await channel.wait_for_digit(700)
         return collected
 
 
@@ -179,23 +187,41 @@ async def branch(run: Run, node: m.Branch) -> str | None:
 
 async def set_(run: Run, node: m.Set) -> str | None:
     for name, value in node.variables.items():
-        run.set(name, run.render(value) if isinstance(value, str) else value)
+        if isinstance(value, str):
+            run.set(name, run.render(value), sensitive=run.uses_sensitive(value))
+        else:
+            run.set(name, value)
     return node.next
 
 
+def _spans(node: m.Hours, day: int) -> list[tuple[time, time | None]]:
+    """(opens, closes) of a weekday; ``None`` closes at midnight."""
+    out: list[tuple[time, time | None]] = []
+    for span in node.schedule.get(m.DAYS[day], []):  # type: ignore[call-overload]
+        start, end = span.split("-")
+        out.append((time.fromisoformat(start), None if end == "24:00" else time.fromisoformat(end)))
+    return out
+
+
 def is_open(node: m.Hours, now: datetime) -> bool:
+    """Open at ``now`` in the node's timezone; a span past midnight counts for its start day."""
     local = now.astimezone(ZoneInfo(node.timezone))
+    moment, day = local.time(), local.weekday()
     if local.date() in node.holidays:
         return False
-    spans = node.schedule.get(m.DAYS[local.weekday()], [])  # type: ignore[call-overload]
-    moment = local.time()
-    for span in spans:
-        start, end = span.split("-")
-        opens = time.fromisoformat(start)
-        closes = time(23, 59, 59, 999999) if end == "24:00" else time.fromisoformat(end)
-        if opens <= moment < closes:
+    for opens, closes in _spans(node, day):
+        if closes is None or closes <= opens:  # runs to midnight, or past it
+            if moment >= opens:
+                return True
+        elif opens <= moment < closes:
             return True
-    return False
+    yesterday = (local - timedelta(days=1)).date()
+    if yesterday in node.holidays:
+        return False
+    return any(
+        closes is not None and closes <= opens and moment < closes
+        for opens, closes in _spans(node, (day - 1) % 7)
+    )
 
 
 async def hours(run: Run, node: m.Hours) -> str | None:
@@ -206,9 +232,9 @@ async def hours(run: Run, node: m.Hours) -> str | None:
 
 async def language(run: Run, node: m.Language) -> str | None:
     files = await run.sound(node.prompt, node.file)
-    retries = run.flow.defaults.retries if node.retries is None else node.retries
+    retries = run.defaults.retries if node.retries is None else node.retries
     for _ in range(retries + 1):
-        digit = await _ask(run, files, KEYS, node.timeout or run.flow.defaults.timeout)
+        digit = await _ask(run, files, KEYS, node.timeout or run.defaults.timeout)
         chosen = next((o for o in node.options if o.digit == digit), None)
         if chosen is not None:
             run.language = chosen.language
@@ -220,7 +246,7 @@ async def language(run: Run, node: m.Language) -> str | None:
 
 async def http(run: Run, node: m.Http) -> str | None:
     url = run.render(node.url, url=True)
-    headers = {k: run.render(v) for k, v in node.headers.items()}
+    headers = {k: run.render(v, env=True) for k, v in node.headers.items()}
     body = None
     if node.body is not None:
         body = {k: run.render(v) if isinstance(v, str) else v for k, v in node.body.items()}
@@ -267,42 +293,82 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
         return node.on_failure
     run.event("queued", queue=node.queue, skills=node.skills, priority=node.priority)
-    while True:
-        await channel.set_music(True)
-        hangup = asyncio.ensure_future(channel.wait_for_hangup())
-        waiting = asyncio.ensure_future(router.wait(ticket))
-        try:
-            await asyncio.wait({hangup, waiting}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            hangup.cancel()
+    settled = False
+    try:
+        while True:
+            assignment = await _hold(run, router, ticket)
+            if assignment is None:
+                run.event("abandoned", queue=node.queue)
+                return None
+            status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+            run.event("dialled", agent=assignment.agent_id, status=status)
+            if status == "ANSWER":
+                settled = True
+                await router.connected(assignment)
+                await router.completed(assignment)
+                if channel.hung_up:
+                    raise ChannelHangup("the caller hung up after the agent call", how="hangup")
+                return node.next
+            if channel.hung_up:  # hung up while the agent's phone rang
+                run.event("abandoned", queue=node.queue)
+                return None
+            await router.missed(assignment)
+    finally:
+        if not settled:
+            # Whatever ended the wait (a hang-up anywhere, an error), the call
+            # leaves the queue and a reserved agent is freed at once.
+            with contextlib.suppress(RoutingError):
+                await router.abandon(ticket)
+
+
+async def _hold(run: Run, router: Any, ticket: Any) -> Any:
+    """Music on hold until an agent is reserved (the assignment) or the caller hangs up."""
+    channel = run.channel
+    await channel.set_music(True)
+    hangup = asyncio.ensure_future(channel.wait_for_hangup())
+    waiting = asyncio.ensure_future(router.wait(ticket))
+    try:
+        await asyncio.wait({hangup, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        hangup.cancel()
         if not waiting.done():
             waiting.cancel()
-            await router.abandon(ticket)
-            run.event("abandoned", queue=node.queue)
-            return None
-        assignment = waiting.result()
-        await channel.set_music(False)
-        await channel.exec("Dial", assignment.endpoint, str(run.engine.ring_timeout), "g")
-        status = await channel.get_variable("DIALSTATUS")
-        run.event("dialled", agent=assignment.agent_id, status=status)
-        if status == "ANSWER":
-            await router.connected(assignment)
-            await router.completed(assignment)
-            return node.next
-        await router.missed(assignment)
+    if channel.hung_up or not waiting.done() or waiting.cancelled():
+        return None
+    await channel.set_music(False)
+    return waiting.result()
+
+
+_EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
+_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
 
 async def transfer(run: Run, node: m.Transfer) -> str | None:
     target = run.render(node.to)
-    external = target.startswith("+") or (target.isdigit() and len(target) > 6)
-    if external and not any(fnmatch.fnmatchcase(target, p) for p in run.engine.transfer_allow):
+    # An extension is 2-6 digits; anything else must be a plain number on the
+    # allow-list. Nothing else is dialled: no '@', '&', '/' or letters.
+    internal = bool(_EXTENSION.match(target))
+    allowed = internal or (
+        _NUMBER.match(target) is not None
+        and any(fnmatch.fnmatchcase(target, p) for p in run.engine.transfer_allow)
+    )
+    if not allowed:
         run.event("transfer_refused", to=target)
         return node.on_failure
-    template = run.engine.external_dial if external else run.engine.internal_dial
-    await run.channel.exec("Dial", template.format(to=target), str(node.timeout))
-    status = await run.channel.get_variable("DIALSTATUS")
+    template = run.engine.internal_dial if internal else run.engine.external_dial
+    status = await _dial(run, template.format(to=target), node.timeout)
     run.event("transferred", to=target, status=status)
     return None if status == "ANSWER" else node.on_failure
+
+
+async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:
+    """Dial; DIALSTATUS even when the caller hangs up during the call."""
+    with contextlib.suppress(ChannelHangup):  # GET VARIABLE still works on a dead channel
+        await run.channel.exec("Dial", destination, str(timeout), *options)
+    try:
+        return await run.channel.get_variable("DIALSTATUS")
+    except (ChannelHangup, AgiError):
+        return None
 
 
 async def voicemail(run: Run, node: m.Voicemail) -> str | None:
@@ -331,7 +397,7 @@ async def record(run: Run, node: m.Record) -> str | None:
 async def survey(run: Run, node: m.Survey) -> str | None:
     for question in node.questions:
         files = await run.sound(question.prompt)
-        digit = await _ask(run, files, "12345", run.flow.defaults.timeout)
+        digit = await _ask(run, files, "12345", run.defaults.timeout)
         score = int(digit) if digit and digit in "12345" else None
         run.set(f"survey_{question.id}", score)
         run.event("survey_answer", question=question.id, score=score)

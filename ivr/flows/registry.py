@@ -31,6 +31,7 @@ class FlowRegistry:
         self._flows: dict[str, Flow] = {}
         self._origin: dict[Path, str] = {}
         self._stamps: dict[Path, tuple[int, int]] = {}
+        self._refused: set[Path] = set()
         self.generation = 0
 
     def get(self, flow_id: str) -> Flow | None:
@@ -43,10 +44,22 @@ class FlowRegistry:
     def reload(self) -> list[Problem]:
         """Load new and changed files, drop deleted ones; return the problems refused."""
         problems: list[Problem] = []
-        seen: set[Path] = set()
         flows = dict(self._flows)
-        for path in flow_files([self.folder]):
-            seen.add(path)
+        present = set(flow_files([self.folder]))
+        removed = False
+        for path in set(self._origin) - present:  # deletions first: a rename is delete + add
+            flow_id = self._origin.pop(path)
+            self._stamps.pop(path, None)
+            flows.pop(flow_id, None)
+            removed = True
+            log.info("flows.removed", flow=flow_id, file=str(path))
+        for path in set(self._stamps) - present:
+            self._stamps.pop(path, None)
+        if removed:  # a file refused as a duplicate may be fine now: look again
+            for path in self._refused:
+                self._stamps.pop(path, None)
+            self._refused.clear()
+        for path in sorted(present):
             try:
                 stat = path.stat()
             except OSError:
@@ -55,38 +68,43 @@ class FlowRegistry:
             if self._stamps.get(path) == stamp:
                 continue
             self._stamps[path] = stamp
-            try:
-                flow = load_flow(path)
-            except FlowError as exc:
-                problems += exc.problems
-                kept = self._origin.get(path)
-                log.error(  # noqa: TRY400 - the problems say it all; no traceback
-                    "flows.refused",
-                    file=str(path),
-                    problems=[str(p) for p in exc.problems],
-                    serving=f"the previous version of {kept!r}" if kept else "nothing new",
-                )
-                continue
-            other = next((p for p, i in self._origin.items() if i == flow.id and p != path), None)
-            if other is not None:
-                problem = Problem(str(path), 1, 1, f"flow id {flow.id!r} is also used by {other}")
-                problems.append(problem)
-                log.error("flows.refused", file=str(path), problems=[str(problem)])
-                continue
-            old_id = self._origin.get(path)
-            if old_id is not None and old_id != flow.id:
-                flows.pop(old_id, None)
-            flows[flow.id] = flow
-            self._origin[path] = flow.id
-            log.info("flows.loaded", flow=flow.id, version=str(flow.version), file=str(path))
-        for path in set(self._origin) - seen:
-            flow_id = self._origin.pop(path)
-            self._stamps.pop(path, None)
-            flows.pop(flow_id, None)
-            log.info("flows.removed", flow=flow_id, file=str(path))
+            found = self._load(path, flows)
+            if found:
+                problems += found
+                self._refused.add(path)
+            else:
+                self._refused.discard(path)
         if flows != self._flows:
             self._flows = flows  # one assignment: readers see the old or the new set
             self.generation += 1
+        return problems
+
+    def _load(self, path: Path, flows: dict[str, Flow]) -> list[Problem]:
+        """Load one file into ``flows``; its problems if refused (the old version stays)."""
+        try:
+            flow = load_flow(path)
+        except FlowError as exc:
+            problems = exc.problems
+        except Exception as exc:  # a loader bug must not stop the other files
+            problems = [Problem(str(path), 1, 1, f"could not load: {exc!r}")]
+        else:
+            other = next((p for p, i in self._origin.items() if i == flow.id and p != path), None)
+            if other is None:
+                old_id = self._origin.get(path)
+                if old_id is not None and old_id != flow.id:
+                    flows.pop(old_id, None)
+                flows[flow.id] = flow
+                self._origin[path] = flow.id
+                log.info("flows.loaded", flow=flow.id, version=str(flow.version), file=str(path))
+                return []
+            problems = [Problem(str(path), 1, 1, f"flow id {flow.id!r} is also used by {other}")]
+        kept = self._origin.get(path)
+        log.error(
+            "flows.refused",
+            file=str(path),
+            problems=[str(p) for p in problems],
+            serving=f"the previous version of {kept!r}" if kept else "nothing new",
+        )
         return problems
 
     async def watch(self, interval: float = 1.0) -> None:

@@ -104,7 +104,10 @@ class _Builder:
             return [self.build(item, (*path, index)) for index, item in enumerate(node.value)]
         if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
             self.source.quoted.add(path)  # its text starts one column after the mark
-        return self.loader.construct_object(node, deep=True)
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError) as exc:  # 2026-02-30, a 5,000-digit number
+            raise SourceError(self.file, _mark(node), f"not a valid value: {exc}") from None
 
 
 def load_source(path: Path | str, text: str | None = None) -> Source:
@@ -131,6 +134,8 @@ def load_source(path: Path | str, text: str | None = None) -> Source:
         raise SourceError(file, where, f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:
         raise SourceError(file, Position(1, 1), f"YAML: {exc}") from None
+    except RecursionError:
+        raise SourceError(file, Position(1, 1), "nested too deeply") from None
     finally:
         loader.dispose()
     return builder.source

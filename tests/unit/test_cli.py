@@ -51,7 +51,7 @@ class TestMain:
         argv = ["call", "echo", "--flows", str(SIMPLE), "--press", "4321", "--fast"]
         assert main(argv) == 0
         out = capsys.readouterr().out
-        assert "Enter four digits." in out and "gathered {'code': '4321'}" in out
+        assert "Enter four digits." in out and "'variable': 'code', 'value': '4321'" in out
         assert "visited: ask > read_back > bye" in out
 
     def test_call_unknown_flow(self, capsys: pytest.CaptureFixture[str]) -> None:
