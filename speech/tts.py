@@ -85,12 +85,14 @@ class Synthesizer:
             "-s",
             str(self.rate),
             "--stdout",
-            "--",
-            text,
+            "--stdin",
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
-        out, err = await process.communicate()
+        # On stdin, not the command line: a prompt may hold a caller's data,
+        # and a process list shows every argument.
+        out, err = await process.communicate(text.encode("utf-8"))
         if process.returncode != 0 or not out:
             message = err.decode(errors="replace").strip() or f"exit status {process.returncode}"
             raise TtsError(f"espeak-ng could not speak with voice {voice!r}: {message}")

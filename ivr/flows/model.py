@@ -98,6 +98,9 @@ class Menu(Prompted):
     on_failure: Target = Field(description="where to go when the retries are used up")
 
 
+_NESTED = re.compile(r"\([^()]*[*+}][^()]*\)\s*[*+{]")
+
+
 class Validation(_Strict):
     regex: str | None = None
     luhn: bool = False
@@ -110,6 +113,11 @@ class Validation(_Strict):
                 re.compile(value)
             except re.error as exc:
                 raise ValueError(f"regex does not compile: {exc}") from None
+            if len(value) > 200 or _NESTED.search(value):
+                raise ValueError(
+                    "regex repeats a repetition, e.g. (1+)+: that can take exponential time "
+                    "on a caller's digits; write it without nesting"
+                )
         return value
 
 

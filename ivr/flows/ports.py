@@ -10,6 +10,7 @@ process. Routing arrives through the :class:`Router` port (``routing``).
 from __future__ import annotations
 
 import asyncio
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -67,6 +68,16 @@ class HttpClient(Protocol):
         """Raises ``OSError`` or ``TimeoutError`` when the service cannot be reached."""
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead anywhere (ftp://, an internal host): it is an error."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 class UrllibHttp:
     """HTTP with the standard library, run in a worker thread; JSON in and out."""
 
@@ -86,17 +97,22 @@ class UrllibHttp:
     ) -> HttpReply:
         if not url.startswith(("http://", "https://")):
             raise OSError(f"only http and https URLs are allowed, not {url[:30]!r}")
+        for name, value in headers.items():
+            if any(c in name + value for c in "\r\n\x00"):
+                raise OSError(f"header {name!r} holds a line break; refused")
         data = None
         if body is not None:
             data = json.dumps(body).encode()
             headers.setdefault("Content-Type", "application/json")
         request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - scheme checked above
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=timeout) as response:
                 raw = response.read(1_000_000)
                 status = int(response.status)
-        except urllib.error.HTTPError as exc:
+        except urllib.error.HTTPError as exc:  # 4xx, 5xx, and 3xx: redirects are not followed
             raw, status = exc.read(1_000_000), exc.code
+        except (http.client.HTTPException, ValueError) as exc:  # a reply that is not HTTP
+            raise OSError(f"bad reply from {url[:60]}: {exc!r}") from None
         try:
             parsed: Any = json.loads(raw) if raw else None
         except ValueError:

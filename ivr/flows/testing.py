@@ -36,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
+from ivr.emulator.caller import Timeline
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.model import Flow
 from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
@@ -178,6 +179,8 @@ async def run_test(
         return outcome
     router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in test.agents)
     moment = test.time or datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday morning
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # not the host's zone: results must not vary
     engine = Engine(
         flows=flows.get,
         prompts=SpeechPrompts(prompts_dir),
@@ -216,9 +219,10 @@ async def run_test(
         dial={endpoint: _DIAL[kind] for endpoint, kind in test.dial.items()},
         default_dial=DialOutcome("CHANUNAVAIL", ring=0.1),
     )
+    timeline = Timeline(actions)
     try:
         call = await asyncio.wait_for(
-            emulator.call(flow.id, actions=actions, callerid=test.caller), CALL_LIMIT
+            emulator.call(flow.id, timeline=timeline, callerid=test.caller), CALL_LIMIT
         )
         await asyncio.sleep(0)
     except TimeoutError:
@@ -236,6 +240,11 @@ async def run_test(
         return outcome
     outcome.trace = traces[0]
     outcome.failures += _check(test.expect, traces[0], router, call.dialled)
+    if timeline.keys_left:
+        outcome.failures.append(
+            f"the call never asked for {timeline.keys_left} scripted step(s); "
+            "the flow ended sooner than the script thinks"
+        )
     return outcome
 
 
