@@ -18,10 +18,13 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
-from ivr.flows.interpreter import Engine
+from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.registry import FlowRegistry
+from routing.embedded import EmbeddedRedis
+from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
+from routing.redis_router import RedisRouter
 
 __all__ = ["build", "flow_handler", "serve"]
 
@@ -30,7 +33,9 @@ log = structlog.get_logger("ivr.app")
 
 #: Until agents come from routing.yaml (the routing issue), the demo has one
 #: agent on PJSIP/1001 who can take every queue of the demo flows.
-DEMO_AGENTS = (Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5}),)
+DEMO_AGENTS = (
+    Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5, "internet": 5, "tv": 5}),
+)
 
 
 def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
@@ -47,14 +52,16 @@ def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
     return handle
 
 
-def build(settings: Settings) -> tuple[FastAgiServer, FlowRegistry, Engine]:
+def build(
+    settings: Settings, router: Router | None = None
+) -> tuple[FastAgiServer, FlowRegistry, Engine]:
     registry = FlowRegistry(settings.flows_dir)
     for problem in registry.reload():
         log.error("flows.problem", problem=str(problem))
     engine = Engine(
         flows=registry.get,
         prompts=SpeechPrompts(settings.prompts_dir),
-        router=MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
+        router=router or MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
         announcements=FileAnnouncements(settings.announcements_file),
         environ={k: v for k, v in os.environ.items() if k.startswith("IVR_")},
         transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
@@ -75,7 +82,34 @@ def build(settings: Settings) -> tuple[FastAgiServer, FlowRegistry, Engine]:
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: no new calls, running calls finish."""
-    server, registry, _ = build(settings)
+    async with contextlib.AsyncExitStack() as stack:
+        router = await _routing(settings, stack)
+        await _serve(settings, router, ready)
+
+
+async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> RedisRouter:
+    """Redis routing: the configured server, or a private redis-server the engine runs."""
+    url = settings.redis_url
+    if not url:
+        embedded = EmbeddedRedis(settings.redis_dir)
+        url = await embedded.start()
+        stack.push_async_callback(embedded.stop)
+        log.info("routing.embedded_redis", socket=str(embedded.socket))
+    router = RedisRouter.connect(url)
+    stack.push_async_callback(router.close)
+    try:
+        await router.start()
+        await router.add_agents(DEMO_AGENTS)
+        for agent in DEMO_AGENTS:
+            if await router.agent_state(agent.id) == "logged_out":
+                await router.login(agent.id)
+    except RoutingError as exc:
+        log.error("routing.unavailable", error=str(exc), then="fallbacks")  # noqa: TRY400
+    return router
+
+
+async def _serve(settings: Settings, router: RedisRouter, ready: asyncio.Event | None) -> None:
+    server, registry, _ = build(settings, router)
     await server.start()
     watcher = asyncio.ensure_future(registry.watch())
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None

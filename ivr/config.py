@@ -42,6 +42,10 @@ class Settings:
     prompts_dir: Path = Path("var/prompts")
     #: The demo account service for the billing flow; 0 turns it off.
     demo_api_port: int = 8089
+    #: Redis for routing (``redis://host:6379/0``, ``unix:///path``); empty: the
+    #: engine runs its own redis-server in ``redis_dir``.
+    redis_url: str = ""
+    redis_dir: Path = Path("var/redis")
     #: Switches for ``announcement`` nodes (``ivr announcement on NAME``).
     announcements_file: Path = Path("var/announcements.json")
     #: Outside numbers a ``transfer`` may dial: comma-separated patterns

@@ -24,7 +24,7 @@ class EmbeddedRedis:
     """``async with EmbeddedRedis(folder) as url:`` runs redis-server until the block ends."""
 
     def __init__(self, folder: Path, executable: str = "redis-server") -> None:
-        self.folder = Path(folder)
+        self.folder = Path(folder).resolve()  # redis-server changes into it
         self.executable = executable
         self.socket = self.folder / "redis.sock"
         self._process: asyncio.subprocess.Process | None = None
@@ -60,6 +60,8 @@ class EmbeddedRedis:
             "",
             "--daemonize",
             "no",
+            "--logfile",
+            "redis.log",
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
@@ -70,7 +72,7 @@ class EmbeddedRedis:
                     if self._process.returncode is not None:
                         raise RoutingError(
                             f"redis-server exited with {self._process.returncode}; "
-                            f"see {self.folder} (is another one using it?)"
+                            f"see {self.folder / 'redis.log'}"
                         )
                     with contextlib.suppress(OSError, aioredis.ConnectionError):
                         if await client.ping():

@@ -134,6 +134,9 @@ class MemoryRouter:
             known = self.agents.get(agent.id)
             state = known.state if known is not None else "logged_out"
             self.agents[agent.id] = Agent(agent.id, agent.endpoint, dict(agent.skills), state)
+            if known is not None:
+                self.agents[agent.id].idle_since = known.idle_since
+        self._match()
 
     async def login(self, agent_id: str) -> bool:
         return self._move(self._known(agent_id), "login")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -140,9 +141,12 @@ _ENQUEUE = (
     _LIB
     + """
 local ns, queue, call, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local owner = ARGV[6]
 local tid = redis.call('INCR', ns .. ':seq')
 redis.call('HSET', ns .. ':t:' .. tid, 'call', call, 'queue', queue, 'skills', skills,
-  'priority', priority, 'state', 'waiting')
+  'priority', priority, 'state', 'waiting', 'owner', owner)
+redis.call('SADD', ns .. ':owned:' .. owner, tid)
+redis.call('ZADD', ns .. ':alive', tonumber(redis.call('TIME')[1]), owner)
 redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + 1e12 + tid, tid)
 redis.call('SADD', ns .. ':queues', queue)
 redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'enqueued',
@@ -163,6 +167,23 @@ if moved == 1 and redis.call('HGET', ns .. ':agent:' .. aid, 'state') == 'availa
   match_all(ns)
 end
 return moved
+"""
+)
+
+_UPSERT = (
+    _LIB
+    + """
+local ns, aid, endpoint, skills = ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4])
+local akey = ns .. ':agent:' .. aid
+local available = redis.call('HGET', akey, 'state') == 'available'
+if available then unindex(ns, aid) end
+redis.call('HSET', akey, 'endpoint', endpoint)
+redis.call('HSETNX', akey, 'state', 'logged_out')
+redis.call('HSETNX', akey, 'missed', 0)
+redis.call('DEL', ns .. ':skills:' .. aid)
+for skill, level in pairs(skills) do redis.call('HSET', ns .. ':skills:' .. aid, skill, level) end
+if available then index(ns, aid); match_all(ns) end
+return 1
 """
 )
 
@@ -239,9 +260,32 @@ return 2
 _TICK = (
     _LIB
     + """
-local ns = ARGV[1]
+local ns, owner, lost_after = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local now = redis.call('TIME')
 local moment = tonumber(now[1]) + tonumber(now[2]) / 1e6
+-- Heartbeat; and the calls of engines that stopped beating are over: an agent
+-- reserved for one of them is freed, their waiting calls leave the queues.
+redis.call('ZADD', ns .. ':alive', moment, owner)
+local freed = 0
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':alive', '-inf', moment - lost_after)) do
+  for _, tid in ipairs(redis.call('SMEMBERS', ns .. ':owned:' .. dead)) do
+    local tkey = ns .. ':t:' .. tid
+    local state = redis.call('HGET', tkey, 'state')
+    if state == 'waiting' or state == 'reserved' then
+      local queue = redis.call('HGET', tkey, 'queue')
+      redis.call('ZREM', ns .. ':q:' .. queue, tid)
+      redis.call('HSET', tkey, 'state', 'abandoned')
+      redis.call('XADD', ns .. ':events', '*', 'event', 'abandoned', 'ticket', tid,
+        'queue', queue, 'call', redis.call('HGET', tkey, 'call'), 'reason', 'engine lost')
+      if state == 'reserved' then
+        move(ns, redis.call('HGET', tkey, 'agent'), 'release', 'its call was lost')
+        freed = freed + 1
+      end
+    end
+  end
+  redis.call('DEL', ns .. ':owned:' .. dead)
+  redis.call('ZREM', ns .. ':alive', dead)
+end
 local due = redis.call('ZRANGEBYSCORE', ns .. ':wrapping', '-inf', moment)
 for _, aid in ipairs(due) do
   redis.call('ZREM', ns .. ':wrapping', aid)
@@ -249,8 +293,8 @@ for _, aid in ipairs(due) do
     move(ns, aid, 'ready', 'wrap-up time is over')
   end
 end
-if #due > 0 then match_all(ns) end
-return #due
+if #due > 0 or freed > 0 then match_all(ns) end
+return #due + freed
 """
 )
 
@@ -265,6 +309,10 @@ class RedisRouter:
         self.ns = namespace
         #: Consecutive unanswered reservations before an agent is paused.
         self.max_misses = max_misses
+        #: This engine's name in Redis; its heartbeat comes with every tick.
+        self.engine_id = uuid.uuid4().hex
+        #: Seconds without a heartbeat after which an engine's calls are over.
+        self.lost_after = 10.0
         self._waiters: dict[int, asyncio.Future[Assignment]] = {}
         self._tickets: dict[int, Ticket] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -274,6 +322,7 @@ class RedisRouter:
             name: client.register_script(body)
             for name, body in (
                 ("enqueue", _ENQUEUE),
+                ("upsert", _UPSERT),
                 ("act", _ACT),
                 ("tick", _TICK),
                 ("abandon", _ABANDON),
@@ -301,20 +350,11 @@ class RedisRouter:
     # --------------------------------------------------------------- agents
 
     async def add_agents(self, agents: Iterable[Agent]) -> None:
-        """Create or update agents (logged out until they log in)."""
-        try:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                for agent in agents:
-                    key = f"{self.ns}:agent:{agent.id}"
-                    pipe.hset(key, mapping={"endpoint": agent.endpoint, "missed": 0})
-                    pipe.hsetnx(key, "state", "logged_out")
-                    pipe.delete(f"{self.ns}:skills:{agent.id}")
-                    if agent.skills:
-                        levels: dict[str | bytes, int] = dict(agent.skills.items())
-                        pipe.hset(f"{self.ns}:skills:{agent.id}", mapping=levels)  # type: ignore[arg-type]
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
-            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        """Create agents (logged out until they log in) or update their endpoint and skills;
+        an available agent is re-indexed under their new skills at once."""
+        for agent in agents:
+            skills = json.dumps(dict(agent.skills)) if agent.skills else "{}"
+            await self._run("upsert", agent.id, agent.endpoint, skills)
 
     async def login(self, agent_id: str) -> bool:
         await self._ensure_listener()
@@ -331,7 +371,7 @@ class RedisRouter:
 
     async def tick(self) -> int:
         """End the wrap-ups that are due; every engine runs this about twice a second."""
-        return int(await self._run("tick"))
+        return int(await self._run("tick", self.engine_id, self.lost_after))
 
     async def agent_state(self, agent_id: str) -> str | None:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
@@ -359,6 +399,10 @@ class RedisRouter:
         if future is not None and ticket is not None and not future.done():
             future.set_result(Assignment(ticket, agent, endpoint))
 
+    async def start(self) -> None:
+        """Listen for reservations and run the tick (heartbeat, wrap-ups, lost engines)."""
+        await self._ensure_listener()
+
     async def _ensure_listener(self) -> None:
         if self._listener is None or self._listener.done():
             self._ready.clear()
@@ -378,7 +422,9 @@ class RedisRouter:
     ) -> Ticket:
         await self._ensure_listener()
         encoded = json.dumps(dict(skills)) if skills else "{}"
-        ticket_id = int(await self._run("enqueue", queue, call_id, encoded, int(priority)))
+        ticket_id = int(
+            await self._run("enqueue", queue, call_id, encoded, int(priority), self.engine_id)
+        )
         ticket = Ticket(ticket_id, call_id, queue, tuple(sorted(skills.items())), priority)
         self._tickets[ticket_id] = ticket
         self._waiters[ticket_id] = asyncio.get_running_loop().create_future()

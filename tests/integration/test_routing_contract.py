@@ -176,3 +176,36 @@ async def test_repeated_misses_pause_the_agent(router: Any) -> None:
         if await router.agent_state("a") == "missed":
             await router.resume("a")  # the agent comes back, and misses again
     assert await router.agent_state("a") == "paused"
+
+
+async def test_new_skills_take_effect_for_an_available_agent(router: Any) -> None:
+    """Changing a logged-in agent's skills re-indexes them: the next call sees the new ones."""
+    await staff(router, Agent("a", "PJSIP/1", {"billing": 5}))
+    ticket = await router.enqueue("c1", "support", {"internet": 2})
+    waiting = asyncio.ensure_future(router.wait(ticket))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await router.add_agents([Agent("a", "PJSIP/1", {"billing": 5, "internet": 3})])
+    assert (await asyncio.wait_for(waiting, 2)).agent_id == "a"
+
+
+async def test_calls_of_a_lost_engine_free_their_agents(redis_url: str) -> None:
+    """An engine that dies with a reserved agent and waiting calls: another engine cleans up."""
+    dead = RedisRouter.connect(redis_url)
+    await dead.redis.flushall()
+    await staff(dead, Agent("a", "PJSIP/1"))
+    first = await dead.enqueue("c1", "general", {})
+    await reserved(dead, first)
+    await dead.enqueue("c2", "general", {})
+    await dead.close()  # the engine is gone: no more heartbeats
+    alive = RedisRouter.connect(redis_url)
+    alive.lost_after = 0.5
+    await alive.start()
+    try:
+        await asyncio.sleep(1.2)
+        assert await alive.agent_state("a") == "available"
+        assert await alive.redis.zcard(f"{alive.ns}:q:general") == 0
+        third = await alive.enqueue("c3", "general", {})
+        assert (await reserved(alive, third)).agent_id == "a"
+    finally:
+        await alive.close()
