@@ -33,9 +33,7 @@ log = structlog.get_logger("ivr.app")
 
 #: Until agents come from routing.yaml (the routing issue), the demo has one
 #: agent on PJSIP/1001 who can take every queue of the demo flows.
-DEMO_AGENTS = (
-    Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5, "internet": 5, "tv": 5}),
-)
+DEMO_AGENTS = (Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5, "internet": 5, "tv": 5}),)
 
 
 def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:

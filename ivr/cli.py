@@ -291,7 +291,7 @@ def _flow_commands(commands: Any) -> None:
     announce.add_argument("--config", type=Path, help="YAML settings file")
     announce.set_defaults(func=_announcement)
 
-    agents = commands.add_parser("agents", help="agents: staffing (Erlang C)")
+    agents = commands.add_parser("agents", help="agents: list, login, pause, skills, staffing")
     agent_commands = agents.add_subparsers(dest="agents_command", required=True)
     staff = agent_commands.add_parser(
         "staffing",
@@ -305,6 +305,9 @@ def _flow_commands(commands: Any) -> None:
     staff.add_argument("--shrinkage", type=float, default=0.0, help="e.g. 0.3 for 30 %%")
     staff.add_argument("--max-occupancy", type=float, default=1.0, help="e.g. 0.85")
     staff.set_defaults(func=_staffing)
+    from ivr.routing_cli import add_commands
+
+    add_commands(commands, agent_commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

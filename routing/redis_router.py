@@ -177,6 +177,7 @@ local ns, aid, endpoint, skills = ARGV[1], ARGV[2], ARGV[3], cjson.decode(ARGV[4
 local akey = ns .. ':agent:' .. aid
 local available = redis.call('HGET', akey, 'state') == 'available'
 if available then unindex(ns, aid) end
+redis.call('SADD', ns .. ':agents', aid)
 redis.call('HSET', akey, 'endpoint', endpoint)
 redis.call('HSETNX', akey, 'state', 'logged_out')
 redis.call('HSETNX', akey, 'missed', 0)
@@ -299,6 +300,10 @@ return #due + freed
 )
 
 
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
 class RedisRouter:
     """The routing port on Redis; same contract as :class:`routing.memory.MemoryRouter`."""
 
@@ -372,6 +377,37 @@ class RedisRouter:
     async def tick(self) -> int:
         """End the wrap-ups that are due; every engine runs this about twice a second."""
         return int(await self._run("tick", self.engine_id, self.lost_after))
+
+    async def agents(self) -> list[dict[str, Any]]:
+        """Every agent with state, endpoint, skills and misses (for ``ivr agents list``)."""
+        try:
+            redis: Any = self.redis
+            names = sorted(_s(n) for n in await redis.smembers(f"{self.ns}:agents"))
+            out = []
+            for name in names:
+                fields = await redis.hgetall(f"{self.ns}:agent:{name}")
+                skills = await redis.hgetall(f"{self.ns}:skills:{name}")
+                row: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
+                row["id"] = name
+                row["skills"] = {_s(k): int(v) for k, v in skills.items()}
+                out.append(row)
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        return out
+
+    async def queue_sizes(self) -> dict[str, int]:
+        redis: Any = self.redis
+        names = [_s(q) for q in await redis.smembers(f"{self.ns}:queues")]
+        return {name: int(await redis.zcard(f"{self.ns}:q:{name}")) for name in names}
+
+    async def events(self, since: float) -> list[tuple[float, dict[str, str]]]:
+        """Stream events since ``since`` (epoch seconds), as (seconds, fields)."""
+        redis: Any = self.redis
+        raw = await redis.xrange(f"{self.ns}:events", min=f"{int(since * 1000)}-0")
+        return [
+            (int(_s(key).split("-")[0]) / 1000, {_s(k): _s(v) for k, v in fields.items()})
+            for key, fields in raw
+        ]
 
     async def agent_state(self, agent_id: str) -> str | None:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
