@@ -48,13 +48,57 @@ local function index(ns, aid)
   redis.call('HSET', ns .. ':agent:' .. aid, 'idle_since', idle)
   redis.call('ZADD', ns .. ':avail', idle, aid)
   local skills = redis.call('HGETALL', ns .. ':skills:' .. aid)
-  for i = 1, #skills, 2 do redis.call('ZADD', ns .. ':avail:' .. skills[i], skills[i + 1], aid) end
+  for i = 1, #skills, 2 do
+    redis.call('ZADD', ns .. ':avail:' .. skills[i], skills[i + 1], aid)
+    redis.call('ZADD', ns .. ':idle:' .. skills[i] .. ':' .. skills[i + 1], idle, aid)
+  end
 end
 
 local function unindex(ns, aid)
   redis.call('ZREM', ns .. ':avail', aid)
-  for _, skill in ipairs(redis.call('HKEYS', ns .. ':skills:' .. aid)) do
-    redis.call('ZREM', ns .. ':avail:' .. skill, aid)
+  local skills = redis.call('HGETALL', ns .. ':skills:' .. aid)
+  for i = 1, #skills, 2 do
+    redis.call('ZREM', ns .. ':avail:' .. skills[i], aid)
+    redis.call('ZREM', ns .. ':idle:' .. skills[i] .. ':' .. skills[i + 1], aid)
+  end
+end
+
+-- The longest-idle available agent with every skill at its level. Agents are
+-- indexed per (skill, level) by idle time, so a decision reads the heads of at
+-- most ten sets, widening only when the first agents lack another skill; it
+-- never walks all agents.
+local function pick(ns, skills)
+  local pool, smallest = nil, nil
+  for skill, level in pairs(skills) do
+    local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
+    if size == 0 then return nil end
+    if smallest == nil or size < smallest then smallest = size; pool = {skill, level} end
+  end
+  if pool == nil then
+    local head = redis.call('ZRANGE', ns .. ':avail', 0, 0)
+    return head[1]
+  end
+  local window = 2
+  while true do
+    local candidates = {}
+    local more = false
+    for level = pool[2], 10 do
+      local key = ns .. ':idle:' .. pool[1] .. ':' .. level
+      local got = redis.call('ZRANGE', key, 0, window - 1, 'WITHSCORES')
+      if #got >= window * 2 then more = true end
+      for i = 1, #got, 2 do table.insert(candidates, {got[i], tonumber(got[i + 1])}) end
+    end
+    table.sort(candidates, function(a, b) return a[2] < b[2] end)
+    for _, entry in ipairs(candidates) do
+      local fits = true
+      for skill, level in pairs(skills) do
+        local have = tonumber(redis.call('HGET', ns .. ':skills:' .. entry[1], skill) or '0')
+        if have < level then fits = false; break end
+      end
+      if fits then return entry[1] end
+    end
+    if not more then return nil end
+    window = window * 4
   end
 end
 
@@ -84,35 +128,12 @@ end
 
 local function match(ns, queue)
   local qkey = ns .. ':q:' .. queue
-  for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, -1)) do
+  -- The head of the queue only: a decision stays bounded however long the queue.
+  for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, 199)) do
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     local tkey = ns .. ':t:' .. tid
     local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
-    local pool, smallest = nil, nil
-    for skill, level in pairs(skills) do
-      local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
-      if smallest == nil or size < smallest then smallest = size; pool = {skill, level} end
-    end
-    local candidates
-    if pool == nil then
-      candidates = redis.call('ZRANGE', ns .. ':avail', 0, 0)
-    else
-      candidates = redis.call('ZRANGEBYSCORE', ns .. ':avail:' .. pool[1], pool[2], '+inf')
-    end
-    local best, best_idle = nil, nil
-    for _, aid in ipairs(candidates) do
-      local fits = true
-      for skill, level in pairs(skills) do
-        local have = tonumber(redis.call('HGET', ns .. ':skills:' .. aid, skill) or '0')
-        if have < level then fits = false; break end
-      end
-      if fits then
-        local idle = tonumber(redis.call('ZSCORE', ns .. ':avail', aid))
-        if idle ~= nil and (best_idle == nil or idle < best_idle) then
-          best, best_idle = aid, idle
-        end
-      end
-    end
+    local best = pick(ns, skills)
     if best ~= nil then
       move(ns, best, 'reserve', '')
       local akey = ns .. ':agent:' .. best

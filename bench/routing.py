@@ -1,0 +1,165 @@
+"""Routing decisions on Redis: enqueue-to-reservation time and assignments per second,
+with 100, 10,000 and 75,000 agents over 500 queues, against a naive matcher that scans
+every agent (the baseline), in the same run and on the same Redis.
+
+    python bench/routing.py            # about 3 minutes
+    python bench/routing.py --quick    # 100 and 10,000 agents
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from routing.embedded import EmbeddedRedis  # noqa: E402
+from routing.memory import Agent  # noqa: E402
+from routing.redis_router import _LIB, RedisRouter  # noqa: E402
+
+QUEUES = 500
+SKILLS = [f"s{i}" for i in range(50)]  # each queue asks for one of 50 skills
+
+# The baseline: the same decision by walking every agent.
+NAIVE = (
+    _LIB
+    + """
+local ns, skills = ARGV[1], cjson.decode(ARGV[2])
+local best, best_idle = nil, nil
+for _, aid in ipairs(redis.call('SMEMBERS', ns .. ':agents')) do
+  if redis.call('HGET', ns .. ':agent:' .. aid, 'state') == 'available' then
+    local fits = true
+    for skill, level in pairs(skills) do
+      local have = tonumber(redis.call('HGET', ns .. ':skills:' .. aid, skill) or '0')
+      if have < level then fits = false; break end
+    end
+    if fits then
+      local idle = tonumber(redis.call('HGET', ns .. ':agent:' .. aid, 'idle_since'))
+      if best_idle == nil or idle < best_idle then best, best_idle = aid, idle end
+    end
+  end
+end
+return best
+"""
+)
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
+
+
+async def load_agents(router: RedisRouter, count: int, rng: random.Random) -> None:
+    upsert = router._scripts["upsert"]
+    act = router._scripts["act"]
+    for start in range(0, count, 2000):
+        pipe = router.redis.pipeline(transaction=False)
+        for i in range(start, min(count, start + 2000)):
+            skills = {s: rng.randint(1, 10) for s in rng.sample(SKILLS, 5)}
+            await upsert(args=[router.ns, f"a{i}", f"PJSIP/{i}", json.dumps(skills)], client=pipe)
+            await act(args=[router.ns, f"a{i}", "login", ""], client=pipe)
+        await pipe.execute()
+
+
+async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[str, float]:
+    rng = random.Random(agents)
+    router = RedisRouter.connect(url, connections=40)
+    await router.redis.flushall()
+    await router.start()
+    started = time.perf_counter()
+    await load_agents(router, agents, rng)
+    loaded = time.perf_counter() - started
+    naive = router.redis.register_script(NAIVE)
+
+    # 1. Time from enqueue to reserved agent, one call at a time, agents freed after.
+    latencies: list[float] = []
+    naive_times: list[float] = []
+    for n in range(trials):
+        queue = rng.randrange(QUEUES)
+        need = {SKILLS[queue % len(SKILLS)]: 1 + queue % 3}
+        t0 = time.perf_counter()
+        ticket = await router.enqueue(f"c{n}", f"q{queue}", need)
+        assignment = await asyncio.wait_for(router.wait(ticket), 5)
+        latencies.append(time.perf_counter() - t0)
+        await router.connected(assignment)
+        await router.completed(assignment)
+        if n < min(trials, 200):
+            t0 = time.perf_counter()
+            await naive(args=[router.ns, json.dumps(need)])
+            naive_times.append(time.perf_counter() - t0)
+
+    # 2. Assignments per second: workers place calls back to back.
+    count = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(w: int) -> None:
+        nonlocal count
+        local = random.Random(w)
+        n = 0
+        while time.perf_counter() < deadline:
+            queue = local.randrange(QUEUES)
+            need = {SKILLS[queue % len(SKILLS)]: 1 + queue % 3}
+            ticket = await router.enqueue(f"w{w}-{n}", f"q{queue}", need)
+            assignment = await asyncio.wait_for(router.wait(ticket), 5)
+            await router.connected(assignment)
+            await router.completed(assignment)
+            count += 1
+            n += 1
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(32)))
+    rate = count / (time.perf_counter() - t0)
+    await router.close()
+    return {
+        "agents": agents,
+        "load_s": loaded,
+        "p50_ms": percentile(latencies, 0.5) * 1000,
+        "p99_ms": percentile(latencies, 0.99) * 1000,
+        "naive_p50_ms": statistics.median(naive_times) * 1000,
+        "naive_p99_ms": percentile(naive_times, 0.99) * 1000,
+        "assignments_per_s": rate,
+    }
+
+
+async def main_async(sizes: list[int], trials: int, seconds: float) -> None:
+    folder = Path(tempfile.mkdtemp(prefix="ivr-bench-"))
+    async with EmbeddedRedis(folder) as url:
+        rows = []
+        for size in sizes:
+            print(f"{size} agents ...", file=sys.stderr, flush=True)
+            rows.append(await one_size(url, size, trials, seconds))
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    print(f"machine: 2 cores, Python {sys.version.split()[0]}, redis-server on a Unix socket")
+    print(f"{QUEUES} queues over 50 skills, 5 skills per agent (levels 1-10); a call needs one")
+    print(
+        f"{'agents':>7} {'p50 ms':>8} {'p99 ms':>8} {'naive p50':>10} {'naive p99':>10} "
+        f"{'p50 naive/ours':>15} {'assign/s':>9}"
+    )
+    for r in rows:
+        ratio = r["naive_p50_ms"] / r["p50_ms"]
+        print(
+            f"{r['agents']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['naive_p50_ms']:>10.2f} "
+            f"{r['naive_p99_ms']:>10.2f} {ratio:>15.1f} {r['assignments_per_s']:>9.0f}"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--trials", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    sizes = [100, 10_000] if args.quick else [100, 10_000, 75_000]
+    asyncio.run(main_async(sizes, args.trials, args.seconds))
+
+
+if __name__ == "__main__":
+    main()
