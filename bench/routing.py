@@ -22,7 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from routing.embedded import EmbeddedRedis  # noqa: E402
-from routing.memory import Agent  # noqa: E402
 from routing.redis_router import _LIB, RedisRouter  # noqa: E402
 
 QUEUES = 500
