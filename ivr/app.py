@@ -18,9 +18,13 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
+from ivr.errors import ConfigError
 from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
+from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
+from ivr.routing_config import load_routing
+from routing.config import RoutingConfig
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
@@ -97,17 +101,29 @@ async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> Redi
     stack.push_async_callback(router.close)
     try:
         await router.start()
-        await router.add_agents(DEMO_AGENTS)
-        for agent in DEMO_AGENTS:
-            if await router.agent_state(agent.id) == "logged_out":
+        config = _routing_config(settings)
+        await router.add_agents(Agent(a.id, a.endpoint, dict(a.skills)) for a in config.agents)
+        for agent in config.agents:
+            if agent.log_in and await router.agent_state(agent.id) == "logged_out":
                 await router.login(agent.id)
     except RoutingError as exc:
         log.error("routing.unavailable", error=str(exc), then="fallbacks")  # noqa: TRY400
     return router
 
 
+def _routing_config(settings: Settings) -> RoutingConfig:
+    if not settings.routing_file.exists():
+        log.warning("routing.no_file", file=str(settings.routing_file), agents=0)
+        return RoutingConfig()
+    try:
+        return load_routing(settings.routing_file)
+    except FlowError as exc:
+        raise ConfigError(f"{settings.routing_file} has problems:\n{exc}") from None
+
+
 async def _serve(settings: Settings, router: RedisRouter, ready: asyncio.Event | None) -> None:
-    server, registry, _ = build(settings, router)
+    server, registry, engine = build(settings, router)
+    engine.queues = _routing_config(settings).queues
     await server.start()
     watcher = asyncio.ensure_future(registry.watch())
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None

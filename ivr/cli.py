@@ -60,6 +60,9 @@ def _validate(args: argparse.Namespace) -> int:
         print(f"ivr: no such file or folder: {missing[0]}", file=sys.stderr)
         return 2
     flows, problems = load_flows(paths)
+    for path in paths:  # routing.yaml is checked as what it is
+        for routing in [path] if path.name == "routing.yaml" else path.glob("routing.yaml"):
+            problems += _routing_problems(routing)
     for problem in problems:
         print(problem)
     files = len(flow_files(paths))
@@ -196,6 +199,17 @@ def _staffing(args: argparse.Namespace) -> int:
         f"schedule {scheduled} with {args.shrinkage:.0%} shrinkage"
     )
     return 0
+
+
+def _routing_problems(path: Path) -> list[Any]:
+    from ivr.flows.problems import FlowError
+    from ivr.routing_config import load_routing
+
+    try:
+        load_routing(path)
+    except FlowError as exc:
+        return list(exc.problems)
+    return []
 
 
 def _schema(args: argparse.Namespace) -> int:

@@ -46,6 +46,8 @@ class Settings:
     #: engine runs its own redis-server in ``redis_dir``.
     redis_url: str = ""
     redis_dir: Path = Path("var/redis")
+    #: Agents and queues (skills, service levels, escalation steps).
+    routing_file: Path = Path("routing.yaml")
     #: Switches for ``announcement`` nodes (``ivr announcement on NAME``).
     announcements_file: Path = Path("var/announcements.json")
     #: Outside numbers a ``transfer`` may dial: comma-separated patterns

@@ -21,8 +21,11 @@ from ivr.demo_api import start_demo_api
 from ivr.emulator.caller import Timeline
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
+from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
+from ivr.routing_config import load_routing
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys
+from routing.config import RoutingConfig
 from routing.memory import Agent, MemoryRouter
 
 __all__ = ["place_call"]
@@ -48,6 +51,15 @@ async def _keyboard(timeline: Timeline, done: asyncio.Event) -> None:
             return
 
 
+def _demo_routing() -> RoutingConfig:
+    """routing.yaml when there is one (every agent available at once), else nothing."""
+    try:
+        return load_routing("routing.yaml") if Path("routing.yaml").exists() else RoutingConfig()
+    except FlowError as exc:
+        _say(f"! routing.yaml: {exc}")
+        return RoutingConfig()
+
+
 async def place_call(args: argparse.Namespace) -> int:
     log.configure(json=False, level="warning")
     steps = [Keys(k, after=0.5) for k in (args.press or [])]
@@ -65,8 +77,12 @@ async def place_call(args: argparse.Namespace) -> int:
         _say(f"ivr: no flow {args.flow!r} in {args.flows}; flows: {', '.join(registry.ids)}")
         return 2
     prompts = Path("var/prompts")
-    router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS)
-    engine = Engine(flows=registry.get, prompts=SpeechPrompts(prompts), router=router)
+    config = _demo_routing()
+    agents = [Agent(a.id, a.endpoint, dict(a.skills)) for a in config.agents] or list(DEMO_AGENTS)
+    router = MemoryRouter(agents)
+    engine = Engine(
+        flows=registry.get, prompts=SpeechPrompts(prompts), router=router, queues=config.queues
+    )
     engine.on_prompt = lambda text: _say(f"🔊 {text}")
     engine.on_event = lambda kind, data: _say(f"   · {kind} {data}" if data else f"   · {kind}")
     traces: list[Trace] = []

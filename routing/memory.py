@@ -95,6 +95,36 @@ class MemoryRouter:
         if entry is not None:
             self._emit("abandoned", call=ticket.call_id, queue=ticket.queue)
 
+    async def requalify(
+        self, ticket: Ticket, skills: Mapping[str, int], priority: int | None = None
+    ) -> None:
+        """Change a waiting call's requirement (an escalation step); it keeps its place."""
+        entry = self._waiting.get(ticket.id)
+        if entry is None or entry.future.done():
+            return
+        new = Ticket(
+            ticket.id,
+            ticket.call_id,
+            ticket.queue,
+            tuple(sorted(skills.items())),
+            ticket.priority if priority is None else priority,
+        )
+        order = (-new.priority, *entry.order[1:])
+        self._waiting[ticket.id] = _Waiting(new, order, entry.future)
+        self._match()
+
+    async def position(self, ticket: Ticket) -> int | None:
+        """1 for the next call to be served in its queue; None when not waiting."""
+        entry = self._waiting.get(ticket.id)
+        if entry is None or entry.future.done():
+            return None
+        ahead = [
+            w
+            for w in self._waiting.values()
+            if w.ticket.queue == ticket.queue and not w.future.done() and w.order < entry.order
+        ]
+        return len(ahead) + 1
+
     async def connected(self, assignment: Assignment) -> None:
         self._waiting.pop(assignment.ticket.id, None)
         self._move(assignment.agent_id, "connect")

@@ -177,6 +177,27 @@ return tid
 """
 )
 
+_REQUALIFY = (
+    _LIB
+    + """
+local ns, tid, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local tkey = ns .. ':t:' .. tid
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+local queue = redis.call('HGET', tkey, 'queue')
+redis.call('HSET', tkey, 'skills', skills)
+if priority ~= '' then
+  local score = tonumber(redis.call('ZSCORE', ns .. ':q:' .. queue, tid))
+  local rest = score % 1e13
+  redis.call('HSET', tkey, 'priority', priority)
+  redis.call('ZADD', ns .. ':q:' .. queue, (100 - tonumber(priority)) * 1e13 + rest, tid)
+end
+redis.call('XADD', ns .. ':events', '*', 'event', 'requalified', 'ticket', tid,
+  'queue', queue, 'skills', skills)
+match(ns, queue)
+return 1
+"""
+)
+
 _ACT = (
     _LIB
     + """
@@ -349,6 +370,7 @@ class RedisRouter:
             for name, body in (
                 ("enqueue", _ENQUEUE),
                 ("upsert", _UPSERT),
+                ("requalify", _REQUALIFY),
                 ("act", _ACT),
                 ("tick", _TICK),
                 ("abandon", _ABANDON),
@@ -499,6 +521,23 @@ class RedisRouter:
         if future is None:
             raise UnknownTicket(ticket.id)
         return await asyncio.shield(future)
+
+    async def requalify(
+        self, ticket: Ticket, skills: Mapping[str, int], priority: int | None = None
+    ) -> None:
+        """Change a waiting call's requirement (an escalation step); it keeps its place."""
+        encoded = json.dumps(dict(skills)) if skills else "{}"
+        await self._run("requalify", ticket.id, encoded, "" if priority is None else priority)
+        await self._check(ticket.id)
+
+    async def position(self, ticket: Ticket) -> int | None:
+        """1 for the next call to be served in its queue; None when not waiting."""
+        try:
+            redis: Any = self.redis
+            rank = await redis.zrank(f"{self.ns}:q:{ticket.queue}", ticket.id)
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        return None if rank is None else int(rank) + 1
 
     async def abandon(self, ticket: Ticket) -> None:
         self._forget(ticket.id)

@@ -22,6 +22,7 @@ from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, IvrError
 from ivr.flows.model import Defaults, Flow, Text
 from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
+from routing.config import QueueConfig
 from routing.memory import Assignment, Ticket
 
 __all__ = ["Engine", "FlowRuntimeError", "Router", "Run", "Trace"]
@@ -41,6 +42,10 @@ class Router(Protocol):
     ) -> Ticket: ...
     async def wait(self, ticket: Ticket) -> Assignment: ...
     async def abandon(self, ticket: Ticket) -> None: ...
+    async def requalify(
+        self, ticket: Ticket, skills: Mapping[str, int], priority: int | None = None
+    ) -> None: ...
+    async def position(self, ticket: Ticket) -> int | None: ...
     async def connected(self, assignment: Assignment) -> None: ...
     async def completed(self, assignment: Assignment) -> None: ...
     async def missed(self, assignment: Assignment) -> None: ...
@@ -66,6 +71,8 @@ class Engine:
     flows: Callable[[str], Flow | None]
     prompts: Prompts
     router: Router | None = None
+    #: Queues from routing.yaml: skills, steps, notices (a flow's own values win).
+    queues: Mapping[str, QueueConfig] = field(default_factory=dict)
     http: HttpClient = field(default_factory=UrllibHttp)
     announcements: Announcements = field(default_factory=MemoryAnnouncements)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))

@@ -171,9 +171,11 @@ def flow_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             found += sorted(
-                p for p in path.rglob("*.yaml") if "tests" not in p.relative_to(path).parts
+                p
+                for p in path.rglob("*.yaml")
+                if "tests" not in p.relative_to(path).parts and p.name != "routing.yaml"
             )
-        else:
+        elif path.name != "routing.yaml":
             found.append(path)
     return found
 

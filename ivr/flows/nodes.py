@@ -18,6 +18,7 @@ from ivr.errors import AgiError, ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
 from ivr.flows.interpreter import FlowRuntimeError, Run
+from routing.config import QueueConfig
 from routing.errors import RoutingError
 
 __all__ = ["HANDLERS"]
@@ -286,20 +287,27 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
     if router is None:
         run.event("routing_unavailable", queue=node.queue)
         return node.on_failure
+    config = run.engine.queues.get(node.queue) or QueueConfig()
+    skills = node.skills or dict(config.skills)
+    priority = node.priority or config.priority
     channel = run.channel
     try:
-        ticket = await router.enqueue(channel.uniqueid, node.queue, node.skills, node.priority)
+        ticket = await router.enqueue(channel.uniqueid, node.queue, skills, priority)
     except RoutingError as exc:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
         return node.on_failure
-    run.event("queued", queue=node.queue, skills=node.skills, priority=node.priority)
+    run.event("queued", queue=node.queue, skills=skills, priority=priority)
     settled = False
     try:
+        waiter = _Wait(run, config, ticket)
         while True:
-            assignment = await _hold(run, router, ticket)
+            assignment = await waiter.next_agent()
             if assignment is None:
-                run.event("abandoned", queue=node.queue)
-                return None
+                if channel.hung_up:
+                    run.event("abandoned", queue=node.queue)
+                    return None
+                run.event("overflow", queue=node.queue, waited=round(waiter.waited()))
+                return node.on_failure
             status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
             run.event("dialled", agent=assignment.agent_id, status=status)
             if status == "ANSWER":
@@ -315,20 +323,78 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
             await router.missed(assignment)
     finally:
         if not settled:
-            # Whatever ended the wait (a hang-up anywhere, an error), the call
-            # leaves the queue and a reserved agent is freed at once.
+            # Whatever ended the wait (a hang-up anywhere, an overflow, an error),
+            # the call leaves the queue and a reserved agent is freed at once.
             with contextlib.suppress(RoutingError):
                 await router.abandon(ticket)
 
 
-async def _hold(run: Run, router: Any, ticket: Any) -> Any:
-    """Music on hold until an agent is reserved (the assignment) or the caller hangs up."""
+class _Wait:
+    """A call on hold: music, escalation steps over its wait, position notices."""
+
+    def __init__(self, run: Run, config: QueueConfig, ticket: Any) -> None:
+        self.run = run
+        self.config = config
+        self.ticket = ticket
+        self.loop = asyncio.get_running_loop()
+        self.started = self.loop.time()
+        self.steps = list(config.steps)
+        self.announced = self.started
+
+    def waited(self) -> float:
+        return self.loop.time() - self.started
+
+    def _deadline(self) -> float | None:
+        times = [self.started + step.after for step in self.steps[:1]]
+        if self.config.announce_every:
+            times.append(self.announced + self.config.announce_every)
+        return min(times) if times else None
+
+    async def next_agent(self) -> Any:
+        """The assignment, or None when the caller hung up or a step overflowed."""
+        router = self.run.engine.router
+        assert router is not None
+        while True:
+            deadline = self._deadline()
+            timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
+            assignment = await _hold(self.run, router, self.ticket, timeout)
+            if assignment is not None or self.run.channel.hung_up:
+                return assignment
+            if self.steps and self.loop.time() >= self.started + self.steps[0].after:
+                step = self.steps.pop(0)
+                if step.overflow:
+                    return None
+                skills = step.skills if step.skills is not None else dict(self.ticket.skills)
+                await router.requalify(self.ticket, skills, step.priority)
+                self.run.event("escalated", after=step.after, skills=skills)
+            elif self.config.announce_every:
+                self.announced = self.loop.time()
+                await self._announce()
+
+    async def _announce(self) -> None:
+        router = self.run.engine.router
+        assert router is not None
+        place = await router.position(self.ticket)
+        if place is None:
+            return
+        minutes = max(1, round(place * self.config.aht / 60))
+        text = {
+            "en": f"You are number {place} in the queue. The wait is about {minutes} minutes.",
+            "ko": f"대기 순서는 {place}번째입니다. 약 {minutes}분 기다리셔야 합니다.",
+        }
+        self.run.event("position", place=place, minutes=minutes)
+        await self.run.channel.set_music(False)
+        await _play(self.run, await self.run.sound(text))
+
+
+async def _hold(run: Run, router: Any, ticket: Any, timeout: float | None = None) -> Any:
+    """Music on hold until an agent is reserved, the caller hangs up, or ``timeout``."""
     channel = run.channel
     await channel.set_music(True)
     hangup = asyncio.ensure_future(channel.wait_for_hangup())
     waiting = asyncio.ensure_future(router.wait(ticket))
     try:
-        await asyncio.wait({hangup, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({hangup, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
         hangup.cancel()
         if not waiting.done():
@@ -337,6 +403,16 @@ async def _hold(run: Run, router: Any, ticket: Any) -> Any:
         return None
     await channel.set_music(False)
     return waiting.result()
+
+
+async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:
+    """Dial; DIALSTATUS even when the caller hangs up during the call."""
+    with contextlib.suppress(ChannelHangup):  # GET VARIABLE still works on a dead channel
+        await run.channel.exec("Dial", destination, str(timeout), *options)
+    try:
+        return await run.channel.get_variable("DIALSTATUS")
+    except (ChannelHangup, AgiError):
+        return None
 
 
 _EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
@@ -359,16 +435,6 @@ async def transfer(run: Run, node: m.Transfer) -> str | None:
     status = await _dial(run, template.format(to=target), node.timeout)
     run.event("transferred", to=target, status=status)
     return None if status == "ANSWER" else node.on_failure
-
-
-async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:
-    """Dial; DIALSTATUS even when the caller hangs up during the call."""
-    with contextlib.suppress(ChannelHangup):  # GET VARIABLE still works on a dead channel
-        await run.channel.exec("Dial", destination, str(timeout), *options)
-    try:
-        return await run.channel.get_variable("DIALSTATUS")
-    except (ChannelHangup, AgiError):
-        return None
 
 
 async def voicemail(run: Run, node: m.Voicemail) -> str | None:

@@ -43,6 +43,7 @@ from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError, Problem, problem_at
 from ivr.flows.source import SourceError, load_source
 from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Keys
+from routing.config import QueueConfig
 from routing.memory import Agent, MemoryRouter
 
 __all__ = ["Outcome", "TestFile", "load_tests", "run_file", "run_test"]
@@ -102,6 +103,7 @@ class FlowTest(_Strict):
     transfer_allow: list[str] = Field(default_factory=list, description="e.g. ['+1800*']")
     http: list[HttpAnswer] = Field(default_factory=list)
     agents: list[AgentSpec] = Field(default_factory=list)
+    queues: dict[str, QueueConfig] = Field(default_factory=dict, description="as routing.yaml")
     dial: dict[str, Literal["answer", "noanswer", "busy", "unavailable"]] = Field(
         default_factory=dict
     )
@@ -189,6 +191,7 @@ async def run_test(
         announcements=MemoryAnnouncements(dict.fromkeys(test.announcements, True)),
         clock=lambda: moment,
         transfer_allow=tuple(test.transfer_allow),
+        queues=test.queues,
     )
     traces: list[Trace] = []
     errors: list[BaseException] = []

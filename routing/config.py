@@ -1,0 +1,90 @@
+"""``routing.yaml``: agents, and queues with their skills, targets and escalation steps.
+
+    agents:
+      - {id: alice, endpoint: PJSIP/1001, skills: {billing: 7}, team: north}
+    queues:
+      billing:
+        skills: {billing: 5}          # every skill at least at its level
+        service_level: {percent: 80, seconds: 20}
+        announce_every: 30            # position and wait, while on hold
+        aht: 240                      # handle time used for the wait estimate
+        steps:                        # escalation over the call's wait
+          - {after: 30, skills: {billing: 3}}
+          - {after: 120, overflow: true}   # leave by the flow's on_failure
+
+Pure models (no I/O): ``ivr`` loads the file with positions and validates it
+here, so a mistake reads ``routing.yaml:LINE:COL``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+__all__ = ["AgentConfig", "QueueConfig", "RoutingConfig", "ServiceLevel", "Step"]
+
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
+Levels = dict[Name, Annotated[int, Field(ge=1, le=10)]]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentConfig(_Strict):
+    id: Name
+    name: str | None = None
+    endpoint: str = Field(pattern=r"^[A-Za-z0-9]+/[A-Za-z0-9_.@+\-]+$")
+    skills: Levels = Field(default_factory=dict)
+    languages: list[str] = Field(default_factory=list)
+    team: str | None = None
+    log_in: bool = Field(False, description="log in when the engine starts (demos)")
+
+
+class ServiceLevel(_Strict):
+    percent: float = Field(80, gt=0, lt=100)
+    seconds: float = Field(20, gt=0)
+
+
+class Step(_Strict):
+    after: float = Field(gt=0, description="seconds the call has waited")
+    skills: Levels | None = Field(None, description="the requirement from then on")
+    priority: int | None = Field(None, ge=0, le=100)
+    overflow: bool = Field(False, description="leave the queue by the flow's on_failure")
+
+    @model_validator(mode="after")
+    def _does_something(self) -> Step:
+        if self.skills is None and self.priority is None and not self.overflow:
+            raise ValueError("a step changes skills or priority, or overflows")
+        return self
+
+
+class QueueConfig(_Strict):
+    skills: Levels = Field(default_factory=dict)
+    priority: int = Field(0, ge=0, le=100)
+    service_level: ServiceLevel = Field(default_factory=ServiceLevel)
+    announce_every: float | None = Field(None, ge=1, description="seconds between notices")
+    aht: float = Field(180, gt=0, description="handle time for wait estimates, seconds")
+    steps: list[Step] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> QueueConfig:
+        times = [step.after for step in self.steps]
+        if times != sorted(times) or len(set(times)) != len(times):
+            raise ValueError("steps must come in order of 'after', each at its own time")
+        return self
+
+
+class RoutingConfig(_Strict):
+    agents: list[AgentConfig] = Field(default_factory=list)
+    queues: dict[Name, QueueConfig] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique(self) -> RoutingConfig:
+        seen: set[str] = set()
+        for agent in self.agents:
+            if agent.id in seen:
+                raise ValueError(f"agent {agent.id!r} is listed twice")
+            seen.add(agent.id)
+        return self
