@@ -460,7 +460,10 @@ class RedisRouter:
 
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub()
-        await pubsub.subscribe(f"{self.ns}:reserved")
+        try:
+            await pubsub.subscribe(f"{self.ns}:reserved")
+        except (RedisError, OSError):
+            return  # Redis is away; the next enqueue tries again (and says so)
         self._ready.set()
         try:
             async for message in pubsub.listen():
@@ -468,6 +471,8 @@ class RedisRouter:
                     continue
                 ticket, agent, endpoint = message["data"].decode().split("|", 2)
                 self._resolve(int(ticket), agent, endpoint)
+        except (RedisError, OSError):
+            pass  # the connection dropped; the next enqueue listens again
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -486,7 +491,13 @@ class RedisRouter:
         if self._listener is None or self._listener.done():
             self._ready.clear()
             self._listener = asyncio.ensure_future(self._listen())
-            await asyncio.wait_for(self._ready.wait(), 5)
+            ready = asyncio.ensure_future(self._ready.wait())
+            await asyncio.wait(
+                {ready, self._listener}, timeout=5, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not self._ready.is_set():
+                ready.cancel()
+                raise RoutingUnavailable("routing store unreachable: cannot subscribe")
         if self._ticker is None or self._ticker.done():
             self._ticker = asyncio.ensure_future(self._tick_loop())
 
@@ -495,6 +506,13 @@ class RedisRouter:
             await asyncio.sleep(interval)
             with contextlib.suppress(RoutingUnavailable):  # it resumes when Redis returns
                 await self.tick()
+                if self._listener is None or self._listener.done():
+                    # The subscription was lost (Redis restarted): listen again, and
+                    # look up every waiting call in case its notice was missed.
+                    await self._ensure_listener()
+                    for ticket_id, future in list(self._waiters.items()):
+                        if not future.done():
+                            await self._check(ticket_id)
 
     async def enqueue(
         self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
@@ -511,7 +529,12 @@ class RedisRouter:
         return ticket
 
     async def _check(self, ticket_id: int) -> None:
-        fields = await self.redis.hmget(f"{self.ns}:t:{ticket_id}", ["state", "agent", "endpoint"])
+        try:
+            fields = await self.redis.hmget(
+                f"{self.ns}:t:{ticket_id}", ["state", "agent", "endpoint"]
+            )
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
         state, agent, endpoint = (f.decode() if isinstance(f, bytes) else f for f in fields)
         if state == "reserved" and agent:
             self._resolve(ticket_id, agent, endpoint or "")
