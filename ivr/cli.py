@@ -171,6 +171,17 @@ def _target(text: str) -> tuple[float, float]:
 def _staffing(args: argparse.Namespace) -> int:
     from routing.erlang import agents_needed, staffing
 
+    if args.queue:
+        from ivr.routing_cli import measured
+
+        got = measured(args)
+        if got is None:
+            return 2
+        args.calls, args.aht = got
+        print(f"measured on {args.queue}: {args.calls:g} calls, AHT {args.aht:.0f} s")
+    if args.calls is None or args.aht is None:
+        print("ivr: give --calls and --aht, or --queue to measure them", file=sys.stderr)
+        return 2
     level, seconds = args.target
     try:
         scheduled, best = agents_needed(
@@ -312,9 +323,13 @@ def _flow_commands(commands: Any) -> None:
         help="agents needed to meet a service-level target (Erlang C)",
         description="Erlang C from call volume and average handle time.",
     )
-    staff.add_argument("--calls", type=float, required=True, help="calls offered in the interval")
+    staff.add_argument("--calls", type=float, help="calls offered in the interval")
     staff.add_argument("--interval", type=_duration, default=1800.0, help="e.g. 30m (default)")
-    staff.add_argument("--aht", type=_duration, required=True, help="average handle time, e.g. 4m")
+    staff.add_argument("--aht", type=_duration, help="average handle time, e.g. 4m")
+    staff.add_argument(
+        "--queue", help="measure calls and AHT of this queue over the last --interval instead"
+    )
+    staff.add_argument("--config", type=Path, help="YAML settings file (with --queue)")
     staff.add_argument("--target", type=_target, default=(0.8, 20.0), help="e.g. 80/20 (default)")
     staff.add_argument("--shrinkage", type=float, default=0.0, help="e.g. 0.3 for 30 %%")
     staff.add_argument("--max-occupancy", type=float, default=1.0, help="e.g. 0.85")

@@ -118,6 +118,24 @@ def _queues(args: argparse.Namespace) -> int:
     return asyncio.run(_with_router(args, act))
 
 
+def measured(args: argparse.Namespace) -> tuple[float, float] | None:
+    """Calls offered to ``args.queue`` in the last ``args.interval`` s, and their AHT."""
+    found: list[tuple[float, float]] = []
+
+    async def act(router: RedisRouter) -> int:
+        now = time.time()
+        queues, _ = compute(await router.events(now - args.interval), now=now)
+        stats = queues.get(args.queue)
+        if stats is None or stats.aht is None:
+            print(f"ivr: no completed calls on {args.queue!r} in that interval", file=sys.stderr)
+            return 2
+        found.append((float(stats.offered), stats.aht))
+        return 0
+
+    code = asyncio.run(_with_router(args, act))
+    return found[0] if code == 0 and found else None
+
+
 def add_commands(commands: Any, agents: Any) -> None:
     """Add the agent state commands to ``ivr agents``, and ``ivr queues``."""
     for name, text in (

@@ -67,3 +67,18 @@ def test_no_store_says_what_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[
     path.write_text(f"redis_dir: {tmp_path / 'none'}\n")
     assert main(["agents", "list", "--config", str(path)]) == 2
     assert "start the engine" in capsys.readouterr().err
+
+
+def test_staffing_from_measured_volume(
+    config: str, redis_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`ivr agents staffing --queue` takes calls and AHT from the event stream."""
+    scenario(redis_url)
+    assert (
+        main(["agents", "staffing", "--queue", "billing", "--interval", "1h", "--config", config])
+        == 0
+    )
+    out = capsys.readouterr().out
+    assert "measured on billing: 2 calls" in out and "<- needed" in out
+    assert main(["agents", "staffing", "--queue", "nope", "--config", config]) == 2
+    assert main(["agents", "staffing"]) == 2
