@@ -18,7 +18,7 @@ here, so a mistake reads ``routing.yaml:LINE:COL``.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -66,6 +66,8 @@ class QueueConfig(_Strict):
     service_level: ServiceLevel = Field(default_factory=ServiceLevel)
     announce_every: float | None = Field(None, ge=1, description="seconds between notices")
     aht: float = Field(180, gt=0, description="handle time for wait estimates, seconds")
+    strategy: Literal["longest_idle", "most_skilled"] = "longest_idle"
+    last_agent_first: bool = Field(True, description="ring the caller's last agent first")
     steps: list[Step] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -63,6 +63,9 @@ class MemoryRouter:
         self.agents = {agent.id: agent for agent in agents}
         #: Consecutive unanswered reservations before an agent is paused.
         self.max_misses = max_misses
+        self._how: dict[int, tuple[str, str]] = {}  # ticket -> (strategy, preferred agent)
+        self._customer: dict[int, str] = {}
+        self._last: dict[str, str] = {}  # customer -> the agent who last served them
         self._waiting: dict[int, _Waiting] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
@@ -72,11 +75,22 @@ class MemoryRouter:
         self.events.append((kind, data))
 
     async def enqueue(
-        self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
+        self,
+        call_id: str,
+        queue: str,
+        skills: Mapping[str, int],
+        priority: int = 0,
+        *,
+        strategy: str = "longest_idle",
+        customer: str = "",
     ) -> Ticket:
+        """Queue a call. ``customer`` (the caller's number) rings their last agent first,
+        when free and able; ``strategy`` is longest_idle or most_skilled."""
         ticket = Ticket(next(self._ids), call_id, queue, tuple(sorted(skills.items())), priority)
         future = asyncio.get_running_loop().create_future()
         self._waiting[ticket.id] = _Waiting(ticket, (-priority, 1, next(self._seq)), future)
+        self._how[ticket.id] = (strategy, self._last.get(customer, "") if customer else "")
+        self._customer[ticket.id] = customer
         self._emit("enqueued", call=call_id, queue=queue, skills=dict(skills))
         self._match()
         return ticket
@@ -127,6 +141,9 @@ class MemoryRouter:
 
     async def connected(self, assignment: Assignment) -> None:
         self._waiting.pop(assignment.ticket.id, None)
+        customer = self._customer.get(assignment.ticket.id, "")
+        if customer:
+            self._last[customer] = assignment.agent_id
         self._move(assignment.agent_id, "connect")
         self._emit("connected", call=assignment.ticket.call_id, agent=assignment.agent_id)
 
@@ -204,6 +221,19 @@ class MemoryRouter:
             self._match()
         return True
 
+    @staticmethod
+    def _pick(free: list[Agent], skills: Mapping[str, int], strategy: str, prefer: str) -> Agent:
+        preferred = [a for a in free if a.id == prefer]
+        if preferred:
+            return preferred[0]
+        if strategy == "most_skilled" and skills:
+            # The same rule as the Redis store: the skill with the fewest agents free.
+            pool = min(
+                skills, key=lambda s: sum(1 for a in free if a.skills.get(s, 0) >= skills[s])
+            )
+            return min(free, key=lambda a: (-a.skills.get(pool, 0), a.idle_since))
+        return min(free, key=lambda a: a.idle_since)
+
     def _match(self) -> None:
         for entry in sorted(self._waiting.values(), key=lambda w: w.order):
             if entry.future.done():
@@ -214,7 +244,8 @@ class MemoryRouter:
             ]
             if not free:
                 continue
-            agent = min(free, key=lambda a: a.idle_since)
+            strategy, prefer = self._how.get(entry.ticket.id, ("longest_idle", ""))
+            agent = self._pick(free, skills, strategy, prefer)
             agent.state = next_state(agent.id, agent.state, "reserve") or agent.state
             entry.future.set_result(Assignment(entry.ticket, agent.id, agent.endpoint))
             self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)

@@ -67,7 +67,19 @@ end
 -- indexed per (skill, level) by idle time, so a decision reads the heads of at
 -- most ten sets, widening only when the first agents lack another skill; it
 -- never walks all agents.
-local function pick(ns, skills)
+local function fits_all(ns, aid, skills)
+  for skill, level in pairs(skills) do
+    local have = tonumber(redis.call('HGET', ns .. ':skills:' .. aid, skill) or '0')
+    if have < level then return false end
+  end
+  return true
+end
+
+local function pick(ns, skills, strategy, prefer)
+  if prefer ~= nil and prefer ~= '' and redis.call('ZSCORE', ns .. ':avail', prefer)
+      and fits_all(ns, prefer, skills) then
+    return prefer  -- the caller's last agent, when free and able
+  end
   local pool, smallest = nil, nil
   for skill, level in pairs(skills) do
     local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
@@ -86,16 +98,18 @@ local function pick(ns, skills)
       local key = ns .. ':idle:' .. pool[1] .. ':' .. level
       local got = redis.call('ZRANGE', key, 0, window - 1, 'WITHSCORES')
       if #got >= window * 2 then more = true end
-      for i = 1, #got, 2 do table.insert(candidates, {got[i], tonumber(got[i + 1])}) end
+      for i = 1, #got, 2 do table.insert(candidates, {got[i], tonumber(got[i + 1]), level}) end
     end
-    table.sort(candidates, function(a, b) return a[2] < b[2] end)
+    if strategy == 'most_skilled' then
+      table.sort(candidates, function(a, b)
+        if a[3] ~= b[3] then return a[3] > b[3] end
+        return a[2] < b[2]
+      end)
+    else
+      table.sort(candidates, function(a, b) return a[2] < b[2] end)
+    end
     for _, entry in ipairs(candidates) do
-      local fits = true
-      for skill, level in pairs(skills) do
-        local have = tonumber(redis.call('HGET', ns .. ':skills:' .. entry[1], skill) or '0')
-        if have < level then fits = false; break end
-      end
-      if fits then return entry[1] end
+      if fits_all(ns, entry[1], skills) then return entry[1] end
     end
     if not more then return nil end
     window = window * 4
@@ -133,7 +147,8 @@ local function match(ns, queue)
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     local tkey = ns .. ':t:' .. tid
     local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
-    local best = pick(ns, skills)
+    local best = pick(ns, skills, redis.call('HGET', tkey, 'strategy'),
+      redis.call('HGET', tkey, 'prefer'))
     if best ~= nil then
       move(ns, best, 'reserve', '')
       local akey = ns .. ':agent:' .. best
@@ -162,10 +177,13 @@ _ENQUEUE = (
     _LIB
     + """
 local ns, queue, call, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local owner = ARGV[6]
+local owner, strategy, customer = ARGV[6], ARGV[7], ARGV[8]
 local tid = redis.call('INCR', ns .. ':seq')
+local prefer = ''
+if customer ~= '' then prefer = redis.call('GET', ns .. ':last:' .. customer) or '' end
 redis.call('HSET', ns .. ':t:' .. tid, 'call', call, 'queue', queue, 'skills', skills,
-  'priority', priority, 'state', 'waiting', 'owner', owner)
+  'priority', priority, 'state', 'waiting', 'owner', owner, 'strategy', strategy,
+  'customer', customer, 'prefer', prefer)
 redis.call('SADD', ns .. ':owned:' .. owner, tid)
 redis.call('ZADD', ns .. ':alive', tonumber(redis.call('TIME')[1]), owner)
 redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + 1e12 + tid, tid)
@@ -285,6 +303,10 @@ redis.call('XADD', ns .. ':events', '*', 'event', state, 'ticket', tid, 'agent',
   'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
 if state == 'connected' then
   move(ns, aid, 'connect', '')
+  local customer = redis.call('HGET', tkey, 'customer')
+  if customer and customer ~= '' then
+    redis.call('SET', ns .. ':last:' .. customer, aid, 'EX', 30 * 86400)
+  end
   redis.call('HSET', ns .. ':agent:' .. aid, 'missed', 0)
   return 1
 end
@@ -515,12 +537,30 @@ class RedisRouter:
                             await self._check(ticket_id)
 
     async def enqueue(
-        self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
+        self,
+        call_id: str,
+        queue: str,
+        skills: Mapping[str, int],
+        priority: int = 0,
+        *,
+        strategy: str = "longest_idle",
+        customer: str = "",
     ) -> Ticket:
+        """Queue a call. ``customer`` (the caller's number) rings their last agent first,
+        when free and able; ``strategy`` is longest_idle or most_skilled."""
         await self._ensure_listener()
         encoded = json.dumps(dict(skills)) if skills else "{}"
         ticket_id = int(
-            await self._run("enqueue", queue, call_id, encoded, int(priority), self.engine_id)
+            await self._run(
+                "enqueue",
+                queue,
+                call_id,
+                encoded,
+                int(priority),
+                self.engine_id,
+                strategy,
+                customer,
+            )
         )
         ticket = Ticket(ticket_id, call_id, queue, tuple(sorted(skills.items())), priority)
         self._tickets[ticket_id] = ticket

@@ -38,7 +38,14 @@ class FlowRuntimeError(IvrError):
 
 class Router(Protocol):
     async def enqueue(
-        self, call_id: str, queue: str, skills: Mapping[str, int], priority: int = 0
+        self,
+        call_id: str,
+        queue: str,
+        skills: Mapping[str, int],
+        priority: int = 0,
+        *,
+        strategy: str = "longest_idle",
+        customer: str = "",
     ) -> Ticket: ...
     async def wait(self, ticket: Ticket) -> Assignment: ...
     async def abandon(self, ticket: Ticket) -> None: ...

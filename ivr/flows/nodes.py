@@ -292,7 +292,15 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
     priority = node.priority or config.priority
     channel = run.channel
     try:
-        ticket = await router.enqueue(channel.uniqueid, node.queue, skills, priority)
+        caller = channel.env.callerid if config.last_agent_first else ""
+        ticket = await router.enqueue(
+            channel.uniqueid,
+            node.queue,
+            skills,
+            priority,
+            strategy=config.strategy,
+            customer="" if caller in ("", "unknown") else caller,
+        )
     except RoutingError as exc:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
         return node.on_failure

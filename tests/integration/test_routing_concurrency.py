@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 async def test_processes_race_without_double_reservations(redis_url: str) -> None:
-    """8 processes, 500 agents, 4,000 calls: every reservation is exclusive, every call ends."""
-    processes, calls, agents = 8, 500, 500
+    """8 processes, 500 agents, 5,000 calls: every reservation is exclusive, every call ends."""
+    processes, calls, agents = 8, 625, 500
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.add_agents(Agent(f"a{i}", f"PJSIP/{i}") for i in range(agents))

@@ -209,3 +209,26 @@ async def test_calls_of_a_lost_engine_free_their_agents(redis_url: str) -> None:
         assert (await reserved(alive, third)).agent_id == "a"
     finally:
         await alive.close()
+
+
+async def test_most_skilled_strategy(router: Any) -> None:
+    """'most_skilled' takes the highest level first; 'longest_idle' the longest waiting agent."""
+    await staff(router, Agent("idle", "PJSIP/1", {"tv": 3}), Agent("expert", "PJSIP/2", {"tv": 9}))
+    skilled = await router.enqueue("c1", "tv", {"tv": 2}, strategy="most_skilled")
+    assert (await reserved(router, skilled)).agent_id == "expert"
+    idle = await router.enqueue("c2", "tv", {"tv": 2})
+    assert (await reserved(router, idle)).agent_id == "idle"
+
+
+async def test_last_agent_first(router: Any) -> None:
+    """A caller who calls again rings the agent who served them last, if free and able."""
+    await staff(router, Agent("first", "PJSIP/1"), Agent("second", "PJSIP/2"))
+    one = await router.enqueue("c1", "general", {}, customer="5551234")
+    served = await reserved(router, one)
+    assert served.agent_id == "first"
+    await router.connected(served)
+    await router.completed(served)  # 'first' is now the most recently idle
+    again = await router.enqueue("c2", "general", {}, customer="5551234")
+    assert (await reserved(router, again)).agent_id == "first"
+    stranger = await router.enqueue("c3", "general", {}, customer="5559999")
+    assert (await reserved(router, stranger)).agent_id == "second"
