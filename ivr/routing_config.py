@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import ValidationError
-
-from ivr.flows.problems import FlowError, Problem, problem_at
-from ivr.flows.source import SourceError, load_source
+from ivr.flows.problems import read_source, validate_model
 from routing.config import RoutingConfig
 
 __all__ = ["load_routing"]
 
 
 def load_routing(path: Path | str, text: str | None = None) -> RoutingConfig:
-    try:
-        source = load_source(path, text)
-    except SourceError as exc:
-        where = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
-        raise FlowError([where]) from None
-    try:
-        return RoutingConfig.model_validate(source.data)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors():
-            loc = tuple(error["loc"])
-            key = ".".join(str(part) for part in loc) or "routing"
-            message = str(error["msg"]).removeprefix("Value error, ")
-            if error["type"] == "string_pattern_mismatch" and loc[-1] == "endpoint":
-                message = "use TECHNOLOGY/resource, e.g. PJSIP/1001"
-            problems.append(problem_at(source, loc, f"{key}: {message}", key=True))
-        raise FlowError(problems) from None
+    """Load and check ``routing.yaml``; problems come as :class:`FlowError`."""
+
+    def hint(error: dict[str, Any]) -> str | None:
+        if error["type"] == "string_pattern_mismatch" and error["loc"][-1] == "endpoint":
+            return "use TECHNOLOGY/resource, e.g. PJSIP/1001"
+        return None
+
+    return validate_model(read_source(path, text), RoutingConfig, hint)

@@ -16,8 +16,8 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from ivr.flows.model import NODE_TYPES, Flow
-from ivr.flows.problems import FlowError, Problem, problem_at
-from ivr.flows.source import PathKey, Source, SourceError, load_source
+from ivr.flows.problems import FlowError, Problem, problem_at, read_source
+from ivr.flows.source import PathKey, Source
 
 __all__ = ["FlowError", "Problem", "load_flow", "load_flows", "parse_flow"]
 
@@ -156,13 +156,7 @@ def parse_flow(source: Source) -> Flow:
 
 def load_flow(path: Path | str, text: str | None = None) -> Flow:
     """Load and check one flow file; raises :class:`FlowError` listing every problem."""
-    try:
-        source = load_source(path, text)
-    except SourceError as exc:
-        raise FlowError(
-            [Problem(exc.file, exc.position.line, exc.position.column, exc.message)]
-        ) from None
-    return parse_flow(source)
+    return parse_flow(read_source(path, text))
 
 
 def flow_files(paths: Iterable[Path]) -> list[Path]:

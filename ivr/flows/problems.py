@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
 
 from ivr.errors import IvrError
-from ivr.flows.source import PathKey, Source
+from ivr.flows.source import PathKey, Source, SourceError, load_source
 
-__all__ = ["FlowError", "Problem", "problem_at"]
+__all__ = ["FlowError", "Problem", "problem_at", "read_source", "validate_model"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +39,30 @@ class FlowError(IvrError, ValueError):
 def problem_at(source: Source, path: PathKey, message: str, *, key: bool = False) -> Problem:
     where = source.where(path, key=key)
     return Problem(source.file, where.line, where.column, message)
+
+
+def read_source(path: Path | str, text: str | None = None) -> Source:
+    """Safe YAML with positions; a file that is not readable YAML is a :class:`FlowError`."""
+    try:
+        return load_source(path, text)
+    except SourceError as exc:
+        where = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
+        raise FlowError([where]) from None
+
+
+def validate_model(
+    source: Source, model: type[M], hint: Callable[[dict[str, Any]], str | None] | None = None
+) -> M:
+    """``model`` from the source's data; every error positioned as ``key.path: message``."""
+    try:
+        return model.model_validate(source.data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            key = ".".join(str(part) for part in loc) or "file"
+            message = (hint(dict(error)) if hint else None) or str(error["msg"]).removeprefix(
+                "Value error, "
+            )
+            problems.append(problem_at(source, loc, f"{key}: {message}", key=True))
+        raise FlowError(problems) from None

@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
@@ -40,8 +40,7 @@ from ivr.emulator.caller import Timeline
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.model import Flow
 from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
-from ivr.flows.problems import FlowError, Problem, problem_at
-from ivr.flows.source import SourceError, load_source
+from ivr.flows.problems import read_source, validate_model
 from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Keys
 from routing.config import QueueConfig
 from routing.memory import Agent, MemoryRouter
@@ -148,19 +147,7 @@ class CannedHttp:
 
 def load_tests(path: Path) -> TestFile:
     """Load one test file; problems come as :class:`FlowError` with file:line:col."""
-    try:
-        source = load_source(path)
-    except SourceError as exc:
-        where = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
-        raise FlowError([where]) from None
-    try:
-        return TestFile.model_validate(source.data)
-    except ValidationError as exc:
-        problems = [
-            problem_at(source, tuple(e["loc"]), f"{'.'.join(map(str, e['loc']))}: {e['msg']}")
-            for e in exc.errors()
-        ]
-        raise FlowError(problems) from None
+    return validate_model(read_source(path), TestFile)
 
 
 _DIAL = {
