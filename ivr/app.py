@@ -24,7 +24,7 @@ from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.routing_config import load_routing
-from routing.config import RoutingConfig
+from routing.config import RoutingConfig, agent_skills
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
@@ -102,7 +102,7 @@ async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> Redi
     try:
         await router.start()
         config = _routing_config(settings)
-        await router.add_agents(Agent(a.id, a.endpoint, dict(a.skills)) for a in config.agents)
+        await router.add_agents(Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents)
         for agent in config.agents:
             if agent.log_in and await router.agent_state(agent.id) == "logged_out":
                 await router.login(agent.id)

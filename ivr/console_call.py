@@ -25,7 +25,7 @@ from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.routing_config import load_routing
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys
-from routing.config import RoutingConfig
+from routing.config import RoutingConfig, agent_skills
 from routing.memory import Agent, MemoryRouter
 
 __all__ = ["place_call"]
@@ -78,7 +78,8 @@ async def place_call(args: argparse.Namespace) -> int:
         return 2
     prompts = Path("var/prompts")
     config = _demo_routing()
-    agents = [Agent(a.id, a.endpoint, dict(a.skills)) for a in config.agents] or list(DEMO_AGENTS)
+    agents = [Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents]
+    agents = agents or list(DEMO_AGENTS)
     router = MemoryRouter(agents)
     engine = Engine(
         flows=registry.get, prompts=SpeechPrompts(prompts), router=router, queues=config.queues

@@ -22,7 +22,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AgentConfig", "QueueConfig", "RoutingConfig", "ServiceLevel", "Step"]
+__all__ = ["AgentConfig", "QueueConfig", "RoutingConfig", "ServiceLevel", "Step", "agent_skills"]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
 Levels = dict[Name, Annotated[int, Field(ge=1, le=10)]]
@@ -42,6 +42,14 @@ class AgentConfig(_Strict):
     log_in: bool = Field(False, description="log in when the engine starts (demos)")
 
 
+def agent_skills(agent: AgentConfig) -> dict[str, int]:
+    """An agent's skills; their team counts as the skill ``team.<name>`` at level 1."""
+    skills = dict(agent.skills)
+    if agent.team:
+        skills[f"team.{agent.team}"] = 1
+    return skills
+
+
 class ServiceLevel(_Strict):
     percent: float = Field(80, gt=0, lt=100)
     seconds: float = Field(20, gt=0)
@@ -50,18 +58,27 @@ class ServiceLevel(_Strict):
 class Step(_Strict):
     after: float = Field(gt=0, description="seconds the call has waited")
     skills: Levels | None = Field(None, description="the requirement from then on")
+    any_skills: Levels | None = Field(
+        None, description="one of these from then on (teams: {team.b: 1, team.a: 1})"
+    )
     priority: int | None = Field(None, ge=0, le=100)
     overflow: bool = Field(False, description="leave the queue by the flow's on_failure")
 
     @model_validator(mode="after")
     def _does_something(self) -> Step:
-        if self.skills is None and self.priority is None and not self.overflow:
+        if (
+            self.skills is None
+            and self.any_skills is None
+            and self.priority is None
+            and not self.overflow
+        ):
             raise ValueError("a step changes skills or priority, or overflows")
         return self
 
 
 class QueueConfig(_Strict):
-    skills: Levels = Field(default_factory=dict)
+    skills: Levels = Field(default_factory=dict, description="every one of these")
+    any_skills: Levels = Field(default_factory=dict, description="and one of these")
     priority: int = Field(0, ge=0, le=100)
     service_level: ServiceLevel = Field(default_factory=ServiceLevel)
     announce_every: float | None = Field(None, ge=1, description="seconds between notices")

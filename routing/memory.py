@@ -65,6 +65,7 @@ class MemoryRouter:
         self.max_misses = max_misses
         self._how: dict[int, tuple[str, str]] = {}  # ticket -> (strategy, preferred agent)
         self._customer: dict[int, str] = {}
+        self._any: dict[int, dict[str, int]] = {}  # ticket -> one of these skills
         self._last: dict[str, str] = {}  # customer -> the agent who last served them
         self._waiting: dict[int, _Waiting] = {}
         self._ids = itertools.count(1)
@@ -83,14 +84,17 @@ class MemoryRouter:
         *,
         strategy: str = "longest_idle",
         customer: str = "",
+        any_skills: Mapping[str, int] | None = None,
     ) -> Ticket:
-        """Queue a call. ``customer`` (the caller's number) rings their last agent first,
-        when free and able; ``strategy`` is longest_idle or most_skilled."""
+        """Queue a call needing every one of ``skills`` and, if given, one of ``any_skills``.
+        ``customer`` (the caller's number) rings their last agent first, when free and
+        able; ``strategy`` is longest_idle or most_skilled."""
         ticket = Ticket(next(self._ids), call_id, queue, tuple(sorted(skills.items())), priority)
         future = asyncio.get_running_loop().create_future()
         self._waiting[ticket.id] = _Waiting(ticket, (-priority, 1, next(self._seq)), future)
         self._how[ticket.id] = (strategy, self._last.get(customer, "") if customer else "")
         self._customer[ticket.id] = customer
+        self._any[ticket.id] = dict(any_skills or {})
         self._emit("enqueued", call=call_id, queue=queue, skills=dict(skills))
         self._match()
         return ticket
@@ -110,9 +114,15 @@ class MemoryRouter:
             self._emit("abandoned", call=ticket.call_id, queue=ticket.queue)
 
     async def requalify(
-        self, ticket: Ticket, skills: Mapping[str, int], priority: int | None = None
+        self,
+        ticket: Ticket,
+        skills: Mapping[str, int],
+        priority: int | None = None,
+        any_skills: Mapping[str, int] | None = None,
     ) -> None:
         """Change a waiting call's requirement (an escalation step); it keeps its place."""
+        if any_skills is not None:
+            self._any[ticket.id] = dict(any_skills)
         entry = self._waiting.get(ticket.id)
         if entry is None or entry.future.done():
             return
@@ -239,8 +249,13 @@ class MemoryRouter:
             if entry.future.done():
                 continue
             skills = dict(entry.ticket.skills)
+            either = self._any.get(entry.ticket.id, {})
             free = [
-                a for a in self.agents.values() if a.state == "available" and a.qualifies(skills)
+                a
+                for a in self.agents.values()
+                if a.state == "available"
+                and a.qualifies(skills)
+                and (not either or any(a.skills.get(s, 0) >= n for s, n in either.items()))
             ]
             if not free:
                 continue

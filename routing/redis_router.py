@@ -75,21 +75,24 @@ local function fits_all(ns, aid, skills)
   return true
 end
 
-local function pick(ns, skills, strategy, prefer)
-  if prefer ~= nil and prefer ~= '' and redis.call('ZSCORE', ns .. ':avail', prefer)
-      and fits_all(ns, prefer, skills) then
-    return prefer  -- the caller's last agent, when free and able
+local function fits_any(ns, aid, any)
+  if next(any) == nil then return true end
+  for skill, level in pairs(any) do
+    local have = tonumber(redis.call('HGET', ns .. ':skills:' .. aid, skill) or '0')
+    if have >= level then return true end
   end
-  local pool, smallest = nil, nil
-  for skill, level in pairs(skills) do
-    local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
-    if size == 0 then return nil end
-    if smallest == nil or size < smallest then smallest = size; pool = {skill, level} end
-  end
-  if pool == nil then
-    local head = redis.call('ZRANGE', ns .. ':avail', 0, 0)
-    return head[1]
-  end
+  return false
+end
+
+local function better(a, b, strategy)
+  if b == nil then return true end
+  if strategy == 'most_skilled' and a[3] ~= b[3] then return a[3] > b[3] end
+  return a[2] < b[2]
+end
+
+-- The best available agent in the (skill, level) pool who also fits every
+-- 'skills' level and one of the 'any' levels: {id, idle, level} or nil.
+local function search(ns, pool, skills, any, strategy)
   local window = 2
   while true do
     local candidates = {}
@@ -100,20 +103,40 @@ local function pick(ns, skills, strategy, prefer)
       if #got >= window * 2 then more = true end
       for i = 1, #got, 2 do table.insert(candidates, {got[i], tonumber(got[i + 1]), level}) end
     end
-    if strategy == 'most_skilled' then
-      table.sort(candidates, function(a, b)
-        if a[3] ~= b[3] then return a[3] > b[3] end
-        return a[2] < b[2]
-      end)
-    else
-      table.sort(candidates, function(a, b) return a[2] < b[2] end)
-    end
+    table.sort(candidates, function(a, b) return better(a, b, strategy) end)
     for _, entry in ipairs(candidates) do
-      if fits_all(ns, entry[1], skills) then return entry[1] end
+      if fits_all(ns, entry[1], skills) and fits_any(ns, entry[1], any) then return entry end
     end
     if not more then return nil end
     window = window * 4
   end
+end
+
+local function pick(ns, skills, any, strategy, prefer)
+  if prefer ~= nil and prefer ~= '' and redis.call('ZSCORE', ns .. ':avail', prefer)
+      and fits_all(ns, prefer, skills) and fits_any(ns, prefer, any) then
+    return prefer  -- the caller's last agent, when free and able
+  end
+  local pool, smallest = nil, nil
+  for skill, level in pairs(skills) do
+    local size = redis.call('ZCOUNT', ns .. ':avail:' .. skill, level, '+inf')
+    if size == 0 then return nil end
+    if smallest == nil or size < smallest then smallest = size; pool = {skill, level} end
+  end
+  if pool ~= nil then
+    local found = search(ns, pool, skills, any, strategy)
+    return found and found[1]
+  end
+  if next(any) ~= nil then
+    local best = nil
+    for skill, level in pairs(any) do
+      local found = search(ns, {skill, level}, skills, {}, strategy)
+      if found and better(found, best, strategy) then best = found end
+    end
+    return best and best[1]
+  end
+  local head = redis.call('ZRANGE', ns .. ':avail', 0, 0)
+  return head[1]
 end
 
 -- 1: moved, 0: already there (a replay), error reply: refused.
@@ -147,7 +170,8 @@ local function match(ns, queue)
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     local tkey = ns .. ':t:' .. tid
     local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
-    local best = pick(ns, skills, redis.call('HGET', tkey, 'strategy'),
+    local any = cjson.decode(redis.call('HGET', tkey, 'any') or '{}')
+    local best = pick(ns, skills, any, redis.call('HGET', tkey, 'strategy'),
       redis.call('HGET', tkey, 'prefer'))
     if best ~= nil then
       move(ns, best, 'reserve', '')
@@ -177,13 +201,13 @@ _ENQUEUE = (
     _LIB
     + """
 local ns, queue, call, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-local owner, strategy, customer = ARGV[6], ARGV[7], ARGV[8]
+local owner, strategy, customer, any = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local tid = redis.call('INCR', ns .. ':seq')
 local prefer = ''
 if customer ~= '' then prefer = redis.call('GET', ns .. ':last:' .. customer) or '' end
 redis.call('HSET', ns .. ':t:' .. tid, 'call', call, 'queue', queue, 'skills', skills,
   'priority', priority, 'state', 'waiting', 'owner', owner, 'strategy', strategy,
-  'customer', customer, 'prefer', prefer)
+  'customer', customer, 'prefer', prefer, 'any', any)
 redis.call('SADD', ns .. ':owned:' .. owner, tid)
 redis.call('ZADD', ns .. ':alive', tonumber(redis.call('TIME')[1]), owner)
 redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + 1e12 + tid, tid)
@@ -198,11 +222,12 @@ return tid
 _REQUALIFY = (
     _LIB
     + """
-local ns, tid, skills, priority = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ns, tid, skills, priority, any = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local tkey = ns .. ':t:' .. tid
 if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
 local queue = redis.call('HGET', tkey, 'queue')
 redis.call('HSET', tkey, 'skills', skills)
+if any ~= '' then redis.call('HSET', tkey, 'any', any) end
 if priority ~= '' then
   local score = tonumber(redis.call('ZSCORE', ns .. ':q:' .. queue, tid))
   local rest = score % 1e13
@@ -545,11 +570,14 @@ class RedisRouter:
         *,
         strategy: str = "longest_idle",
         customer: str = "",
+        any_skills: Mapping[str, int] | None = None,
     ) -> Ticket:
-        """Queue a call. ``customer`` (the caller's number) rings their last agent first,
-        when free and able; ``strategy`` is longest_idle or most_skilled."""
+        """Queue a call needing every one of ``skills`` and, if given, one of ``any_skills``.
+        ``customer`` (the caller's number) rings their last agent first, when free and
+        able; ``strategy`` is longest_idle or most_skilled."""
         await self._ensure_listener()
         encoded = json.dumps(dict(skills)) if skills else "{}"
+        either = json.dumps(dict(any_skills)) if any_skills else "{}"
         ticket_id = int(
             await self._run(
                 "enqueue",
@@ -560,6 +588,7 @@ class RedisRouter:
                 self.engine_id,
                 strategy,
                 customer,
+                either,
             )
         )
         ticket = Ticket(ticket_id, call_id, queue, tuple(sorted(skills.items())), priority)
@@ -586,11 +615,18 @@ class RedisRouter:
         return await asyncio.shield(future)
 
     async def requalify(
-        self, ticket: Ticket, skills: Mapping[str, int], priority: int | None = None
+        self,
+        ticket: Ticket,
+        skills: Mapping[str, int],
+        priority: int | None = None,
+        any_skills: Mapping[str, int] | None = None,
     ) -> None:
         """Change a waiting call's requirement (an escalation step); it keeps its place."""
         encoded = json.dumps(dict(skills)) if skills else "{}"
-        await self._run("requalify", ticket.id, encoded, "" if priority is None else priority)
+        either = "" if any_skills is None else json.dumps(dict(any_skills)) or "{}"
+        await self._run(
+            "requalify", ticket.id, encoded, "" if priority is None else priority, either
+        )
         await self._check(ticket.id)
 
     async def position(self, ticket: Ticket) -> int | None:

@@ -300,6 +300,7 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
             priority,
             strategy=config.strategy,
             customer="" if caller in ("", "unknown") else caller,
+            any_skills=dict(config.any_skills) or None,
         )
     except RoutingError as exc:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
@@ -373,7 +374,7 @@ class _Wait:
                 if step.overflow:
                     return None
                 skills = step.skills if step.skills is not None else dict(self.ticket.skills)
-                await router.requalify(self.ticket, skills, step.priority)
+                await router.requalify(self.ticket, skills, step.priority, step.any_skills)
                 self.run.event("escalated", after=step.after, skills=skills)
             elif self.config.announce_every:
                 self.announced = self.loop.time()

@@ -232,3 +232,20 @@ async def test_last_agent_first(router: Any) -> None:
     assert (await reserved(router, again)).agent_id == "first"
     stranger = await router.enqueue("c3", "general", {}, customer="5559999")
     assert (await reserved(router, stranger)).agent_id == "second"
+
+
+async def test_any_of_skills_and_a_second_team(router: Any) -> None:
+    """'any_skills' needs one of them; a step can widen it to another team."""
+    await staff(
+        router,
+        Agent("de", "PJSIP/1", {"de": 5, "team.b": 1}),
+        Agent("ko", "PJSIP/2", {"ko": 4, "team.b": 1}),
+    )
+    speaks = await router.enqueue("c1", "lang", {}, any_skills={"en": 3, "ko": 3})
+    assert (await reserved(router, speaks)).agent_id == "ko"
+    team = await router.enqueue("c2", "sales", {}, any_skills={"team.a": 1})
+    waiting = asyncio.ensure_future(router.wait(team))
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # nobody in team A is free
+    await router.requalify(team, {}, None, {"team.a": 1, "team.b": 1})
+    assert (await asyncio.wait_for(waiting, 2)).agent_id == "de"
