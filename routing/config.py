@@ -83,7 +83,9 @@ class QueueConfig(_Strict):
     service_level: ServiceLevel = Field(default_factory=ServiceLevel)
     announce_every: float | None = Field(None, ge=1, description="seconds between notices")
     aht: float = Field(180, gt=0, description="handle time for wait estimates, seconds")
-    strategy: Literal["longest_idle", "most_skilled"] = "longest_idle"
+    strategy: Literal["longest_idle", "most_skilled", "round_robin", "least_occupied"] = (
+        "longest_idle"
+    )
     last_agent_first: bool = Field(True, description="ring the caller's last agent first")
     steps: list[Step] = Field(default_factory=list)
 

@@ -28,6 +28,10 @@ class Agent:
     state: str = "available"
     idle_since: float = field(default_factory=time.monotonic)
     missed: int = 0
+    reserved_at: float = 0.0
+    busy: float = 0.0
+    login_at: float = 0.0
+    state_at: float = field(default_factory=time.monotonic)
 
     def qualifies(self, skills: Mapping[str, int]) -> bool:
         return all(self.skills.get(name, 0) >= level for name, level in skills.items())
@@ -223,6 +227,12 @@ class MemoryRouter:
         if target is None:
             return False
         before, agent.state = agent.state, target
+        now = time.monotonic()
+        if before in ("reserved", "on_call", "wrap_up"):
+            agent.busy += now - agent.state_at
+        if action == "login":
+            agent.login_at, agent.busy = now, 0.0
+        agent.state_at = now
         if action in ("connect", "login"):
             agent.missed = 0  # misses count in a row: an answered call starts over
         self._emit("state", agent=agent_id, before=before, after=target, reason=reason)
@@ -242,6 +252,11 @@ class MemoryRouter:
                 skills, key=lambda s: sum(1 for a in free if a.skills.get(s, 0) >= skills[s])
             )
             return min(free, key=lambda a: (-a.skills.get(pool, 0), a.idle_since))
+        if strategy == "round_robin":
+            return min(free, key=lambda a: (a.reserved_at, a.idle_since))
+        if strategy == "least_occupied":
+            now = time.monotonic()
+            return min(free, key=lambda a: (a.busy / max(1.0, now - a.login_at), a.idle_since))
         return min(free, key=lambda a: a.idle_since)
 
     def _match(self) -> None:
@@ -262,5 +277,6 @@ class MemoryRouter:
             strategy, prefer = self._how.get(entry.ticket.id, ("longest_idle", ""))
             agent = self._pick(free, skills, strategy, prefer)
             agent.state = next_state(agent.id, agent.state, "reserve") or agent.state
+            agent.reserved_at = agent.state_at = time.monotonic()
             entry.future.set_result(Assignment(entry.ticket, agent.id, agent.endpoint))
             self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)

@@ -84,9 +84,32 @@ local function fits_any(ns, aid, any)
   return false
 end
 
-local function better(a, b, strategy)
+-- round_robin: the agent reserved longest ago; least_occupied: the smallest
+-- share of logged-in time spent on calls. Both fall back to longest idle.
+local function rank(ns, entry, strategy)
+  if entry[4] == nil then
+    local akey = ns .. ':agent:' .. entry[1]
+    if strategy == 'round_robin' then
+      entry[4] = tonumber(redis.call('HGET', akey, 'reserved_at') or '0')
+    elseif strategy == 'least_occupied' then
+      local f = redis.call('HMGET', akey, 'busy', 'login_at')
+      local now = tonumber(redis.call('TIME')[1])
+      local staffed = math.max(1, now - tonumber(f[2] or now))
+      entry[4] = tonumber(f[1] or '0') / staffed
+    else
+      entry[4] = 0
+    end
+  end
+  return entry[4]
+end
+
+local function better(a, b, strategy, ns)
   if b == nil then return true end
   if strategy == 'most_skilled' and a[3] ~= b[3] then return a[3] > b[3] end
+  if (strategy == 'round_robin' or strategy == 'least_occupied') and ns ~= nil then
+    local x, y = rank(ns, a, strategy), rank(ns, b, strategy)
+    if x ~= y then return x < y end
+  end
   return a[2] < b[2]
 end
 
@@ -103,7 +126,7 @@ local function search(ns, pool, skills, any, strategy)
       if #got >= window * 2 then more = true end
       for i = 1, #got, 2 do table.insert(candidates, {got[i], tonumber(got[i + 1]), level}) end
     end
-    table.sort(candidates, function(a, b) return better(a, b, strategy) end)
+    table.sort(candidates, function(a, b) return better(a, b, strategy, ns) end)
     for _, entry in ipairs(candidates) do
       if fits_all(ns, entry[1], skills) and fits_any(ns, entry[1], any) then return entry end
     end
@@ -131,7 +154,17 @@ local function pick(ns, skills, any, strategy, prefer)
     local best = nil
     for skill, level in pairs(any) do
       local found = search(ns, {skill, level}, skills, {}, strategy)
-      if found and better(found, best, strategy) then best = found end
+      if found and better(found, best, strategy, ns) then best = found end
+    end
+    return best and best[1]
+  end
+  if strategy == 'round_robin' or strategy == 'least_occupied' then
+    -- No skills asked: the fairest among the 32 longest-idle agents.
+    local got = redis.call('ZRANGE', ns .. ':avail', 0, 31, 'WITHSCORES')
+    local best = nil
+    for i = 1, #got, 2 do
+      local entry = {got[i], tonumber(got[i + 1]), 0}
+      if better(entry, best, strategy, ns) then best = entry end
     end
     return best and best[1]
   end
@@ -153,6 +186,16 @@ local function move(ns, aid, action, reason)
       ' is allowed from ' .. table.concat(rule[1], ', '))
   end
   redis.call('HSET', akey, 'state', rule[2], 'reason', reason or '')
+  local now = redis.call('TIME')
+  local moment = tonumber(now[1]) + tonumber(now[2]) / 1e6
+  -- What the fairness strategies read: time on calls, since when logged in.
+  if state == 'reserved' or state == 'on_call' or state == 'wrap_up' then
+    local since = tonumber(redis.call('HGET', akey, 'state_at') or moment)
+    redis.call('HINCRBYFLOAT', akey, 'busy', moment - since)
+  end
+  if action == 'login' then redis.call('HSET', akey, 'login_at', moment, 'busy', 0) end
+  if action == 'reserve' then redis.call('HSET', akey, 'reserved_at', moment) end
+  redis.call('HSET', akey, 'state_at', moment)
   if rule[2] == 'available' then
     index(ns, aid)
   elseif state == 'available' then

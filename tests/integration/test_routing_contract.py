@@ -249,3 +249,20 @@ async def test_any_of_skills_and_a_second_team(router: Any) -> None:
     assert not waiting.done()  # nobody in team A is free
     await router.requalify(team, {}, None, {"team.a": 1, "team.b": 1})
     assert (await asyncio.wait_for(waiting, 2)).agent_id == "de"
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_occupied"])
+async def test_fairness_strategies(router: Any, strategy: str) -> None:
+    """After 'a' took a call, fairness picks 'b' even though 'a' has been idle longer."""
+    await staff(router, Agent("a", "PJSIP/1"), Agent("b", "PJSIP/2"))
+    first = await reserved(router, await router.enqueue("c1", "general", {}))
+    assert first.agent_id == "a"
+    await router.connected(first)
+    await asyncio.sleep(1.1)  # on the call long enough to count
+    await router.completed(first)
+    await router.pause("b", "coffee")
+    await router.resume("b")  # 'b' is now the most recently idle
+    fair = await router.enqueue("c2", "general", {}, strategy=strategy)
+    assert (await reserved(router, fair)).agent_id == "b"
+    plain = await router.enqueue("c3", "general", {})
+    assert (await reserved(router, plain)).agent_id == "a"
