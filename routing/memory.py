@@ -71,6 +71,8 @@ class MemoryRouter:
         self._customer: dict[int, str] = {}
         self._any: dict[int, dict[str, int]] = {}  # ticket -> one of these skills
         self._last: dict[str, str] = {}  # customer -> the agent who last served them
+        self._connected_at: dict[int, float] = {}
+        self._aht: dict[str, float] = {}  # queue -> recent handle time
         self._waiting: dict[int, _Waiting] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count()
@@ -141,6 +143,10 @@ class MemoryRouter:
         self._waiting[ticket.id] = _Waiting(new, order, entry.future)
         self._match()
 
+    async def handle_time(self, queue: str) -> float | None:
+        """Recent average handle time of ``queue`` in seconds, or None before any call."""
+        return self._aht.get(queue)
+
     async def position(self, ticket: Ticket) -> int | None:
         """1 for the next call to be served in its queue; None when not waiting."""
         entry = self._waiting.get(ticket.id)
@@ -158,11 +164,17 @@ class MemoryRouter:
         customer = self._customer.get(assignment.ticket.id, "")
         if customer:
             self._last[customer] = assignment.agent_id
+        self._connected_at[assignment.ticket.id] = time.monotonic()
         self._move(assignment.agent_id, "connect")
         self._emit("connected", call=assignment.ticket.call_id, agent=assignment.agent_id)
 
     async def completed(self, assignment: Assignment, wrap_up: float = 0.0) -> None:
         """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
+        started = self._connected_at.pop(assignment.ticket.id, None)
+        if started is not None:
+            handle, queue = time.monotonic() - started, assignment.ticket.queue
+            old = self._aht.get(queue)
+            self._aht[queue] = handle if old is None else 0.8 * old + 0.2 * handle
         if self._move(assignment.agent_id, "complete"):
             self._emit("completed", call=assignment.ticket.call_id, agent=assignment.agent_id)
             if wrap_up > 0:

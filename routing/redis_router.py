@@ -369,7 +369,10 @@ if redis.call('HGET', tkey, 'state') == state then return 0 end
 redis.call('HSET', tkey, 'state', state)
 redis.call('XADD', ns .. ':events', '*', 'event', state, 'ticket', tid, 'agent', aid,
   'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
+local now = redis.call('TIME')
+local moment = tonumber(now[1]) + tonumber(now[2]) / 1e6
 if state == 'connected' then
+  redis.call('HSET', tkey, 'connected_at', moment)
   move(ns, aid, 'connect', '')
   local customer = redis.call('HGET', tkey, 'customer')
   if customer and customer ~= '' then
@@ -379,6 +382,14 @@ if state == 'connected' then
   return 1
 end
 move(ns, aid, 'complete', '')
+local connected_at = tonumber(redis.call('HGET', tkey, 'connected_at') or '')
+if connected_at then
+  -- Recent handle time per queue (an average that favours the latest calls).
+  local akey = ns .. ':aht:' .. redis.call('HGET', tkey, 'queue')
+  local old = tonumber(redis.call('GET', akey) or '')
+  local handle = moment - connected_at
+  redis.call('SET', akey, old and (0.8 * old + 0.2 * handle) or handle)
+end
 if wrap <= 0 then
   move(ns, aid, 'ready', '')
   match_all(ns)
@@ -671,6 +682,14 @@ class RedisRouter:
             "requalify", ticket.id, encoded, "" if priority is None else priority, either
         )
         await self._check(ticket.id)
+
+    async def handle_time(self, queue: str) -> float | None:
+        """Recent average handle time of ``queue`` in seconds, or None before any call."""
+        try:
+            value = await self.redis.get(f"{self.ns}:aht:{queue}")
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        return None if value is None else float(value)
 
     async def position(self, ticket: Ticket) -> int | None:
         """1 for the next call to be served in its queue; None when not waiting."""

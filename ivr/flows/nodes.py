@@ -386,7 +386,9 @@ class _Wait:
         place = await router.position(self.ticket)
         if place is None:
             return
-        minutes = max(1, round(place * self.config.aht / 60))
+        # Recent handle times when the queue has them, the configured one before.
+        measured = await router.handle_time(self.ticket.queue)
+        minutes = max(1, round(place * (measured or self.config.aht) / 60))
         text = {
             "en": f"You are number {place} in the queue. The wait is about {minutes} minutes.",
             "ko": f"대기 순서는 {place}번째입니다. 약 {minutes}분 기다리셔야 합니다.",

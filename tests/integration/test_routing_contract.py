@@ -266,3 +266,14 @@ async def test_fairness_strategies(router: Any, strategy: str) -> None:
     assert (await reserved(router, fair)).agent_id == "b"
     plain = await router.enqueue("c3", "general", {})
     assert (await reserved(router, plain)).agent_id == "a"
+
+
+async def test_handle_time_is_measured(router: Any) -> None:
+    """A queue's recent handle time follows its calls (for the wait estimate on hold)."""
+    await staff(router, Agent("a", "PJSIP/1"))
+    assert await router.handle_time("general") is None
+    call = await reserved(router, await router.enqueue("c1", "general", {}))
+    await router.connected(call)
+    await asyncio.sleep(0.3)
+    await router.completed(call)
+    assert 0.25 < (await router.handle_time("general")) < 1.0
