@@ -68,8 +68,10 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[PathKey, type[BaseModel] | N
             path.append(part)
             value = value[part] if isinstance(value, list) and part < len(value) else None
             continue
-        if current is not None and part in current.model_fields:
-            field = current.model_fields[part]
+        if part == "[key]":  # a dict key that is not allowed: point at the key itself
+            continue
+        field = _field(current, part)
+        if field is not None:
             name = field.alias or part
             current_next = _model_of(field.annotation)
         else:
@@ -79,6 +81,15 @@ def _walk(data: Any, loc: tuple[Any, ...]) -> tuple[PathKey, type[BaseModel] | N
         if index < len(loc) or current_next is not None:
             current = current_next
     return tuple(path), current
+
+
+def _field(model: type[BaseModel] | None, part: Any) -> Any:
+    """The model's field named ``part`` in an error location (by name or by alias)."""
+    if model is None or not isinstance(part, str):
+        return None
+    if part in model.model_fields:
+        return model.model_fields[part]
+    return next((f for f in model.model_fields.values() if f.alias == part), None)
 
 
 def _allowed(model: type[BaseModel] | None) -> str:
@@ -92,9 +103,48 @@ def _allowed(model: type[BaseModel] | None) -> str:
 _UNION_LABELS = re.compile(r"^(str|int|float|bool|list\[.*\]|dict\[.*\]|[A-Z]\w*)$")
 
 
-def _describe(source: Source, error: Any) -> Problem:
+def _one_per_union(exc: ValidationError) -> list[Any]:
+    """A value that fits none of a union's members gives one error, not one per member.
+
+    Prompt text (one string, or one per language) keeps its own, clearer message.
+    """
+    groups: dict[tuple[Any, ...], list[Any]] = {}
+    order: list[tuple[Any, ...]] = []
+    for error in exc.errors():
+        loc = tuple(error["loc"])
+        bare = tuple(p for p in loc if not (isinstance(p, str) and _UNION_LABELS.match(p)))
+        if bare not in groups:
+            order.append(bare)
+        groups.setdefault(bare, []).append(error)
+    out: list[Any] = []
+    for bare in order:
+        errors = groups[bare]
+        labels = [
+            p for e in errors for p in e["loc"] if isinstance(p, str) and _UNION_LABELS.match(p)
+        ]
+        if not labels or set(labels) <= {"str", "dict[str,str]"}:
+            out += errors
+        else:
+            out.append(
+                {
+                    "loc": bare,
+                    "type": "union_mismatch",
+                    "input": errors[0].get("input"),
+                    "members": labels,
+                }
+            )
+    return out
+
+
+def _describe(source: Source, error: Any) -> Problem:  # noqa: PLR0911 - one return per kind
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and _UNION_LABELS.match(p)))
     kind = error["type"]
+    if kind == "union_mismatch":
+        path, _ = _walk(source.data, loc)
+        kinds = {"str": "text", "int": "a whole number", "float": "a number", "bool": "true/false"}
+        wanted = sorted({kinds.get(m, m) for m in error["members"]})
+        shown = repr(error.get("input"))[:40]
+        return problem_at(source, path, f"{path[-1]}: {shown} is not {' or '.join(wanted)}")
     if error["loc"] != loc and kind in ("string_type", "dict_type"):
         labels = [
             i for i, p in enumerate(error["loc"]) if isinstance(p, str) and _UNION_LABELS.match(p)
@@ -126,12 +176,15 @@ def _describe(source: Source, error: Any) -> Problem:
             source, path[:-1], f"missing {path[-1]!r}" + (f": {hint}" if hint else "")
         )
     message = str(error["msg"]).removeprefix("Value error, ")
+    if "[key]" in error["loc"]:
+        return problem_at(source, path, f"{path[-1]}: {message}", key=True)
     if kind == "string_type" and isinstance(error.get("input"), bool):
         word = "yes/on/true" if error["input"] else "no/off/false"
         message = f"YAML reads {word} as a boolean, not text; put the word in quotes"
     if kind == "string_pattern_mismatch" and path and path[-1] in ("next", "goto", "on_failure"):
         message = "a node name: letters, digits, '_' and '-', starting with a letter"
-    return problem_at(source, path, f"{path[-1] if path else 'flow'}: {message}")
+    name = next((p for p in reversed(path) if isinstance(p, str)), "flow")
+    return problem_at(source, path, f"{name}: {message}")
 
 
 def parse_flow(source: Source) -> Flow:
@@ -144,7 +197,7 @@ def parse_flow(source: Source) -> Flow:
         flow = Flow.model_validate(source.data)
     except ValidationError as exc:
         problems = sorted(
-            {str(p): p for p in (_describe(source, e) for e in exc.errors())}.values(),
+            {str(p): p for p in (_describe(source, e) for e in _one_per_union(exc))}.values(),
             key=lambda p: (p.line, p.column),
         )
         raise FlowError(problems) from None

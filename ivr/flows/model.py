@@ -13,7 +13,14 @@ import re
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 __all__ = ["NODE_TYPES", "Flow", "Node", "Text", "targets_of"]
 
@@ -173,28 +180,28 @@ DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SPAN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d-(([01]\d|2[0-3]):[0-5]\d|24:00)$")
 
 
+def _span(value: str) -> str:
+    if not SPAN.match(value):
+        raise ValueError(
+            f"{value!r} is not a span like 09:00-17:30 (24:00 ends a day; "
+            "22:00-02:00 runs past midnight)"
+        )
+    start, end = value.split("-")
+    if start == end:
+        raise ValueError(f"{value!r} opens and closes at the same time")
+    return value
+
+
+Span = Annotated[str, AfterValidator(_span)]
+
+
 class Hours(_Node):
     type: Literal["hours"]
     timezone: str = "UTC"
-    schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[str]]
+    schedule: dict[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], list[Span]]
     holidays: list[date] = Field(default_factory=list)
     open: Target
     closed: Target
-
-    @field_validator("schedule")
-    @classmethod
-    def _spans(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
-        for day, spans in value.items():
-            for span in spans:
-                if not SPAN.match(span):
-                    raise ValueError(
-                        f"{day}: {span!r} is not a span like 09:00-17:30 (24:00 ends a day; "
-                        "22:00-02:00 runs past midnight)"
-                    )
-                start, end = span.split("-")
-                if start == end:
-                    raise ValueError(f"{day}: {span!r} opens and closes at the same time")
-        return value
 
     @field_validator("timezone")
     @classmethod
@@ -204,9 +211,8 @@ class Hours(_Node):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {value!r}; use an IANA name like Asia/Seoul"
-            ) from None
+            message = f"unknown timezone {value!r}; use an IANA name like Asia/Seoul"
+            raise ValueError(message) from None
         return value
 
 
