@@ -20,6 +20,7 @@ import structlog
 
 from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, IvrError
+from ivr.flows.clock import Clock, LoopClock
 from ivr.flows.model import Defaults, Flow, Text
 from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
 from routing.config import QueueConfig
@@ -89,6 +90,8 @@ class Engine:
     http: HttpClient = field(default_factory=UrllibHttp)
     announcements: Announcements = field(default_factory=MemoryAnnouncements)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    #: What a call on hold waits by (escalation steps, notices); tests move it by hand.
+    hold_clock: Clock = field(default_factory=LoopClock)
     environ: Mapping[str, str] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
     internal_dial: str = "PJSIP/{to}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
@@ -345,13 +346,13 @@ class _Wait:
         self.run = run
         self.config = config
         self.ticket = ticket
-        self.loop = asyncio.get_running_loop()
-        self.started = self.loop.time()
+        self.clock = run.engine.hold_clock
+        self.started = self.clock.now()
         self.steps = list(config.steps)
         self.announced = self.started
 
     def waited(self) -> float:
-        return self.loop.time() - self.started
+        return self.clock.now() - self.started
 
     def _deadline(self) -> float | None:
         times = [self.started + step.after for step in self.steps[:1]]
@@ -365,19 +366,25 @@ class _Wait:
         assert router is not None
         while True:
             deadline = self._deadline()
-            timeout = None if deadline is None else max(0.0, deadline - self.loop.time())
+            timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
             assignment = await _hold(self.run, router, self.ticket, timeout)
             if assignment is not None or self.run.channel.hung_up:
                 return assignment
-            if self.steps and self.loop.time() >= self.started + self.steps[0].after:
+            # Whichever fell due first happens first (a clock can jump past both).
+            step_at = self.started + self.steps[0].after if self.steps else math.inf
+            every = self.config.announce_every
+            notice_at = self.announced + every if every else math.inf
+            if min(step_at, notice_at) > self.clock.now():
+                continue
+            if step_at <= notice_at:
                 step = self.steps.pop(0)
                 if step.overflow:
                     return None
                 skills = step.skills if step.skills is not None else dict(self.ticket.skills)
                 await router.requalify(self.ticket, skills, step.priority, step.any_skills)
                 self.run.event("escalated", after=step.after, skills=skills)
-            elif self.config.announce_every:
-                self.announced = self.loop.time()
+            else:
+                self.announced = notice_at  # keep the cadence even after a late wake-up
                 await self._announce()
 
     async def _announce(self) -> None:
@@ -405,7 +412,7 @@ async def _hold(run: Run, router: Any, ticket: Any, timeout: float | None = None
     hangup = asyncio.ensure_future(channel.wait_for_hangup())
     waiting = asyncio.ensure_future(router.wait(ticket))
     try:
-        await asyncio.wait({hangup, waiting}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        await run.engine.hold_clock.wait({hangup, waiting}, timeout)
     finally:
         hangup.cancel()
         if not waiting.done():

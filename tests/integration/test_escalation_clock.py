@@ -1,0 +1,111 @@
+"""Escalation over a caller's wait, on a clock the test moves: 30 s, 60 s, 120 s in no time."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from ivr.agi.channel import Channel
+from ivr.agi.server import FastAgiServer
+from ivr.flows.clock import ManualClock
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.loader import load_flow
+from ivr.flows.ports import SpeechPrompts
+from ivr.testing import AsteriskEmulator, DialOutcome
+from routing.config import QueueConfig
+from routing.memory import Agent, MemoryRouter
+
+FLOW = """
+id: hold
+nodes:
+  q: {type: queue, queue: billing, next: bye, on_failure: sorry}
+  bye: {type: hangup, say: Goodbye.}
+  sorry: {type: hangup, say: "Sorry, nobody is free."}
+"""
+BILLING = QueueConfig.model_validate(
+    {
+        "skills": {"billing": 5},
+        "announce_every": 45,
+        "steps": [
+            {"after": 30, "skills": {"billing": 3}},
+            {"after": 60, "skills": {"billing": 1}},
+            {"after": 120, "overflow": True},
+        ],
+    }
+)
+
+
+async def call_on_hold(tmp_path: Path, agents: list[Agent], script: Any) -> Trace:
+    clock = ManualClock()
+    router = MemoryRouter(agents)
+    engine = Engine(
+        flows={}.get,
+        prompts=SpeechPrompts(tmp_path),
+        router=router,
+        queues={"billing": BILLING},
+        hold_clock=clock,
+    )
+    flow = load_flow("hold.yaml", FLOW)
+    traces: list[Trace] = []
+
+    async def handler(channel: Channel) -> None:
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handler, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(
+        port=server.port, sound_dirs=[tmp_path], dial={"PJSIP/3001": DialOutcome("ANSWER")}
+    )
+    try:
+        call = asyncio.ensure_future(emulator.call("hold"))
+        while not any(kind == "enqueued" for kind, _ in router.events):
+            await asyncio.sleep(0.01)
+        await script(clock, router)
+        await asyncio.wait_for(call, 10)
+    finally:
+        await server.drain(1)
+    return traces[0]
+
+
+def events(trace: Trace) -> list[tuple[str, Any]]:
+    return [(e["event"], e.get("after") or e.get("agent") or e.get("place")) for e in trace.events]
+
+
+async def test_steps_widen_the_skills_until_someone_can_help(tmp_path: Path) -> None:
+    """Level 5 at first, 3 after 30 s, 1 after 60 s: the level-2 agent is rung at 60 s."""
+    seen: list[str] = []
+
+    async def script(clock: ManualClock, router: MemoryRouter) -> None:
+        await clock.advance(29)
+        seen.append(router.agents["junior"].state)  # still too junior
+        await clock.advance(2)  # 31 s: level 3, still too junior
+        seen.append(router.agents["junior"].state)
+        await clock.advance(29)  # 60 s: level 1
+
+    trace = await call_on_hold(tmp_path, [Agent("junior", "PJSIP/3001", {"billing": 2})], script)
+    assert seen == ["available", "available"]
+    assert events(trace)[:4] == [
+        ("queued", None),
+        ("escalated", 30),
+        ("position", 1),  # the notice at 45 s
+        ("escalated", 60),
+    ]
+    assert ("dialled", "junior") in events(trace)
+    assert trace.nodes == ["q", "bye"]
+
+
+async def test_nobody_for_two_minutes_overflows(tmp_path: Path) -> None:
+    """With no agent at all, the call leaves by on_failure after 120 s, and not before."""
+    left: list[bool] = []
+
+    async def script(clock: ManualClock, router: MemoryRouter) -> None:
+        for _ in range(11):
+            await clock.advance(10)
+        left.append(any(kind == "abandoned" for kind, _ in router.events))  # 110 s: still there
+        await clock.advance(15)
+
+    trace = await call_on_hold(tmp_path, [], script)
+    assert left == [False]
+    assert trace.nodes == ["q", "sorry"]
+    assert ("overflow", None) in [(kind, None) for kind, _ in events(trace)]
