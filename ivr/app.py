@@ -23,7 +23,7 @@ from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
-from ivr.routing_config import load_routing
+from ivr.routing_config import load_routing_file
 from routing.config import RoutingConfig, agent_skills
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
@@ -84,12 +84,15 @@ def build(
 
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: no new calls, running calls finish."""
+    config = _routing_config(settings)  # a bad routing.yaml stops the engine before it starts
     async with contextlib.AsyncExitStack() as stack:
-        router = await _routing(settings, stack)
-        await _serve(settings, router, ready)
+        router = await _routing(settings, config, stack)
+        await _serve(settings, router, config, ready)
 
 
-async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> RedisRouter:
+async def _routing(
+    settings: Settings, config: RoutingConfig, stack: contextlib.AsyncExitStack
+) -> RedisRouter:
     """Redis routing: the configured server, or a private redis-server the engine runs."""
     url = settings.redis_url
     if not url:
@@ -101,7 +104,6 @@ async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> Redi
     stack.push_async_callback(router.close)
     try:
         await router.start()
-        config = _routing_config(settings)
         await router.add_agents(Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents)
         for agent in config.agents:
             if agent.log_in and await router.agent_state(agent.id) == "logged_out":
@@ -114,16 +116,17 @@ async def _routing(settings: Settings, stack: contextlib.AsyncExitStack) -> Redi
 def _routing_config(settings: Settings) -> RoutingConfig:
     if not settings.routing_file.exists():
         log.warning("routing.no_file", file=str(settings.routing_file), agents=0)
-        return RoutingConfig()
     try:
-        return load_routing(settings.routing_file)
+        return load_routing_file(settings.routing_file)
     except FlowError as exc:
         raise ConfigError(f"{settings.routing_file} has problems:\n{exc}") from None
 
 
-async def _serve(settings: Settings, router: RedisRouter, ready: asyncio.Event | None) -> None:
+async def _serve(
+    settings: Settings, router: RedisRouter, config: RoutingConfig, ready: asyncio.Event | None
+) -> None:
     server, registry, engine = build(settings, router)
-    engine.queues = _routing_config(settings).queues
+    engine.queues = config.queues
     await server.start()
     watcher = asyncio.ensure_future(registry.watch())
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None

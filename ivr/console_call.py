@@ -23,7 +23,7 @@ from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
-from ivr.routing_config import load_routing
+from ivr.routing_config import load_routing_file
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys
 from routing.config import RoutingConfig, agent_skills
 from routing.memory import Agent, MemoryRouter
@@ -54,7 +54,7 @@ async def _keyboard(timeline: Timeline, done: asyncio.Event) -> None:
 def _demo_routing() -> RoutingConfig:
     """routing.yaml when there is one (every agent available at once), else nothing."""
     try:
-        return load_routing("routing.yaml") if Path("routing.yaml").exists() else RoutingConfig()
+        return load_routing_file(Path("routing.yaml"))
     except FlowError as exc:
         _say(f"! routing.yaml: {exc}")
         return RoutingConfig()

@@ -8,7 +8,7 @@ from typing import Any
 from ivr.flows.problems import read_source, validate_model
 from routing.config import RoutingConfig
 
-__all__ = ["load_routing"]
+__all__ = ["load_routing", "load_routing_file"]
 
 
 def load_routing(path: Path | str, text: str | None = None) -> RoutingConfig:
@@ -20,3 +20,8 @@ def load_routing(path: Path | str, text: str | None = None) -> RoutingConfig:
         return None
 
     return validate_model(read_source(path, text), RoutingConfig, hint)
+
+
+def load_routing_file(path: Path) -> RoutingConfig:
+    """``path`` loaded and checked; no agents and no queues when there is no such file."""
+    return load_routing(path) if path.exists() else RoutingConfig()

@@ -237,6 +237,24 @@ local function match_all(ns)
     match(ns, queue)
   end
 end
+
+-- A call leaves for good (hang-up, lost engine): 0 if it had already ended,
+-- 2 if it freed the agent reserved for it, else 1.
+local function abandon(ns, tid, reason, release)
+  local tkey = ns .. ':t:' .. tid
+  local state = redis.call('HGET', tkey, 'state')
+  if state ~= 'waiting' and state ~= 'reserved' then return 0 end
+  local queue = redis.call('HGET', tkey, 'queue')
+  redis.call('ZREM', ns .. ':q:' .. queue, tid)
+  redis.call('HSET', tkey, 'state', 'abandoned')
+  redis.call('XADD', ns .. ':events', '*', 'event', 'abandoned', 'ticket', tid, 'queue', queue,
+    'call', redis.call('HGET', tkey, 'call'), 'reason', reason)
+  if state == 'reserved' then
+    move(ns, redis.call('HGET', tkey, 'agent'), 'release', release)
+    return 2
+  end
+  return 1
+end
 """
 )
 
@@ -258,7 +276,9 @@ redis.call('SADD', ns .. ':queues', queue)
 redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'enqueued',
   'ticket', tid, 'queue', queue, 'call', call, 'skills', skills)
 match(ns, queue)
-return tid
+-- The reservation made in this very script, if any: no second round trip.
+local got = redis.call('HMGET', ns .. ':t:' .. tid, 'agent', 'endpoint')
+return {tid, got[1] or '', got[2] or ''}
 """
 )
 
@@ -319,20 +339,9 @@ return 1
 _ABANDON = (
     _LIB
     + """
-local ns, tid = ARGV[1], ARGV[2]
-local tkey = ns .. ':t:' .. tid
-local state = redis.call('HGET', tkey, 'state')
-if state ~= 'waiting' and state ~= 'reserved' then return 0 end
-local queue = redis.call('HGET', tkey, 'queue')
-redis.call('ZREM', ns .. ':q:' .. queue, tid)
-redis.call('HSET', tkey, 'state', 'abandoned')
-redis.call('XADD', ns .. ':events', '*', 'event', 'abandoned', 'ticket', tid, 'queue', queue,
-  'call', redis.call('HGET', tkey, 'call'))
-if state == 'reserved' then
-  move(ns, redis.call('HGET', tkey, 'agent'), 'release', 'the caller hung up')
-  match_all(ns)
-end
-return 1
+local done = abandon(ARGV[1], ARGV[2], 'caller', 'the caller hung up')
+if done == 2 then match_all(ARGV[1]) end
+return done
 """
 )
 
@@ -394,8 +403,7 @@ if wrap <= 0 then
   move(ns, aid, 'ready', '')
   match_all(ns)
 else
-  local now = redis.call('TIME')
-  redis.call('ZADD', ns .. ':wrapping', tonumber(now[1]) + wrap, aid)
+  redis.call('ZADD', ns .. ':wrapping', moment + wrap, aid)
 end
 return 2
 """
@@ -413,19 +421,7 @@ redis.call('ZADD', ns .. ':alive', moment, owner)
 local freed = 0
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':alive', '-inf', moment - lost_after)) do
   for _, tid in ipairs(redis.call('SMEMBERS', ns .. ':owned:' .. dead)) do
-    local tkey = ns .. ':t:' .. tid
-    local state = redis.call('HGET', tkey, 'state')
-    if state == 'waiting' or state == 'reserved' then
-      local queue = redis.call('HGET', tkey, 'queue')
-      redis.call('ZREM', ns .. ':q:' .. queue, tid)
-      redis.call('HSET', tkey, 'state', 'abandoned')
-      redis.call('XADD', ns .. ':events', '*', 'event', 'abandoned', 'ticket', tid,
-        'queue', queue, 'call', redis.call('HGET', tkey, 'call'), 'reason', 'engine lost')
-      if state == 'reserved' then
-        move(ns, redis.call('HGET', tkey, 'agent'), 'release', 'its call was lost')
-        freed = freed + 1
-      end
-    end
+    if abandon(ns, tid, 'engine lost', 'its call was lost') == 2 then freed = freed + 1 end
   end
   redis.call('DEL', ns .. ':owned:' .. dead)
   redis.call('ZREM', ns .. ':alive', dead)
@@ -632,8 +628,9 @@ class RedisRouter:
         await self._ensure_listener()
         encoded = json.dumps(dict(skills)) if skills else "{}"
         either = json.dumps(dict(any_skills)) if any_skills else "{}"
-        ticket_id = int(
-            await self._run(
+        raw_id, agent, endpoint = (
+            _s(v)
+            for v in await self._run(
                 "enqueue",
                 queue,
                 call_id,
@@ -645,10 +642,12 @@ class RedisRouter:
                 either,
             )
         )
+        ticket_id = int(raw_id)
         ticket = Ticket(ticket_id, call_id, queue, tuple(sorted(skills.items())), priority)
         self._tickets[ticket_id] = ticket
         self._waiters[ticket_id] = asyncio.get_running_loop().create_future()
-        await self._check(ticket_id)  # reserved inside the same script, before we listened
+        if agent:  # reserved by the enqueue script itself
+            self._resolve(ticket_id, agent, endpoint)
         return ticket
 
     async def _check(self, ticket_id: int) -> None:

@@ -10,7 +10,7 @@ captured sessions in ``shared/asterisk/transcripts/agi-sessions.json``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
@@ -506,8 +506,3 @@ def split_command_line(line: str) -> list[str]:
     if current is not None:
         words.append("".join(current))
     return words
-
-
-def join_words(words: Iterable[str]) -> str:
-    """Join command words with single spaces (for messages and logs)."""
-    return " ".join(words)

@@ -251,7 +251,3 @@ class Run:
         self.variables[name] = value
         if sensitive:
             self.sensitive.add(name)
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
