@@ -159,6 +159,13 @@ def _duration(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r}: use seconds, or 30m, 1h") from None
 
 
+def _keys(text: str) -> str:
+    """Keys a caller can press: 0-9, * and #."""
+    if not text or any(c not in "0123456789*#" for c in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a phone has only 0-9, * and #")
+    return text
+
+
 def _target(text: str) -> tuple[float, float]:
     """'80/20': 80 % of calls answered within 20 s."""
     try:
@@ -269,7 +276,11 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("flow", help="a flow id from the flows folder (e.g. main)")
     call.add_argument("--flows", type=Path, default=Path("dialplans"), help="flows folder")
     call.add_argument(
-        "--press", nargs="+", metavar="KEYS", help="answers to each prompt, e.g. 1 1 12345# 0000"
+        "--press",
+        nargs="+",
+        metavar="KEYS",
+        type=_keys,
+        help="answers to each prompt, e.g. 1 1 12345# 0000",
     )
     call.add_argument("--engine", metavar="HOST:PORT", help="call a running engine instead")
     call.add_argument("--callerid", default="5551234")

@@ -160,3 +160,10 @@ def test_staffing_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert "24.00 Erlangs" in out and "<- needed" in out
     assert "29 agents on the phones meet 80% in 20 s; schedule 42" in out
     assert main([*argv, "--target", "80/20", "--shrinkage", "1.5"]) == 2
+
+
+def test_call_refuses_keys_a_phone_does_not_have(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["call", "echo", "--flows", str(SIMPLE), "--press", "1x"])
+    assert exit_info.value.code == 2
+    assert "only 0-9, * and #" in capsys.readouterr().err
