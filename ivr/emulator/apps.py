@@ -8,15 +8,11 @@ the engine and streams frames, unknown applications are absent (-2).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ivr.audiosocket.protocol import FRAME_BYTES, FrameParser, Kind, encode_frame
+from ivr.emulator.audiosocket import audiosocket_app
 from ivr.emulator.caller import DialOutcome
-from ivr.errors import IvrError
 
 if TYPE_CHECKING:
     from ivr.emulator.agi import AgiSession
@@ -88,7 +84,7 @@ class Applications:
             "musiconhold": _wait,
             "hangup": _hangup,
             "dial": self._dial,
-            "audiosocket": _audiosocket,
+            "audiosocket": audiosocket_app,
             "voicemail": _zero,
             "queue": _zero,
             "chanspy": _zero,
@@ -178,58 +174,3 @@ async def _playback(session: AgiSession, data: str) -> int:
             break
     session.vars["PLAYBACKSTATUS"] = status
     return 0
-
-
-class AudioSocketClientError(IvrError, ConnectionError):
-    """The emulator could not reach the engine's AudioSocket server."""
-
-
-async def _audiosocket(session: AgiSession, data: str) -> int:
-    """Connect, send the UUID, stream the caller's audio and keys until a hang-up frame."""
-    args = split_app_args(data)
-    if len(args) < 2 or ":" not in args[1]:
-        return -1
-    try:
-        call_id = uuid.UUID(args[0])
-    except ValueError:
-        return -1
-    host, _, port = args[1].rpartition(":")
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
-    except (OSError, TimeoutError, ValueError):
-        return -1
-    writer.write(encode_frame(Kind.UUID, call_id.bytes))
-    parser = FrameParser()
-    silence = bytes(FRAME_BYTES)
-    result = 0
-    try:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(reader.read(4096), 0.02)
-            except TimeoutError:
-                chunk = None
-            if chunk == b"":
-                break
-            if chunk:
-                kinds = {f.kind for f in parser.feed(chunk)}
-                if kinds - {Kind.AUDIO, Kind.HANGUP}:
-                    result = -1  # only audio and hang-up frames are allowed from the server
-                    break
-                if Kind.HANGUP in kinds:
-                    break
-            event = await session.timeline.wait(0.0)
-            if event is not None and event.kind == "hangup":
-                session._go_dead()
-                result = -1
-                break
-            if event is not None:
-                writer.write(encode_frame(Kind.DTMF, event.digit.encode()))
-            writer.write(encode_frame(Kind.AUDIO, silence))
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(ConnectionError, OSError):
-            writer.close()
-            await writer.wait_closed()
-    return result
