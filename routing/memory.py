@@ -147,6 +147,19 @@ class MemoryRouter:
         """Recent average handle time of ``queue`` in seconds, or None before any call."""
         return self._aht.get(queue)
 
+    async def staffed(
+        self, skills: Mapping[str, int], any_skills: Mapping[str, int] | None = None
+    ) -> int:
+        """Agents logged in, not paused and not missed, who meet the requirement."""
+        either = dict(any_skills or {})
+        return sum(
+            1
+            for agent in self.agents.values()
+            if agent.state not in ("logged_out", "paused", "missed")
+            and agent.qualifies(skills)
+            and (not either or any(agent.skills.get(s, 0) >= v for s, v in either.items()))
+        )
+
     async def position(self, ticket: Ticket) -> int | None:
         """1 for the next call to be served in its queue; None when not waiting."""
         entry = self._waiting.get(ticket.id)

@@ -7,6 +7,7 @@ and can never hold two reservations. All keys carry one hash tag
 
     {rt}:agent:<id>    hash   endpoint, state, idle_since, missed
     {rt}:skills:<id>   hash   skill -> level
+    {rt}:has:<skill>   zset   every agent with that skill, by level (any state)
     {rt}:avail         zset   available agents by idle_since (longest idle first)
     {rt}:avail:<skill> zset   available agents with that skill, by level
     {rt}:q:<queue>     zset   waiting tickets, by priority, then put-back, then age
@@ -329,10 +330,43 @@ redis.call('SADD', ns .. ':agents', aid)
 redis.call('HSET', akey, 'endpoint', endpoint)
 redis.call('HSETNX', akey, 'state', 'logged_out')
 redis.call('HSETNX', akey, 'missed', 0)
+for _, skill in ipairs(redis.call('HKEYS', ns .. ':skills:' .. aid)) do
+  redis.call('ZREM', ns .. ':has:' .. skill, aid)
+end
 redis.call('DEL', ns .. ':skills:' .. aid)
-for skill, level in pairs(skills) do redis.call('HSET', ns .. ':skills:' .. aid, skill, level) end
+for skill, level in pairs(skills) do
+  redis.call('HSET', ns .. ':skills:' .. aid, skill, level)
+  redis.call('ZADD', ns .. ':has:' .. skill, level, aid)
+end
 if available then index(ns, aid); match_all(ns) end
 return 1
+"""
+)
+
+# Agents logged in and not paused who meet a requirement: the wait estimate's
+# divisor. It reads the agents holding the requirement's first skill (the
+# {rt}:has:<skill> index, by level), never all agents, unless the queue asks
+# for no skill at all.
+_STAFFED = (
+    _LIB
+    + """
+local ns, skills, any = ARGV[1], cjson.decode(ARGV[2]), cjson.decode(ARGV[3])
+local members
+local first, floor = next(skills)
+if first ~= nil then
+  members = redis.call('ZRANGEBYSCORE', ns .. ':has:' .. first, floor, '+inf')
+else
+  members = redis.call('SMEMBERS', ns .. ':agents')
+end
+local n = 0
+for _, aid in ipairs(members) do
+  local state = redis.call('HGET', ns .. ':agent:' .. aid, 'state')
+  if state ~= 'logged_out' and state ~= 'paused' and state ~= 'missed'
+     and fits_all(ns, aid, skills) and fits_any(ns, aid, any) then
+    n = n + 1
+  end
+end
+return n
 """
 )
 
@@ -473,6 +507,7 @@ class RedisRouter:
                 ("abandon", _ABANDON),
                 ("missed", _MISSED),
                 ("settle", _SETTLE),
+                ("staffed", _STAFFED),
             )
         }
 
@@ -689,6 +724,15 @@ class RedisRouter:
         except (RedisError, OSError) as exc:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
         return None if value is None else float(value)
+
+    async def staffed(
+        self, skills: Mapping[str, int], any_skills: Mapping[str, int] | None = None
+    ) -> int:
+        """Agents logged in, not paused and not missed, who meet the requirement:
+        those who will serve the queue's calls (the wait estimate divides by them)."""
+        encoded = json.dumps(dict(skills)) if skills else "{}"
+        either = json.dumps(dict(any_skills)) if any_skills else "{}"
+        return int(await self._run("staffed", encoded, either))
 
     async def position(self, ticket: Ticket) -> int | None:
         """1 for the next call to be served in its queue; None when not waiting."""

@@ -350,6 +350,9 @@ class _Wait:
         self.started = self.clock.now()
         self.steps = list(config.steps)
         self.announced = self.started
+        #: The requirement now (escalation steps change it), for the wait estimate.
+        self.skills: dict[str, int] = dict(ticket.skills)
+        self.any_skills: dict[str, int] = dict(config.any_skills)
 
     def waited(self) -> float:
         return self.clock.now() - self.started
@@ -380,8 +383,11 @@ class _Wait:
                 step = self.steps.pop(0)
                 if step.overflow:
                     return None
-                skills = step.skills if step.skills is not None else dict(self.ticket.skills)
+                skills = step.skills if step.skills is not None else self.skills
                 await router.requalify(self.ticket, skills, step.priority, step.any_skills)
+                self.skills = dict(skills)
+                if step.any_skills is not None:
+                    self.any_skills = dict(step.any_skills)
                 self.run.event("escalated", after=step.after, skills=skills)
             else:
                 self.announced = notice_at  # keep the cadence even after a late wake-up
@@ -393,14 +399,24 @@ class _Wait:
         place = await router.position(self.ticket)
         if place is None:
             return
-        # Recent handle times when the queue has them, the configured one before.
+        # Each of the agents able to take the call frees up once per handle
+        # time (recent handle times when the queue has them, the configured
+        # one before): the calls ahead are shared among them.
         measured = await router.handle_time(self.ticket.queue)
-        minutes = max(1, round(place * (measured or self.config.aht) / 60))
-        text = {
-            "en": f"You are number {place} in the queue. The wait is about {minutes} minutes.",
-            "ko": f"대기 순서는 {place}번째입니다. 약 {minutes}분 기다리셔야 합니다.",
-        }
-        self.run.event("position", place=place, minutes=minutes)
+        serving = await router.staffed(self.skills, self.any_skills or None)
+        if serving:
+            minutes = max(1, math.ceil(place * (measured or self.config.aht) / serving / 60))
+            text = {
+                "en": f"You are number {place} in the queue. The wait is about {minutes} minutes.",
+                "ko": f"대기 순서는 {place}번째입니다. 약 {minutes}분 기다리셔야 합니다.",
+            }
+        else:
+            minutes = None
+            text = {
+                "en": f"You are number {place} in the queue.",
+                "ko": f"대기 순서는 {place}번째입니다.",
+            }
+        self.run.event("position", place=place, minutes=minutes, agents=serving)
         await self.run.channel.set_music(False)
         await _play(self.run, await self.run.sound(text))
 

@@ -109,3 +109,51 @@ async def test_nobody_for_two_minutes_overflows(tmp_path: Path) -> None:
     assert left == [False]
     assert trace.nodes == ["q", "sorry"]
     assert ("overflow", None) in [(kind, None) for kind, _ in events(trace)]
+
+
+async def test_wait_estimate_shares_the_calls_ahead_among_the_agents(tmp_path: Path) -> None:
+    """Place 1, AHT 180 s: one busy agent able to serve makes 3 minutes, three make 1."""
+    config = QueueConfig.model_validate(
+        {
+            "skills": {"billing": 5},
+            "aht": 180,
+            "announce_every": 10,
+            "steps": [{"after": 12, "overflow": True}],
+        }
+    )
+    estimates: dict[int, Any] = {}
+    for count in (1, 3):
+        agents = [Agent(f"a{i}", f"PJSIP/30{i}", {"billing": 7}) for i in range(count)]
+        for agent in agents:
+            agent.state = "on_call"  # all busy: the call waits
+        clock = ManualClock()
+        router = MemoryRouter(agents)
+        engine = Engine(
+            flows={}.get,
+            prompts=SpeechPrompts(tmp_path),
+            router=router,
+            queues={"billing": config},
+            hold_clock=clock,
+        )
+        traces: list[Trace] = []
+
+        async def handler(
+            channel: Channel, engine: Engine = engine, traces: list[Trace] = traces
+        ) -> None:
+            traces.append(await engine.run(channel, load_flow("hold.yaml", FLOW)))
+
+        server = FastAgiServer(default=handler, port=0)
+        await server.start()
+        emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path])
+        try:
+            call = asyncio.ensure_future(emulator.call("hold"))
+            while not any(kind == "enqueued" for kind, _ in router.events):
+                await asyncio.sleep(0.01)
+            await clock.advance(11)
+            await clock.advance(2)  # the step at 12 s: overflow
+            await asyncio.wait_for(call, 10)
+        finally:
+            await server.drain(1)
+        notices = [e for e in traces[0].events if e["event"] == "position"]
+        estimates[count] = (notices[0]["minutes"], notices[0]["agents"])
+    assert estimates == {1: (3, 1), 3: (1, 3)}

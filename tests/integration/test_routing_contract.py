@@ -277,3 +277,28 @@ async def test_handle_time_is_measured(router: Any) -> None:
     await asyncio.sleep(0.3)
     await router.completed(call)
     assert 0.25 < (await router.handle_time("general")) < 1.0
+
+
+async def test_staffed_counts_who_can_serve(router: Any) -> None:
+    """The wait estimate's divisor: logged in, not paused, able to take the call."""
+    await staff(
+        router,
+        Agent("a", "PJSIP/1", {"billing": 5}),
+        Agent("b", "PJSIP/2", {"billing": 3, "tv": 2}),
+        Agent("c", "PJSIP/3", {"tv": 9}),
+    )
+    await router.add_agents([Agent("off", "PJSIP/4", {"billing": 9})])  # logged out
+    assert await router.staffed({"billing": 3}) == 2
+    assert await router.staffed({"billing": 4}) == 1
+    assert await router.staffed({}, {"tv": 2}) == 2
+    assert await router.staffed({"billing": 1}, {"tv": 1}) == 1
+    assert await router.staffed({}) == 3
+    busy = await reserved(router, await router.enqueue("c1", "billing", {"billing": 5}))
+    assert busy.agent_id == "a"
+    assert await router.staffed({"billing": 3}) == 2  # a reserved agent still serves
+    await router.pause("b", "lunch")
+    assert await router.staffed({"billing": 3}) == 1
+    # New skills move an agent between the indexes at once.
+    await router.add_agents([Agent("c", "PJSIP/3", {"billing": 7})])
+    assert await router.staffed({"billing": 3}) == 2
+    assert await router.staffed({}, {"tv": 1}) == 0
