@@ -26,6 +26,8 @@ __all__ = ["AgentConfig", "QueueConfig", "RoutingConfig", "ServiceLevel", "Step"
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
 Levels = dict[Name, Annotated[int, Field(ge=1, le=10)]]
+Channel = Literal["voice", "chat", "email"]
+_VOICE: Channel = "voice"
 
 
 class _Strict(BaseModel):
@@ -39,23 +41,20 @@ class AgentConfig(_Strict):
     skills: Levels = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=list)
     team: str | None = None
-    max_contacts: dict[Literal["voice", "chat", "email"], Annotated[int, Field(ge=1, le=20)]] = (
-        Field(
-            default_factory=lambda: {"voice": 1},
-            description="contacts the agent can hold at once, per channel (voice is always 1)",
-        )
+    max_contacts: dict[Channel, Annotated[int, Field(ge=1, le=20)]] = Field(
+        default_factory=lambda: {_VOICE: 1},
+        description="contacts the agent can hold at once, per channel (voice is always 1)",
     )
     log_in: bool = Field(False, description="log in when the engine starts (demos)")
 
     @field_validator("max_contacts")
     @classmethod
-    def _one_call_at_a_time(cls, value: dict[str, int]) -> dict[str, int]:
+    def _one_call_at_a_time(cls, value: dict[Channel, int]) -> dict[Channel, int]:
         if value.get("voice", 1) != 1:
             raise ValueError(
-                "voice must be 1: a phone takes one call at a time "
-                "(chat and email may allow more)"
+                "voice must be 1: a phone takes one call at a time (chat and email may allow more)"
             )
-        return {"voice": 1, **value}
+        return {_VOICE: 1, **value}
 
 
 def agent_skills(agent: AgentConfig) -> dict[str, int]:
