@@ -11,11 +11,15 @@ import contextlib
 import dataclasses
 import os
 import signal
+from collections.abc import Iterator
 
 import structlog
+import uvicorn
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
+from ivr.api import build_api
+from ivr.auth import TokenBook
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
 from ivr.errors import ConfigError
@@ -126,9 +130,15 @@ async def _serve(
     settings: Settings, router: RedisRouter, config: RoutingConfig, ready: asyncio.Event | None
 ) -> None:
     server, registry, engine = build(settings, router)
-    engine.queues = config.queues
+    # routing.yaml's queues become every engine's; the API changes them at run
+    # time and the router keeps this mapping current (it is read per call).
+    router.queues.update(config.queues)
+    with contextlib.suppress(RoutingError):
+        await router.replace_queues(config.queues)
+    engine.queues = router.queues
     await server.start()
     watcher = asyncio.ensure_future(registry.watch())
+    api = await _start_api(settings, router)
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -143,5 +153,43 @@ async def _serve(
     watcher.cancel()
     if demo_api is not None:
         demo_api.close()
+    if api is not None:
+        api.should_exit = True
     await server.drain(settings.drain_timeout)
     log.info("engine.stopped", **dataclasses.asdict(server.stats))
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: the engine's SIGTERM drains everything."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _start_api(settings: Settings, router: RedisRouter) -> uvicorn.Server | None:
+    """The HTTP API in this process (uvicorn on the engine's loop), or None when off."""
+    if not settings.api_port:
+        return None
+    tokens = TokenBook.from_environ()
+    if not tokens:
+        log.warning("api.no_tokens", hint="set IVR_API_TOKENS or IVR_API_TOKENS_FILE")
+    config = uvicorn.Config(
+        build_api(router, tokens),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+    )
+    api = _ApiServer(config)
+    task = asyncio.ensure_future(api.serve())
+    while not api.started and not task.done():  # noqa: ASYNC110 - uvicorn sets a flag only
+        await asyncio.sleep(0.01)
+    if task.done():
+        raise ConfigError(
+            f"the HTTP API cannot listen on {settings.api_host}:{settings.api_port}; "
+            "set IVR_API_PORT to a free port, or 0 to turn it off"
+        )
+    log.info("api.listening", address=f"{settings.api_host}:{settings.api_port}")
+    return api

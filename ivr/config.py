@@ -42,6 +42,9 @@ class Settings:
     prompts_dir: Path = Path("var/prompts")
     #: The demo account service for the billing flow; 0 turns it off.
     demo_api_port: int = 8089
+    #: The HTTP API (agents, queues, KPIs; tokens in IVR_API_TOKENS); port 0 turns it off.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8090
     #: Redis for routing (``redis://host:6379/0``, ``unix:///path``); empty: the
     #: engine runs its own redis-server in ``redis_dir``.
     redis_url: str = ""

@@ -14,6 +14,8 @@ and can never hold two reservations. All keys carry one hash tag
     {rt}:queues        set    queues that have waiting tickets
     {rt}:t:<ticket>    hash   call, queue, skills, priority, state, agent, endpoint
     {rt}:events        stream what happened, for KPIs
+    {rt}:queuecfg      hash   queue -> settings (JSON), shared by every engine
+    {rt}:audit         stream who changed what (API, supervisors)
 The engine that enqueued a call learns of its reservation by pub/sub.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from routing.config import QueueConfig
 from routing.errors import RoutingUnavailable, UnknownTicket
 from routing.memory import Agent, Assignment, Ticket
 from routing.states import TRANSITIONS, InvalidTransition
@@ -496,6 +499,9 @@ class RedisRouter:
         self._listener: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        #: Queue settings shared by every engine (``routing.yaml``, then API
+        #: changes); updated in place when any engine changes them.
+        self.queues: dict[str, QueueConfig] = {}
         self._scripts = {
             name: client.register_script(body)
             for name, body in (
@@ -588,18 +594,90 @@ class RedisRouter:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
         return state.decode() if isinstance(state, bytes) else state
 
+    # ---------------------------------------------------------- queue configs
+
+    async def replace_queues(self, configs: Mapping[str, QueueConfig]) -> None:
+        """Make ``configs`` every engine's queue settings (``routing.yaml`` at start)."""
+        key = f"{self.ns}:queuecfg"
+        try:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                if configs:
+                    pipe.hset(key, mapping={n: c.model_dump_json() for n, c in configs.items()})
+                pipe.publish(f"{self.ns}:config", "*")
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        self.queues.clear()
+        self.queues.update(configs)
+
+    async def set_queue(self, name: str, config: QueueConfig) -> None:
+        """Change one queue for every engine at once; calls enqueued after it use it."""
+        try:
+            await self.redis.hset(f"{self.ns}:queuecfg", name, config.model_dump_json())
+            await self.redis.publish(f"{self.ns}:config", name)
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        self.queues[name] = config
+
+    async def load_queues(self) -> dict[str, QueueConfig]:
+        """Read the shared queue settings into :attr:`queues` (kept in place)."""
+        try:
+            redis: Any = self.redis
+            raw = await redis.hgetall(f"{self.ns}:queuecfg")
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        fresh: dict[str, QueueConfig] = {}
+        for name, body in raw.items():
+            try:
+                fresh[_s(name)] = QueueConfig.model_validate_json(body)
+            except ValueError:
+                continue  # written by a newer engine with fields this one lacks
+        self.queues.clear()
+        self.queues.update(fresh)
+        return fresh
+
+    async def audit(self, actor: str, action: str, **fields: str) -> None:
+        """Append who did what to the audit stream (API changes, supervisors)."""
+        entry: dict[str | bytes, str | bytes] = {"actor": actor, "action": action}
+        entry.update(fields)
+        try:
+            redis: Any = self.redis
+            await redis.xadd(
+                f"{self.ns}:audit",
+                entry,
+                maxlen=100_000,
+                approximate=True,
+            )
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+
+    async def audit_log(self, count: int = 100) -> list[dict[str, str]]:
+        """The newest ``count`` audit entries, oldest first."""
+        redis: Any = self.redis
+        raw = await redis.xrevrange(f"{self.ns}:audit", count=count)
+        return [
+            {"at": _s(key), **{_s(k): _s(v) for k, v in fields.items()}}
+            for key, fields in reversed(raw)
+        ]
+
     # ---------------------------------------------------------------- calls
 
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub()
         try:
-            await pubsub.subscribe(f"{self.ns}:reserved")
+            await pubsub.subscribe(f"{self.ns}:reserved", f"{self.ns}:config")
+            await self.load_queues()  # changes made while unsubscribed
         except (RedisError, OSError):
             return  # Redis is away; the next enqueue tries again (and says so)
         self._ready.set()
+        config_channel = f"{self.ns}:config".encode()
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
+                    continue
+                if message["channel"] == config_channel:
+                    await self.load_queues()
                     continue
                 ticket, agent, endpoint = message["data"].decode().split("|", 2)
                 self._resolve(int(ticket), agent, endpoint)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -88,15 +92,39 @@ class TestSettings:
             load_settings(environ={"IVR_MAX_CALLS": "lots"})
 
 
+def _api(port: int, method: str, path: str, body: object = None) -> Any:
+    """One request to the engine's HTTP API, over real TCP, with an admin token."""
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"Authorization": "Bearer test-token-0123456", "Content-Type": "application/json"},
+    )
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            with urllib.request.urlopen(request, timeout=5) as reply:
+                return json.loads(reply.read())
+        except urllib.error.URLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
-    """`ivr serve` stops taking calls on SIGTERM, lets the running call finish, exits 0."""
-    port = free_port()
+    """`ivr serve` stops taking calls on SIGTERM, lets the running call finish, exits 0.
+
+    On the way, its HTTP API serves routing.yaml's queues and takes a change."""
+    port, api_port = free_port(), free_port()
     env = dict(
         os.environ,
         IVR_LOG_FORMAT="json",
         IVR_FLOWS_DIR=str(SIMPLE),
         IVR_PROMPTS_DIR=str(tmp_path),
         IVR_DEMO_API_PORT="0",
+        IVR_API_PORT=str(api_port),
+        IVR_API_TOKENS="ops:admin:test-token-0123456",
+        IVR_REDIS_DIR=str(tmp_path / "redis"),
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "ivr.cli", "serve", "--port", str(port), "--drain-timeout", "20"],
@@ -112,6 +140,10 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.05)
+        queues = _api(api_port, "GET", "/api/queues")["queues"]
+        assert queues["billing"]["config"]["skills"] == {"billing": 3}
+        changed = _api(api_port, "PUT", "/api/queues/billing", {"aht": 99})
+        assert changed["aht"] == 99
         from ivr.testing import AsteriskEmulator, Keys
 
         async def call() -> list[str]:

@@ -1,0 +1,295 @@
+"""The engine's HTTP API: agents and queues changed at run time, KPIs read.
+
+Every engine process sharing the routing store sees a change at once (queue
+settings live in Redis and are announced by pub/sub). Each request needs a
+bearer token (:mod:`ivr.auth`); every change is written to the audit stream
+with who made it.
+
+    GET  /api/agents                      viewer      agents, states, skills
+    PUT  /api/agents/{id}                 admin       create or change (endpoint, skills, team)
+    POST /api/agents/{id}/login|logout|resume         supervisor
+    POST /api/agents/{id}/pause           supervisor  {"reason": "lunch"}
+    PUT  /api/agents/{id}/skills          admin       {"billing": 7, "tv": 3}
+    GET  /api/queues                      viewer      settings and waiting calls
+    GET  /api/queues/{name}               viewer
+    PUT  /api/queues/{name}               admin       the routing.yaml form of one queue
+    GET  /api/queues/{name}/stats         viewer      ?interval=3600 (seconds)
+    GET  /api/audit                       admin       newest changes
+
+Errors are JSON ``{"error": ..., "problems": [{"at": ..., "message": ...}]}``
+with 400 (bad JSON), 401/403 (token, role), 404, 409 (a state change the
+agent's state does not allow), 422 (settings that do not validate) and 503
+(the routing store is unreachable).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ivr.auth import Principal, TokenBook
+from routing.config import AgentConfig, QueueConfig, agent_skills
+from routing.errors import RoutingError, RoutingUnavailable
+from routing.kpis import compute
+from routing.memory import Agent
+from routing.redis_router import RedisRouter
+from routing.states import InvalidTransition
+
+__all__ = ["build_api"]
+
+log = structlog.get_logger("ivr.api")
+
+Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+
+def _error(status: int, message: str, problems: list[dict[str, str]] | None = None) -> Response:
+    body: dict[str, Any] = {"error": message}
+    if problems:
+        body["problems"] = problems
+    return JSONResponse(body, status_code=status)
+
+
+def _problems(exc: ValidationError) -> list[dict[str, str]]:
+    out = []
+    for error in exc.errors():
+        at = ".".join(str(part) for part in error["loc"]) or "(body)"
+        out.append({"at": at, "message": error["msg"]})
+    return out
+
+
+def _principal(tokens: TokenBook, role: str, request: Request) -> Principal | Response:
+    """Whose token the request carries, or the refusal to send."""
+    if not tokens:
+        return _error(
+            401,
+            "the API has no tokens configured; set IVR_API_TOKENS "
+            "('NAME:ROLE:TOKEN;...') or IVR_API_TOKENS_FILE and restart",
+        )
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    who = tokens.who(token.strip()) if scheme.lower() == "bearer" else None
+    if who is None:
+        return _error(401, "send 'Authorization: Bearer <token>' with a valid token")
+    if not who.may(role):
+        return _error(403, f"{who.name} is {who.role}; this needs the {role} role")
+    return who
+
+
+def _guarded(
+    tokens: TokenBook, role: str, handler: Handler
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        who = _principal(tokens, role, request)
+        if isinstance(who, Response):
+            return who
+        try:
+            return await handler(request, who)
+        except InvalidTransition as exc:
+            return _error(409, str(exc))
+        except RoutingUnavailable as exc:
+            return _error(503, str(exc))
+        except RoutingError as exc:
+            return _error(409, str(exc))
+
+    return endpoint
+
+
+class _Handlers:
+    def __init__(self, router: RedisRouter) -> None:
+        self.router = router
+
+    @staticmethod
+    async def body(request: Request) -> Any:
+        raw = await request.body()
+        try:
+            return json.loads(raw or b"null")
+        except ValueError as exc:
+            raise _BadRequestError(f"the body is not JSON: {exc}") from None
+
+    async def known(self, agent_id: str) -> dict[str, Any] | None:
+        for row in await self.router.agents():
+            if row["id"] == agent_id:
+                return row
+        return None
+
+    async def list_agents(self, request: Request, who: Principal) -> Response:
+        return JSONResponse({"agents": await self.router.agents()})
+
+    async def put_agent(self, request: Request, who: Principal) -> Response:
+        agent_id = request.path_params["agent"]
+        data = await self.body(request)
+        if not isinstance(data, dict):
+            return _error(400, "send a JSON object: {endpoint, skills, team, name}")
+        try:
+            config = AgentConfig.model_validate({**data, "id": agent_id})
+        except ValidationError as exc:
+            return _error(422, "the agent does not validate", _problems(exc))
+        await self.router.add_agents([Agent(config.id, config.endpoint, agent_skills(config))])
+        await self.router.audit(who.name, "agent.put", agent=agent_id, value=json.dumps(data))
+        log.info("api.agent_changed", agent=agent_id, by=who.name)
+        return JSONResponse(await self.known(agent_id))
+
+    async def act(self, request: Request, who: Principal) -> Response:
+        agent_id, action = request.path_params["agent"], request.path_params["action"]
+        if await self.known(agent_id) is None:
+            return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
+        reason = ""
+        if action == "pause":
+            data = await self.body(request)
+            reason = str(data.get("reason", "")) if isinstance(data, dict) else ""
+            if any(c in reason for c in "\r\n\0") or len(reason) > 80:
+                return _error(422, "a pause reason is one line of at most 80 characters")
+        moves = {
+            "login": self.router.login,
+            "logout": self.router.logout,
+            "resume": self.router.resume,
+        }
+        changed = (
+            await self.router.pause(agent_id, reason)
+            if action == "pause"
+            else await moves[action](agent_id)
+        )
+        await self.router.audit(who.name, f"agent.{action}", agent=agent_id, reason=reason)
+        return JSONResponse(
+            {
+                "agent": agent_id,
+                "state": await self.router.agent_state(agent_id),
+                "changed": changed,
+            }
+        )
+
+    async def put_skills(self, request: Request, who: Principal) -> Response:
+        agent_id = request.path_params["agent"]
+        row = await self.known(agent_id)
+        if row is None:
+            return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
+        data = await self.body(request)
+        try:
+            config = AgentConfig.model_validate(
+                {"id": agent_id, "endpoint": row["endpoint"], "skills": data}
+            )
+        except ValidationError as exc:
+            return _error(422, "the skills do not validate", _problems(exc))
+        await self.router.add_agents([Agent(agent_id, row["endpoint"], dict(config.skills))])
+        await self.router.audit(who.name, "agent.skills", agent=agent_id, value=json.dumps(data))
+        return JSONResponse(await self.known(agent_id))
+
+    async def list_queues(self, request: Request, who: Principal) -> Response:
+        await self.router.load_queues()
+        sizes = await self.router.queue_sizes()
+        names = sorted(set(self.router.queues) | set(sizes))
+        return JSONResponse(
+            {
+                "queues": {
+                    name: {
+                        "waiting": sizes.get(name, 0),
+                        "config": self.router.queues[name].model_dump(mode="json")
+                        if name in self.router.queues
+                        else None,
+                    }
+                    for name in names
+                }
+            }
+        )
+
+    async def get_queue(self, request: Request, who: Principal) -> Response:
+        name = request.path_params["name"]
+        await self.router.load_queues()
+        if name not in self.router.queues:
+            return _error(404, f"no queue {name!r}; PUT /api/queues/{name} creates one")
+        return JSONResponse(self.router.queues[name].model_dump(mode="json"))
+
+    async def put_queue(self, request: Request, who: Principal) -> Response:
+        name = request.path_params["name"]
+        if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
+            return _error(422, "a queue name holds letters, digits, '_', '-' and '.'")
+        data = await self.body(request)
+        try:
+            config = QueueConfig.model_validate(data)
+        except ValidationError as exc:
+            return _error(422, f"queue {name!r} does not validate", _problems(exc))
+        await self.router.set_queue(name, config)
+        await self.router.audit(who.name, "queue.put", queue=name, value=config.model_dump_json())
+        log.info("api.queue_changed", queue=name, by=who.name)
+        return JSONResponse(config.model_dump(mode="json"))
+
+    async def queue_stats(self, request: Request, who: Principal) -> Response:
+        name = request.path_params["name"]
+        try:
+            interval = float(request.query_params.get("interval", "3600"))
+        except ValueError:
+            return _error(400, "interval is a number of seconds")
+        now = time.time()
+        config = self.router.queues.get(name) or QueueConfig()
+        queues, occupancy = compute(
+            await self.router.events(now - interval), now=now, target=config.service_level.seconds
+        )
+        stats = queues.get(name)
+        if stats is None:
+            return JSONResponse({"queue": name, "offered": 0})
+        fields = {k: v for k, v in vars(stats).items() if k not in ("waits", "handles")}
+        return JSONResponse({**fields, "occupancy": occupancy})
+
+    async def audit(self, request: Request, who: Principal) -> Response:
+        return JSONResponse({"audit": await self.router.audit_log()})
+
+
+def build_api(router: RedisRouter, tokens: TokenBook) -> Starlette:
+    """The ASGI app; ``router`` is the engine's routing store."""
+    h = _Handlers(router)
+
+    def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        return _guarded(tokens, role, handler)
+
+    routes = [
+        Route("/api/agents", guarded("viewer", h.list_agents), methods=["GET"]),
+        Route("/api/agents/{agent}", guarded("admin", h.put_agent), methods=["PUT"]),
+        Route(
+            "/api/agents/{agent}/{action:str}",
+            _choose(
+                {
+                    "login": guarded("supervisor", h.act),
+                    "logout": guarded("supervisor", h.act),
+                    "pause": guarded("supervisor", h.act),
+                    "resume": guarded("supervisor", h.act),
+                }
+            ),
+            methods=["POST"],
+        ),
+        Route("/api/agents/{agent}/skills", guarded("admin", h.put_skills), methods=["PUT"]),
+        Route("/api/queues", guarded("viewer", h.list_queues), methods=["GET"]),
+        Route("/api/queues/{name}", guarded("viewer", h.get_queue), methods=["GET"]),
+        Route("/api/queues/{name}", guarded("admin", h.put_queue), methods=["PUT"]),
+        Route("/api/queues/{name}/stats", guarded("viewer", h.queue_stats), methods=["GET"]),
+        Route("/api/audit", guarded("admin", h.audit), methods=["GET"]),
+    ]
+    return Starlette(routes=routes, exception_handlers={_BadRequestError: _bad_request})
+
+
+class _BadRequestError(Exception):
+    pass
+
+
+async def _bad_request(request: Request, exc: Exception) -> Response:
+    return _error(400, str(exc))
+
+
+def _choose(
+    handlers: dict[str, Callable[[Request], Awaitable[Response]]],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        action = request.path_params["action"]
+        handler = handlers.get(action)
+        if handler is None:
+            return _error(404, f"unknown action {action!r}; allowed: {', '.join(handlers)}")
+        return await handler(request)
+
+    return endpoint
