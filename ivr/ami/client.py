@@ -1,0 +1,581 @@
+"""One logged-in AMI connection, kept up: actions, typed events, reconnect, resync.
+
+Built on panoramisk (DESIGN.md): its ``Manager`` dispatches events and its
+``Action`` objects correlate replies by ActionID, collect ``EventList``
+lists and wait for an async Originate's ``OriginateResponse``. Three parts
+of it are replaced, for these reasons (panoramisk 1.4):
+
+* **Reconnect**: ``Manager.connection_lost`` retries every ``reconnect_timeout``
+  seconds forever, with no backoff and no jitter, and also after a refused
+  login (hammering Asterisk with a wrong secret). Here a supervisor task
+  reconnects with capped exponential backoff and jitter, stops on a refused
+  login, and resyncs (``CoreShowChannels``, ``DeviceStateList``) before
+  telling the engine through ``on_resync``.
+* **Actions in flight when the link drops**: ``AMIProtocol.close`` queues them
+  to be sent again after the next ``FullyBooted``, which a least-privilege
+  user (no ``system`` read) never receives, and which would re-send an
+  ``Originate`` (a second call). Here they fail at once with
+  :class:`AmiConnectionError`; the caller decides.
+* **Framing**: ``AMIProtocol.data_received`` decodes each TCP chunk before
+  framing (a UTF-8 character split across chunks is silently dropped;
+  other bytes that are not UTF-8 vanish) and only knows CRLF. Here
+  :class:`~ivr.ami.protocol.AmiParser` frames bytes first; and every value
+  sent is checked for CR/LF/NUL (panoramisk writes values as given).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import structlog
+from panoramisk.actions import Action as PanoramiskAction
+from panoramisk.ami_protocol import AMIProtocol
+from panoramisk.manager import Manager
+from panoramisk.message import Message as PanoramiskMessage
+
+from ivr.ami.config import AmiConfig
+from ivr.ami.errors import (
+    AmiActionError,
+    AmiConnectionError,
+    AmiLoginError,
+    AmiTimeout,
+)
+from ivr.ami.events import (
+    AmiEvent,
+    CoreShowChannel,
+    DeviceStateChange,
+    OriginateResponse,
+    parse_event,
+)
+from ivr.ami.protocol import AmiParser, HeaderValue, Message, encode_action
+
+__all__ = ["AmiClient", "Resync", "SpyMode"]
+
+log = structlog.get_logger()
+
+Handler = Callable[[AmiEvent], Awaitable[None] | None]
+SpyMode = Literal["listen", "whisper", "barge"]
+#: ChanSpy options per supervisor mode (app_chanspy.c): q quiet (no beep / name),
+#: E exit when the spied channel hangs up, u the argument is a uniqueid or a
+#: whole channel name (so PJSIP/20 cannot also catch PJSIP/200-...), w whisper, B barge.
+SPY_OPTIONS: dict[str, str] = {"listen": "qEu", "whisper": "qEuw", "barge": "qEuB"}
+
+
+@dataclass(frozen=True, slots=True)
+class Resync:
+    """What Asterisk holds right after a (re)connect."""
+
+    channels: tuple[CoreShowChannel, ...]
+    device_states: Mapping[str, str]
+    reconnected: bool
+    #: Seconds from the link going down to this resync (0 on the first connect).
+    outage: float = 0.0
+
+
+def _to_panoramisk(message: Message) -> PanoramiskMessage:
+    headers: dict[str, Any] = {}
+    for name, value in message.headers:
+        if name in headers:
+            old = headers[name]
+            headers[name] = [*old, value] if isinstance(old, list) else [old, value]
+        else:
+            headers[name] = value
+    converted = PanoramiskMessage(headers)
+    converted.raw = message
+    return converted
+
+
+def _raw(message: Any) -> Message:
+    raw = getattr(message, "raw", None)
+    assert isinstance(raw, Message)
+    return raw
+
+
+class _Protocol(AMIProtocol):  # type: ignore[misc]
+    """panoramisk's protocol with our framing and a fail-fast close."""
+
+    closed: bool
+    parser: AmiParser
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.parser = AmiParser()
+
+    def data_received(self, data: bytes) -> None:
+        for message in self.parser.feed(data):
+            self.handle_message(_to_panoramisk(message))
+
+    def send_wire(self, action: PanoramiskAction, wire: bytes) -> asyncio.Future[Any]:
+        self.responses[action.id] = action
+        self.transport.write(wire)
+        return action.future  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        for key in list(self.responses):
+            action = self.responses.pop(key)
+            if not action.future.done():
+                action.future.set_exception(
+                    AmiConnectionError(
+                        f"the AMI connection dropped before Asterisk answered {action['action']}; "
+                        "it may or may not have run: check its effect before trying again"
+                    )
+                )
+        if not self.closed:
+            try:
+                self.transport.close()
+            finally:
+                self.closed = True
+
+
+class _Manager(Manager):  # type: ignore[misc]
+    """panoramisk's Manager without its own connect / reconnect loop."""
+
+    def __init__(self, client: AmiClient, **config: Any) -> None:
+        super().__init__(**config)
+        self._client = client
+
+    def connection_lost(self, exc: object) -> None:
+        self._connected = False
+        self._client._lost()
+
+
+class EventStream:
+    """``async for event in client.events("Hangup", "DialEnd")``; close it when done."""
+
+    def __init__(self, client: AmiClient, names: Iterable[str], maxsize: int) -> None:
+        self._queue: asyncio.Queue[AmiEvent] = asyncio.Queue(maxsize)
+        self._unsubscribe = [client.on(name, self._put) for name in (tuple(names) or ("*",))]
+
+    def _put(self, event: AmiEvent) -> None:
+        if self._queue.full():  # a slow reader loses the oldest, never blocks the link
+            self._queue.get_nowait()
+            log.warning("ami_event_stream_overflow", dropped=event.name)
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> EventStream:
+        return self
+
+    async def __anext__(self) -> AmiEvent:
+        return await self._queue.get()
+
+    async def get(self, timeout: float | None = None) -> AmiEvent:
+        return await asyncio.wait_for(self._queue.get(), timeout)
+
+    def close(self) -> None:
+        for off in self._unsubscribe:
+            off()
+        self._unsubscribe = []
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class AmiClient:
+    """The engine's AMI connection. ``await connect()``, then actions and events."""
+
+    def __init__(
+        self,
+        config: AmiConfig,
+        *,
+        on_resync: Callable[[Resync], Awaitable[None] | None] | None = None,
+        on_disconnect: Callable[[], Awaitable[None] | None] | None = None,
+        resync_devices: bool = True,
+    ) -> None:
+        self.config = config
+        self.on_resync = on_resync
+        self.on_disconnect = on_disconnect
+        self.resync_devices = resync_devices
+        self._handlers: dict[str, list[Handler]] = {}
+        self._manager: _Manager | None = None
+        self._protocol: _Protocol | None = None
+        self._ids = itertools.count(1)
+        self._prefix = f"ivr-{uuid.uuid4().hex[:8]}"
+        self._down = asyncio.Event()
+        self._up = asyncio.Event()
+        self._closing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._pinger: asyncio.Task[None] | None = None
+        self.version = ""
+        #: How many times the link came back after a drop.
+        self.reconnects = 0
+        self.last_resync: Resync | None = None
+
+    # ------------------------------------------------------------ connection
+
+    @property
+    def connected(self) -> bool:
+        return self._up.is_set()
+
+    async def connect(self) -> None:
+        """Connect and log in; raise :class:`AmiLoginError` / :class:`AmiConnectionError`.
+
+        Then keep the link up in the background until :meth:`close`.
+        """
+        self.config.require_credentials()
+        self._closing = False
+        await self._open()
+        await self._resync(reconnected=False, outage=0.0)
+        self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
+        if self.config.ping_interval > 0:
+            self._pinger = asyncio.create_task(self._ping_loop(), name="ami-ping")
+
+    async def close(self) -> None:
+        """Log off and stop reconnecting."""
+        self._closing = True
+        for task in (self._supervisor, self._pinger):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self._protocol is not None and not self._protocol.closed:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.action("Logoff"), 1.0)
+            self._protocol.close()
+        self._up.clear()
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        await asyncio.wait_for(self._up.wait(), timeout)
+
+    async def _open(self) -> None:
+        loop = asyncio.get_running_loop()
+        manager = _Manager(self, loop=loop, encoding="utf8")
+        manager.register_event("*", self._dispatch)
+        cfg = self.config
+        try:
+            _transport, protocol = await asyncio.wait_for(
+                loop.create_connection(_Protocol, cfg.host, cfg.port), cfg.connect_timeout
+            )
+        except (OSError, TimeoutError) as exc:
+            raise AmiConnectionError(
+                f"cannot reach the AMI at {cfg.host}:{cfg.port} ({exc}); is Asterisk running "
+                "and manager.conf [general] enabled = yes with that bindaddr/port?"
+            ) from exc
+        protocol.factory = manager
+        protocol.log = manager.log
+        protocol.config = manager.config
+        protocol.encoding = manager.encoding = "utf8"
+        manager.protocol = protocol
+        manager.responses = protocol.responses
+        manager._connected = True
+        self._manager, self._protocol = manager, protocol
+        self._down.clear()
+        try:
+            reply = await self._send(
+                "Login",
+                {"Username": cfg.username, "Secret": cfg.secret, "Events": "on"},
+                timeout=cfg.connect_timeout + 1.5,  # Asterisk waits 1 s before refusing
+                check=False,
+            )
+        except (AmiConnectionError, AmiTimeout):
+            protocol.close()
+            raise
+        if reply.response != "Success":
+            protocol.close()
+            raise AmiLoginError(
+                f"Asterisk at {cfg.host}:{cfg.port} refused the AMI login as {cfg.username!r} "
+                f"({reply.get('Message') or reply.response}); check IVR_AMI_USER / IVR_AMI_SECRET "
+                "against manager.conf and that the user's permit= allows this host"
+            )
+        self.version = protocol.parser.version
+        self._up.set()
+        log.info("ami_connected", host=cfg.host, port=cfg.port, version=self.version)
+
+    def _stopping(self) -> bool:
+        return self._closing
+
+    def _lost(self) -> None:
+        if self._up.is_set() or not self._down.is_set():
+            self._up.clear()
+            self._down.set()
+
+    async def _supervise(self) -> None:
+        cfg = self.config
+        while not self._closing:
+            await self._down.wait()
+            if self._stopping():
+                return
+            went_down = time.monotonic()
+            log.warning("ami_disconnected", host=cfg.host, port=cfg.port)
+            self._call(self.on_disconnect)
+            delay = cfg.backoff_initial
+            while not self._closing:
+                jitter = 1 + random.uniform(  # noqa: S311 - jitter, not a secret
+                    -cfg.backoff_jitter, cfg.backoff_jitter
+                )
+                await asyncio.sleep(min(delay * jitter, cfg.backoff_max))
+                try:
+                    await self._open()
+                    await self._resync(reconnected=True, outage=time.monotonic() - went_down)
+                except AmiLoginError as exc:
+                    log.error("ami_login_refused", error=str(exc))  # noqa: TRY400
+                    delay = cfg.backoff_max  # credentials will not fix themselves quickly
+                except (AmiConnectionError, AmiTimeout, OSError) as exc:
+                    log.info("ami_reconnect_failed", error=str(exc), next_delay=delay)
+                    delay = min(delay * 2, cfg.backoff_max)
+                else:
+                    self.reconnects += 1
+                    break
+
+    async def _ping_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.ping_interval)
+            if not self.connected or self._protocol is None:
+                continue
+            try:
+                await self.action("Ping")
+            except AmiTimeout:
+                # A half-open link: nothing arrives, nothing fails. Drop it.
+                log.warning("ami_ping_timeout")
+                self._protocol.transport.abort()
+            except (AmiConnectionError, AmiActionError):
+                pass
+
+    async def _resync(self, *, reconnected: bool, outage: float) -> None:
+        channels = tuple(await self.core_show_channels())
+        states = await self.device_states() if self.resync_devices else {}
+        resync = Resync(channels, states, reconnected, outage)
+        self.last_resync = resync
+        log.info("ami_resync", channels=len(channels), devices=len(states), outage=round(outage, 3))
+        self._call(self.on_resync, resync)
+
+    # ---------------------------------------------------------------- events
+
+    def on(self, name: str, handler: Handler) -> Callable[[], None]:
+        """Call ``handler(event)`` for each event ``name`` (``"*"``: all); returns an undo."""
+        key = name.lower()
+        self._handlers.setdefault(key, []).append(handler)
+
+        def off() -> None:
+            with contextlib.suppress(ValueError):
+                self._handlers.get(key, []).remove(handler)
+
+        return off
+
+    def events(self, *names: str, maxsize: int = 1000) -> EventStream:
+        """An async iterator over the events named (all when none is named)."""
+        return EventStream(self, names, maxsize)
+
+    def _dispatch(self, manager: Manager, message: PanoramiskMessage) -> None:
+        self._emit(parse_event(_raw(message)))
+
+    def _emit(self, event: AmiEvent) -> None:
+        for handler in [*self._handlers.get(event.name.lower(), ()), *self._handlers.get("*", ())]:
+            self._call(handler, event)
+
+    def _call(self, handler: Callable[..., Awaitable[None] | None] | None, *args: Any) -> None:
+        if handler is None:
+            return
+        try:
+            result = handler(*args)
+        except Exception:
+            log.exception("ami_handler_failed", handler=getattr(handler, "__name__", repr(handler)))
+            return
+        if asyncio.iscoroutine(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("ami_handler_failed", error=repr(task.exception()))
+
+    # --------------------------------------------------------------- actions
+
+    async def _send(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        timeout: float | None = None,
+        check: bool = True,
+        extra: Mapping[str, str] | None = None,
+    ) -> Any:
+        headers = dict(headers or {})
+        action_id = f"{self._prefix}-{next(self._ids)}"
+        wire = encode_action(name, headers, action_id=action_id)  # refuses CR/LF/NUL first
+        protocol = self._protocol
+        if protocol is None or protocol.closed:
+            raise AmiConnectionError(
+                f"the AMI is not connected; {name} was not sent (the client reconnects by itself)"
+            )
+        action = PanoramiskAction({"Action": name, "ActionID": action_id, **(extra or {})})
+        future = protocol.send_wire(action, wire)
+        try:
+            result = await asyncio.wait_for(
+                asyncio.shield(future), timeout or self.config.action_timeout
+            )
+        except TimeoutError:
+            protocol.responses.pop(action_id, None)
+            raise AmiTimeout(
+                f"Asterisk did not answer {name} within {timeout or self.config.action_timeout} s"
+            ) from None
+        if isinstance(result, list):
+            return [_raw(m) for m in result]
+        message = _raw(result)
+        if check and message.response == "Error":
+            raise AmiActionError(name, message.get("Message") or "no reason given")
+        return message
+
+    async def action(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> Message:
+        """Send one action and return its response; ``Response: Error`` raises."""
+        result = await self._send(name, headers, timeout=timeout)
+        if isinstance(result, list):  # an event list nobody asked to collect
+            return result[0]  # type: ignore[no-any-return]
+        return result  # type: ignore[no-any-return]
+
+    async def action_list(
+        self,
+        name: str,
+        headers: Mapping[str, HeaderValue] | None = None,
+        *,
+        timeout: float | None = None,
+    ) -> list[AmiEvent]:
+        """An action answered with an event list: the items, without start and Complete."""
+        result = await self._send(name, headers, timeout=timeout)
+        if not isinstance(result, list):
+            return []  # "Response: Success" with no EventList: nothing to list
+        return [
+            parse_event(m)
+            for m in result[1:]
+            if m.event and m.get("EventList").lower() != "complete"
+        ]
+
+    async def ping(self) -> float:
+        """Round trip of a Ping, in seconds."""
+        start = time.perf_counter()
+        await self.action("Ping")
+        return time.perf_counter() - start
+
+    async def originate(
+        self,
+        channel: str,
+        *,
+        application: str | None = None,
+        data: str = "",
+        context: str | None = None,
+        exten: str | None = None,
+        priority: int | str = 1,
+        timeout: float = 30.0,
+        caller_id: str | None = None,
+        variables: Mapping[str, str] | None = None,
+        account: str | None = None,
+        channel_id: str | None = None,
+        other_channel_id: str | None = None,
+    ) -> OriginateResponse:
+        """Originate (always ``Async: true``) and wait for its ``OriginateResponse``.
+
+        ``timeout`` is the ring time in seconds. Returns the response whether
+        the call was answered or not (``.success``, ``.reason``); raises
+        :class:`AmiTimeout` if Asterisk never reports the end,
+        :class:`AmiActionError` if it refuses the action.
+        """
+        if (application is None) == (context is None):
+            raise ValueError("originate: give either application= or context=/exten=, not both")
+        headers: dict[str, HeaderValue] = {"Channel": channel}
+        if application is not None:
+            headers["Application"] = application
+            if data:
+                headers["Data"] = data
+        else:
+            headers.update(Context=context or "", Exten=exten or "s", Priority=str(priority))
+        headers["Timeout"] = str(int(timeout * 1000))
+        if caller_id:
+            headers["CallerID"] = caller_id
+        if account:
+            headers["Account"] = account
+        if channel_id:
+            headers["ChannelId"] = channel_id
+        if other_channel_id:
+            headers["OtherChannelId"] = other_channel_id
+        if variables:
+            headers["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+        headers["Async"] = "true"
+        result = await self._send(
+            "Originate",
+            headers,
+            timeout=timeout + self.config.action_timeout,
+            extra={"Async": "true"},
+        )
+        if not isinstance(result, list):
+            raise AmiActionError("Originate", result.get("Message") or result.response)
+        event = parse_event(result[-1])
+        assert isinstance(event, OriginateResponse)
+        self._emit(event)  # subscribers see it too, though it answered our action
+        return event
+
+    async def spy(
+        self,
+        supervisor: str,
+        target_channel: str,
+        mode: SpyMode = "listen",
+        *,
+        timeout: float = 30.0,
+        caller_id: str | None = None,
+    ) -> OriginateResponse:
+        """Ring ``supervisor`` (``PJSIP/900``) and, once answered, ChanSpy on ``target_channel``.
+
+        ``target_channel`` is a whole channel name (``PJSIP/200-0000002a``) or
+        a uniqueid; the ``u`` option makes ChanSpy match exactly that.
+        """
+        return await self.originate(
+            supervisor,
+            application="ChanSpy",
+            data=f"{target_channel},{SPY_OPTIONS[mode]}",
+            timeout=timeout,
+            caller_id=caller_id,
+        )
+
+    async def hangup(self, channel: str, cause: int | None = None) -> None:
+        headers = {"Channel": channel}
+        if cause is not None:
+            headers["Cause"] = str(cause)
+        await self.action("Hangup", headers)
+
+    async def getvar(self, variable: str, channel: str | None = None) -> str:
+        headers = {"Variable": variable}
+        if channel:
+            headers["Channel"] = channel
+        return (await self.action("Getvar", headers)).get("Value")
+
+    async def setvar(self, variable: str, value: str, channel: str | None = None) -> None:
+        headers = {"Variable": variable, "Value": value}
+        if channel:
+            headers["Channel"] = channel
+        await self.action("Setvar", headers)
+
+    async def core_show_channels(self) -> list[CoreShowChannel]:
+        items = await self.action_list("CoreShowChannels")
+        return [e for e in items if isinstance(e, CoreShowChannel)]
+
+    async def device_states(self) -> dict[str, str]:
+        """``{"PJSIP/200": "NOT_INUSE", ...}`` from ``DeviceStateList``."""
+        items = await self.action_list("DeviceStateList")
+        return {e.device: e.state for e in items if isinstance(e, DeviceStateChange)}
+
+    async def __aenter__(self) -> AmiClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
