@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from routing.errors import UnknownTicket
 from routing.states import InvalidTransition, next_state
 
 __all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket"]
+
+_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class Assignment:
     ticket: Ticket
     agent_id: str
     endpoint: str
+    #: The number to call back, when the caller asked for a callback.
+    callback: str = ""
 
 
 @dataclass(slots=True)
@@ -77,6 +82,8 @@ class MemoryRouter:
         self._ids = itertools.count(1)
         self._seq = itertools.count()
         self.events: list[tuple[str, dict[str, object]]] = []
+        self._callbacks: dict[int, str] = {}  # ticket -> number to call back
+        self._due: asyncio.Queue[Assignment] = asyncio.Queue()
 
     def _emit(self, kind: str, **data: object) -> None:
         self.events.append((kind, data))
@@ -112,12 +119,30 @@ class MemoryRouter:
             raise UnknownTicket(ticket.id)
         return await asyncio.shield(entry.future)
 
-    async def abandon(self, ticket: Ticket) -> None:
+    async def abandon(self, ticket: Ticket, reason: str = "caller") -> None:
         entry = self._waiting.pop(ticket.id, None)
+        self._callbacks.pop(ticket.id, None)
         if entry is not None and entry.future.done() and not entry.future.cancelled():
             self._move(entry.future.result().agent_id, "release")  # reserved, caller left
         if entry is not None:
-            self._emit("abandoned", call=ticket.call_id, queue=ticket.queue)
+            self._emit("abandoned", call=ticket.call_id, queue=ticket.queue, reason=reason)
+
+    async def request_callback(self, ticket: Ticket, number: str) -> bool:
+        """Keep the call's place without the caller on the line; False when too late."""
+        if not _NUMBER.match(number):
+            raise ValueError(
+                f"a callback number is 3 to 20 digits with an optional '+': {number!r}"
+            )
+        entry = self._waiting.get(ticket.id)
+        if entry is None or entry.future.done():
+            return False
+        self._callbacks[ticket.id] = number
+        self._emit("callback_requested", call=ticket.call_id, queue=ticket.queue)
+        return True
+
+    async def next_callback(self) -> Assignment:
+        """The next callback an agent was reserved for."""
+        return await self._due.get()
 
     async def requalify(
         self,
@@ -303,5 +328,9 @@ class MemoryRouter:
             agent = self._pick(free, skills, strategy, prefer)
             agent.state = next_state(agent.id, agent.state, "reserve") or agent.state
             agent.reserved_at = agent.state_at = time.monotonic()
-            entry.future.set_result(Assignment(entry.ticket, agent.id, agent.endpoint))
+            number = self._callbacks.get(entry.ticket.id, "")
+            assignment = Assignment(entry.ticket, agent.id, agent.endpoint, callback=number)
+            entry.future.set_result(assignment)
+            if number:
+                self._due.put_nowait(assignment)
             self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)

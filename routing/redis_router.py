@@ -16,6 +16,7 @@ and can never hold two reservations. All keys carry one hash tag
     {rt}:events        stream what happened, for KPIs
     {rt}:queuecfg      hash   queue -> settings (JSON), shared by every engine
     {rt}:audit         stream who changed what (API, supervisors)
+    {rt}:callbacks     list   reserved callbacks waiting for a worker to claim them
 The engine that enqueued a call learns of its reservation by pub/sub.
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -230,6 +232,12 @@ local function match(ns, queue)
       redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'reserved',
         'ticket', tid, 'queue', queue, 'agent', best, 'call', redis.call('HGET', tkey, 'call'))
       redis.call('PUBLISH', ns .. ':reserved', tid .. '|' .. best .. '|' .. endpoint)
+      local back = redis.call('HGET', tkey, 'callback')
+      if back and back ~= '' then
+        -- Nobody waits on the line: any engine's callback worker takes it.
+        redis.call('RPUSH', ns .. ':callbacks', tid)
+        redis.call('PUBLISH', ns .. ':callback', tid)
+      end
     end
   end
   if redis.call('ZCARD', qkey) == 0 then redis.call('SREM', ns .. ':queues', queue) end
@@ -373,10 +381,44 @@ return n
 """
 )
 
+# The caller asks to be called back: the call keeps its place but nobody
+# holds the line; when an agent is reserved for it, a callback worker claims it.
+_CALLBACK = (
+    _LIB
+    + """
+local ns, tid, number = ARGV[1], ARGV[2], ARGV[3]
+local tkey = ns .. ':t:' .. tid
+if redis.call('HGET', tkey, 'state') ~= 'waiting' then return 0 end
+redis.call('HSET', tkey, 'callback', number)
+redis.call('XADD', ns .. ':events', '*', 'event', 'callback_requested', 'ticket', tid,
+  'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
+return 1
+"""
+)
+
+_CLAIM = (
+    _LIB
+    + """
+local ns, engine = ARGV[1], ARGV[2]
+while true do
+  local tid = redis.call('LPOP', ns .. ':callbacks')
+  if not tid then return false end
+  local tkey = ns .. ':t:' .. tid
+  if redis.call('HGET', tkey, 'state') == 'reserved' then
+    redis.call('HSET', tkey, 'claimed_by', engine)
+    redis.call('SADD', ns .. ':owned:' .. engine, tid)
+    local f = redis.call('HMGET', tkey, 'call', 'queue', 'skills', 'priority', 'agent',
+      'endpoint', 'callback')
+    return {tid, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
+  end
+end
+"""
+)
+
 _ABANDON = (
     _LIB
     + """
-local done = abandon(ARGV[1], ARGV[2], 'caller', 'the caller hung up')
+local done = abandon(ARGV[1], ARGV[2], ARGV[3], 'the caller left')
 if done == 2 then match_all(ARGV[1]) end
 return done
 """
@@ -458,7 +500,22 @@ redis.call('ZADD', ns .. ':alive', moment, owner)
 local freed = 0
 for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':alive', '-inf', moment - lost_after)) do
   for _, tid in ipairs(redis.call('SMEMBERS', ns .. ':owned:' .. dead)) do
-    if abandon(ns, tid, 'engine lost', 'its call was lost') == 2 then freed = freed + 1 end
+    local tkey = ns .. ':t:' .. tid
+    local f = redis.call('HMGET', tkey, 'callback', 'state', 'claimed_by', 'agent', 'queue')
+    if f[1] and f[1] ~= '' then
+      -- A callback outlives its engine: one it was placing goes back to the head.
+      if f[2] == 'reserved' and f[3] == dead then
+        move(ns, f[4], 'release', 'its engine was lost')
+        redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '',
+          'claimed_by', '')
+        local priority = tonumber(redis.call('HGET', tkey, 'priority'))
+        redis.call('ZADD', ns .. ':q:' .. f[5], (100 - priority) * 1e13 + tonumber(tid), tid)
+        redis.call('SADD', ns .. ':queues', f[5])
+        freed = freed + 1
+      end
+    elseif abandon(ns, tid, 'engine lost', 'its call was lost') == 2 then
+      freed = freed + 1
+    end
   end
   redis.call('DEL', ns .. ':owned:' .. dead)
   redis.call('ZREM', ns .. ':alive', dead)
@@ -474,6 +531,14 @@ if #due > 0 or freed > 0 then match_all(ns) end
 return #due + freed
 """
 )
+
+
+_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+def _check_number(number: str) -> None:
+    if not _NUMBER.match(number):
+        raise ValueError(f"a callback number is 3 to 20 digits with an optional '+': {number!r}")
 
 
 def _s(value: Any) -> str:
@@ -499,6 +564,7 @@ class RedisRouter:
         self._listener: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
+        self._callback_due = asyncio.Event()
         #: Queue settings shared by every engine (``routing.yaml``, then API
         #: changes); updated in place when any engine changes them.
         self.queues: dict[str, QueueConfig] = {}
@@ -514,6 +580,8 @@ class RedisRouter:
                 ("missed", _MISSED),
                 ("settle", _SETTLE),
                 ("staffed", _STAFFED),
+                ("callback", _CALLBACK),
+                ("claim", _CLAIM),
             )
         }
 
@@ -666,18 +734,24 @@ class RedisRouter:
     async def _listen(self) -> None:
         pubsub = self.redis.pubsub()
         try:
-            await pubsub.subscribe(f"{self.ns}:reserved", f"{self.ns}:config")
+            await pubsub.subscribe(
+                f"{self.ns}:reserved", f"{self.ns}:config", f"{self.ns}:callback"
+            )
             await self.load_queues()  # changes made while unsubscribed
         except (RedisError, OSError):
             return  # Redis is away; the next enqueue tries again (and says so)
         self._ready.set()
         config_channel = f"{self.ns}:config".encode()
+        callback_channel = f"{self.ns}:callback".encode()
         try:
             async for message in pubsub.listen():
                 if message.get("type") != "message":
                     continue
                 if message["channel"] == config_channel:
                     await self.load_queues()
+                    continue
+                if message["channel"] == callback_channel:
+                    self._callback_due.set()
                     continue
                 ticket, agent, endpoint = message["data"].decode().split("|", 2)
                 self._resolve(int(ticket), agent, endpoint)
@@ -821,9 +895,34 @@ class RedisRouter:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
         return None if rank is None else int(rank) + 1
 
-    async def abandon(self, ticket: Ticket) -> None:
+    async def abandon(self, ticket: Ticket, reason: str = "caller") -> None:
+        """The call leaves the queue (``reason`` goes to the event); a reserved agent is freed."""
         self._forget(ticket.id)
-        await self._run("abandon", ticket.id)
+        await self._run("abandon", ticket.id, reason)
+
+    async def request_callback(self, ticket: Ticket, number: str) -> bool:
+        """Keep the call's place without the caller on the line; False when it is too
+        late (an agent is already reserved: the caller is connected instead)."""
+        _check_number(number)
+        done = bool(await self._run("callback", ticket.id, number))
+        if done:
+            self._forget(ticket.id)
+        return done
+
+    async def next_callback(self, poll: float = 1.0) -> Assignment:
+        """The next callback an agent was reserved for, claimed by this engine alone."""
+        await self._ensure_listener()
+        while True:
+            self._callback_due.clear()
+            raw = await self._run("claim", self.engine_id)
+            if raw:
+                tid, call, queue, skills, priority, agent, endpoint, number = (_s(v) for v in raw)
+                ticket = Ticket(
+                    int(tid), call, queue, tuple(sorted(json.loads(skills).items())), int(priority)
+                )
+                return Assignment(ticket, agent, endpoint, callback=number)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._callback_due.wait(), poll)
 
     async def connected(self, assignment: Assignment) -> None:
         self._forget(assignment.ticket.id)

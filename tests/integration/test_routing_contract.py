@@ -302,3 +302,62 @@ async def test_staffed_counts_who_can_serve(router: Any) -> None:
     await router.add_agents([Agent("c", "PJSIP/3", {"billing": 7})])
     assert await router.staffed({"billing": 3}) == 2
     assert await router.staffed({}, {"tv": 1}) == 0
+
+
+async def test_callback_keeps_the_place_without_the_caller(router: Any) -> None:
+    """A caller who asks to be called back keeps their place; the agent reserved for the
+    call is handed to a callback worker with the number, not to the (gone) call."""
+    first = await router.enqueue("c1", "general", {})
+    second = await router.enqueue("c2", "general", {})
+    assert await router.request_callback(first, "+15551234") is True
+    await staff(router, Agent("a", "PJSIP/1"))
+    due = await asyncio.wait_for(router.next_callback(), 2)
+    assert (due.ticket.id, due.agent_id, due.endpoint, due.callback) == (
+        first.id,
+        "a",
+        "PJSIP/1",
+        "+15551234",
+    )
+    assert await router.agent_state("a") == "reserved"
+    assert await router.position(second) == 1
+    # The agent's phone is not answered: the callback goes back to the head and
+    # the next agent gets it before the call that was behind it.
+    await router.missed(due)
+    await staff(router, Agent("b", "PJSIP/2"))
+    again = await asyncio.wait_for(router.next_callback(), 2)
+    assert (again.ticket.id, again.agent_id) == (first.id, "b")
+    await router.connected(again)
+    await router.completed(again)
+    # Free again, b takes the call that waited behind the callback.
+    assert (await reserved(router, second)).agent_id in ("a", "b")
+
+
+async def test_callback_too_late_or_bad_number(router: Any) -> None:
+    await staff(router, Agent("a", "PJSIP/1"))
+    ticket = await router.enqueue("c1", "general", {})
+    await reserved(router, ticket)
+    assert await router.request_callback(ticket, "5551234") is False  # connect instead
+    waiting = await router.enqueue("c2", "general", {})
+    with pytest.raises(ValueError, match="3 to 20 digits"):
+        await router.request_callback(waiting, "555;Dial(PJSIP/evil)")
+
+
+async def test_a_callback_outlives_the_engine_placing_it(redis_url: str) -> None:
+    """The engine that claimed a callback dies mid-way: the agent is freed and the
+    callback, back at the head of its queue, goes to another engine."""
+    first = RedisRouter.connect(redis_url)
+    await first.redis.flushall()
+    ticket = await first.enqueue("c1", "general", {})
+    assert await first.request_callback(ticket, "5551234")
+    await staff(first, Agent("a", "PJSIP/1"))
+    claimed = await asyncio.wait_for(first.next_callback(), 2)
+    assert claimed.agent_id == "a"
+    await first.close()  # gone before it placed the call
+    second = RedisRouter.connect(redis_url)
+    second.lost_after = 0.5
+    await second.start()
+    try:
+        again = await asyncio.wait_for(second.next_callback(), 5)
+        assert (again.ticket.id, again.agent_id, again.callback) == (ticket.id, "a", "5551234")
+    finally:
+        await second.close()
