@@ -273,7 +273,11 @@ class QueueNode(_Node):
     queue: str
     skills: dict[str, int] = Field(default_factory=dict, description="skill: minimum level 1-10")
     priority: int = Field(0, ge=0, le=100)
-    callback_digit: Digit | None = None
+    callback_digit: Digit | None = Field(
+        None,
+        description="on hold, this key asks for a callback: the call keeps its place, the "
+        "engine hangs up and calls back when an agent is reserved (callers with a number)",
+    )
     next: Target | None = Field(None, description="after the agent hangs up (survey)")
     on_failure: Target = Field(description="routing unavailable or the queue overflows")
 

@@ -11,7 +11,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo
 
 from ivr.agi.channel import Channel
@@ -309,15 +309,13 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
     run.event("queued", queue=node.queue, skills=skills, priority=priority)
     settled = False
     try:
-        waiter = _Wait(run, config, ticket)
+        waiter = _Wait(run, config, ticket, node.callback_digit)
         while True:
             assignment = await waiter.next_agent()
-            if assignment is None:
-                if channel.hung_up:
-                    run.event("abandoned", queue=node.queue)
-                    return None
-                run.event("overflow", queue=node.queue, waited=round(waiter.waited()))
-                return node.on_failure
+            if assignment is None or assignment is _CALLBACK:
+                # A callback keeps the call's place in the queue without the caller.
+                settled = assignment is _CALLBACK
+                return await _left(run, node, waiter, called_back=settled)
             status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
             run.event("dialled", agent=assignment.agent_id, status=status)
             if status == "ANSWER":
@@ -339,13 +337,31 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
                 await router.abandon(ticket)
 
 
+async def _left(run: Run, node: m.QueueNode, waiter: _Wait, *, called_back: bool) -> str | None:
+    """Where a call goes that leaves the hold without an agent."""
+    if called_back:
+        await _play(run, await run.sound(_callback_confirmed(run)))
+        await run.channel.hangup()
+        return None
+    if run.channel.hung_up:
+        run.event("abandoned", queue=node.queue)
+        return None
+    run.event("overflow", queue=node.queue, waited=round(waiter.waited()))
+    return node.on_failure
+
+
 class _Wait:
     """A call on hold: music, escalation steps over its wait, position notices."""
 
-    def __init__(self, run: Run, config: QueueConfig, ticket: Any) -> None:
+    def __init__(
+        self, run: Run, config: QueueConfig, ticket: Any, callback_digit: str | None = None
+    ) -> None:
         self.run = run
         self.config = config
         self.ticket = ticket
+        #: The key that asks for a callback, offered when the caller's number can be called.
+        number = run.channel.env.callerid
+        self.callback_digit = callback_digit if _CALLABLE.match(number or "") else None
         self.clock = run.engine.hold_clock
         self.started = self.clock.now()
         self.steps = list(config.steps)
@@ -370,7 +386,13 @@ class _Wait:
         while True:
             deadline = self._deadline()
             timeout = None if deadline is None else max(0.0, deadline - self.clock.now())
-            assignment = await _hold(self.run, router, self.ticket, timeout)
+            assignment = await _hold(self.run, router, self.ticket, timeout, self.callback_digit)
+            if assignment is _CALLBACK:
+                number = self.run.channel.env.callerid
+                if await router.request_callback(self.ticket, number):
+                    self.run.event("callback_requested", queue=self.ticket.queue)
+                    return _CALLBACK
+                continue  # an agent was reserved meanwhile: the next hold returns them
             if assignment is not None or self.run.channel.hung_up:
                 return assignment
             # Whichever fell due first happens first (a clock can jump past both).
@@ -416,27 +438,82 @@ class _Wait:
                 "en": f"You are number {place} in the queue.",
                 "ko": f"대기 순서는 {place}번째입니다.",
             }
+        if self.callback_digit:
+            key = self.callback_digit
+            text = {
+                "en": text["en"] + f" To be called back without losing your place, press {key}.",
+                "ko": text["ko"] + f" 순서를 유지한 채 전화를 다시 받으시려면 {key}번을 누르세요.",
+            }
         self.run.event("position", place=place, minutes=minutes, agents=serving)
         await self.run.channel.set_music(False)
         await _play(self.run, await self.run.sound(text))
 
 
-async def _hold(run: Run, router: Any, ticket: Any, timeout: float | None = None) -> Any:
-    """Music on hold until an agent is reserved, the caller hangs up, or ``timeout``."""
+#: What the hold returns when the caller pressed the callback key.
+_CALLBACK: Final = object()
+#: A caller ID that can be called back: digits only, with an optional '+'.
+_CALLABLE = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+def _callback_confirmed(run: Run) -> dict[str, str]:
+    spoken = " ".join(run.channel.env.callerid.lstrip("+"))
+    return {
+        "en": f"We will call you back at {spoken} when an agent is free. Goodbye.",
+        "ko": f"상담원이 연결되면 {spoken} 번호로 전화 드리겠습니다. 감사합니다.",
+    }
+
+
+async def _hold(
+    run: Run, router: Any, ticket: Any, timeout: float | None = None, key: str | None = None
+) -> Any:
+    """Music on hold until an agent is reserved, the caller hangs up, ``timeout``, or
+    (when ``key`` is offered) the caller presses it: then :data:`_CALLBACK`.
+
+    Keys are only heard while an AGI command reads them, so with a callback key
+    the hold listens in slices of WAIT FOR DIGIT (music goes on meanwhile); a
+    reservation waits for the slice to end (at most a second) before the dial.
+    """
     channel = run.channel
     await channel.set_music(True)
     hangup = asyncio.ensure_future(channel.wait_for_hangup())
     waiting = asyncio.ensure_future(router.wait(ticket))
+    stop = asyncio.Event()
+    listening = asyncio.ensure_future(_listen_for(channel, key, stop)) if key else None
+    watched = {hangup, waiting} if listening is None else {waiting, listening}
     try:
-        await run.engine.hold_clock.wait({hangup, waiting}, timeout)
+        await run.engine.hold_clock.wait(watched, timeout)
     finally:
         hangup.cancel()
+        stop.set()
+        if listening is not None:
+            # A command in flight is never cancelled (its reply would be lost):
+            # the slice ends by itself.
+            with contextlib.suppress(ChannelHangup, AgiError):
+                await listening
         if not waiting.done():
             waiting.cancel()
+    pressed = (
+        listening is not None
+        and listening.done()
+        and not listening.cancelled()
+        and listening.exception() is None
+        and listening.result()
+    )
+    if pressed and not waiting.done():  # an agent reserved meanwhile wins
+        await channel.set_music(False)
+        return _CALLBACK
     if channel.hung_up or not waiting.done() or waiting.cancelled():
         return None
     await channel.set_music(False)
     return waiting.result()
+
+
+async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
+    """WAIT FOR DIGIT in one-second slices until ``key`` comes (True) or ``stop`` is set."""
+    while not stop.is_set():
+        if await channel.wait_for_digit(1000) == key:
+            return True
+    return False
 
 
 async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:

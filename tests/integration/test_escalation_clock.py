@@ -12,7 +12,7 @@ from ivr.flows.clock import ManualClock
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.loader import load_flow
 from ivr.flows.ports import SpeechPrompts
-from ivr.testing import AsteriskEmulator, DialOutcome
+from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Press
 from routing.config import QueueConfig
 from routing.memory import Agent, MemoryRouter
 
@@ -157,3 +157,73 @@ async def test_wait_estimate_shares_the_calls_ahead_among_the_agents(tmp_path: P
         notices = [e for e in traces[0].events if e["event"] == "position"]
         estimates[count] = (notices[0]["minutes"], notices[0]["agents"])
     assert estimates == {1: (3, 1), 3: (1, 3)}
+
+
+CALLBACK_FLOW = """
+id: hold
+nodes:
+  q: {type: queue, queue: billing, callback_digit: "5", next: bye, on_failure: sorry}
+  bye: {type: hangup, say: Goodbye.}
+  sorry: {type: hangup, say: "Sorry, nobody is free."}
+"""
+
+
+async def run_callback_call(
+    tmp_path: Path, router: MemoryRouter, actions: list[Any], callerid: str
+) -> tuple[Trace, Any]:
+    config = QueueConfig.model_validate({"announce_every": 30})
+    engine = Engine(
+        flows={}.get,
+        prompts=SpeechPrompts(tmp_path),
+        router=router,
+        queues={"billing": config},
+    )
+    traces: list[Trace] = []
+
+    async def handler(channel: Channel) -> None:
+        traces.append(await engine.run(channel, load_flow("hold.yaml", CALLBACK_FLOW)))
+
+    server = FastAgiServer(default=handler, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path])
+    try:
+        result = await asyncio.wait_for(
+            emulator.call("hold", actions=actions, callerid=callerid), 20
+        )
+    finally:
+        await server.drain(1)
+    return traces[0], result
+
+
+async def test_callback_key_keeps_the_place_and_hangs_up(tmp_path: Path) -> None:
+    """On hold, the caller presses 5: the engine confirms the number, hangs up, and the
+    call keeps its place; the agent freed later is handed over with the number."""
+    busy = Agent("a", "PJSIP/3001", {})
+    busy.state = "on_call"
+    router = MemoryRouter([busy])
+    trace, result = await run_callback_call(
+        tmp_path, router, [Press("5", on="WAIT FOR DIGIT", nth=3)], "5551234"
+    )
+    behind = await router.enqueue("other", "billing", {})
+    assert [e["event"] for e in trace.events][-1] == "callback_requested"
+    assert any("5 5 5 1 2 3 4" in p for p in trace.prompts)
+    assert result.commands[-1] == "HANGUP"
+    assert not any(kind == "abandoned" for kind, _ in router.events)
+    busy.state = "wrap_up"
+    router._move("a", "ready")  # the agent is free: the callback goes first, not 'other'
+    due = await asyncio.wait_for(router.next_callback(), 2)
+    assert (due.agent_id, due.callback, due.ticket.queue) == ("a", "5551234", "billing")
+    assert await router.position(behind) == 1
+
+
+async def test_no_callback_offer_without_a_callable_number(tmp_path: Path) -> None:
+    """An anonymous caller is not offered a callback: the key does nothing."""
+    busy = Agent("a", "PJSIP/3001", {})
+    busy.state = "on_call"
+    router = MemoryRouter([busy])
+    trace, result = await run_callback_call(
+        tmp_path, router, [Press("5", at=1.0), Hangup(at=3.0)], "anonymous"
+    )
+    assert "callback_requested" not in [e["event"] for e in trace.events]
+    assert not any(c.startswith("WAIT FOR DIGIT") for c in result.commands)
+    assert ("abandoned", "billing") in [(k, d.get("queue")) for k, d in router.events]
