@@ -16,6 +16,13 @@ Its replies reproduce the captured Asterisk 22 sessions in
 ``shared/asterisk/transcripts/`` byte for byte (tests/integration). Waits are
 skipped by default (``speed=None``) so a 30-second call takes milliseconds;
 ``speed=1.0`` runs in real time.
+
+With ``await emulator.start_ami()`` it also runs Asterisk's AMI on a free
+loopback port (``emulator.ami.port``, user ``ivr`` / ``ivr-secret``): calls
+placed with :meth:`AsteriskEmulator.call` then show there (Newchannel, the
+Dial legs, bridges, hang-ups), and ``emulator.pbx`` holds the emulated
+endpoints (``pbx.add_endpoint("PJSIP/200", outcome="noanswer")``,
+``pbx.set_registered(...)``) that Originate and ChanSpy use.
 """
 
 from __future__ import annotations
@@ -27,17 +34,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ivr.emulator.agi import AgiSession, Exchange, SessionResult
+from ivr.emulator.ami import AmiServer, AmiUser, Pbx
 from ivr.emulator.apps import App, Applications
 from ivr.emulator.caller import Action, DialOutcome, Hangup, Keys, Press, Talk, Timeline
 from ivr.emulator.sounds import SoundCatalog
 
 __all__ = [
     "Action",
+    "AmiServer",
+    "AmiUser",
     "AsteriskEmulator",
     "DialOutcome",
     "Exchange",
     "Hangup",
     "Keys",
+    "Pbx",
     "Press",
     "SessionResult",
     "SoundCatalog",
@@ -64,6 +75,7 @@ class AsteriskEmulator:
         version: str = DEFAULT_VERSION,
         connect_timeout: float = 2.0,
         applications: Mapping[str, App] | None = None,
+        pbx: Pbx | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -79,6 +91,36 @@ class AsteriskEmulator:
         self.database: dict[tuple[str, str], str] = {}
         self._serial = itertools.count()
         self._epoch = int(time.time())
+        #: Channels and endpoints the AMI shows (shared with :attr:`ami`).
+        self.pbx = pbx or Pbx(epoch=self._epoch)
+        #: The emulated AMI server, once :meth:`start_ami` ran.
+        self.ami: AmiServer | None = None
+
+    async def start_ami(
+        self,
+        *,
+        port: int = 0,
+        users: Mapping[str, AmiUser] | None = None,
+        login_failure_delay: float = 1.0,
+    ) -> AmiServer:
+        """Run the AMI on 127.0.0.1:``port`` (0: a free one) and return it."""
+        if self.ami is None:
+            self.ami = AmiServer(
+                self.host,
+                port,
+                users=users,
+                pbx=self.pbx,
+                login_failure_delay=login_failure_delay,
+                speed=self.speed,
+            )
+            await self.ami.start()
+        return self.ami
+
+    async def close(self) -> None:
+        """Stop the AMI server (calls stop by themselves)."""
+        if self.ami is not None:
+            await self.ami.close()
+            self.ami = None
 
     def environment(
         self,
@@ -156,7 +198,11 @@ class AsteriskEmulator:
             )
         except (OSError, TimeoutError):
             return SessionResult(agistatus="FAILURE")
-        apps = Applications({**self.dial, **(dial or {})}, self.default_dial)
+        apps = Applications(
+            {**self.dial, **(dial or {})},
+            self.default_dial,
+            pbx=self.pbx if self.ami is not None else None,
+        )
         for name, app in self.applications.items():
             apps.add(name, app)
         session = AgiSession(

@@ -126,6 +126,9 @@ class AgiSession:
 
     async def run(self) -> SessionResult:
         start = self.timeline.now()
+        pbx = self.apps.pbx  # the emulated AMI, if any: the call's channel shows there
+        if pbx is not None:
+            pbx.agi_channel(self.env)
         self.writer.write(encode_environment(self.env))
         await self.writer.drain()
         try:
@@ -155,6 +158,10 @@ class AgiSession:
             elif self.dead and self.result.agistatus == "SUCCESS":
                 self.result.agistatus = "HANGUP"
             self.result.duration = self.timeline.now() - start
+            if pbx is not None:  # the emulated call ends with its AGI session
+                chan = pbx.channels.get(self.env.get("agi_channel", ""))
+                if chan is not None:
+                    pbx.end_call(chan)
             with contextlib.suppress(ConnectionError, OSError):
                 # run_agi() always writes a last HANGUP when the session ends.
                 self.writer.write(b"HANGUP\n")

@@ -345,26 +345,46 @@ class Pbx:
 
         ``status`` is the DIALSTATUS the attempt ends with.
         """
-        ep = self.endpoints.get(endpoint)
-        if ep is not None and not ep.registered:
+        if self.unreachable(endpoint):
             status = "CHANUNAVAIL"
+        dest = self.begin_dial(caller, endpoint, dialstring, ringing=status != "CHANUNAVAIL")
+        if status != "CHANUNAVAIL":
+            await sleep(ring)
+        if caller is not None and caller.name not in self.channels:
+            status = "CANCEL"
+        return self.finish_dial(caller, dest, status)
+
+    def unreachable(self, endpoint: str) -> bool:
+        ep = self.endpoints.get(endpoint)
+        return ep is not None and not ep.registered
+
+    def begin_dial(
+        self,
+        caller: EmuChannel | None,
+        endpoint: str,
+        dialstring: str | None = None,
+        *,
+        ringing: bool = True,
+    ) -> EmuChannel:
+        """The outgoing leg appears and rings: Newchannel, DialBegin, Newstate, RINGING."""
         link = caller.linkedid if caller else None
         dest = self.endpoint_channel(endpoint, context="from-internal", exten="s", linkedid=link)
         if caller is not None:
             dest.conn_num, dest.conn_name = caller.cid_num, caller.cid_name
         self.dial_begin(caller, dest, dialstring or endpoint.partition("/")[2])
-        if status == "CHANUNAVAIL":
-            self.dial_end(caller, dest, status)
-            self.hangup(dest, 20)
-            return None
-        self.newstate(dest, 5)
-        self._ring(endpoint)
-        await sleep(ring)
-        if caller is not None and caller.name not in self.channels:
-            status = "CANCEL"
+        if ringing:
+            self.newstate(dest, 5)
+            self._ring(endpoint)
+        return dest
+
+    def finish_dial(
+        self, caller: EmuChannel | None, dest: EmuChannel, status: str
+    ) -> EmuChannel | None:
+        """DialEnd with ``status``; an answered leg is bridged with the caller and returned."""
+        endpoint = dest.name.rpartition("-")[0]
         if status != "ANSWER":
             self.dial_end(caller, dest, status)
-            self.hangup(dest, {"BUSY": 17, "CONGESTION": 34}.get(status, 0))
+            self.hangup(dest, {"BUSY": 17, "CONGESTION": 34, "CHANUNAVAIL": 20}.get(status, 0))
             self._use(endpoint, 0)
             return None
         self.newstate(dest, 6)
@@ -373,6 +393,25 @@ class Pbx:
         if caller is not None:
             self.bridge(dest, caller)
         return dest
+
+    def agi_channel(self, env: Mapping[str, str]) -> EmuChannel:
+        """The channel of an emulated AGI call (from its environment block)."""
+        name = env.get("agi_channel", "")
+        chan = self.channels.get(name)
+        if chan is None:
+            cid = env.get("agi_callerid", "unknown")
+            chan = self.new_channel(
+                name,
+                context=env.get("agi_context", "default"),
+                exten=env.get("agi_extension", "s"),
+                priority=int(env.get("agi_priority", "1") or 1),
+                state=4,
+                uniqueid=env.get("agi_uniqueid") or None,
+                cid_num="<unknown>" if cid == "unknown" else cid,
+                cid_name=env.get("agi_calleridname", "unknown").replace("unknown", "<unknown>"),
+            )
+            chan.app, chan.appdata = "AGI", env.get("agi_request", "")
+        return chan
 
     def _ring(self, endpoint: str) -> None:
         if endpoint in self.endpoints:

@@ -4,6 +4,9 @@ Each returns what the application returns in Asterisk (the AGI result):
 ``Dial`` sets ``DIALSTATUS`` and returns -1 when an answered call ends
 without the ``g`` option (transcript ``dial``), ``AudioSocket`` connects to
 the engine and streams frames, unknown applications are absent (-2).
+When the emulator runs an AMI server (``pbx`` set), ``Dial`` also shows on
+the AMI as Asterisk shows it: the agent leg's Newchannel and DialBegin, its
+DialEnd with the DIALSTATUS, BridgeEnter on answer, its Hangup at the end.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from ivr.emulator.caller import DialOutcome
 
 if TYPE_CHECKING:
     from ivr.emulator.agi import AgiSession
+    from ivr.emulator.ami import Pbx
 
 __all__ = ["Applications"]
 
@@ -68,7 +72,10 @@ class Applications:
         self,
         dial: Mapping[str, DialOutcome] | None = None,
         default_dial: DialOutcome | None = None,
+        pbx: Pbx | None = None,
     ) -> None:
+        #: The emulated AMI's channels and endpoints, when there is an AMI server.
+        self.pbx = pbx
         self.dial = dict(dial or {})
         self.default_dial = default_dial or DialOutcome()
         self._apps: dict[str, App] = {
@@ -111,22 +118,42 @@ class Applications:
         options = args[2] if len(args) > 2 else ""
         session.result.dialled.append(args[0])
         outcome = self.outcome(targets[0])
+        pbx = self.pbx
+        if pbx is not None and pbx.unreachable(targets[0]):
+            outcome = DialOutcome("CHANUNAVAIL", ring=0.0)
         ring = outcome.ring if outcome.status != "NOANSWER" else (timeout or 60.0)
         if outcome.status == "ANSWER" and timeout is not None and outcome.ring > timeout:
             outcome, ring = DialOutcome("NOANSWER"), timeout
+        caller = leg = None
+        if pbx is not None:
+            caller = pbx.agi_channel(session.env)
+            leg = pbx.begin_dial(
+                caller, targets[0], args[0], ringing=outcome.status != "CHANUNAVAIL"
+            )
         event = await session.timeline.wait(ring, wants_dtmf=False)
         if event is not None:  # the caller hung up while it rang
+            if pbx is not None and leg is not None:
+                pbx.finish_dial(caller, leg, "CANCEL")
             session._go_dead()
             session.vars["DIALSTATUS"] = "CANCEL"
             return -1
         session.vars["DIALSTATUS"] = outcome.status
+        answered = pbx.finish_dial(caller, leg, outcome.status) if pbx and leg else None
         if outcome.status != "ANSWER":
             return 0
         session.vars["ANSWEREDTIME"] = str(int(outcome.talk))
         event = await session.timeline.wait(outcome.talk, wants_dtmf=False)
         if event is not None:
+            if pbx is not None and caller is not None:
+                pbx.end_call(caller)  # the caller leaves the bridge first
+            if pbx is not None and answered is not None:
+                pbx.end_call(answered)
             session._go_dead()
             return -1
+        if pbx is not None and answered is not None:
+            pbx.end_call(answered)  # the agent hangs up
+            if caller is not None:
+                pbx.unbridge(caller)
         # app_dial returns -1 after a bridged call unless 'g' asks to go on.
         return 0 if "g" in options else -1
 
