@@ -148,6 +148,9 @@ class Pbx:
         self.spies: list[SpyRecord] = []
         self.extensions: dict[tuple[str, str], Callable[[EmuChannel], Awaitable[None]]] = {}
         self.listeners: list[Callable[[str, str, Headers], None]] = []
+        #: Originate of these channel names runs the given script instead
+        #: (a test playing what a real dialplan would do).
+        self.originate_scripts: dict[str, Callable[[str, Message], Awaitable[None]]] = {}
         self.epoch = int(time.time()) if epoch is None else epoch
         self._ids = itertools.count(first_id)
         self._local = itertools.count(1)
@@ -432,6 +435,10 @@ class Pbx:
     ) -> None:
         """Run an Async Originate to its end (fast_originate, main/manager.c)."""
         name = headers.get("Channel")
+        script = self.originate_scripts.get(name)
+        if script is not None:
+            await script(action_id, headers)
+            return
         endpoint = name
         ep = self.endpoints.get(endpoint)
         app = headers.get("Application")
@@ -606,12 +613,13 @@ class _Session:
         self.user, self.username = user, username
         self.events = action.get("Events", "on").lower() not in ("off", "no", "false", "0")
         self.respond(action, "Success", "Authentication accepted")
-        if "system" in user.read:
+        if "system" in user.read and self.events:
             up = str(int(time.monotonic() - self.server.started))
             self.send(
                 [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),
                  ("LastReload", up), ("Status", "Fully Booted")]
             )  # fmt: skip
+        self.server.successful_auth(self, username)
         return True
 
     # ----------------------------------------------------------- actions
@@ -739,6 +747,7 @@ class AmiServer:
         version: str = "11.0.0",
         login_failure_delay: float = 1.0,
         speed: float | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.host = host
         self.port = port
@@ -749,9 +758,33 @@ class AmiServer:
         self.speed = speed
         self.sessions: list[_Session] = []
         self.started = time.monotonic()
+        #: Wall clock for EventTV / SessionTV (a test may pin it).
+        self.clock = clock
+        self._session_ids = itertools.count(0x7FC9BC001AD0, 0x40)
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self.pbx.listeners.append(self._broadcast)
+
+    def successful_auth(self, session: _Session, username: str) -> None:
+        """The security event Asterisk raises on each login (res_security_log / manager.c)."""
+        tv = self.clock()
+        stamp = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(tv)) + f".{int(tv % 1 * 1000):03d}+0000"
+        )
+        local = session.writer.get_extra_info("sockname") or ("127.0.0.1", self.port)
+        remote = session.writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        session.deliver(
+            "SuccessfulAuth",
+            "security",
+            [
+                ("EventTV", stamp), ("Severity", "Informational"), ("Service", "AMI"),
+                ("EventVersion", "1"), ("AccountID", username),
+                ("SessionID", hex(next(self._session_ids))),
+                ("LocalAddress", f"IPV4/TCP/{local[0]}/{local[1]}"),
+                ("RemoteAddress", f"IPV4/TCP/{remote[0]}/{remote[1]}"),
+                ("UsingPassword", "0"), ("SessionTV", stamp),
+            ],
+        )  # fmt: skip
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds / self.speed if self.speed else min(seconds, 0.01))
