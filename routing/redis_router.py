@@ -212,7 +212,9 @@ local function move(ns, aid, action, reason)
   return 1
 end
 
-local function match(ns, queue)
+-- 'quiet': a ticket whose engine learns of its reservation from the script's
+-- own reply (the enqueue), so no message is published for it.
+local function match(ns, queue, quiet)
   local qkey = ns .. ':q:' .. queue
   -- The head of the queue only: a decision stays bounded however long the queue.
   for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, 199)) do
@@ -231,7 +233,9 @@ local function match(ns, queue)
       redis.call('ZREM', qkey, tid)
       redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'reserved',
         'ticket', tid, 'queue', queue, 'agent', best, 'call', redis.call('HGET', tkey, 'call'))
-      redis.call('PUBLISH', ns .. ':reserved', tid .. '|' .. best .. '|' .. endpoint)
+      if tid ~= quiet then
+        redis.call('PUBLISH', ns .. ':reserved', tid .. '|' .. best .. '|' .. endpoint)
+      end
       local back = redis.call('HGET', tkey, 'callback')
       if back and back ~= '' then
         -- Nobody waits on the line: any engine's callback worker takes it.
@@ -287,7 +291,7 @@ redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + 1e12 + tid, t
 redis.call('SADD', ns .. ':queues', queue)
 redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'enqueued',
   'ticket', tid, 'queue', queue, 'call', call, 'skills', skills)
-match(ns, queue)
+match(ns, queue, tostring(tid))
 -- The reservation made in this very script, if any: no second round trip.
 local got = redis.call('HMGET', ns .. ':t:' .. tid, 'agent', 'endpoint')
 return {tid, got[1] or '', got[2] or ''}
