@@ -34,8 +34,10 @@ class AmiConfig:
     #: A keep-alive Ping every so many seconds; no Pong within action_timeout drops the link.
     ping_interval: float = 10.0
     #: Reconnect backoff: first delay, cap (at most 30 s), and +/- jitter fraction.
+    #: The default cap of 4 s keeps a returning Asterisk resynced within 5 s
+    #: (cap + jitter + resync); raise it only if stale agent states may last longer.
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
+    backoff_max: float = 4.0
     backoff_jitter: float = 0.2
 
     def __post_init__(self) -> None:
