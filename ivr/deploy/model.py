@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -60,6 +61,15 @@ def _text_only(value: Any) -> Any:
 _Q = BeforeValidator(_text_only)
 
 
+def _not_ivr(name: str) -> str:
+    if name.startswith("IVR_"):
+        raise ValueError(
+            f"{name}: a secret may not be an IVR_* variable: flows can read those; "
+            "name it without the IVR_ prefix"
+        )
+    return name
+
+
 def _p(pattern: str) -> StringConstraints:
     return StringConstraints(pattern=pattern, max_length=256)
 
@@ -91,7 +101,7 @@ MailboxRef = Annotated[str, _Q, _p(_MAILBOX_REF)]
 _BOX = r"^[0-9]{1,10}$"
 Box = Annotated[str, _Q, _p(_BOX)]
 _ENV_NAME = r"^[A-Z_][A-Z0-9_]{0,63}$"
-EnvName = Annotated[str, _Q, _p(_ENV_NAME)]
+EnvName = Annotated[str, _Q, _p(_ENV_NAME), AfterValidator(_not_ivr)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 _PATTERN_HELP = {

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "asterisk_conf" / "deploy.example.yaml"
 
 SECRETS = {
-    "IVR_AMI_SECRET": "ami-secret-0123",
+    "AMI_SECRET": "ami-secret-0123",
     "AGENT_1001_PASSWORD": "phone-1001-secret",
     "AGENT_1002_PASSWORD": "phone-1002-secret",
     "TRUNK_SECRET": "trunk-secret-42",

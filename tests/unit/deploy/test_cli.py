@@ -53,12 +53,12 @@ class TestRenderCommand:
         capsys: pytest.CaptureFixture[str],
     ) -> None:
         """Exit 2, file:line:col of the key naming the variable, nothing written."""
-        monkeypatch.delenv("IVR_AMI_SECRET")
+        monkeypatch.delenv("AMI_SECRET")
         args = parse(["asterisk-conf", "render", str(tmp_path / "out"), "--deploy", str(EXAMPLE)])
         assert render_command(args) == 2
         err = capsys.readouterr().err
         assert f"{EXAMPLE}:" in err
-        assert "ami.secret_env: environment variable IVR_AMI_SECRET is not set" in err
+        assert "ami.secret_env: environment variable AMI_SECRET is not set" in err
         assert not (tmp_path / "out").exists()
 
     def test_bad_file_exits_2(

@@ -14,7 +14,7 @@ from tests.unit.deploy.conftest import ROOT, SECRETS
 GOOD = f"""\
 flows_dir: {ROOT / "dialplans"}
 ami:
-  secret_env: IVR_AMI_SECRET
+  secret_env: AMI_SECRET
 agents:
   - id: "1001"
     extension: "1001"
@@ -57,10 +57,15 @@ class TestPositionedErrors:
         assert message.startswith("deploy.yaml:7:5: agents.0.password: unknown key (secrets")
 
     def test_both_or_neither_secret_source_is_refused(self) -> None:
-        text = GOOD.replace("  secret_env: IVR_AMI_SECRET\n", "  user: ivr\n")
+        text = GOOD.replace("  secret_env: AMI_SECRET\n", "  user: ivr\n")
         (message,) = problems(text)
         assert message.startswith("deploy.yaml:2:1: ami:")
         assert "exactly one of secret_env" in message
+
+    def test_secret_may_not_be_an_ivr_variable(self) -> None:
+        """Flows can read IVR_* variables, so a secret named IVR_* is refused."""
+        (message,) = problems(GOOD.replace("secret_env: AMI_SECRET", "secret_env: IVR_AMI"))
+        assert message.startswith("deploy.yaml:3:3: ami.secret_env: IVR_AMI: a secret may not")
 
     def test_unquoted_number_is_refused_with_advice(self) -> None:
         (message,) = problems(GOOD.replace('numbers: ["100"]', "numbers: [+8225550100]"))

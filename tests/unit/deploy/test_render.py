@@ -115,7 +115,7 @@ class TestManager:
         self, example: Deployment, secrets: dict[str, str]
     ) -> None:
         """Without bindaddr in the file AMI listens on 127.0.0.1 only."""
-        bare = type(example.ami)(secret_env="IVR_AMI_SECRET")
+        bare = type(example.ami)(secret_env="AMI_SECRET")
         local = example.model_copy(update={"ami": bare})
         text = render(local, environ=secrets)["manager.conf"]
         assert values(parse_conf(text), "general", "bindaddr") == ["127.0.0.1"]
@@ -141,7 +141,7 @@ class TestSecrets:
     def test_unusable_secret_is_refused(
         self, example: Deployment, secrets: dict[str, str], bad: str
     ) -> None:
-        secrets["IVR_AMI_SECRET"] = bad
+        secrets["AMI_SECRET"] = bad
         with pytest.raises(DeploymentError, match=r"ami\.secret_env: environment variable"):
             render(example, environ=secrets)
 
@@ -151,7 +151,7 @@ class TestSecrets:
         from ivr.deploy import load_deployment
 
         (tmp_path / "ami.secret").write_text("from-a-file-123\n")
-        text = EXAMPLE.read_text().replace("secret_env: IVR_AMI_SECRET", "secret_file: ami.secret")
+        text = EXAMPLE.read_text().replace("secret_env: AMI_SECRET", "secret_file: ami.secret")
         text = text.replace("../dialplans", str(ROOT / "dialplans"))
         path = tmp_path / "deploy.yaml"
         path.write_text(text)
