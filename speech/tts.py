@@ -1,57 +1,114 @@
-"""Offline prompts: text to 8 kHz mono 16-bit WAV with espeak-ng, cached on disk.
+"""Offline prompts: text to 8 kHz mono 16-bit WAV with pyttsx3 on espeak-ng, cached on disk.
 
-Asterisk plays the files by path (without the ``.wav``), so the prompt
-folder must be shared with Asterisk. A prompt's file name is a hash of
-(text, language, voice, rate): rendering the same prompt twice costs nothing,
-and a changed text gets a new file. espeak-ng runs as a subprocess, the
-resampling in a worker thread: nothing blocks the event loop.
+Asterisk plays the files by path (without the ``.wav``), so the prompt folder
+must be shared with Asterisk; AudioSocket streams ``pcm()`` (raw 8 kHz s16le)
+from the same cache. A prompt's file name is a hash of (text, language, voice,
+rate): rendering the same prompt twice costs nothing, and a changed text gets
+a new file.
+
+pyttsx3 is neither async nor thread-safe and its espeak driver prints to
+stdout, so one dedicated worker process owns the engine and renders one prompt
+at a time; the event loop only waits for it. If pyttsx3 cannot run (not
+installed, libespeak-ng missing, the worker died), the espeak-ng command is
+used instead, through a subprocess fed on stdin. Both give the same voices.
 """
 
 from __future__ import annotations
 
-import array
 import asyncio
 import hashlib
 import io
+import multiprocessing
 import os
 import shutil
-import sys
+import tempfile
 import wave
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
+from typing import Literal
+
+import structlog
+
+from speech.audio import SAMPLE_RATE, from_pcm, resample, to_pcm, write_wav
+from speech.errors import TtsError
 
 __all__ = ["SAMPLE_RATE", "Synthesizer", "TtsError", "resample"]
 
-SAMPLE_RATE = 8000
+log = structlog.get_logger()
+
+Engine = Literal["auto", "pyttsx3", "espeak-ng"]
 
 
-class TtsError(RuntimeError):
-    """espeak-ng is missing or failed; the message says how to fix it."""
+# -- the pyttsx3 worker process ------------------------------------------------
+
+_engine: object | None = None
 
 
-def resample(samples: array.array[int], rate: int, target: int = SAMPLE_RATE) -> array.array[int]:
-    """Resample signed 16-bit mono audio by averaging (a box low-pass) and interpolation."""
-    if rate == target or not samples:
-        return array.array("h", samples)
-    step = rate / target
-    width = max(1, int(step))
-    out = array.array("h")
-    count = int(len(samples) / step)
-    last = len(samples) - 1
-    for index in range(count):
-        start = int(index * step)
-        window = samples[start : min(start + width, last + 1)]
-        out.append(int(sum(window) / len(window)))
-    return out
+def _init_worker() -> None:
+    """Runs once in the worker: silence the driver's prints, start the engine."""
+    global _engine  # noqa: PLW0603 -- the worker process owns exactly one engine
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)  # pyttsx3's espeak driver prints "Audio saved to ..."
+    import pyttsx3  # type: ignore[import-untyped]
+
+    _engine = pyttsx3.init("espeak")
+
+
+def _speak_pyttsx3(text: str, voice: str, rate: int) -> tuple[bytes, int]:
+    """In the worker: render ``text`` and return (pcm, sample rate)."""
+    engine = _engine
+    if engine is None:
+        raise RuntimeError("the pyttsx3 worker has no engine")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "prompt.wav"
+        # pyttsx3 keeps the previous voice when given an unknown one: check first.
+        engine.setProperty("voice", _voice_id(engine, voice))  # type: ignore[attr-defined]
+        engine.setProperty("rate", rate)  # type: ignore[attr-defined]
+        engine.save_to_file(text, str(path))  # type: ignore[attr-defined]
+        engine.runAndWait()  # type: ignore[attr-defined]
+        if not path.exists():
+            raise RuntimeError(f"pyttsx3 wrote no audio for voice {voice!r}")
+        with wave.open(str(path)) as wav:
+            return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def _voice_id(engine: object, voice: str) -> str:
+    wanted = voice.lower()
+    voices = engine.getProperty("voices")  # type: ignore[attr-defined]
+    for candidate in voices:
+        ident = str(candidate.id)
+        if wanted in {ident.lower(), ident.lower().rsplit("/", 1)[-1]}:
+            return ident
+    for candidate in voices:
+        if wanted in {str(lang).lower() for lang in candidate.languages or ()}:
+            return str(candidate.id)
+    raise RuntimeError(f"espeak-ng has no voice {voice!r} (see espeak-ng --voices)")
+
+
+# -- the synthesizer -----------------------------------------------------------
 
 
 class Synthesizer:
-    """Renders prompt text to WAV files in ``folder`` with espeak-ng."""
+    """Renders prompt text to 8 kHz WAV files in ``folder``; one pyttsx3 worker."""
 
-    def __init__(self, folder: Path, *, rate: int = 165, executable: str = "espeak-ng") -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        rate: int = 165,
+        executable: str = "espeak-ng",
+        engine: Engine = "auto",
+    ) -> None:
         self.folder = Path(folder)
         self.rate = rate
         self.executable = executable
+        self.engine = engine
         self._locks: dict[Path, asyncio.Lock] = {}
+        self._worker: ProcessPoolExecutor | None = None
+        self._pyttsx3_failed = engine == "espeak-ng"
+        self.rendered = 0  # prompts actually synthesized (not from the cache)
 
     def path_for(self, text: str, language: str, voice: str | None = None) -> Path:
         """Where the prompt's WAV lives (whether or not it is rendered yet)."""
@@ -69,10 +126,61 @@ class Synthesizer:
             if not path.exists():
                 pcm, rate = await self._speak(text, voice or language)
                 await asyncio.to_thread(_write, path, pcm, rate)
+                self.rendered += 1
         self._locks.pop(path, None)
         return path
 
+    async def pcm(self, text: str, language: str, voice: str | None = None) -> bytes:
+        """The prompt as raw 8 kHz signed-linear little-endian mono (for AudioSocket)."""
+        path = await self.render(text, language, voice)
+        return await asyncio.to_thread(_read_frames, path)
+
+    async def build(
+        self, items: Iterable[tuple[str, str] | tuple[str, str, str | None]]
+    ) -> list[Path]:
+        """Render many prompts ahead (``ivr prompts build``): (text, language[, voice])."""
+        paths = []
+        for item in items:
+            text, language, *rest = item
+            paths.append(await self.render(text, language, rest[0] if rest else None))
+        return paths
+
+    def close(self) -> None:
+        """Stop the pyttsx3 worker process."""
+        if self._worker is not None:
+            self._worker.shutdown(wait=True, cancel_futures=True)
+            self._worker = None
+
     async def _speak(self, text: str, voice: str) -> tuple[bytes, int]:
+        if not self._pyttsx3_failed:
+            try:
+                return await self._speak_with_pyttsx3(text, voice)
+            except (ImportError, OSError, RuntimeError, BrokenProcessPool) as error:
+                if self.engine == "pyttsx3":
+                    raise TtsError(
+                        f"pyttsx3 could not speak with voice {voice!r}: {error}; check that "
+                        "libespeak-ng is installed (Debian: apt-get install espeak-ng) and the "
+                        "voice exists (espeak-ng --voices)"
+                    ) from error
+                log.warning("speech.tts_fallback", engine="espeak-ng", error=str(error))
+                self._pyttsx3_failed = isinstance(error, ImportError | BrokenProcessPool)
+        return await self._speak_with_espeak(text, voice)
+
+    async def _speak_with_pyttsx3(self, text: str, voice: str) -> tuple[bytes, int]:
+        if self._worker is None:
+            self._worker = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+            )
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._worker, _speak_pyttsx3, text, voice, self.rate)
+        except BrokenProcessPool:
+            self._worker = None
+            raise
+
+    async def _speak_with_espeak(self, text: str, voice: str) -> tuple[bytes, int]:
         if shutil.which(self.executable) is None:
             raise TtsError(
                 f"{self.executable} is not installed; install it (Debian: apt-get install "
@@ -101,18 +209,15 @@ class Synthesizer:
 
 
 def _write(path: Path, pcm: bytes, rate: int) -> None:
-    samples = array.array("h")
-    samples.frombytes(pcm[: len(pcm) // 2 * 2])
-    if sys.byteorder == "big":
-        samples.byteswap()
-    out = resample(samples, rate)
-    if sys.byteorder == "big":
-        out.byteswap()
+    samples = resample(from_pcm(pcm), rate)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(f".{os.getpid()}.part")
-    with wave.open(str(partial), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes(out.tobytes())
+    write_wav(partial, samples)
     partial.replace(path)  # atomic: Asterisk never sees half a file
+
+
+def _read_frames(path: Path) -> bytes:
+    with wave.open(str(path)) as wav:
+        if wav.getframerate() != SAMPLE_RATE or wav.getsampwidth() != 2:
+            raise TtsError(f"{path} is not 8 kHz 16-bit; delete it to render it again")
+        return to_pcm(from_pcm(wav.readframes(wav.getnframes())))
