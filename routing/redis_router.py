@@ -23,6 +23,7 @@ The engine that enqueued a call learns of its reservation by pub/sub.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import re
@@ -537,6 +538,10 @@ return #due + freed
 )
 
 
+#: Reservation notices kept for tickets this engine has not registered yet
+#: (every engine hears every notice; only the newest few can be its own).
+_EARLY_NOTICES = 4096
+
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
 
@@ -569,6 +574,7 @@ class RedisRouter:
         self._ticker: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
         self._callback_due = asyncio.Event()
+        self._early: collections.OrderedDict[int, tuple[str, str]] = collections.OrderedDict()
         #: Queue settings shared by every engine (``routing.yaml``, then API
         #: changes); updated in place when any engine changes them.
         self.queues: dict[str, QueueConfig] = {}
@@ -768,8 +774,16 @@ class RedisRouter:
     def _resolve(self, ticket_id: int, agent: str, endpoint: str) -> None:
         future = self._waiters.get(ticket_id)
         ticket = self._tickets.get(ticket_id)
-        if future is not None and ticket is not None and not future.done():
-            future.set_result(Assignment(ticket, agent, endpoint))
+        if future is not None and ticket is not None:
+            if not future.done():
+                future.set_result(Assignment(ticket, agent, endpoint))
+            return
+        # Another engine's script may reserve an agent for this engine's new
+        # ticket, and its message arrive, before this engine has read its own
+        # enqueue reply: keep recent unknown notices for enqueue to find.
+        self._early[ticket_id] = (agent, endpoint)
+        if len(self._early) > _EARLY_NOTICES:
+            self._early.popitem(last=False)
 
     async def start(self) -> None:
         """Listen for reservations and run the tick (heartbeat, wrap-ups, lost engines)."""
@@ -837,6 +851,8 @@ class RedisRouter:
         ticket = Ticket(ticket_id, call_id, queue, tuple(sorted(skills.items())), priority)
         self._tickets[ticket_id] = ticket
         self._waiters[ticket_id] = asyncio.get_running_loop().create_future()
+        if not agent and ticket_id in self._early:  # reserved before we were listening
+            agent, endpoint = self._early.pop(ticket_id)
         if agent:  # reserved by the enqueue script itself
             self._resolve(ticket_id, agent, endpoint)
         return ticket

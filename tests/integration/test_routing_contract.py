@@ -361,3 +361,30 @@ async def test_a_callback_outlives_the_engine_placing_it(redis_url: str) -> None
         assert (again.ticket.id, again.agent_id, again.callback) == (ticket.id, "a", "5551234")
     finally:
         await second.close()
+
+
+async def test_two_engines_never_lose_a_reservation_notice(redis_url: str) -> None:
+    """Engine B's script can reserve an agent for engine A's new ticket, and A hear of it,
+    before A has read its own enqueue reply; A must still get the agent."""
+    engines = [RedisRouter.connect(redis_url), RedisRouter.connect(redis_url)]
+    await engines[0].redis.flushall()
+    for engine in engines:
+        await engine.start()
+    await staff(engines[0], *(Agent(f"x{i}", f"PJSIP/{i}") for i in range(10)))
+    served = 0
+
+    async def caller(engine: RedisRouter, worker: int) -> None:
+        nonlocal served
+        for n in range(150):
+            ticket = await engine.enqueue(f"{engine.engine_id}-{worker}-{n}", "q", {})
+            assignment = await asyncio.wait_for(engine.wait(ticket), 5)
+            await engine.connected(assignment)
+            await engine.completed(assignment)
+            served += 1
+
+    try:
+        await asyncio.gather(*(caller(e, w) for e in engines for w in range(16)))
+    finally:
+        for engine in engines:
+            await engine.close()
+    assert served == 2 * 16 * 150
