@@ -11,7 +11,7 @@ import contextlib
 import dataclasses
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import structlog
 import uvicorn
@@ -22,7 +22,7 @@ from ivr.api import build_api
 from ivr.auth import TokenBook
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
-from ivr.errors import ConfigError
+from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
@@ -44,6 +44,23 @@ log = structlog.get_logger("ivr.app")
 DEMO_AGENTS = (Agent("demo", "PJSIP/1001", {"billing": 5, "support": 5, "internet": 5, "tv": 5}),)
 
 
+#: The engine's own secrets: never readable by a flow's ``${env:...}``.
+ENGINE_SECRETS = frozenset(
+    {
+        "IVR_AMI_SECRET",
+        "IVR_AMI_SECRET_FILE",
+        "IVR_API_TOKENS",
+        "IVR_API_TOKENS_FILE",
+        "IVR_REDIS_URL",
+    }
+)
+
+
+def flow_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """What flows may read with ``${env:IVR_*}``: IVR_* minus the engine's own secrets."""
+    return {k: v for k, v in environ.items() if k.startswith("IVR_") and k not in ENGINE_SECRETS}
+
+
 def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
     """The FastAGI handler: ``agi://engine/<flow id>`` runs that flow."""
 
@@ -54,6 +71,12 @@ def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
             await channel.send_failure()  # the dialplan's fallback takes the caller
             return
         await engine.run(channel, flow)
+        if not channel.hung_up:
+            # The generated dialplan sends a call whose AGI ends without this to
+            # its fallback (AGISTATUS can read FAILURE after a normal end, and
+            # reads SUCCESS when the engine dies mid-call): asterisk_conf/.
+            with contextlib.suppress(ChannelHangup, AgiError):
+                await channel.set_variable("IVR_DONE", "1")
 
     return handle
 
@@ -69,7 +92,7 @@ def build(
         prompts=SpeechPrompts(settings.prompts_dir),
         router=router or MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
         announcements=FileAnnouncements(settings.announcements_file),
-        environ={k: v for k, v in os.environ.items() if k.startswith("IVR_")},
+        environ=flow_environ(os.environ),
         transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
         internal_dial=settings.internal_dial,
         external_dial=settings.external_dial,

@@ -348,6 +348,9 @@ def _flow_commands(commands: Any) -> None:
     from ivr.routing_cli import add_commands
 
     add_commands(commands, agent_commands)
+    from ivr.deploy.cli import add_commands as add_deploy_commands
+
+    add_deploy_commands(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -97,3 +97,35 @@ async def test_unknown_flow_takes_the_fallback(tmp_path: Path) -> None:
     finally:
         await server.drain(1)
     assert result.agistatus == "FAILURE" and result.exchanges == []
+
+
+async def test_a_normal_end_tells_the_dialplan(tmp_path: Path) -> None:
+    """A flow that ends with the caller still on the line sets IVR_DONE=1, which the
+    generated dialplan checks before its fallback; a hung-up call sets nothing."""
+    (tmp_path / "back.yaml").write_text(
+        "id: back\nnodes:\n  hi: {type: play, say: Hello., next: out}\n  out: {type: return}\n"
+    )
+    (tmp_path / "bye.yaml").write_text("id: bye\nnodes:\n  bye: {type: hangup, say: Bye.}\n")
+    registry = FlowRegistry(tmp_path)
+    assert registry.reload() == []
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"))
+    server = FastAgiServer(default=flow_handler(registry, engine), port=0)
+    await server.start()
+    emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path / "prompts"])
+    try:
+        back = await emulator.call("back")
+        bye = await emulator.call("bye")
+    finally:
+        await server.drain(1)
+    assert back.variables.get("IVR_DONE") == "1"
+    assert back.commands[-1] == "SET VARIABLE IVR_DONE 1"
+    assert "IVR_DONE" not in bye.variables
+
+
+def test_flows_cannot_read_the_engine_secrets() -> None:
+    from ivr.app import flow_environ
+
+    seen = flow_environ(
+        {"IVR_CRM_TOKEN": "t", "IVR_AMI_SECRET": "s", "IVR_API_TOKENS": "a", "HOME": "/root"}
+    )
+    assert seen == {"IVR_CRM_TOKEN": "t"}
