@@ -1,4 +1,12 @@
-"""Offline speech: Vosk recognition and espeak-ng prompts.
+"""Offline speech: Vosk recognition, pyttsx3/espeak-ng prompts, an FAQ matcher.
 
-Imports nothing from ``ivr`` or ``routing``. Filled in by the speech issue.
+- ``speech.recognizer``: ``Recognizer``, ``Utterance``, ``Result``, ``ModelRegistry``,
+  ``recognize_file`` (streaming, grammar menus, endpointing in audio time);
+- ``speech.tts``: ``Synthesizer`` (8 kHz WAV prompts and raw PCM, cached);
+- ``speech.models``: ``ModelStore`` (``ivr speech models list|install|use``);
+- ``speech.faq``: ``FaqMatcher``;
+- ``speech.audio``: resampling, VAD and endpointing; ``speech.grammar``: scoring;
+- ``speech.errors``: ``SpeechError`` and its subclasses.
+
+Imports nothing from ``ivr`` or ``routing``; importing the package loads no model.
 """
