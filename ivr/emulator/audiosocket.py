@@ -1,24 +1,63 @@
 """The emulated ``AudioSocket`` application: Asterisk's side of app_audiosocket.
 
-It connects to the engine, sends the UUID frame, then the caller's audio
-(20 ms signed-linear frames) and keys, until the engine sends a hang-up frame
-or the caller hangs up.
+It returns what ``audiosocket_exec`` returns (apps/app_audiosocket.c): -1
+for a missing or malformed UUID, a server it cannot reach, a channel that
+is not answered (after connecting, before the UUID) or a caller who hangs
+up (the socket is just closed); 0 when the engine sends a hang-up frame or
+closes the socket between frames; -1 for any other frame kind, an empty
+audio frame or a close inside a frame. It never answers the channel.
+
+Once connected it sends the UUID frame, then one 20 ms frame of the
+caller's audio per 20 ms of call time (the scripted :class:`Talk` audio,
+silence between: a phone sends frames all the time) and a DTMF frame per
+key, and records every frame the engine sends back with its arrival time.
+In fast mode (``speed=None``) the frames go as fast as the engine reads
+them while the call's clock still moves 20 ms per frame.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import math
+import re
+import sys
+import time
 import uuid
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
 
-from ivr.audiosocket.protocol import FRAME_BYTES, FrameParser, Kind, encode_frame
+from ivr.audiosocket.protocol import (
+    FRAME_BYTES,
+    AudioSocketError,
+    Frame,
+    FrameParser,
+    Kind,
+    encode_frame,
+    is_audio,
+)
 from ivr.errors import IvrError
 
 if TYPE_CHECKING:
     from ivr.emulator.agi import AgiSession
+    from ivr.emulator.caller import Scheduled, Timeline
 
-__all__ = ["AudioSocketClientError", "audiosocket_app"]
+__all__ = [
+    "AudioSocketApp",
+    "AudioSocketClientError",
+    "AudioSocketRecord",
+    "FrameLog",
+    "audiosocket_app",
+    "run_audiosocket",
+]
+
+FRAME_SECONDS: Final = 0.02
+#: ast_audiosocket_connect: MAX_CONNECT_TIMEOUT_MSEC per address.
+CONNECT_TIMEOUT: Final = 2.0
+# uuid_parse() (libuuid): exactly 36 characters, hyphens at 8, 13, 18, 23.
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+_SILENCE: Final = bytes(FRAME_BYTES)
 
 
 def _split(data: str) -> list[str]:
@@ -31,52 +70,257 @@ class AudioSocketClientError(IvrError, ConnectionError):
     """The emulator could not reach the engine's AudioSocket server."""
 
 
+@dataclass(frozen=True, slots=True)
+class FrameLog:
+    """One frame on the socket: call time (timeline seconds), monotonic time, kind, payload."""
+
+    at: float
+    wall: float
+    kind: int
+    payload: bytes = b""
+
+
+@dataclass(slots=True)
+class AudioSocketRecord:
+    """One run of AudioSocket(): what went each way, when, and how it ended.
+
+    ``ending`` is one of ``bad-uuid``, ``connect-failed``, ``not-answered``,
+    ``server-hangup`` (a 0x00 frame), ``server-closed``, ``caller-hangup``,
+    ``bad-frame`` (a kind the app refuses, an empty audio frame, a close
+    inside a frame) or ``send-failed``.
+    """
+
+    data: str
+    result: int | None = None
+    ending: str = ""
+    started: float | None = None
+    #: Frames sent to the engine (UUID, DTMF, audio).
+    sent: list[FrameLog] = field(default_factory=list)
+    #: Frames the engine sent, stamped on arrival.
+    received: list[FrameLog] = field(default_factory=list)
+    #: When each scripted talk's first frame went out.
+    talk_onsets: list[FrameLog] = field(default_factory=list)
+
+    @property
+    def prompt(self) -> list[FrameLog]:
+        """The audio frames the engine sent (what the caller heard)."""
+        return [f for f in self.received if is_audio(f.kind)]
+
+
+class AudioSocketApp:
+    """``AudioSocket()`` for :class:`~ivr.testing.AsteriskEmulator` that keeps its records.
+
+    ``AsteriskEmulator(applications={"AudioSocket": app})``, then read
+    ``app.records`` (one per ``EXEC AudioSocket``, in order).
+    """
+
+    def __init__(self) -> None:
+        self.records: list[AudioSocketRecord] = []
+
+    async def __call__(self, session: AgiSession, data: str) -> int:
+        record = AudioSocketRecord(data)
+        self.records.append(record)
+        return await _run_for(session, data, record)
+
+
 async def audiosocket_app(session: AgiSession, data: str) -> int:
-    """Connect, send the UUID, stream the caller's audio and keys until a hang-up frame."""
+    """The default ``AudioSocket()``: records into ``session.result.audiosockets`` if present."""
+    return await _run_for(session, data, AudioSocketRecord(data))
+
+
+async def _run_for(session: AgiSession, data: str, record: AudioSocketRecord) -> int:
+    records = getattr(session.result, "audiosockets", None)
+    if isinstance(records, list):
+        records.append(record)
+    # AudioSocket() does not answer: audiosocket_run() refuses a channel that is not up.
+    result = await run_audiosocket(session.timeline, data, record, answered=session.state == 6)
+    if record.ending == "caller-hangup":
+        session._go_dead()
+    return result
+
+
+async def run_audiosocket(
+    timeline: Timeline, data: str, record: AudioSocketRecord, *, answered: bool = True
+) -> int:
+    """Run AudioSocket(``data``) against the engine on ``timeline``; return its result."""
     args = _split(data)
-    if len(args) < 2 or ":" not in args[1]:
+    if not args[0] or not _UUID.fullmatch(args[0]):
+        record.ending = "bad-uuid"
+        record.result = -1
         return -1
+    target = _host_port(args[1] if len(args) > 1 else "")
     try:
-        call_id = uuid.UUID(args[0])
-    except ValueError:
-        return -1
-    host, _, port = args[1].rpartition(":")
-    try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 2.0)
+        if target is None:
+            raise AudioSocketClientError(f"no host:port in {data!r}")
+        reader, writer = await asyncio.wait_for(asyncio.open_connection(*target), CONNECT_TIMEOUT)
     except (OSError, TimeoutError, ValueError):
+        record.ending = "connect-failed"
+        record.result = -1
         return -1
-    writer.write(encode_frame(Kind.UUID, call_id.bytes))
-    parser = FrameParser()
-    silence = bytes(FRAME_BYTES)
-    result = 0
     try:
-        while True:
-            try:
-                chunk = await asyncio.wait_for(reader.read(4096), 0.02)
-            except TimeoutError:
-                chunk = None
-            if chunk == b"":
-                break
-            if chunk:
-                kinds = {f.kind for f in parser.feed(chunk)}
-                if kinds - {Kind.AUDIO, Kind.HANGUP}:
-                    result = -1  # only audio and hang-up frames are allowed from the server
-                    break
-                if Kind.HANGUP in kinds:
-                    break
-            event = await session.timeline.wait(0.0)
-            if event is not None and event.kind == "hangup":
-                session._go_dead()
-                result = -1
-                break
-            if event is not None:
-                writer.write(encode_frame(Kind.DTMF, event.digit.encode()))
-            writer.write(encode_frame(Kind.AUDIO, silence))
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
+        if not answered:
+            # The connection is open by now: the server sees it close, no UUID.
+            record.ending = "not-answered"
+            result = -1
+        else:
+            result = await _Stream(timeline, reader, writer, record, args[0]).run()
     finally:
         with contextlib.suppress(ConnectionError, OSError):
             writer.close()
             await writer.wait_closed()
+    record.result = result
     return result
+
+
+def _host_port(server: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port``; the port is required (PARSE_PORT_REQUIRE)."""
+    match = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", server.strip())
+    if match is None:
+        return None
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4))
+    return (host, port) if 0 < port < 65536 else None
+
+
+class _Stream:
+    """The audiosocket_run() loop: caller frames out, engine frames in."""
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: AudioSocketRecord,
+        call_id: str,
+    ) -> None:
+        self.timeline = timeline
+        self.reader = reader
+        self.writer = writer
+        self.record = record
+        self.call_id = call_id
+        self.start = timeline.now()
+        self._talks_started: set[int] = set()
+
+    def _send(self, kind: int, payload: bytes, at: float) -> None:
+        self.writer.write(encode_frame(kind, payload))
+        self.record.sent.append(FrameLog(at, time.monotonic(), kind, payload))
+
+    async def run(self) -> int:
+        self.record.started = self.start
+        self._send(Kind.UUID, uuid.UUID(self.call_id).bytes, self.start)
+        receiving = asyncio.ensure_future(self._receive())
+        try:
+            return await self._transmit(receiving)
+        finally:
+            if not receiving.done():
+                receiving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
+
+    async def _transmit(self, receiving: asyncio.Future[tuple[int, str]]) -> int:
+        speed = self.timeline.speed
+        wall0 = time.monotonic()
+        frame = 0
+        while True:
+            moment = self.start + frame * FRAME_SECONDS
+            if speed is None:
+                self.timeline.advance_to(moment)
+                await asyncio.sleep(0)  # let the engine and the reader run
+            else:
+                delay = wall0 + frame * FRAME_SECONDS / speed - time.monotonic()
+                if delay > 0:
+                    await asyncio.wait({receiving}, timeout=delay)
+            if receiving.done():
+                return self._finish(receiving)
+            try:
+                while (event := self.timeline.pop_due(moment)) is not None:
+                    if event.kind == "hangup":
+                        # ast_read() returns NULL: the app returns -1 and
+                        # close(s) ends the connection, no hang-up frame.
+                        self.record.ending = "caller-hangup"
+                        return -1
+                    if event.kind == "dtmf":
+                        self._send(Kind.DTMF, event.digit.encode("ascii"), moment)
+                self._send(Kind.AUDIO, self._caller_audio(frame, moment), moment)
+                await self.writer.drain()
+            except (ConnectionError, OSError):
+                # A reset after the engine closed: its close is what counts.
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(receiving), 0.1)
+                if receiving.done():
+                    return self._finish(receiving)
+                self.record.ending = "send-failed"
+                return -1
+            frame += 1
+
+    def _finish(self, receiving: asyncio.Future[tuple[int, str]]) -> int:
+        result, ending = receiving.result()
+        self.record.ending = ending
+        return result
+
+    def _caller_audio(self, frame: int, moment: float) -> bytes:
+        """Frame ``frame`` of what the caller says: the talk under way, or silence."""
+        current: Scheduled | None = None
+        first = 0
+        for talk in self.timeline.talks:
+            begins = math.ceil(round((talk.at - self.start) / FRAME_SECONDS, 6))
+            length = max(1, math.ceil(round(talk.seconds / FRAME_SECONDS, 6)))
+            if begins <= frame < begins + length and (current is None or begins >= first):
+                current, first = talk, begins
+        if current is None:
+            return _SILENCE
+        index = frame - first
+        if id(current) not in self._talks_started:
+            self._talks_started.add(id(current))
+            self.record.talk_onsets.append(FrameLog(moment, time.monotonic(), Kind.AUDIO))
+        if not current.audio:
+            return _voice(index)
+        chunk = current.audio[index * FRAME_BYTES : (index + 1) * FRAME_BYTES]
+        return chunk.ljust(FRAME_BYTES, b"\0")
+
+    async def _receive(self) -> tuple[int, str]:
+        """Read the engine's frames until one ends the app: (result, ending)."""
+        parser = FrameParser()
+        while True:
+            data = await self.reader.read(4096)
+            at, wall = self.timeline.now(), time.monotonic()
+            if not data:
+                # EOF between frames (or inside a header) is a graceful end;
+                # inside a payload it is "Insufficient payload read".
+                if parser.pending >= 3:
+                    return -1, "bad-frame"
+                return 0, "server-closed"
+            try:
+                frames = parser.feed(data)
+                outcome = self._accept(frames, at, wall)
+                if outcome is None and frames:
+                    outcome = self._accept(parser.feed(b""), at, wall)
+            except AudioSocketError:
+                # An unknown kind: the header alone ends the app.
+                return -1, "bad-frame"
+            if outcome is not None:
+                return outcome
+
+    def _accept(self, frames: list[Frame], at: float, wall: float) -> tuple[int, str] | None:
+        for frame in frames:
+            self.record.received.append(FrameLog(at, wall, frame.kind, frame.payload))
+            if frame.kind == Kind.HANGUP:
+                return 0, "server-hangup"
+            if not is_audio(frame.kind) or not frame.payload:
+                # "Received AudioSocket message other than hangup or audio" /
+                # "Invalid message length": UUID, DTMF, error, empty audio.
+                return -1, "bad-frame"
+        return None
+
+
+def _voice(index: int) -> bytes:
+    """20 ms of a voiced sound (120 Hz with harmonics) for a talk with no audio."""
+    samples = array.array("h")
+    base = index * FRAME_BYTES // 2
+    for n in range(base, base + FRAME_BYTES // 2):
+        t = n / 8000
+        value = sum(math.sin(2 * math.pi * 120 * h * t) / h for h in (1, 2, 3, 4))
+        samples.append(int(3000 * value))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()

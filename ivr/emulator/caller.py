@@ -10,12 +10,19 @@ time (for ``ivr call``).
 
 from __future__ import annotations
 
+import array
 import asyncio
 import contextlib
+import functools
 import heapq
+import io
 import itertools
 import re
+import shutil
+import subprocess
+import sys
 import time
+import wave
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -28,6 +35,8 @@ __all__ = [
     "Talk",
     "Timeline",
     "Trigger",
+    "say",
+    "synthesize",
 ]
 
 
@@ -79,7 +88,12 @@ class Hangup:
 
 @dataclass(frozen=True, slots=True)
 class Talk:
-    """The caller speaks for ``seconds`` (``audio``: signed linear 8 kHz, optional)."""
+    """The caller speaks for ``seconds`` (``audio``: signed linear 8 kHz, optional).
+
+    Over AudioSocket the talk is sent as 20 ms frames from its first frame
+    boundary on: ``audio`` (silence once it runs out), or a voiced tone
+    when there is none. :func:`say` makes one from text.
+    """
 
     seconds: float
     at: float | None = None
@@ -114,7 +128,7 @@ class Keys:
 Action = Press | Hangup | Talk | Keys
 _INPUT = re.compile(
     r'^(?:STREAM FILE \S+ "?[0-9*#A-D]|WAIT FOR DIGIT (?:-1|\d{4,})'
-    r"|GET DATA|GET OPTION|CONTROL STREAM FILE)",
+    r"|GET DATA|GET OPTION|CONTROL STREAM FILE|EXEC AUDIOSOCKET )",
     re.IGNORECASE,
 )
 
@@ -223,6 +237,17 @@ class Timeline:
         """A live event (``ivr call``: a key typed now, or ``delay`` seconds from now)."""
         self._push(self.now() + delay, kind, digit=digit)
 
+    def advance_to(self, moment: float) -> None:
+        """Fast mode: move the clock on to ``moment`` (an audio stream's own time)."""
+        if self.speed is None:
+            self._skipped += max(0.0, moment - self.now())
+
+    def pop_due(self, moment: float) -> Scheduled | None:
+        """The next key or hang-up due by ``moment``, without waiting (AudioSocket frames)."""
+        if self._queue and self._queue[0].at <= moment:
+            return heapq.heappop(self._queue)
+        return None
+
     def next_hangup(self) -> float | None:
         times = [e.at for e in self._queue if e.kind == "hangup"]
         return min(times) if times else None
@@ -270,3 +295,54 @@ class Timeline:
             self._woken.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._woken.wait(), remaining / self.speed)
+
+
+@functools.lru_cache(maxsize=64)
+def synthesize(text: str, language: str = "ko", voice: str | None = None, rate: int = 165) -> bytes:
+    """``text`` spoken by espeak-ng, as 8 kHz signed linear (little-endian) bytes.
+
+    Blocking (a subprocess), for building caller scripts before a call;
+    cached, so a script that says the same words twice pays once.
+    """
+    from speech.tts import SAMPLE_RATE, TtsError, resample
+
+    executable = shutil.which("espeak-ng")
+    if executable is None:
+        raise TtsError("espeak-ng is not installed; install it (Debian: apt-get install espeak-ng)")
+    done = subprocess.run(  # noqa: S603 - fixed program, text on stdin
+        [executable, "-v", voice or language, "-s", str(rate), "--stdout", "--stdin"],
+        input=text.encode("utf-8"),
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    if done.returncode != 0 or not done.stdout:
+        message = done.stderr.decode(errors="replace").strip() or f"exit {done.returncode}"
+        raise TtsError(f"espeak-ng could not speak with voice {voice or language!r}: {message}")
+    with wave.open(io.BytesIO(done.stdout)) as wav:
+        # --stdout cannot seek back: the header's length is a placeholder.
+        pcm, source_rate = wav.readframes(wav.getnframes()), wav.getframerate()
+    samples = array.array("h")
+    samples.frombytes(pcm[: len(pcm) // 2 * 2])
+    if sys.byteorder == "big":
+        samples.byteswap()
+    out = resample(samples, source_rate, SAMPLE_RATE)
+    if sys.byteorder == "big":
+        out.byteswap()
+    return out.tobytes()
+
+
+def say(
+    text: str,
+    language: str = "ko",
+    *,
+    at: float | None = None,
+    on: str | None = None,
+    nth: int = 1,
+    after: float = 0.0,
+    voice: str | None = None,
+    rate: int = 165,
+) -> Talk:
+    """A :class:`Talk` of ``text`` spoken by espeak-ng: ``say("일번", on="EXEC AudioSocket")``."""
+    audio = synthesize(text, language, voice, rate)
+    return Talk(len(audio) / 16000, at=at, on=on, nth=nth, after=after, audio=audio)
