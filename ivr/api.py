@@ -15,6 +15,8 @@ with who made it.
     PUT  /api/queues/{name}               admin       the routing.yaml form of one queue
     GET  /api/queues/{name}/stats         viewer      ?interval=3600 (seconds)
     GET  /api/audit                       admin       newest changes
+    POST /api/supervise                   supervisor  {"agent": ID, "mode": "listen|whisper|barge",
+                                                       "from": "PJSIP/2001"}
 
 Errors are JSON ``{"error": ..., "problems": [{"at": ..., "message": ...}]}``
 with 400 (bad JSON), 401/403 (token, role), 404, 409 (a state change the
@@ -24,6 +26,7 @@ agent's state does not allow), 422 (settings that do not validate) and 503
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -37,6 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ivr.auth import Principal, TokenBook
+from ivr.supervise import SupervisionError, Supervisors
 from routing.config import AgentConfig, QueueConfig, agent_skills
 from routing.errors import RoutingError, RoutingUnavailable
 from routing.kpis import compute
@@ -103,8 +107,29 @@ def _guarded(
 
 
 class _Handlers:
-    def __init__(self, router: RedisRouter) -> None:
+    def __init__(self, router: RedisRouter, supervisors: Supervisors | None = None) -> None:
         self.router = router
+        self.supervisors = supervisors
+
+    async def supervise(self, request: Request, who: Principal) -> Response:
+        if self.supervisors is None:
+            return _error(
+                503,
+                "supervision needs the engine's AMI connection; set IVR_AMI_USER and "
+                "IVR_AMI_SECRET (or IVR_AMI_SECRET_FILE) and restart",
+            )
+        data = await self.body(request)
+        if not isinstance(data, dict) or not all(
+            isinstance(data.get(k), str) for k in ("agent", "mode", "from")
+        ):
+            return _error(
+                400, 'send {"agent": ID, "mode": "listen|whisper|barge", "from": ENDPOINT}'
+            )
+        try:
+            done = await self.supervisors.spy(who, data["agent"], data["mode"], data["from"])
+        except SupervisionError as exc:
+            return _error(exc.status, str(exc))
+        return JSONResponse(dataclasses.asdict(done))
 
     @staticmethod
     async def body(request: Request) -> Any:
@@ -242,9 +267,11 @@ class _Handlers:
         return JSONResponse({"audit": await self.router.audit_log()})
 
 
-def build_api(router: RedisRouter, tokens: TokenBook) -> Starlette:
-    """The ASGI app; ``router`` is the engine's routing store."""
-    h = _Handlers(router)
+def build_api(
+    router: RedisRouter, tokens: TokenBook, supervisors: Supervisors | None = None
+) -> Starlette:
+    """The ASGI app; ``router`` is the engine's routing store, ``supervisors`` its AMI side."""
+    h = _Handlers(router, supervisors)
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(tokens, role, handler)
@@ -270,6 +297,7 @@ def build_api(router: RedisRouter, tokens: TokenBook) -> Starlette:
         Route("/api/queues/{name}", guarded("admin", h.put_queue), methods=["PUT"]),
         Route("/api/queues/{name}/stats", guarded("viewer", h.queue_stats), methods=["GET"]),
         Route("/api/audit", guarded("admin", h.audit), methods=["GET"]),
+        Route("/api/supervise", guarded("supervisor", h.supervise), methods=["POST"]),
     ]
     return Starlette(routes=routes, exception_handlers={_BadRequestError: _bad_request})
 

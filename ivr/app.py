@@ -18,8 +18,10 @@ import uvicorn
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
+from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError
 from ivr.api import build_api
 from ivr.auth import TokenBook
+from ivr.callbacks import CallbackWorker
 from ivr.config import Settings
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
@@ -27,7 +29,9 @@ from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
+from ivr.presence import Presence
 from ivr.routing_config import load_routing_file
+from ivr.supervise import Supervisors
 from routing.config import RoutingConfig, agent_skills
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
@@ -161,7 +165,23 @@ async def _serve(
     engine.queues = router.queues
     await server.start()
     watcher = asyncio.ensure_future(registry.watch())
-    api = await _start_api(settings, router)
+    async with contextlib.AsyncExitStack() as stack:
+        supervisors = await _start_ami(settings, router, engine, stack)
+        api = await _start_api(settings, router, supervisors)
+        await _run_until_stopped(
+            settings, server, registry=registry, watcher=watcher, api=api, ready=ready
+        )
+
+
+async def _run_until_stopped(
+    settings: Settings,
+    server: FastAgiServer,
+    *,
+    registry: FlowRegistry,
+    watcher: asyncio.Future[None],
+    api: uvicorn.Server | None,
+    ready: asyncio.Event | None,
+) -> None:
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -190,7 +210,65 @@ class _ApiServer(uvicorn.Server):
         yield
 
 
-async def _start_api(settings: Settings, router: RedisRouter) -> uvicorn.Server | None:
+async def _start_ami(
+    settings: Settings, router: RedisRouter, engine: Engine, stack: contextlib.AsyncExitStack
+) -> Supervisors | None:
+    """AMI when configured: phones drive agents' availability, callbacks are placed,
+    supervisors can listen in. Asterisk may come up after the engine: it keeps trying."""
+    config = AmiConfig.from_env()
+    if not config.username:
+        log.info(
+            "ami.off",
+            hint="set IVR_AMI_USER and IVR_AMI_SECRET (or IVR_AMI_SECRET_FILE) to follow "
+            "agents' phones, place callbacks and supervise calls",
+        )
+        return None
+    presence = Presence(router)
+    ami = AmiClient(config, on_resync=presence.resync)
+    presence.attach(ami)
+    worker = CallbackWorker(
+        router,
+        ami,
+        external_dial=settings.external_dial,
+        internal_dial=settings.internal_dial,
+        allow=engine.transfer_allow,
+        ring_timeout=engine.ring_timeout,
+    )
+    tasks = [
+        asyncio.ensure_future(_keep_connecting(ami)),
+        asyncio.ensure_future(worker.run()),
+    ]
+
+    async def stop() -> None:
+        for task in tasks:
+            task.cancel()
+        await worker.close()
+        await ami.close()
+
+    stack.push_async_callback(stop)
+    return Supervisors(router, ami)
+
+
+async def _keep_connecting(ami: AmiClient) -> None:
+    """The first connection, retried with a capped backoff (the client reconnects after)."""
+    delay = 0.5
+    while True:
+        try:
+            await ami.connect()
+        except AmiLoginError as exc:
+            log.error("ami.login_refused", error=str(exc))  # noqa: TRY400
+            delay = 30.0
+        except AmiError as exc:
+            log.warning("ami.unreachable", error=str(exc), retry_in=delay)
+        else:
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 30.0)
+
+
+async def _start_api(
+    settings: Settings, router: RedisRouter, supervisors: Supervisors | None = None
+) -> uvicorn.Server | None:
     """The HTTP API in this process (uvicorn on the engine's loop), or None when off."""
     if not settings.api_port:
         return None
@@ -198,7 +276,7 @@ async def _start_api(settings: Settings, router: RedisRouter) -> uvicorn.Server 
     if not tokens:
         log.warning("api.no_tokens", hint="set IVR_API_TOKENS or IVR_API_TOKENS_FILE")
     config = uvicorn.Config(
-        build_api(router, tokens),
+        build_api(router, tokens, supervisors),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -153,7 +153,7 @@ class AsteriskEmulator:
             agi_channel=channel,
             agi_language=language,
             agi_type=channel.split("/", 1)[0],
-            agi_uniqueid=uniqueid or f"{self._epoch}.{serial}",
+            agi_uniqueid=uniqueid or self.pbx.next_uniqueid(),  # one sequence with AMI's
             agi_version=self.version,
             agi_callerid=callerid,
             agi_calleridname=calleridname,

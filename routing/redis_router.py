@@ -668,6 +668,15 @@ class RedisRouter:
             for key, fields in raw
         ]
 
+    async def agent(self, agent_id: str) -> dict[str, str] | None:
+        """One agent's fields (state, reason, endpoint, ...), or None when unknown."""
+        try:
+            redis: Any = self.redis
+            fields = await redis.hgetall(f"{self.ns}:agent:{agent_id}")
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+        return {_s(k): _s(v) for k, v in fields.items()} or None
+
     async def agent_state(self, agent_id: str) -> str | None:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
         return state.decode() if isinstance(state, bytes) else state

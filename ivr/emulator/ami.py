@@ -477,6 +477,8 @@ class Pbx:
             self.newexten(chan, app, headers.get("Data"))
             if app.lower() == "chanspy":
                 await self._chanspy(chan, headers.get("Data"))
+            elif app.lower() == "dial":
+                await self._dial_app(chan, headers.get("Data"), sleep)
         else:
             chan.context, chan.exten = headers.get("Context"), headers.get("Exten")
             chan.priority = int(headers.get("Priority") or 1)
@@ -488,6 +490,27 @@ class Pbx:
         if ep is not None and ep.talk is not None:
             await sleep(ep.talk)
             self.end_call(chan)
+
+    async def _dial_app(
+        self, caller: EmuChannel, data: str, sleep: Callable[[float], Awaitable[object]]
+    ) -> None:
+        """Dial from an originated channel (a callback: the agent, then the customer)."""
+        target, _, rest = data.partition(",")
+        timeout = float(rest.partition(",")[0] or 60)
+        ep = self.endpoints.get(target)
+        outcome: Outcome = ep.outcome if ep else "answer"
+        status = {
+            "answer": "ANSWER",
+            "noanswer": "NOANSWER",
+            "busy": "BUSY",
+            "unreachable": "CHANUNAVAIL",
+        }[outcome]
+        ring = min(ep.ring if ep else 0.0, timeout)
+        dest = await self.dial_endpoint(caller, target, status, ring, sleep=sleep)
+        if dest is not None:
+            await sleep(ep.talk if ep is not None and ep.talk is not None else 0.1)
+            self.end_call(dest)
+        self.end_call(caller)  # Dial returns, the originated channel's dialplan ends
 
     async def _chanspy(self, spyer: EmuChannel, data: str) -> None:
         target, _, options = data.partition(",")

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -25,6 +25,9 @@ from ivr.flows.model import Defaults, Flow, Text
 from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
 from routing.config import QueueConfig
 from routing.memory import Assignment, Ticket
+
+if TYPE_CHECKING:
+    from ivr.tracker import AnswerTracker
 
 __all__ = ["Engine", "FlowRuntimeError", "Router", "Run", "Trace"]
 
@@ -98,6 +101,8 @@ class Engine:
     hold_clock: Clock = field(default_factory=LoopClock)
     environ: Mapping[str, str] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
+    #: The AMI answer tracker (agents on_call from the answer); None without AMI.
+    answers: AnswerTracker | None = None
     internal_dial: str = "PJSIP/{to}"
     external_dial: str = "PJSIP/{to}@trunk"
     ring_timeout: int = 20

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import json
 import math
 import re
 from collections.abc import Awaitable, Callable
@@ -316,11 +317,11 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
                 # A callback keeps the call's place in the queue without the caller.
                 settled = assignment is _CALLBACK
                 return await _left(run, node, waiter, called_back=settled)
-            status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+            await _hand_over(run, node, assignment)
+            status = await _dial_agent(run, router, assignment)
             run.event("dialled", agent=assignment.agent_id, status=status)
             if status == "ANSWER":
                 settled = True
-                await router.connected(assignment)
                 await router.completed(assignment)
                 if channel.hung_up:
                     raise ChannelHangup("the caller hung up after the agent call", how="hangup")
@@ -514,6 +515,60 @@ async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
         if await channel.wait_for_digit(1000) == key:
             return True
     return False
+
+
+async def _dial_agent(run: Run, router: Any, assignment: Any) -> str | None:
+    """Ring the reserved agent; they are ``on_call`` from the answer when AMI tells it
+    (the tracker), else from the end of Dial."""
+    tracker = run.engine.answers
+    if tracker is None:
+        status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+        if status == "ANSWER":
+            await router.connected(assignment)
+        return status
+    connected = False
+
+    async def on_answer(answered: asyncio.Future[str]) -> None:
+        nonlocal connected
+        if await answered == "ANSWER":
+            connected = True
+            await router.connected(assignment)
+
+    with tracker.expect(run.channel.env.channel, assignment.endpoint) as answered:
+        watcher = asyncio.ensure_future(on_answer(answered))
+        try:
+            status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+        finally:
+            if not watcher.done():
+                watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, RoutingError):
+                await watcher
+    if status == "ANSWER" and not connected:
+        await router.connected(assignment)
+    return status
+
+
+#: Variables handed to the agent's channel; caller-entered values, never sensitive ones.
+_HANDOFF_BYTES = 900
+
+
+async def _hand_over(run: Run, node: m.QueueNode, assignment: Any) -> None:
+    """What the caller chose, said and entered goes to the agent: channel variables
+    inherited by the agent's leg (``__`` prefix) and an event for the console."""
+    shown = {
+        name: value
+        for name, value in run.variables.items()
+        if name not in run.sensitive and name not in ("call",) and not name.startswith("_")
+    }
+    context = json.dumps(shown, ensure_ascii=False, separators=(",", ":"), default=str)
+    if len(context.encode()) > _HANDOFF_BYTES:
+        context = json.dumps({"caller": shown.get("caller")}, ensure_ascii=False, default=str)
+    channel = run.channel
+    with contextlib.suppress(AgiError):
+        await channel.set_variable("__IVR_FLOW", run.flow.id)
+        await channel.set_variable("__IVR_QUEUE", node.queue)
+        await channel.set_variable("__IVR_CONTEXT", context)
+    run.event("handed_over", agent=assignment.agent_id, context=shown)
 
 
 async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:

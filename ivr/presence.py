@@ -1,0 +1,155 @@
+"""Agents' availability follows their phones, from AMI.
+
+An agent whose phone stops answering (``DeviceStateChange`` UNAVAILABLE,
+``ContactStatus`` Unreachable) is paused with the reason ``phone
+unreachable``, so routing stops offering them calls; when it registers again
+they are resumed. A phone in use for a call routing did not give (a personal
+or internal call) pauses an available agent with ``phone in use`` until it is
+free. Pauses with any other reason (the agent's own, a supervisor's, missed
+calls) are never lifted here.
+
+After an AMI reconnect the client's resync brings every device state at once,
+so no agent stays stale past the reconnect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+
+import structlog
+
+from ivr.ami import AmiClient, AmiEvent, ContactStatus, DeviceStateChange, Resync
+from routing.errors import RoutingError
+from routing.redis_router import RedisRouter
+from routing.states import InvalidTransition
+
+__all__ = ["IN_USE", "UNREACHABLE", "Presence"]
+
+log = structlog.get_logger("ivr.presence")
+
+UNREACHABLE = "phone unreachable"
+IN_USE = "phone in use"
+_DOWN = frozenset({"UNAVAILABLE", "INVALID", "UNKNOWN"})
+_BUSY = frozenset({"INUSE", "BUSY", "ONHOLD", "RINGINUSE"})
+_FREE = frozenset({"NOT_INUSE"})
+
+
+class Presence:
+    """Applies phone states to agents; ``endpoints`` maps ``PJSIP/1001`` to agent ids."""
+
+    def __init__(self, router: RedisRouter, endpoints: Mapping[str, str] | None = None) -> None:
+        self.router = router
+        self.endpoints: dict[str, str] = dict(endpoints or {})
+        #: The newest state heard per endpoint. Changes are applied one at a time,
+        #: each from the newest state, so a late or reordered event cannot undo a
+        #: newer one (a call that ended before its INUSE was handled).
+        self.latest: dict[str, str] = {}
+        self._due: asyncio.Queue[str] = asyncio.Queue()
+        self._pending: set[str] = set()
+        self._worker: asyncio.Task[None] | None = None
+        self._background: set[asyncio.Future[None]] = set()
+
+    def note(self, endpoint: str, state: str) -> None:
+        """Record a phone's state and schedule its agent's update."""
+        self.latest[endpoint] = state
+        if endpoint not in self._pending:
+            self._pending.add(endpoint)
+            self._due.put_nowait(endpoint)
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.ensure_future(self._work())
+
+    async def _work(self) -> None:
+        while True:
+            endpoint = await self._due.get()
+            self._pending.discard(endpoint)
+            try:
+                await self.apply(endpoint, self.latest[endpoint])
+            finally:
+                self._due.task_done()
+
+    async def settled(self) -> None:
+        """Until every state heard so far is applied (tests, shutdown)."""
+        await self._due.join()
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+
+    async def refresh(self) -> None:
+        """Learn every agent's endpoint from the routing store (agents change at run time)."""
+        self.endpoints = {row["endpoint"]: row["id"] for row in await self.router.agents()}
+
+    def attach(self, ami: AmiClient) -> None:
+        ami.on("DeviceStateChange", self._on_device)
+        ami.on("ContactStatus", self._on_contact)
+
+    def _on_device(self, event: AmiEvent) -> None:
+        if isinstance(event, DeviceStateChange):
+            self.note(event.device, event.state)
+
+    def _on_contact(self, event: AmiEvent) -> None:
+        if not isinstance(event, ContactStatus):
+            return
+        endpoint = f"PJSIP/{event.endpoint_name or event.aor}"
+        if event.contact_status in ("Unreachable", "Removed"):
+            self.note(endpoint, "UNAVAILABLE")
+        elif event.contact_status in ("Reachable", "Created") and self.latest.get(endpoint) in (
+            None,
+            "UNAVAILABLE",
+            "INVALID",
+            "UNKNOWN",
+        ):
+            self.note(endpoint, "NOT_INUSE")
+
+    def resync(self, resync: Resync) -> None:
+        """After (re)connecting: every phone's state, all at once. Called as soon as the
+        snapshot is taken, so it never overrides an event that came after it."""
+        for device, state in resync.device_states.items():
+            self.note(device, state)
+        log.info(
+            "presence.resynced",
+            devices=len(resync.device_states),
+            reconnected=resync.reconnected,
+            outage=round(resync.outage, 2),
+        )
+        refresh = asyncio.ensure_future(self._refresh_and_apply())
+        self._background.add(refresh)
+        refresh.add_done_callback(self._background.discard)
+
+    async def _refresh_and_apply(self) -> None:
+        """Agents change at run time: learn their endpoints, then apply every state."""
+        try:
+            await self.refresh()
+        except RoutingError as exc:
+            log.warning("presence.refresh_failed", error=str(exc))
+            return
+        for device, state in dict(self.latest).items():
+            self.note(device, state)
+
+    async def apply(self, endpoint: str, state: str) -> None:
+        agent_id = self.endpoints.get(endpoint)
+        if agent_id is None:
+            return
+        try:
+            agent = await self.router.agent(agent_id)
+            if agent is None:
+                return
+            current, reason = agent.get("state", ""), agent.get("reason", "")
+            if state in _DOWN and current in ("available", "missed", "wrap_up"):
+                await self.router.pause(agent_id, UNREACHABLE)
+                log.info("presence.paused", agent=agent_id, endpoint=endpoint, why=UNREACHABLE)
+            elif state in _BUSY and current == "available":
+                await self.router.pause(agent_id, IN_USE)
+                log.info("presence.paused", agent=agent_id, endpoint=endpoint, why=IN_USE)
+            elif state in _FREE and current == "paused" and reason in (UNREACHABLE, IN_USE):
+                await self.router.resume(agent_id)
+                log.info("presence.resumed", agent=agent_id, endpoint=endpoint, was=reason)
+            # Reachable again but busy: stays paused until the phone is free.
+        except InvalidTransition as exc:  # raced with a routing change: the next event fixes it
+            log.info("presence.skipped", agent=agent_id, error=str(exc))
+        except RoutingError as exc:
+            log.warning("presence.unavailable", agent=agent_id, error=str(exc))

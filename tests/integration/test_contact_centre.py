@@ -1,0 +1,313 @@
+"""The whole contact centre through the emulated Asterisk (AGI + AMI) on a real Redis:
+menu → queue → an agent who does not answer → one who does → survey → KPIs; a caller
+who hangs up while the agent's phone rings; phones that drop off; a supervisor barge;
+a callback placed agent first; AMI lost and resynced mid-call."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from ivr.agi.server import FastAgiServer
+from ivr.ami import AmiClient, AmiConfig
+from ivr.api import build_api
+from ivr.auth import TokenBook
+from ivr.callbacks import CallbackWorker
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from ivr.presence import UNREACHABLE, Presence
+from ivr.supervise import Supervisors
+from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Keys, Press
+from ivr.tracker import AnswerTracker
+from routing.config import QueueConfig
+from routing.kpis import compute
+from routing.memory import Agent
+from routing.redis_router import RedisRouter
+
+FLOW = """
+id: centre
+nodes:
+  menu:
+    type: menu
+    prompt: For sales, press 1.
+    options:
+      - {digit: 1, goto: sales}
+      - {digit: 2, goto: sales_or_callback}
+    on_failure: bye
+  sales: {type: queue, queue: sales, next: survey, on_failure: bye}
+  sales_or_callback:
+    type: queue
+    queue: sales
+    callback_digit: "5"
+    next: survey
+    on_failure: bye
+  survey:
+    type: survey
+    questions:
+      - {id: csat, prompt: "Press 1 to 5, 5 is best."}
+    next: bye
+  bye: {type: hangup, say: Goodbye.}
+"""
+TOKENS = TokenBook.from_environ({"IVR_API_TOKENS": "lee:supervisor:lee-token-0123456"})
+
+
+@dataclass
+class Centre:
+    emulator: AsteriskEmulator
+    router: RedisRouter
+    ami: AmiClient
+    engine: Engine
+    server: FastAgiServer
+    traces: list[Trace]
+    supervisors: Supervisors
+    presence: Presence
+
+    async def call(self, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(self.emulator.call("centre", **kwargs), 60)
+
+    async def settle(self) -> None:
+        await self.ami.ping()  # every AMI event sent before the Pong has been heard
+        await asyncio.sleep(0.02)
+        await self.presence.settled()
+
+
+@pytest.fixture
+async def centre(redis_url: str, tmp_path: Path) -> AsyncIterator[Centre]:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "centre.yaml").write_text(FLOW)
+    registry = FlowRegistry(tmp_path / "flows")
+    assert registry.reload() == []
+    router = RedisRouter.connect(redis_url)
+    await router.redis.flushall()
+    await router.start()
+    await router.add_agents(
+        [Agent("ann", "PJSIP/1001", {"sales": 5}), Agent("bob", "PJSIP/1002", {"sales": 5})]
+    )
+    for agent in ("ann", "bob"):
+        await router.login(agent)
+        await asyncio.sleep(0.01)  # ann has been idle longest: she is rung first
+    tracker = AnswerTracker()
+    engine = Engine(
+        flows=registry.get,
+        prompts=SpeechPrompts(tmp_path / "prompts"),
+        router=router,
+        queues={"sales": QueueConfig.model_validate({"announce_every": 20})},
+        answers=tracker,
+        transfer_allow=("555*",),
+    )
+    traces: list[Trace] = []
+
+    async def handle(channel: Any) -> None:
+        flow = registry.get(channel.env.script)
+        assert flow is not None
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handle, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path / "prompts"])
+    ami_server = await emulator.start_ami()
+    for endpoint in ("PJSIP/1001", "PJSIP/1002", "PJSIP/2001"):
+        emulator.pbx.add_endpoint(endpoint)
+    presence = Presence(router)
+    ami = AmiClient(
+        AmiConfig(port=ami_server.port, username="ivr", secret="ivr-secret", ping_interval=0),
+        on_resync=presence.resync,
+    )
+    presence.attach(ami)
+    tracker.attach(ami)
+    await ami.connect()
+    try:
+        yield Centre(
+            emulator, router, ami, engine, server, traces, Supervisors(router, ami), presence
+        )
+    finally:
+        await ami.close()
+        await presence.close()
+        await server.drain(1)
+        await emulator.close()
+        await router.close()
+
+
+async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
+    result = await centre.call(
+        callerid="5551234",
+        actions=[Keys("1"), Keys("5")],
+        dial={
+            "PJSIP/1001": DialOutcome("NOANSWER"),
+            "PJSIP/1002": DialOutcome("ANSWER", ring=2, talk=30),
+        },
+    )
+    await centre.settle()
+    trace = centre.traces[0]
+    assert trace.nodes == ["menu", "sales", "survey", "bye"]
+    assert result.dialled == ["PJSIP/1001", "PJSIP/1002"]
+    assert trace.variables["survey_csat"] == 5
+    # ann did not answer: missed (the call went back to the head and bob got it).
+    assert await centre.router.agent_state("ann") == "missed"
+    assert await centre.router.agent_state("bob") == "available"
+    events = [f for _, f in await centre.router.events(time.time() - 60)]
+    kinds = [(f["event"], f.get("agent", "")) for f in events if f["event"] != "state"]
+    assert kinds == [
+        ("enqueued", ""),
+        ("reserved", "ann"),
+        ("missed", "ann"),
+        ("reserved", "bob"),
+        ("connected", "bob"),
+        ("completed", "bob"),
+    ]
+    # bob was on_call from the answer (AMI DialEnd), before AGI's Dial returned.
+    states = [(f["agent"], f["after"]) for f in events if f["event"] == "state"]
+    assert ("bob", "on_call") in states
+    queues, _ = compute(await centre.router.events(time.time() - 60), now=time.time())
+    sales = queues["sales"]
+    assert (sales.offered, sales.answered, sales.abandoned) == (1, 1, 0)
+    # What the caller chose reached the agent's channel (inherited by the agent leg).
+    assert result.variables["__IVR_QUEUE"] == "sales"
+    assert '"number":"5551234"' in result.variables["__IVR_CONTEXT"]
+
+
+async def test_caller_hangs_up_while_the_agent_rings(centre: Centre) -> None:
+    await centre.call(
+        callerid="5551234",
+        actions=[Keys("1"), Hangup(on="EXEC Dial", after=1.0)],
+        dial={"PJSIP/1001": DialOutcome("ANSWER", ring=5)},
+    )
+    await centre.settle()
+    assert await centre.router.agent_state("ann") == "available"  # freed at once
+    events = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
+    assert "abandoned" in events and "missed" not in events
+
+
+async def test_phone_reachability_drives_availability(centre: Centre) -> None:
+    centre.emulator.pbx.set_registered("PJSIP/1001", False)
+    await centre.settle()
+    ann = await centre.router.agent("ann")
+    assert ann is not None and (ann["state"], ann["reason"]) == ("paused", UNREACHABLE)
+    centre.emulator.pbx.set_registered("PJSIP/1001", True)
+    await centre.settle()
+    assert await centre.router.agent_state("ann") == "available"
+    await centre.router.pause("bob", "lunch")  # the agent's own pause is not lifted
+    centre.emulator.pbx.set_registered("PJSIP/1002", True)
+    await centre.settle()
+    assert await centre.router.agent_state("bob") == "paused"
+
+
+async def test_ami_drop_mid_call_resyncs_within_five_seconds(centre: Centre) -> None:
+    """The AMI goes away during a call; meanwhile ann's phone drops off. When the AMI
+    returns, the resync pauses her; the call itself is not disturbed."""
+    assert centre.emulator.ami is not None
+    call = asyncio.ensure_future(
+        centre.emulator.call(
+            "centre",
+            callerid="5551234",
+            actions=[Keys("1"), Keys("4")],
+            dial={"PJSIP/1001": DialOutcome("ANSWER", ring=0.2, talk=1.5)},
+        )
+    )
+    await asyncio.sleep(0.3)
+    await centre.emulator.ami.drop_connections()
+    centre.emulator.pbx.endpoints["PJSIP/1002"].registered = False  # no event: AMI is down
+    dropped = time.monotonic()
+    while True:
+        bob = await centre.router.agent("bob")
+        if bob is not None and bob["state"] == "paused":
+            break
+        assert time.monotonic() - dropped < 5, "agent state stale for more than 5 s"
+        await asyncio.sleep(0.05)
+    assert bob["reason"] == UNREACHABLE
+    result = await asyncio.wait_for(call, 30)
+    assert centre.ami.reconnects >= 1
+    assert result.dialled == ["PJSIP/1001"]
+    assert centre.traces[0].nodes == ["menu", "sales", "survey", "bye"]
+
+
+async def test_supervisor_barges_into_exactly_that_call(centre: Centre) -> None:
+    centre.emulator.speed = 1.0  # the call lasts while the supervisor joins
+    call = asyncio.ensure_future(
+        centre.call(
+            callerid="5551234",
+            actions=[Press("1", on="STREAM FILE", after=0.1), Hangup(at=6)],
+            dial={"PJSIP/1001": DialOutcome("ANSWER", ring=0.3, talk=10)},
+        )
+    )
+    found = None
+    for _ in range(100):
+        found = await centre.supervisors.agent_channel("PJSIP/1001")
+        if found:
+            break
+        await asyncio.sleep(0.05)
+    assert found is not None
+    app = build_api(centre.router, TOKENS, centre.supervisors)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://engine"
+    ) as http:
+        headers = {"Authorization": "Bearer lee-token-0123456"}
+        reply = await http.post(
+            "/api/supervise",
+            json={"agent": "ann", "mode": "barge", "from": "PJSIP/2001"},
+            headers=headers,
+        )
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["channel"] == found[0] and reply.json()["answered"] is True
+        idle = await http.post(
+            "/api/supervise",
+            json={"agent": "bob", "mode": "listen", "from": "PJSIP/2001"},
+            headers=headers,
+        )
+        assert idle.status_code == 409 and "not on a call" in idle.json()["error"]
+        bad = await http.post(
+            "/api/supervise",
+            json={"agent": "ann", "mode": "listen", "from": "PJSIP/2001,,b(x)"},
+            headers=headers,
+        )
+        assert bad.status_code == 422
+    await asyncio.sleep(0.2)
+    spy = centre.emulator.pbx.spies[0]
+    assert spy.spied == found[0] and spy.target == found[1]
+    assert set(spy.options) >= {"u", "q", "E", "B"}
+    audit = await centre.router.audit_log()
+    assert [(a["actor"], a["action"], a["agent"]) for a in audit] == [
+        ("lee", "supervise.barge", "ann")
+    ]
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+
+
+async def test_callback_rings_the_agent_then_the_customer(centre: Centre) -> None:
+    await centre.router.pause("ann", "lunch")
+    await centre.router.pause("bob", "lunch")
+    centre.emulator.pbx.add_endpoint("PJSIP/5551234@trunk", outcome="answer", talk=0.5)
+    result = await centre.call(
+        callerid="5551234", actions=[Keys("2"), Press("5", on="WAIT FOR DIGIT", nth=2)]
+    )
+    assert centre.traces[0].events[-1]["event"] == "callback_requested"
+    assert result.commands[-1] == "HANGUP"
+    worker = CallbackWorker(
+        centre.router, centre.ami, allow=("555*",), ring_timeout=5, customer_timeout=5
+    )
+    await centre.router.resume("bob")
+    assignment = await asyncio.wait_for(centre.router.next_callback(), 5)
+    assert (assignment.agent_id, assignment.callback) == ("bob", "5551234")
+    outcome = await asyncio.wait_for(worker.place(assignment), 20)
+    assert outcome == "completed"
+    assert await centre.router.agent_state("bob") == "available"
+    kinds = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
+    assert "callback_requested" in kinds and "completed" in kinds
+    assert "abandoned" not in kinds
+
+
+async def test_callback_to_a_number_off_the_allow_list_is_refused(centre: Centre) -> None:
+    worker = CallbackWorker(centre.router, centre.ami, allow=("+8210*",))
+    assert worker.dial_string("5551234") is None
+    assert worker.dial_string("+821012345678") == "PJSIP/+821012345678@trunk"
+    assert worker.dial_string("1002") == "PJSIP/1002"  # an internal extension
+    assert worker.dial_string("555;1234") is None
