@@ -351,6 +351,9 @@ def _flow_commands(commands: Any) -> None:
     from ivr.deploy.cli import add_commands as add_deploy_commands
 
     add_deploy_commands(commands)
+    from ivr.supervise_cli import add_commands as add_supervise_commands
+
+    add_supervise_commands(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

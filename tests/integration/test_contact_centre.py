@@ -6,6 +6,7 @@ a callback placed agent first; AMI lost and resynced mid-call."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,12 +15,14 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 
 from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
 from ivr.auth import TokenBook
 from ivr.callbacks import CallbackWorker
+from ivr.cli import main
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.registry import FlowRegistry
@@ -269,13 +272,32 @@ async def test_supervisor_barges_into_exactly_that_call(centre: Centre) -> None:
             headers=headers,
         )
         assert bad.status_code == 422
+    # The command line does the same through the engine's API over real HTTP.
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+    )
+    serving = asyncio.ensure_future(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    os.environ["IVR_API_TOKEN"] = "lee-token-0123456"
+    try:
+        argv = ["supervise", "whisper", "ann", "--from", "PJSIP/2001"]
+        code = await asyncio.to_thread(main, [*argv, "--api", f"http://127.0.0.1:{port}"])
+    finally:
+        del os.environ["IVR_API_TOKEN"]
+        server.should_exit = True
+        await serving
+    assert code == 0
     await asyncio.sleep(0.2)
+    assert [s.options[-1] for s in centre.emulator.pbx.spies] == ["B", "w"]
     spy = centre.emulator.pbx.spies[0]
     assert spy.spied == found[0] and spy.target == found[1]
     assert set(spy.options) >= {"u", "q", "E", "B"}
     audit = await centre.router.audit_log()
     assert [(a["actor"], a["action"], a["agent"]) for a in audit] == [
-        ("lee", "supervise.barge", "ann")
+        ("lee", "supervise.barge", "ann"),
+        ("lee", "supervise.whisper", "ann"),
     ]
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
