@@ -260,7 +260,11 @@ class _Handlers:
         stats = queues.get(name)
         if stats is None:
             return JSONResponse({"queue": name, "offered": 0})
-        fields = {k: v for k, v in vars(stats).items() if k not in ("waits", "handles")}
+        fields = {
+            k: v
+            for k, v in dataclasses.asdict(stats).items()
+            if k not in ("waits", "handles", "scores")
+        }
         return JSONResponse({**fields, "occupancy": occupancy})
 
     async def audit(self, request: Request, who: Principal) -> Response:

@@ -99,7 +99,7 @@ def _queues(args: argparse.Namespace) -> int:
         print(f"last {args.since / 60:g} min, service level target {args.target:g} s")
         print(
             f"{'queue':<12} {'offered':>7} {'answered':>8} {'abandon':>8} {'ASA s':>6} "
-            f"{'SL':>5} {'AHT s':>6} {'waiting':>7} {'longest':>7}"
+            f"{'SL':>5} {'AHT s':>6} {'CSAT':>5} {'waiting':>7} {'longest':>7}"
         )
 
         def num(value: float | None, fmt: str) -> str:
@@ -110,7 +110,7 @@ def _queues(args: argparse.Namespace) -> int:
                 f"{name:<12} {stats.offered:>7} {stats.answered:>8} "
                 f"{num(stats.abandonment_rate, '.0%'):>8} {num(stats.asa, '.1f'):>6} "
                 f"{num(stats.service_level, '.0%'):>5} {num(stats.aht, '.0f'):>6} "
-                f"{stats.waiting:>7} {stats.longest_wait:>7.0f}"
+                f"{num(stats.csat, '.0%'):>5} {stats.waiting:>7} {stats.longest_wait:>7.0f}"
             )
         print(f"agent occupancy: {num(occupancy, '.0%')}")
         return 0

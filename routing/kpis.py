@@ -3,8 +3,9 @@
 Per queue over a window: calls offered, answered and abandoned; ASA (average
 speed of answer); abandonment rate; service level (answered within the
 target, over answered plus abandoned after the target); AHT (connected to
-completed); the longest wait of a call still waiting; and agent occupancy
-(time on calls over time logged in and not paused).
+completed); the longest wait of a call still waiting; CSAT (the share of
+post-call survey answers of 4 or 5 out of 5, and their average); and agent
+occupancy (time on calls over time logged in and not paused).
 """
 
 from __future__ import annotations
@@ -30,8 +31,13 @@ class QueueStats:
     service_level: float | None = None
     abandonment_rate: float | None = None
     longest_wait: float = 0.0
+    #: Share of survey answers that are 4 or 5 (of 5), and the mean answer.
+    csat: float | None = None
+    csat_mean: float | None = None
+    surveys: int = 0
     waits: list[float] = field(default_factory=list, repr=False)
     handles: list[float] = field(default_factory=list, repr=False)
+    scores: list[int] = field(default_factory=list, repr=False)
 
 
 class _Window:
@@ -55,6 +61,8 @@ class _Window:
             self.enqueued[event["ticket"]] = (event["queue"], moment)
         elif kind == "state":
             self._state(moment, event)
+        elif kind == "survey":
+            self._survey(event)
         else:
             self._call(moment, kind, event.get("ticket", ""))
 
@@ -75,6 +83,14 @@ class _Window:
             self.ended.add(ticket)
             if moment - since > self.target:
                 self.late_abandons[queue] += 1
+
+    def _survey(self, event: Mapping[str, str]) -> None:
+        score = event.get("score", "")
+        queue = event.get("queue", "")
+        if not queue or not score.isdigit() or not 1 <= int(score) <= 5:
+            return  # no answer, or a survey after no queue
+        stats = self.queues.setdefault(queue, QueueStats(queue))
+        stats.scores.append(int(score))
 
     def _state(self, moment: float, event: Mapping[str, str]) -> None:
         before = self.agent_since.get(event["agent"])
@@ -97,6 +113,10 @@ class _Window:
                 stats.asa = sum(stats.waits) / len(stats.waits)
             if stats.handles:
                 stats.aht = sum(stats.handles) / len(stats.handles)
+            if stats.scores:
+                stats.surveys = len(stats.scores)
+                stats.csat = sum(1 for s in stats.scores if s >= 4) / len(stats.scores)
+                stats.csat_mean = sum(stats.scores) / len(stats.scores)
             if stats.answered + stats.abandoned:
                 stats.abandonment_rate = stats.abandoned / (stats.answered + stats.abandoned)
             within = sum(1 for wait in stats.waits if wait <= self.target)

@@ -127,6 +127,10 @@ class MemoryRouter:
         if entry is not None:
             self._emit("abandoned", call=ticket.call_id, queue=ticket.queue, reason=reason)
 
+    async def note(self, event: str, **fields: str) -> None:
+        """Record an event that is not a routing decision (a survey answer)."""
+        self._emit(event, **fields)
+
     async def request_callback(self, ticket: Ticket, number: str) -> bool:
         """Keep the call's place without the caller on the line; False when too late."""
         if not _NUMBER.match(number):

@@ -724,6 +724,16 @@ class RedisRouter:
         self.queues.update(fresh)
         return fresh
 
+    async def note(self, event: str, **fields: str) -> None:
+        """Append an event that is not a routing decision (a survey answer) to the stream."""
+        entry: dict[str | bytes, str | bytes] = {"event": event}
+        entry.update(fields)
+        try:
+            redis: Any = self.redis
+            await redis.xadd(f"{self.ns}:events", entry, maxlen=1_000_000, approximate=True)
+        except (RedisError, OSError) as exc:
+            raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
+
     async def audit(self, actor: str, action: str, **fields: str) -> None:
         """Append who did what to the audit stream (API changes, supervisors)."""
         entry: dict[str | bytes, str | bytes] = {"actor": actor, "action": action}

@@ -63,6 +63,7 @@ class Router(Protocol):
     ) -> None: ...
     async def position(self, ticket: Ticket) -> int | None: ...
     async def request_callback(self, ticket: Ticket, number: str) -> bool: ...
+    async def note(self, event: str, **fields: str) -> None: ...
     async def staffed(
         self, skills: Mapping[str, int], any_skills: Mapping[str, int] | None = None
     ) -> int: ...
@@ -129,6 +130,8 @@ class Run:
         self._touched_sensitive = False
         self.trace = Trace()
         self.sensitive: set[str] = set()
+        #: The queue the call was last in (survey answers count towards it).
+        self.last_queue = ""
         env = channel.env
         self.variables: dict[str, Any] = {
             "caller": {"number": env.callerid, "name": env.calleridname},

@@ -308,6 +308,7 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
         return node.on_failure
     run.event("queued", queue=node.queue, skills=skills, priority=priority)
+    run.last_queue = node.queue
     settled = False
     try:
         waiter = _Wait(run, config, ticket, node.callback_digit)
@@ -633,6 +634,16 @@ async def survey(run: Run, node: m.Survey) -> str | None:
         score = int(digit) if digit and digit in "12345" else None
         run.set(f"survey_{question.id}", score)
         run.event("survey_answer", question=question.id, score=score)
+        router = run.engine.router
+        if router is not None and run.last_queue and question.id == "csat":
+            with contextlib.suppress(RoutingError):  # KPIs may miss it; the call goes on
+                await router.note(
+                    "survey",
+                    call=run.channel.uniqueid,
+                    queue=run.last_queue,
+                    question=question.id,
+                    score="" if score is None else str(score),
+                )
     return node.next
 
 

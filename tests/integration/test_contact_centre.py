@@ -165,6 +165,7 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
         ("reserved", "bob"),
         ("connected", "bob"),
         ("completed", "bob"),
+        ("survey", ""),
     ]
     # bob was on_call from the answer (AMI DialEnd), before AGI's Dial returned.
     states = [(f["agent"], f["after"]) for f in events if f["event"] == "state"]
@@ -172,6 +173,18 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
     queues, _ = compute(await centre.router.events(time.time() - 60), now=time.time())
     sales = queues["sales"]
     assert (sales.offered, sales.answered, sales.abandoned) == (1, 1, 0)
+    assert (sales.surveys, sales.csat, sales.csat_mean) == (1, 1.0, 5.0)
+    app = build_api(
+        centre.router, TokenBook.from_environ({"IVR_API_TOKENS": "v:viewer:v-token-0123456"})
+    )
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://engine"
+    ) as http:
+        stats = await http.get(
+            "/api/queues/sales/stats", headers={"Authorization": "Bearer v-token-0123456"}
+        )
+    assert stats.status_code == 200, stats.text
+    assert stats.json()["answered"] == 1 and stats.json()["csat"] == 1.0
     # What the caller chose reached the agent's channel (inherited by the agent leg).
     assert result.variables["__IVR_QUEUE"] == "sales"
     assert '"number":"5551234"' in result.variables["__IVR_CONTEXT"]

@@ -42,3 +42,20 @@ def test_occupancy() -> None:
     ]
     _, occupancy = compute(events, now=120.0)
     assert occupancy == pytest.approx(30 / 50)
+
+
+def test_csat_from_survey_answers() -> None:
+    """CSAT: the share of answers of 4 or 5 (of 5) per queue; blanks and strays ignored."""
+    events = [
+        (1.0, {"event": "survey", "queue": "sales", "score": "5"}),
+        (2.0, {"event": "survey", "queue": "sales", "score": "3"}),
+        (3.0, {"event": "survey", "queue": "sales", "score": "4"}),
+        (4.0, {"event": "survey", "queue": "sales", "score": ""}),
+        (5.0, {"event": "survey", "queue": "sales", "score": "9"}),
+        (6.0, {"event": "survey", "queue": "", "score": "5"}),
+    ]
+    queues, _ = compute(events, now=10.0)
+    sales = queues["sales"]
+    assert sales.surveys == 3
+    assert sales.csat == 2 / 3
+    assert sales.csat_mean == 4.0
