@@ -32,6 +32,7 @@ from ivr.flows.registry import FlowRegistry
 from ivr.presence import Presence
 from ivr.routing_config import load_routing_file
 from ivr.supervise import Supervisors
+from ivr.tracker import AnswerTracker
 from routing.config import RoutingConfig, agent_skills
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
@@ -226,6 +227,8 @@ async def _start_ami(
     presence = Presence(router)
     ami = AmiClient(config, on_resync=presence.resync)
     presence.attach(ami)
+    engine.answers = AnswerTracker()  # agents on_call from the answer, not Dial's end
+    engine.answers.attach(ami)
     worker = CallbackWorker(
         router,
         ami,
@@ -244,6 +247,7 @@ async def _start_ami(
             task.cancel()
         await worker.close()
         await ami.close()
+        await presence.close()
 
     stack.push_async_callback(stop)
     return Supervisors(router, ami)
