@@ -74,9 +74,10 @@ class TestComposeFile:
             check=False,
             env={"PATH": "/usr/bin:/bin"},
         )
-        assert "required variable AMI_SECRET is missing a value: set it in docker/.env" in (
-            missing.stderr
-        )
+        # Which missing secret is named first depends on the map order of compose-go.
+        assert re.search(
+            r"required variable \w+ is missing a value: set it in docker/.env", missing.stderr
+        ), missing.stderr
 
     def test_images_are_pinned_and_long_running_services_have_health_checks(
         self, compose: dict[str, Any]
@@ -100,7 +101,9 @@ class TestComposeFile:
         for name, service in compose["services"].items():
             for key, value in (service.get("environment") or {}).items():
                 if any(word in key for word in SECRET_WORDS):
-                    assert re.fullmatch(rf"\$\{{{key}:\?[^}}]+\}}", str(value)), (name, key)
+                    # The engine reads its copy as IVR_<NAME> (flows never see those).
+                    var = key.removeprefix("IVR_") if key.startswith("IVR_AMI") else key
+                    assert re.fullmatch(rf"\$\{{{var}:\?[^}}]+\}}", str(value)), (name, key)
 
     def test_ami_and_agi_are_not_published(self, compose: dict[str, Any]) -> None:
         """Only SIP and RTP leave the compose network."""
