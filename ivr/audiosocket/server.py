@@ -389,13 +389,15 @@ class AudioSocketSession:
                     self._push(Dtmf(digit))
                 else:
                     log.warning(
-                        "audiosocket.bad_dtmf", uuid=str(self.uuid), payload=frame.payload.hex()
+                        "audiosocket.bad_dtmf",
+                        uuid=str(self.uuid),
+                        payload=frame.payload[:16].hex(),
                     )
             elif frame.kind == Kind.HANGUP:
                 self._end(EndReason.CALLER)
             elif frame.kind == Kind.ERROR:
                 log.warning(
-                    "audiosocket.error_frame", uuid=str(self.uuid), payload=frame.payload.hex()
+                    "audiosocket.error_frame", uuid=str(self.uuid), payload=frame.payload[:16].hex()
                 )
                 self._end(EndReason.ERROR)
             else:  # a second UUID

@@ -20,6 +20,7 @@ from __future__ import annotations
 import array
 import asyncio
 import contextlib
+import functools
 import math
 import re
 import sys
@@ -315,6 +316,11 @@ class _Stream:
 
 def _voice(index: int) -> bytes:
     """20 ms of a voiced sound (120 Hz with harmonics) for a talk with no audio."""
+    return _voice_frame(index % 5)  # 120 Hz repeats every 5 frames (12 cycles)
+
+
+@functools.cache
+def _voice_frame(index: int) -> bytes:
     samples = array.array("h")
     base = index * FRAME_BYTES // 2
     for n in range(base, base + FRAME_BYTES // 2):
