@@ -354,6 +354,9 @@ def _flow_commands(commands: Any) -> None:
     from ivr.supervise_cli import add_commands as add_supervise_commands
 
     add_supervise_commands(commands)
+    from ivr.speech_cli import add_commands as add_speech_commands
+
+    add_speech_commands(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

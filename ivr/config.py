@@ -40,6 +40,14 @@ class Settings:
     log_level: str = "info"
     flows_dir: Path = Path("dialplans")
     prompts_dir: Path = Path("var/prompts")
+    #: Vosk models installed with ``ivr speech models install`` (Korean is built in).
+    models_dir: Path = Path("var/models")
+    #: The AudioSocket server for speech (Asterisk streams the caller's audio to it);
+    #: port 0 turns speech over AudioSocket off (RECORD FILE is used instead).
+    audiosocket_host: str = "127.0.0.1"
+    audiosocket_port: int = 4574
+    #: How Asterisk reaches the AudioSocket server (host:port); empty: the two above.
+    audiosocket_advertise: str = ""
     #: The demo account service for the billing flow; 0 turns it off.
     demo_api_port: int = 8089
     #: The HTTP API (agents, queues, KPIs; tokens in IVR_API_TOKENS); port 0 turns it off.
