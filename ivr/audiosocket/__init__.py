@@ -1,1 +1,1 @@
-"""AudioSocket: framing and (with the speech issue) the engine's server."""
+"""AudioSocket: the frame format (``protocol``) and the engine's server (``server``)."""
