@@ -36,7 +36,8 @@ from pathlib import Path
 from ivr.emulator.agi import AgiSession, Exchange, SessionResult
 from ivr.emulator.ami import AmiServer, AmiUser, Pbx
 from ivr.emulator.apps import App, Applications
-from ivr.emulator.caller import Action, DialOutcome, Hangup, Keys, Press, Talk, Timeline
+from ivr.emulator.audiosocket import AudioSocketApp, AudioSocketRecord
+from ivr.emulator.caller import Action, DialOutcome, Hangup, Keys, Press, Talk, Timeline, say
 from ivr.emulator.sounds import SoundCatalog
 
 __all__ = [
@@ -44,6 +45,8 @@ __all__ = [
     "AmiServer",
     "AmiUser",
     "AsteriskEmulator",
+    "AudioSocketApp",
+    "AudioSocketRecord",
     "DialOutcome",
     "Exchange",
     "Hangup",
@@ -53,6 +56,7 @@ __all__ = [
     "SessionResult",
     "SoundCatalog",
     "Talk",
+    "say",
 ]
 
 #: What the transcripts' Asterisk 22 (a source build) reports as agi_version.

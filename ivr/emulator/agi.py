@@ -15,12 +15,16 @@ import contextlib
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ivr.agi.protocol import encode_environment, split_command_line
 from ivr.emulator.apps import Applications
 from ivr.emulator.caller import Scheduled, Timeline
 from ivr.emulator.sounds import SAMPLE_RATE, SoundCatalog
 from ivr.emulator.usage import usage_reply
+
+if TYPE_CHECKING:
+    from ivr.emulator.audiosocket import AudioSocketRecord
 
 __all__ = ["AgiSession", "Exchange", "SessionResult"]
 
@@ -52,6 +56,8 @@ class SessionResult:
     dialled: list[str] = field(default_factory=list)
     hung_up: bool = False
     duration: float = 0.0
+    #: Every AudioSocket session of the call: frames each way, with times.
+    audiosockets: list[AudioSocketRecord] = field(default_factory=list)
 
     @property
     def commands(self) -> list[str]:
