@@ -80,8 +80,12 @@ class AsteriskEmulator:
         connect_timeout: float = 2.0,
         applications: Mapping[str, App] | None = None,
         pbx: Pbx | None = None,
+        record_dir: Path | None = None,
     ) -> None:
         self.host = host
+        #: RECORD FILE writes the caller's scripted audio under this folder (a
+        #: spool shared with the engine, as with Asterisk); None writes nothing.
+        self.record_dir = record_dir
         self.port = port
         self.speed = speed
         self.sounds = sounds or SoundCatalog(sound_dirs=sound_dirs)
@@ -218,5 +222,6 @@ class AsteriskEmulator:
             apps=apps,
             variables=variables,
             database=self.database,
+            record_dir=self.record_dir,
         )
         return await session.run()

@@ -13,8 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import wave
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ivr.agi.protocol import encode_environment, split_command_line
@@ -81,6 +83,7 @@ class AgiSession:
         apps: Applications,
         variables: Mapping[str, str] | None = None,
         database: dict[tuple[str, str], str] | None = None,
+        record_dir: Path | None = None,
     ) -> None:
         self.reader = reader
         self.writer = writer
@@ -92,6 +95,8 @@ class AgiSession:
         self.vars = self.result.variables
         self.vars.update(variables or {})
         self.db = database if database is not None else {}
+        #: Where RECORD FILE may write the caller's audio (None: nowhere).
+        self.record_dir = record_dir
         self.dead = False
         self.state = 6 if self.env.get("agi_type") == "Local" else 4
         self._notice_owed = False
@@ -418,17 +423,23 @@ class AgiSession:
             if result != 0:
                 return f"200 result={result} (randomerror) endpos={offset or 0}\n".encode()
         take = Recording(self.timeline, limit_ms, silence_ms, offset or 0)
-        while True:
-            event = await self.timeline.wait(take.time_left())
-            if event is None:
-                return f"200 result={take.ms_left()} (timeout) endpos={take.endpos()}\n".encode()
-            if event.kind == "hangup":
-                self._go_dead()
-                return f"200 result=-1 (hangup) endpos={take.endpos()}\n".encode()
-            if event.digit in escape:
-                # A stop key rewinds the last 200 ms (the key's own sound).
-                endpos = take.endpos(rewind_ms=200)
-                return f"200 result={ord(event.digit)} (dtmf) endpos={endpos}\n".encode()
+        try:
+            while True:
+                event = await self.timeline.wait(take.time_left())
+                if event is None:
+                    return (
+                        f"200 result={take.ms_left()} (timeout) endpos={take.endpos()}\n".encode()
+                    )
+                if event.kind == "hangup":
+                    self._go_dead()
+                    return f"200 result=-1 (hangup) endpos={take.endpos()}\n".encode()
+                if event.digit in escape:
+                    # A stop key rewinds the last 200 ms (the key's own sound).
+                    endpos = take.endpos(rewind_ms=200)
+                    return f"200 result={ord(event.digit)} (dtmf) endpos={endpos}\n".encode()
+        finally:
+            if self.record_dir is not None and argv[3].lower() == "wav":
+                take.write(self.record_dir, argv[2])
 
     async def _exec(self, argv: list[str]) -> bytes:
         if len(argv) < 2:
@@ -613,6 +624,35 @@ class Recording:
             return 0
         elapsed = round((self.timeline.now() - self.start) * 1000)
         return max(0, self.limit_ms - elapsed)
+
+    def write(self, folder: Path, name: str) -> None:
+        """Write what was heard, as Asterisk writes ``name.wav``: the caller's talk
+        that fell in the window, silence around it (only under ``folder``)."""
+        if not self.frames:
+            return
+        # Absolute names are written where they say (inside ``folder`` only: the
+        # emulator writes nowhere else); relative ones under it, like Asterisk's
+        # recordings directory.
+        target = Path(name) if name.startswith("/") else folder / name
+        target = target.with_name(target.name + ".wav")
+        if folder.resolve() not in target.resolve().parents:
+            return
+        end = self.timeline.now()
+        pcm = bytearray(round((end - self.start) * SAMPLE_RATE) * 2)
+        for talk in self.timeline.talks:
+            if not talk.audio:
+                continue
+            begin = round((talk.at - self.start) * SAMPLE_RATE) * 2
+            chunk = talk.audio[max(0, -begin) :]
+            begin = max(0, begin)
+            chunk = chunk[: max(0, len(pcm) - begin)]
+            pcm[begin : begin + len(chunk)] = chunk
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(target), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(bytes(pcm))
 
     def endpos(self, rewind_ms: int = 0) -> int:
         if not self.frames:

@@ -26,7 +26,7 @@ _ENV = re.compile(r"\$\{env:([^}]*)\}")
 #: Node types that wait for the caller (keys, speech, an agent): a loop through
 #: one of them is a menu the caller can leave, not a spin.
 INPUT_NODES = frozenset(
-    {"menu", "gather", "speech", "language", "record", "survey", "queue", "transfer"}
+    {"menu", "gather", "speech", "faq", "language", "record", "survey", "queue", "transfer"}
 )
 
 

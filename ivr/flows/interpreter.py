@@ -27,6 +27,7 @@ from routing.config import QueueConfig
 from routing.memory import Assignment, Ticket
 
 if TYPE_CHECKING:
+    from ivr.speech_input import SpeechInput
     from ivr.tracker import AnswerTracker
 
 __all__ = ["Engine", "FlowRuntimeError", "Router", "Run", "Trace"]
@@ -104,6 +105,8 @@ class Engine:
     transfer_allow: tuple[str, ...] = ()
     #: The AMI answer tracker (agents on_call from the answer); None without AMI.
     answers: AnswerTracker | None = None
+    #: Speech recognition (Vosk over AudioSocket); None: menus take keys only.
+    speech: SpeechInput | None = None
     internal_dial: str = "PJSIP/{to}"
     external_dial: str = "PJSIP/{to}@trunk"
     ring_timeout: int = 20
@@ -233,10 +236,17 @@ class Run:
             files = [file] if isinstance(file, str) else list(file)
             self.trace.prompts += [f"file:{f}" for f in files]
             return files
+        said, voice = self.spoken(text)
+        if not said:
+            return []
+        return [await self.engine.prompts.sound_for(said, self.language, voice)]
+
+    def spoken(self, text: Text | None) -> tuple[str, str | None]:
+        """The words to say in the call's language and the voice, recorded as said."""
         self._touched_sensitive = False
         said = self.text(text)
         if not said:
-            return []
+            return "", None
         # A prompt that speaks a sensitive value (a PIN read back) is masked in
         # the trace and logs; only the synthesizer sees the words.
         shown = "*** (holds a sensitive value)" if self._touched_sensitive else said
@@ -244,7 +254,7 @@ class Run:
         if self.engine.on_prompt is not None:
             self.engine.on_prompt(shown)
         voice = self.defaults.voice if self.language == self.defaults.language else None
-        return [await self.engine.prompts.sound_for(said, self.language, voice)]
+        return said, voice
 
     def uses_sensitive(self, template: str) -> bool:
         """True when rendering ``template`` reads a sensitive variable."""

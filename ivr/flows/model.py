@@ -159,6 +159,28 @@ class Speech(Prompted):
     on_failure: Target
 
 
+class FaqItem(_Strict):
+    question: str = Field(min_length=2, description="how callers ask it, in the call's language")
+    answer: Text = Field(description="what the engine says back")
+
+
+class Faq(Prompted):
+    """Questions answered by speech; a caller asking for a person, or not helped, is
+    handed over (usually to a queue node)."""
+
+    type: Literal["faq"]
+    entries: list[FaqItem] = Field(min_length=1)
+    threshold: float = Field(0.35, gt=0, lt=1, description="how close a question must be")
+    handoff: Target = Field(description="where a caller goes who asks for a person")
+    handoff_phrases: list[str] = Field(
+        default_factory=lambda: ["agent", "operator", "person", "상담원", "사람", "직원"],
+        description="words that ask for a person",
+    )
+    end_silence: float = Field(0.8, gt=0, le=10)
+    max_utterance: float = Field(10.0, gt=0, le=60)
+    next: Target = Field(description="after an answer")
+
+
 class Condition(_Strict):
     if_: str = Field(alias="if", description='a condition, e.g. tier == "gold"')
     goto: Target
@@ -325,6 +347,7 @@ Node = Annotated[
     | Menu
     | Gather
     | Speech
+    | Faq
     | Branch
     | Set
     | Hours
@@ -349,6 +372,7 @@ NODE_TYPES = [
     "menu",
     "gather",
     "speech",
+    "faq",
     "branch",
     "set",
     "hours",
@@ -391,6 +415,7 @@ def targets_of(node: BaseModel) -> list[tuple[tuple[str | int, ...], str]]:
         ("open", "open"),
         ("closed", "closed"),
         ("target", "target"),
+        ("handoff", "handoff"),
     ):
         value = getattr(node, field, None)
         if isinstance(value, str):

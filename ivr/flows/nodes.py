@@ -19,9 +19,11 @@ from ivr.agi.channel import Channel
 from ivr.errors import AgiError, ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
-from ivr.flows.interpreter import FlowRuntimeError, Run
+from ivr.flows.interpreter import Run
+from ivr.speech_input import Heard, Listen, SpeechInput
 from routing.config import QueueConfig
 from routing.errors import RoutingError
+from speech.faq import FaqEntry, FaqMatcher
 
 __all__ = ["HANDLERS"]
 
@@ -82,10 +84,26 @@ def _spoken(kind: str, value: str, currency: str) -> str:
     return moment.strftime("%A %d %B %Y" if kind == "date" else "%H:%M")
 
 
+_KEYPAD = {"en": "Please use your keypad.", "ko": "번호를 눌러 주세요."}
+_SORRY = {"en": "Sorry, I did not get that.", "ko": "죄송합니다. 잘 알아듣지 못했습니다."}
+
+
+def _speech_for(run: Run, phrases: list[str]) -> SpeechInput | None:
+    """The speech service when it can hear this call's language, else None (keys only)."""
+    port = run.engine.speech
+    if port is None or not phrases or not port.speaks(run.language):
+        return None
+    return port
+
+
 async def menu(run: Run, node: m.Menu) -> str | None:
     defaults = run.defaults
     timeout = node.timeout or defaults.timeout
     retries = defaults.retries if node.retries is None else node.retries
+    phrases = [phrase for option in node.options for phrase in option.phrases]
+    port = _speech_for(run, phrases)
+    if port is not None:
+        return await _menu_by_voice(run, node, port, phrases, timeout=timeout, retries=retries)
     files = await run.sound(node.prompt, node.file)
     pending: str | None = None
     for attempt in range(retries + 1):
@@ -104,6 +122,78 @@ async def menu(run: Run, node: m.Menu) -> str | None:
             # A key during the apology is the caller's next try.
             pending = await _play(run, await run.sound(retry.prompt), KEYS)
     return node.on_failure
+
+
+async def _menu_by_voice(
+    run: Run,
+    node: m.Menu,
+    port: SpeechInput,
+    phrases: list[str],
+    *,
+    timeout: float,
+    retries: int,
+) -> str | None:
+    """The caller says an option or presses its key, and may interrupt the prompt.
+
+    A misheard answer (below the confidence threshold, or outside the menu)
+    is asked again; the last try after a mishearing takes keys only.
+    """
+    intro: m.Text | None = None
+    misheard = False
+    for attempt in range(retries + 1):
+        if misheard and attempt == retries and retries > 0:
+            keypad = _KEYPAD.get(run.language, _KEYPAD["en"])
+            files = [*await run.sound(keypad), *await run.sound(node.prompt, node.file)]
+            digit = await _ask(run, files, KEYS, timeout)
+            heard = Heard("key", digit=digit) if digit else Heard("noinput")
+        else:
+            said, voice = run.spoken(_joined(run, intro, node.prompt))
+            heard = await port.listen(
+                run.channel,
+                Listen(
+                    language=run.language,
+                    text=said,
+                    voice=voice,
+                    files=(node.file,) if node.file else (),
+                    phrases=phrases,
+                    keys=KEYS,
+                    no_input=timeout,
+                ),
+            )
+        chosen = None
+        if heard.kind == "key":
+            chosen = next((o for o in node.options if o.digit and o.digit == heard.digit), None)
+        elif heard.kind == "speech":
+            chosen = next((o for o in node.options if heard.phrase in o.phrases), None)
+        run.event(
+            "heard",
+            kind=heard.kind,
+            digit=heard.digit,
+            phrase=heard.phrase,
+            text=heard.text,
+            confidence=round(heard.confidence, 2),
+            via=heard.via,
+        )
+        if chosen is not None:
+            run.event("menu_choice", digit=heard.digit, phrase=heard.phrase, goto=chosen.goto)
+            return chosen.goto
+        silent = heard.kind == "noinput"
+        misheard = misheard or heard.kind == "nomatch"
+        retry = node.no_input if silent else node.no_match
+        run.event("no_input" if silent else "no_match", attempt=attempt + 1)
+        if retry is not None and retry.goto:
+            return retry.goto
+        intro = retry.prompt if retry is not None and retry.prompt else None
+    return node.on_failure
+
+
+def _joined(run: Run, first: m.Text | None, second: m.Text | None) -> m.Text | None:
+    """Two texts said as one prompt (an apology, then the question)."""
+    if first is None:
+        return second
+    if second is None:
+        return first
+    return f"{run.text(first)} {run.text(second)}"
 
 
 def luhn(digits: str) -> bool:
@@ -174,11 +264,119 @@ async def _first_key(channel: Channel, files: list[str], timeout: float) -> str 
     return await channel.wait_for_digit(int(timeout * 1000))
 
 
+_CONFIRM = {
+    "en": ("I heard {value}. If that is right, say yes or press 1; if not, say no or press 2.",
+           ["yes", "no"]),
+    "ko": ("{value}(이)라고 하셨나요? 맞으면 좋아요 또는 1번, "
+           "아니면 아니요 또는 2번을 눌러 주세요.", ["좋아요", "아니요"]),
+}  # fmt: skip
+
+
 async def speech(run: Run, node: m.Speech) -> str | None:
-    raise FlowRuntimeError(
-        "speech nodes need the Vosk recognizer, which this engine does not have yet; "
-        "use a menu with digits meanwhile"
+    """Free-form or grammar speech into a variable, with an optional confirmation."""
+    port = run.engine.speech
+    if port is None or not port.speaks(run.language):
+        run.event("speech_unavailable", language=run.language)
+        return node.on_failure
+    retries = run.defaults.retries if node.retries is None else node.retries
+    timeout = node.timeout or run.defaults.timeout
+    intro: m.Text | None = None
+    for attempt in range(retries + 1):
+        said, voice = run.spoken(_joined(run, intro, node.prompt))
+        heard = await port.listen(
+            run.channel,
+            Listen(
+                language=run.language,
+                text=said,
+                voice=voice,
+                files=(node.file,) if node.file else (),
+                phrases=node.grammar,
+                keys="",
+                no_input=timeout,
+                end_silence=node.end_silence,
+                max_utterance=node.max_utterance,
+                threshold=node.confidence,
+            ),
+        )
+        value = heard.phrase if heard.kind == "speech" else None
+        if node.grammar is None and heard.text and heard.confidence >= node.confidence:
+            value = heard.text  # free-form: the words themselves
+        run.event("heard", kind=heard.kind, phrase=heard.phrase, text=heard.text,
+                  confidence=round(heard.confidence, 2), via=heard.via)  # fmt: skip
+        if value and (not node.confirm or await _confirmed(run, port, value, timeout)):
+            run.set(node.variable, value)
+            run.event("recognised", variable=node.variable, value=value)
+            return node.next
+        run.event("no_input" if heard.kind == "noinput" else "no_match", attempt=attempt + 1)
+        intro = _SORRY
+    return node.on_failure
+
+
+async def _confirmed(run: Run, port: SpeechInput, value: str, timeout: float) -> bool:
+    question, (yes, no) = _CONFIRM.get(run.language, _CONFIRM["en"])
+    said, voice = run.spoken(question.format(value=value))
+    heard = await port.listen(
+        run.channel,
+        Listen(language=run.language, text=said, voice=voice, phrases=[yes, no], keys="12",
+               no_input=timeout),
+    )  # fmt: skip
+    agreed = heard.digit == "1" or heard.phrase == yes
+    run.event("confirmed" if agreed else "not_confirmed", value=value)
+    return agreed
+
+
+async def faq(run: Run, node: m.Faq) -> str | None:
+    """The caller asks; the closest question's answer is said, or a person takes over."""
+    port = run.engine.speech
+    if port is None or not port.speaks(run.language):
+        run.event("speech_unavailable", language=run.language)
+        return node.handoff
+    matcher = FaqMatcher(
+        [FaqEntry(e.question, run.text(e.answer), str(i)) for i, e in enumerate(node.entries)],
+        threshold=node.threshold,
+        handoff=node.handoff_phrases,
     )
+    # Any sequence of the questions' words (and the hand-off words) can be heard;
+    # the words then find the closest question.
+    words = sorted(
+        {w for e in node.entries for w in e.question.split()} | set(node.handoff_phrases)
+    )
+    retries = run.defaults.retries if node.retries is None else node.retries
+    timeout = node.timeout or run.defaults.timeout
+    intro: m.Text | None = None
+    for attempt in range(retries + 1):
+        said, voice = run.spoken(_joined(run, intro, node.prompt))
+        heard = await port.listen(
+            run.channel,
+            Listen(
+                language=run.language,
+                text=said,
+                voice=voice,
+                files=(node.file,) if node.file else (),
+                phrases=words,
+                keys="0",
+                no_input=timeout,
+                end_silence=node.end_silence,
+                max_utterance=node.max_utterance,
+                threshold=0.0,
+            ),
+        )
+        text = heard.text or (heard.phrase or "")
+        run.event("heard", kind=heard.kind, text=text, via=heard.via)
+        if heard.digit == "0" or (text and matcher.is_handoff(text)):
+            run.event("faq_handoff", asked=text or "0")
+            return node.handoff
+        found = matcher.match(text) if text else None
+        if found is not None:
+            entry, score = found
+            run.event("faq_answer", question=node.entries[int(entry.key)].question,
+                      score=round(score, 2))  # fmt: skip
+            await _play(run, await run.sound(entry.answer))
+            return node.next
+        run.event("no_input" if not text else "no_match", attempt=attempt + 1)
+        intro = _SORRY
+    run.event("faq_handoff", asked="unanswered")
+    return node.handoff
 
 
 async def branch(run: Run, node: m.Branch) -> str | None:
@@ -660,6 +858,7 @@ HANDLERS: dict[str, Handler] = {
     "menu": menu,
     "gather": gather,
     "speech": speech,
+    "faq": faq,
     "branch": branch,
     "set": set_,
     "hours": hours,

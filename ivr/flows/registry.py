@@ -10,6 +10,7 @@ changes a call in progress.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import structlog
@@ -107,11 +108,17 @@ class FlowRegistry:
         )
         return problems
 
-    async def watch(self, interval: float = 1.0) -> None:
-        """Reload every ``interval`` seconds until cancelled."""
+    async def watch(
+        self, interval: float = 1.0, on_change: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """Reload every ``interval`` seconds until cancelled; ``on_change`` after a change
+        (the engine renders the new prompts ahead)."""
         while True:
             await asyncio.sleep(interval)
+            before = self.generation
             try:
                 await asyncio.to_thread(self.reload)
+                if on_change is not None and self.generation != before:
+                    await on_change()
             except Exception:  # a reload must never stop the engine
                 log.exception("flows.reload_failed")

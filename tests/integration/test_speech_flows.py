@@ -1,0 +1,244 @@
+"""Speech in flows, end to end: the emulated caller speaks Korean (espeak-ng) over
+AudioSocket, the engine recognises it with the real Vosk Korean model, with barge-in,
+keys at any time, silence, out-of-grammar speech, hang-ups, the RECORD FILE fallback,
+a speech node with confirmation and an FAQ."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.agi.channel import Channel
+from ivr.agi.server import FastAgiServer
+from ivr.audiosocket.server import AudioSocketServer
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.loader import load_flow
+from ivr.flows.ports import SpeechPrompts
+from ivr.speech_input import SpeechInput
+from ivr.testing import AsteriskEmulator, Hangup, Press, say
+from speech.recognizer import ModelRegistry, Recognizer
+from speech.tts import Synthesizer
+
+MENU = """
+id: reservations
+defaults: {language: ko, timeout: 3, retries: 1}
+nodes:
+  menu:
+    type: menu
+    prompt: 예약은 1번, 안내는 2번을 누르거나 말씀하세요.
+    options:
+      - {digit: 1, phrases: [예약], goto: booking}
+      - {digit: 2, phrases: [안내], goto: info}
+    no_input: {goto: quiet}
+    no_match: {prompt: 잘 알아듣지 못했습니다.}
+    on_failure: failed
+  booking: {type: hangup, say: 예약을 도와드리겠습니다.}
+  info: {type: hangup, say: 안내해 드리겠습니다.}
+  quiet: {type: hangup, say: 입력이 없습니다.}
+  failed: {type: hangup, say: 상담원에게 연결합니다.}
+"""
+
+
+@pytest.fixture(scope="module")
+def recognizer() -> Recognizer:
+    return Recognizer(ModelRegistry())
+
+
+@dataclass
+class Rig:
+    engine: Engine
+    server: FastAgiServer
+    emulator: AsteriskEmulator
+    traces: list[Trace]
+
+    async def call(self, flow: str, actions: list[Any], **kwargs: Any) -> Any:
+        return await self.emulator.call(flow, actions=actions, **kwargs)
+
+
+async def rig_for(
+    tmp_path: Path, recognizer: Recognizer, flows: str, *, audiosocket: bool = True
+) -> AsyncIterator[Rig]:
+    prompts = tmp_path / "prompts"
+    spool = tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    sockets = AudioSocketServer(port=0) if audiosocket else None
+    if sockets is not None:
+        await sockets.start()
+    synthesizer = Synthesizer(prompts)
+    engine = Engine(
+        flows={}.get,
+        prompts=SpeechPrompts(prompts, synthesizer),
+        speech=SpeechInput(recognizer, synthesizer, server=sockets, spool=spool),
+    )
+    flow = load_flow("flow.yaml", flows)
+    traces: list[Trace] = []
+
+    async def handler(channel: Channel) -> None:
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handler, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(port=server.port, sound_dirs=[prompts], record_dir=tmp_path)
+    try:
+        yield Rig(engine, server, emulator, traces)
+    finally:
+        await server.drain(2)
+        if sockets is not None:
+            await sockets.close()
+        synthesizer.close()
+
+
+@pytest.fixture
+async def rig(tmp_path: Path, recognizer: Recognizer) -> AsyncIterator[Rig]:
+    async for made in rig_for(tmp_path, recognizer, MENU):
+        yield made
+
+
+def heard(trace: Trace) -> list[tuple[Any, ...]]:
+    return [
+        (e["kind"], e.get("phrase"), e.get("digit")) for e in trace.events if e["event"] == "heard"
+    ]
+
+
+async def test_a_spoken_option_is_chosen(rig: Rig) -> None:
+    result = await rig.call("reservations", [say("안내", on="EXEC AudioSocket", after=0.5)])
+    trace = rig.traces[0]
+    assert heard(trace) == [("speech", "안내", None)]
+    assert trace.nodes == ["menu", "info"]
+    assert result.audiosockets[0].ending == "server-hangup"
+    assert result.audiosockets[0].result == 0
+
+
+async def test_barge_in_stops_the_prompt_within_100_ms(rig: Rig) -> None:
+    """Real time: the caller speaks 0.6 s into a ~3 s prompt; the prompt stops."""
+    rig.emulator.speed = 1.0
+    result = await rig.call("reservations", [say("예약", on="EXEC AudioSocket", after=0.6)])
+    record = result.audiosockets[0]
+    onset = record.talk_onsets[0].wall
+    last_prompt = max(f.wall for f in record.prompt)
+    assert last_prompt - onset < 0.1, f"prompt went on {last_prompt - onset:.3f} s after speech"
+    assert len(record.prompt) < 100  # far fewer frames than the whole prompt's ~150
+    assert rig.traces[0].nodes == ["menu", "booking"]
+
+
+async def test_a_key_during_the_prompt(rig: Rig) -> None:
+    await rig.call("reservations", [Press("2", on="EXEC AudioSocket", after=0.3)])
+    assert heard(rig.traces[0]) == [("key", None, "2")]
+    assert rig.traces[0].nodes == ["menu", "info"]
+
+
+async def test_silence_takes_the_no_input_path(rig: Rig) -> None:
+    await rig.call("reservations", [])
+    assert heard(rig.traces[0]) == [("noinput", None, None)]
+    assert rig.traces[0].nodes == ["menu", "quiet"]
+
+
+async def test_out_of_grammar_speech_is_no_match_not_a_wrong_option(rig: Rig) -> None:
+    """'감사합니다' is no option: asked again, keys only (it was misheard once), then
+    the caller stays silent: the no-input path."""
+    result = await rig.call("reservations", [say("감사합니다", on="EXEC AudioSocket", after=0.4)])
+    trace = rig.traces[0]
+    assert heard(trace) == [("nomatch", None, None), ("noinput", None, None)]
+    assert trace.nodes == ["menu", "quiet"]
+    assert len(result.audiosockets) == 1  # the last try took keys only
+    assert "번호를 눌러 주세요." in trace.prompts
+
+
+async def test_the_keys_only_try_takes_a_key(rig: Rig) -> None:
+    await rig.call(
+        "reservations",
+        [say("오늘 날씨가 좋네요", on="EXEC AudioSocket", after=0.4),
+         Press("1", on="STREAM FILE", nth=2, after=0.2)],
+    )  # fmt: skip
+    assert heard(rig.traces[0])[-1] == ("key", None, "1")
+    assert rig.traces[0].nodes == ["menu", "booking"]
+
+
+async def test_hang_up_mid_utterance_ends_cleanly(rig: Rig) -> None:
+    result = await rig.call(
+        "reservations",
+        [say("오늘 날씨가 좋네요", on="EXEC AudioSocket", after=0.5),
+         Hangup(on="EXEC AudioSocket", after=0.9)],
+    )  # fmt: skip
+    assert rig.traces[0].ended == "caller_hangup"
+    assert result.audiosockets[0].ending == "caller-hangup"
+    assert rig.engine.speech is not None and rig.engine.speech.server is not None
+    assert rig.engine.speech.server.sessions == 0
+
+
+async def test_without_audiosocket_the_answer_is_recorded_and_recognised(
+    tmp_path: Path, recognizer: Recognizer
+) -> None:
+    async for made in rig_for(tmp_path, recognizer, MENU, audiosocket=False):
+        result = await made.call("reservations", [say("예약", on="RECORD FILE", after=0.3)])
+        assert any(c.startswith("RECORD FILE") for c in result.commands)
+        assert heard(made.traces[0]) == [("speech", "예약", None)]
+        assert made.traces[0].nodes == ["menu", "booking"]
+        assert not list((tmp_path / "spool").iterdir())  # the recording is not kept
+
+
+SPEECH = """
+id: ask
+defaults: {language: ko, timeout: 3, retries: 1}
+nodes:
+  what:
+    type: speech
+    prompt: 무엇을 도와드릴까요?
+    variable: topic
+    grammar: [반품, 해지, 번호]
+    confirm: true
+    next: done
+    on_failure: failed
+  done: {type: hangup, say: 알겠습니다.}
+  failed: {type: hangup, say: 상담원에게 연결합니다.}
+"""
+
+
+async def test_speech_node_with_confirmation(tmp_path: Path, recognizer: Recognizer) -> None:
+    async for made in rig_for(tmp_path, recognizer, SPEECH):
+        await made.call(
+            "ask",
+            [say("해지", on="EXEC AudioSocket", after=0.4),
+             say("좋아요", on="EXEC AudioSocket", nth=2, after=0.4)],
+        )  # fmt: skip
+        trace = made.traces[0]
+        assert trace.variables["topic"] == "해지"
+        assert [e["event"] for e in trace.events if e["event"] in ("confirmed", "recognised")] == [
+            "confirmed",
+            "recognised",
+        ]
+        assert trace.nodes == ["what", "done"]
+
+
+FAQ = """
+id: help
+defaults: {language: ko, timeout: 3, retries: 1}
+nodes:
+  ask:
+    type: faq
+    prompt: 궁금하신 점을 말씀하세요.
+    entries:
+      - {question: 반품 안내, answer: 반품은 구매 후 30일 안에 가능합니다.}
+      - {question: 예약 번호, answer: 예약 번호는 문자로 보내 드렸습니다.}
+    handoff: person
+    next: bye
+  person: {type: hangup, say: 상담원에게 연결합니다.}
+  bye: {type: hangup, say: 감사합니다.}
+"""
+
+
+async def test_faq_answers_by_speech_and_hands_over(tmp_path: Path, recognizer: Recognizer) -> None:
+    async for made in rig_for(tmp_path, recognizer, FAQ):
+        await made.call("help", [say("반품 안내", on="EXEC AudioSocket", after=0.4)])
+        await made.call("help", [Press("0", on="EXEC AudioSocket", after=0.3)])
+        answered, handed = made.traces
+        assert [e["question"] for e in answered.events if e["event"] == "faq_answer"] == [
+            "반품 안내"
+        ]
+        assert "반품은 구매 후 30일 안에 가능합니다." in answered.prompts
+        assert answered.nodes == ["ask", "bye"]
+        assert handed.nodes == ["ask", "person"]
