@@ -123,6 +123,8 @@ class Keys:
     after: float = 0.3
     gap: float = 0.25
     hangup: bool = False
+    #: Or the caller speaks this (signed linear 8 kHz): a flow test's ``say`` step.
+    audio: bytes = b""
 
 
 Action = Press | Hangup | Talk | Keys
@@ -222,6 +224,10 @@ class Timeline:
             for i, digit in enumerate(step.digits):
                 self._push(at + i * step.gap, "dtmf", digit=digit)
             self._keys_due = at + max(len(step.digits) - 1, 0) * step.gap
+            if step.audio:
+                seconds = len(step.audio) / 16000
+                self._push(at, "talk", seconds=seconds, audio=step.audio)
+                self._keys_due = at + seconds
             if step.hangup:
                 self._push(self._keys_due, "hangup")
         for index, (action, seen) in enumerate(self._relative):

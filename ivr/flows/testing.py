@@ -25,8 +25,9 @@ engine is scripted: the caller, the agents' phones, HTTP services, the clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import tempfile
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,16 +37,39 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
-from ivr.emulator.caller import Timeline
+from ivr.audiosocket.server import AudioSocketServer
+from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.model import Flow
 from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
 from ivr.flows.problems import read_source, validate_model
+from ivr.speech_input import SpeechInput
 from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Keys
 from routing.config import QueueConfig
 from routing.memory import Agent, MemoryRouter
+from speech.recognizer import ModelRegistry, Recognizer
+from speech.tts import Synthesizer
 
 __all__ = ["Outcome", "TestFile", "load_tests", "run_file", "run_test"]
+
+_RECOGNIZER: Recognizer | None = None
+
+
+@contextlib.asynccontextmanager
+async def _ears(prompts_dir: Path) -> AsyncIterator[SpeechInput]:
+    """Speech for one test: an AudioSocket server and the process's shared recognizer."""
+    global _RECOGNIZER  # noqa: PLW0603 - one model load per process, shared by every test
+    if _RECOGNIZER is None:
+        _RECOGNIZER = Recognizer(ModelRegistry())
+    server = AudioSocketServer(port=0)
+    await server.start()
+    synthesizer = Synthesizer(prompts_dir)
+    try:
+        yield SpeechInput(_RECOGNIZER, synthesizer, server=server)
+    finally:
+        await server.close()
+        synthesizer.close()
+
 
 CALL_LIMIT = 30.0
 
@@ -56,7 +80,8 @@ class _Strict(BaseModel):
 
 class Step(_Strict):
     press: str | None = Field(None, pattern=r"^[0-9*#]+$")
-    say: str | None = None
+    say: str | None = Field(None, description="words the caller speaks (espeak-ng, then Vosk)")
+    language: str | None = Field(None, description="of 'say' (default: the test's, the flow's)")
     hangup: bool | Literal["in_queue"] = Field(
         False, description="true: at the next prompt; in_queue: while on hold"
     )
@@ -163,9 +188,7 @@ async def run_test(
 ) -> Outcome:
     """Run one flow test through the real engine and the Asterisk emulator."""
     outcome = Outcome(test.name)
-    if any(step.say is not None for step in test.script):
-        outcome.failures.append("'say' steps need speech recognition, which is not built yet")
-        return outcome
+    speaks = any(step.say is not None for step in test.script)
     router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in test.agents)
     moment = test.time or datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday morning
     if moment.tzinfo is None:
@@ -180,6 +203,30 @@ async def run_test(
         transfer_allow=tuple(test.transfer_allow),
         queues=test.queues,
     )
+    language = test.language or flow.defaults.language
+    spoken = {s.language or language for s in test.script if s.say is not None}
+    async with contextlib.AsyncExitStack() as stack:
+        if speaks:  # the caller talks: the engine listens over AudioSocket, with Vosk
+            engine.speech = await stack.enter_async_context(_ears(prompts_dir))
+            for missing in sorted(lang for lang in spoken if not engine.speech.speaks(lang)):
+                outcome.failures.append(
+                    f"'say' steps need a speech model for {missing!r}: "
+                    f"ivr speech models install URL-or-path --language {missing}"
+                )
+            if outcome.failures:
+                return outcome
+        return await _run(test, flow, engine, router, prompts_dir, outcome, language)
+
+
+async def _run(  # noqa: PLR0917 - one test's parts, in one place
+    test: FlowTest,
+    flow: Flow,
+    engine: Engine,
+    router: MemoryRouter,
+    prompts_dir: Path,
+    outcome: Outcome,
+    language: str,
+) -> Outcome:
     traces: list[Trace] = []
     errors: list[BaseException] = []
 
@@ -200,7 +247,14 @@ async def run_test(
     actions: list[Action] = [
         Hangup(on="SET MUSIC on", after=s.after)
         if s.hangup == "in_queue"
-        else Keys(s.press or "", after=s.after, hangup=bool(s.hangup))
+        else Keys(
+            s.press or "",
+            after=s.after,
+            hangup=bool(s.hangup),
+            audio=(
+                await asyncio.to_thread(synthesize, s.say, s.language or language) if s.say else b""
+            ),
+        )
         for s in test.script
     ]
     emulator = AsteriskEmulator(
