@@ -20,6 +20,7 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
 from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError
 from ivr.api import build_api
+from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
 from ivr.callbacks import CallbackWorker
 from ivr.config import Settings
@@ -28,9 +29,11 @@ from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
+from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
 from ivr.presence import Presence
 from ivr.routing_config import load_routing_file
+from ivr.speech_input import SpeechInput
 from ivr.supervise import Supervisors
 from ivr.tracker import AnswerTracker
 from routing.config import RoutingConfig, agent_skills
@@ -38,6 +41,9 @@ from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
 from routing.redis_router import RedisRouter
+from speech.models import ModelStore
+from speech.recognizer import ModelRegistry, Recognizer
+from speech.tts import Synthesizer
 
 __all__ = ["build", "flow_handler", "serve"]
 
@@ -164,9 +170,107 @@ async def _serve(
     with contextlib.suppress(RoutingError):
         await router.replace_queues(config.queues)
     engine.queues = router.queues
-    await server.start()
-    watcher = asyncio.ensure_future(registry.watch())
+    engine.spool = str(settings.spool_dir)
+    async with contextlib.AsyncExitStack() as speech_stack:
+        await _start_speech(settings, engine, registry, speech_stack)
+        await server.start()
+        await _serve_started(
+            settings, router, server, registry=registry, engine=engine, ready=ready
+        )
+
+
+async def _start_speech(
+    settings: Settings,
+    engine: Engine,
+    registry: FlowRegistry,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Vosk and the AudioSocket server; stops the engine when a flow that requires speech
+    has no model for one of its languages (the message names the install command)."""
+    recognizer = Recognizer(ModelRegistry(ModelStore(settings.models_dir)))
+    stack.callback(recognizer.close)
+    sockets = None
+    if settings.audiosocket_port:
+        sockets = AudioSocketServer(settings.audiosocket_host, settings.audiosocket_port)
+        try:
+            await sockets.start()
+        except OSError as exc:
+            raise ConfigError(
+                f"the AudioSocket server cannot listen on {settings.audiosocket_host}:"
+                f"{settings.audiosocket_port} ({exc.strerror}); set IVR_AUDIOSOCKET_PORT to a "
+                "free port, or 0 to hear callers through RECORD FILE instead"
+            ) from None
+        stack.push_async_callback(sockets.close)
+    synthesizer = (
+        engine.prompts.synthesizer
+        if isinstance(engine.prompts, SpeechPrompts)
+        else Synthesizer(settings.prompts_dir)
+    )
+    speech = SpeechInput(
+        recognizer,
+        synthesizer,
+        server=sockets,
+        advertise=settings.audiosocket_advertise,
+        spool=settings.spool_dir,
+    )
+    ready: list[str] = []
+    for flow in (f for f in map(registry.get, registry.ids) if f is not None):
+        for language in sorted(flow_languages(flow)):
+            if speech.speaks(language):
+                ready.append(language)
+            elif flow.defaults.speech == "required":
+                raise ConfigError(
+                    f"flow {flow.id!r} requires speech in {language!r} and there is no model: "
+                    f"install one with  ivr speech models install URL-or-path --language "
+                    f"{language}  (or set defaults.speech: optional to take keys only)"
+                )
+            else:
+                log.warning(
+                    "speech.keys_only",
+                    flow=flow.id,
+                    language=language,
+                    hint=f"ivr speech models install URL-or-path --language {language}",
+                )
+    engine.speech = speech
+    # Load the models now, off the loop: the first caller does not wait for them.
+    loading = [asyncio.ensure_future(recognizer.registry.get(lang)) for lang in set(ready)]
+    stack.callback(lambda: [task.cancel() for task in loading])
+    log.info(
+        "speech.ready",
+        languages=sorted(set(ready)),
+        audiosocket=sockets.address if sockets is not None else "off (RECORD FILE)",
+    )
+
+
+async def _serve_started(
+    settings: Settings,
+    router: RedisRouter,
+    server: FastAgiServer,
+    *,
+    registry: FlowRegistry,
+    engine: Engine,
+    ready: asyncio.Event | None,
+) -> None:
+    prompts = (
+        engine.prompts
+        if isinstance(engine.prompts, SpeechPrompts)
+        else SpeechPrompts(settings.prompts_dir)
+    )
+
+    async def render_prompts() -> None:
+        """Every fixed prompt rendered ahead: no caller waits for synthesis."""
+        flows = [flow for flow in map(registry.get, registry.ids) if flow is not None]
+        try:
+            paths = await prompts.synthesizer.build(sorted(prompt_texts(flows)))
+        except Exception as exc:  # the engine serves anyway: prompts render when said
+            log.warning("prompts.build_failed", error=str(exc))
+        else:
+            log.info("prompts.ready", prompts=len(paths), flows=len(flows))
+
+    builder = asyncio.ensure_future(render_prompts())
+    watcher = asyncio.ensure_future(registry.watch(on_change=render_prompts))
     async with contextlib.AsyncExitStack() as stack:
+        stack.callback(builder.cancel)
         supervisors = await _start_ami(settings, router, engine, stack)
         api = await _start_api(settings, router, supervisors)
         await _run_until_stopped(

@@ -40,6 +40,8 @@ class Settings:
     log_level: str = "info"
     flows_dir: Path = Path("dialplans")
     prompts_dir: Path = Path("var/prompts")
+    #: Where RECORD FILE puts callers' answers for recognition (shared with Asterisk).
+    spool_dir: Path = Path("/var/spool/asterisk/ivr")
     #: Vosk models installed with ``ivr speech models install`` (Korean is built in).
     models_dir: Path = Path("var/models")
     #: The AudioSocket server for speech (Asterisk streams the caller's audio to it);

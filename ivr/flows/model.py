@@ -40,6 +40,11 @@ class Defaults(_Strict):
     timeout: float = Field(5.0, gt=0, le=120, description="seconds to wait for the caller")
     retries: int = Field(2, ge=0, le=10, description="repeats after no input or no match")
     digit_timeout: float = Field(3.0, gt=0, le=60, description="seconds between keys")
+    speech: Literal["optional", "required"] = Field(
+        "optional",
+        description="required: the engine does not start without a speech model for each "
+        "language of the flow; optional: menus take keys only where there is none",
+    )
 
 
 class _Node(_Strict):

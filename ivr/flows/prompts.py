@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from ivr.flows.model import Flow
 
-__all__ = ["prompt_texts"]
+__all__ = ["flow_languages", "prompt_texts"]
 
 _TEXT_FIELDS = frozenset({"say", "prompt"})
 
@@ -50,4 +50,15 @@ def prompt_texts(flows: Iterable[Flow]) -> set[tuple[str, str, str | None]]:
             lang = language or default
             voice = flow.defaults.voice if lang == default else None
             found.add((text, lang, voice))
+    return found
+
+
+def flow_languages(flow: Flow) -> set[str]:
+    """The languages a call of ``flow`` can be in: its default and its language menus'."""
+    found = {flow.defaults.language}
+    for node in flow.nodes.values():
+        for option in getattr(node, "options", None) or []:
+            language = getattr(option, "language", None)
+            if isinstance(language, str):
+                found.add(language)
     return found

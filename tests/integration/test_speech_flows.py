@@ -242,3 +242,37 @@ async def test_faq_answers_by_speech_and_hands_over(tmp_path: Path, recognizer: 
         assert "반품은 구매 후 30일 안에 가능합니다." in answered.prompts
         assert answered.nodes == ["ask", "bye"]
         assert handed.nodes == ["ask", "person"]
+
+
+async def test_a_flow_that_requires_speech_needs_its_model(tmp_path: Path) -> None:
+    """No model for the flow's language: the engine does not start, and says how to fix it;
+    an optional flow only takes keys."""
+    import contextlib
+
+    from ivr.app import _start_speech
+    from ivr.config import Settings
+    from ivr.errors import ConfigError
+    from ivr.flows.registry import FlowRegistry
+
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    body = (
+        "nodes:\n  m: {type: menu, prompt: Hi., on_failure: m,\n"
+        "      options: [{digit: 1, phrases: [hi], goto: m}]}\n"
+    )
+    (flows / "en.yaml").write_text("id: en\ndefaults: {language: en, speech: required}\n" + body)
+    registry = FlowRegistry(flows)
+    assert registry.reload() == []
+    settings = Settings(models_dir=tmp_path / "models", audiosocket_port=0)
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"))
+    async with contextlib.AsyncExitStack() as stack:
+        with pytest.raises(
+            ConfigError, match="ivr speech models install URL-or-path --language en"
+        ):
+            await _start_speech(settings, engine, registry, stack)
+    (flows / "en.yaml").write_text("id: en\ndefaults: {language: en}\n" + body)
+    registry.reload()
+    async with contextlib.AsyncExitStack() as stack:
+        await _start_speech(settings, engine, registry, stack)
+        assert engine.speech is not None and not engine.speech.speaks("en")
+        assert engine.speech.speaks("ko")

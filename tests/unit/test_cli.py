@@ -123,6 +123,7 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
         IVR_PROMPTS_DIR=str(tmp_path),
         IVR_DEMO_API_PORT="0",
         IVR_API_PORT=str(api_port),
+        IVR_AUDIOSOCKET_PORT=str(free_port()),
         IVR_API_TOKENS="ops:admin:test-token-0123456",
         IVR_REDIS_DIR=str(tmp_path / "redis"),
     )
