@@ -160,9 +160,13 @@ def _duration(text: str) -> float:
 
 
 def _keys(text: str) -> str:
-    """Keys a caller can press: 0-9, * and #."""
+    """Keys a caller can press (0-9, * and #), or ``say:WORDS`` the caller speaks."""
+    if text.startswith("say:") and text[4:].strip():
+        return text
     if not text or any(c not in "0123456789*#" for c in text):
-        raise argparse.ArgumentTypeError(f"{text!r}: a phone has only 0-9, * and #")
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a phone has only 0-9, * and #; write say:WORDS for speech"
+        )
     return text
 
 
@@ -280,7 +284,7 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="KEYS",
         type=_keys,
-        help="answers to each prompt, e.g. 1 1 12345# 0000",
+        help="answers to each prompt, e.g. 1 1 12345# 0000, or say:WORDS (spoken)",
     )
     call.add_argument("--engine", metavar="HOST:PORT", help="call a running engine instead")
     call.add_argument("--callerid", default="5551234")

@@ -17,16 +17,20 @@ from ivr import log
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
 from ivr.app import DEMO_AGENTS
+from ivr.audiosocket.server import AudioSocketServer
 from ivr.demo_api import start_demo_api
-from ivr.emulator.caller import Timeline
+from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.routing_config import load_routing_file
+from ivr.speech_input import SpeechInput
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys
 from routing.config import RoutingConfig, agent_skills
 from routing.memory import Agent, MemoryRouter
+from speech.recognizer import ModelRegistry, Recognizer
+from speech.tts import Synthesizer
 
 __all__ = ["place_call"]
 
@@ -35,12 +39,16 @@ def _say(text: str) -> None:
     print(text, flush=True)
 
 
-async def _keyboard(timeline: Timeline, done: asyncio.Event) -> None:
+async def _keyboard(timeline: Timeline, done: asyncio.Event, language: str) -> None:
     loop = asyncio.get_running_loop()
     while not done.is_set():
         line = await loop.run_in_executor(None, sys.stdin.readline)
         if not line:
             return
+        if line.lower().startswith("say "):
+            audio = await asyncio.to_thread(synthesize, line[4:].strip(), language)
+            timeline.inject_talk(audio)
+            continue
         keys = [c for c in line.strip() if c in "0123456789*#"]
         for index, char in enumerate(keys):
             # A phone sends keys apart (a key lasts ~100 ms); keys typed at
@@ -62,7 +70,13 @@ def _demo_routing() -> RoutingConfig:
 
 async def place_call(args: argparse.Namespace) -> int:
     log.configure(json=False, level="warning")
-    steps = [Keys(k, after=0.5) for k in (args.press or [])]
+    language = args.language or "ko"
+    steps = [
+        Keys("", after=0.5, audio=synthesize(k[4:], language))
+        if k.startswith("say:")
+        else Keys(k, after=0.5)
+        for k in (args.press or [])
+    ]
     interactive = args.press is None and sys.stdin.isatty()
     speed = None if args.fast or not interactive else 1.0
     timeline = Timeline(list(steps), speed=speed)
@@ -81,8 +95,15 @@ async def place_call(args: argparse.Namespace) -> int:
     agents = [Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents]
     agents = agents or list(DEMO_AGENTS)
     router = MemoryRouter(agents)
+    synthesizer = Synthesizer(prompts)
+    sockets = AudioSocketServer(port=0)
+    await sockets.start()
     engine = Engine(
-        flows=registry.get, prompts=SpeechPrompts(prompts), router=router, queues=config.queues
+        flows=registry.get,
+        prompts=SpeechPrompts(prompts, synthesizer),
+        router=router,
+        queues=config.queues,
+        speech=SpeechInput(Recognizer(ModelRegistry()), synthesizer, server=sockets),
     )
     engine.on_prompt = lambda text: _say(f"🔊 {text}")
     engine.on_event = lambda kind, data: _say(f"   · {kind} {data}" if data else f"   · {kind}")
@@ -115,6 +136,8 @@ async def place_call(args: argparse.Namespace) -> int:
         if demo_api is not None:
             demo_api.close()
         await server.drain(1)
+        await sockets.close()
+        synthesizer.close()
 
 
 async def _dial(
@@ -127,8 +150,11 @@ async def _dial(
     done = asyncio.Event()
     keyboard: asyncio.Future[Any] | None = None
     if interactive:
-        _say("Type the keys the caller presses, then Enter ('h' hangs up).")
-        keyboard = asyncio.ensure_future(_keyboard(timeline, done))
+        _say(
+            "Type the keys the caller presses, then Enter ('h' hangs up); "
+            "'say WORDS' speaks them (espeak-ng, heard by Vosk)."
+        )
+        keyboard = asyncio.ensure_future(_keyboard(timeline, done, args.language or "ko"))
     try:
         result = await emulator.call(args.flow, timeline=timeline, callerid=args.callerid)
     finally:

@@ -243,6 +243,10 @@ class Timeline:
         """A live event (``ivr call``: a key typed now, or ``delay`` seconds from now)."""
         self._push(self.now() + delay, kind, digit=digit)
 
+    def inject_talk(self, audio: bytes, delay: float = 0.0) -> None:
+        """The caller speaks now (``ivr call``: a line typed as ``say ...``)."""
+        self._push(self.now() + delay, "talk", seconds=len(audio) / 16000, audio=audio)
+
     def advance_to(self, moment: float) -> None:
         """Fast mode: move the clock on to ``moment`` (an audio stream's own time)."""
         if self.speed is None:
