@@ -138,6 +138,21 @@ class SpyRecord:
     spied: str  # the channel actually spied ("" when none matched)
 
 
+_STATUS: dict[Outcome, str] = {
+    "answer": "ANSWER",
+    "noanswer": "NOANSWER",
+    "busy": "BUSY",
+    "unreachable": "CHANUNAVAIL",
+}
+
+
+def _dial_status(ep: Endpoint | None) -> str:
+    """The DIALSTATUS ringing ``ep`` ends with (an unknown endpoint answers)."""
+    if ep is None:
+        return "ANSWER"
+    return _STATUS["unreachable" if not ep.registered else ep.outcome]
+
+
 class Pbx:
     """Channels, bridges, endpoints and the events they produce."""
 
@@ -447,15 +462,7 @@ class Pbx:
             if app
             else [("Context", headers.get("Context")), ("Exten", headers.get("Exten"))]
         )
-        outcome: Outcome = ep.outcome if ep else "answer"
-        if ep is not None and not ep.registered:
-            outcome = "unreachable"
-        status = {
-            "answer": "ANSWER",
-            "noanswer": "NOANSWER",
-            "busy": "BUSY",
-            "unreachable": "CHANUNAVAIL",
-        }[outcome]
+        status = _dial_status(ep)
         timeout = int(headers.get("Timeout") or 30000) / 1000
         ring = min(ep.ring if ep else 0.0, timeout)
         cid = headers.get("CallerID")
@@ -498,13 +505,7 @@ class Pbx:
         target, _, rest = data.partition(",")
         timeout = float(rest.partition(",")[0] or 60)
         ep = self.endpoints.get(target)
-        outcome: Outcome = ep.outcome if ep else "answer"
-        status = {
-            "answer": "ANSWER",
-            "noanswer": "NOANSWER",
-            "busy": "BUSY",
-            "unreachable": "CHANUNAVAIL",
-        }[outcome]
+        status = _dial_status(ep)
         ring = min(ep.ring if ep else 0.0, timeout)
         dest = await self.dial_endpoint(caller, target, status, ring, sleep=sleep)
         if dest is not None:

@@ -282,21 +282,8 @@ async def speech(run: Run, node: m.Speech) -> str | None:
     timeout = node.timeout or run.defaults.timeout
     intro: m.Text | None = None
     for attempt in range(retries + 1):
-        said, voice = run.spoken(_joined(run, intro, node.prompt))
-        heard = await port.listen(
-            run.channel,
-            Listen(
-                language=run.language,
-                text=said,
-                voice=voice,
-                files=(node.file,) if node.file else (),
-                phrases=node.grammar,
-                keys="",
-                no_input=timeout,
-                end_silence=node.end_silence,
-                max_utterance=node.max_utterance,
-                threshold=node.confidence,
-            ),
+        heard = await _hear(
+            run, port, node, intro, phrases=node.grammar, keys="", threshold=node.confidence
         )
         value = heard.phrase if heard.kind == "speech" else None
         if node.grammar is None and heard.text and heard.confidence >= node.confidence:
@@ -310,6 +297,35 @@ async def speech(run: Run, node: m.Speech) -> str | None:
         run.event("no_input" if heard.kind == "noinput" else "no_match", attempt=attempt + 1)
         intro = _SORRY
     return node.on_failure
+
+
+async def _hear(
+    run: Run,
+    port: SpeechInput,
+    node: m.Speech | m.Faq,
+    intro: m.Text | None,
+    *,
+    phrases: list[str] | None,
+    keys: str,
+    threshold: float,
+) -> Heard:
+    """Say ``intro`` (an apology) and the node's prompt, and hear the answer."""
+    said, voice = run.spoken(_joined(run, intro, node.prompt))
+    return await port.listen(
+        run.channel,
+        Listen(
+            language=run.language,
+            text=said,
+            voice=voice,
+            files=(node.file,) if node.file else (),
+            phrases=phrases,
+            keys=keys,
+            no_input=node.timeout or run.defaults.timeout,
+            end_silence=node.end_silence,
+            max_utterance=node.max_utterance,
+            threshold=threshold,
+        ),
+    )
 
 
 async def _confirmed(run: Run, port: SpeechInput, value: str, timeout: float) -> bool:
@@ -342,25 +358,9 @@ async def faq(run: Run, node: m.Faq) -> str | None:
         {w for e in node.entries for w in e.question.split()} | set(node.handoff_phrases)
     )
     retries = run.defaults.retries if node.retries is None else node.retries
-    timeout = node.timeout or run.defaults.timeout
     intro: m.Text | None = None
     for attempt in range(retries + 1):
-        said, voice = run.spoken(_joined(run, intro, node.prompt))
-        heard = await port.listen(
-            run.channel,
-            Listen(
-                language=run.language,
-                text=said,
-                voice=voice,
-                files=(node.file,) if node.file else (),
-                phrases=words,
-                keys="0",
-                no_input=timeout,
-                end_silence=node.end_silence,
-                max_utterance=node.max_utterance,
-                threshold=0.0,
-            ),
-        )
+        heard = await _hear(run, port, node, intro, phrases=words, keys="0", threshold=0.0)
         text = heard.text or (heard.phrase or "")
         run.event("heard", kind=heard.kind, text=text, via=heard.via)
         if heard.digit == "0" or (text and matcher.is_handoff(text)):
