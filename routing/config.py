@@ -102,6 +102,12 @@ class QueueConfig(_Strict):
         "longest_idle"
     )
     last_agent_first: bool = Field(True, description="ring the caller's last agent first")
+    ring_timeout: int = Field(20, ge=5, le=120, description="seconds an agent's phone rings")
+    dial_options: str = Field(
+        "",
+        pattern=r"^[A-Za-fh-z]*$",
+        description="Dial options added to 'g' (letters only, e.g. 'tT' lets both transfer)",
+    )
     steps: list[Step] = Field(default_factory=list)
 
     @model_validator(mode="after")

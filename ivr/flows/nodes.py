@@ -517,7 +517,7 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
                 settled = assignment is _CALLBACK
                 return await _left(run, node, waiter, called_back=settled)
             await _hand_over(run, node, assignment)
-            status = await _dial_agent(run, router, assignment)
+            status = await _dial_agent(run, router, assignment, config)
             run.event("dialled", agent=assignment.agent_id, status=status)
             if status == "ANSWER":
                 settled = True
@@ -716,12 +716,14 @@ async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _dial_agent(run: Run, router: Any, assignment: Any) -> str | None:
+async def _dial_agent(run: Run, router: Any, assignment: Any, config: QueueConfig) -> str | None:
     """Ring the reserved agent; they are ``on_call`` from the answer when AMI tells it
-    (the tracker), else from the end of Dial."""
+    (the tracker), else from the end of Dial. ``g``: the caller comes back to the flow
+    (the survey) when the agent hangs up."""
+    ring, options = config.ring_timeout, "g" + config.dial_options
     tracker = run.engine.answers
     if tracker is None:
-        status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+        status = await _dial(run, assignment.endpoint, ring, options)
         if status == "ANSWER":
             await router.connected(assignment)
         return status
@@ -736,7 +738,7 @@ async def _dial_agent(run: Run, router: Any, assignment: Any) -> str | None:
     with tracker.expect(run.channel.env.channel, assignment.endpoint) as answered:
         watcher = asyncio.ensure_future(on_answer(answered))
         try:
-            status = await _dial(run, assignment.endpoint, run.engine.ring_timeout, "g")
+            status = await _dial(run, assignment.endpoint, ring, options)
         finally:
             if not watcher.done():
                 watcher.cancel()
@@ -768,6 +770,16 @@ async def _hand_over(run: Run, node: m.QueueNode, assignment: Any) -> None:
         await channel.set_variable("__IVR_QUEUE", node.queue)
         await channel.set_variable("__IVR_CONTEXT", context)
     run.event("handed_over", agent=assignment.agent_id, context=shown)
+    router = run.engine.router
+    if router is not None:  # for the console: what the agent is about to hear about
+        with contextlib.suppress(RoutingError):
+            await router.note(
+                "handoff",
+                call=run.channel.uniqueid,
+                agent=assignment.agent_id,
+                queue=node.queue,
+                context=context,
+            )
 
 
 async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str | None:

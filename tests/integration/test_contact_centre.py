@@ -102,7 +102,11 @@ async def centre(redis_url: str, tmp_path: Path) -> AsyncIterator[Centre]:
         flows=registry.get,
         prompts=SpeechPrompts(tmp_path / "prompts"),
         router=router,
-        queues={"sales": QueueConfig.model_validate({"announce_every": 20})},
+        queues={
+            "sales": QueueConfig.model_validate(
+                {"announce_every": 20, "ring_timeout": 15, "dial_options": "t"}
+            )
+        },
         answers=tracker,
         transfer_allow=("555*",),
     )
@@ -152,6 +156,7 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
     trace = centre.traces[0]
     assert trace.nodes == ["menu", "sales", "survey", "bye"]
     assert result.dialled == ["PJSIP/1001", "PJSIP/1002"]
+    assert "EXEC Dial PJSIP/1002,15,gt" in result.commands  # the queue's ring time, options
     assert trace.variables["survey_csat"] == 5
     # ann did not answer: missed (the call went back to the head and bob got it).
     assert await centre.router.agent_state("ann") == "missed"
@@ -161,8 +166,10 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
     assert kinds == [
         ("enqueued", ""),
         ("reserved", "ann"),
+        ("handoff", "ann"),  # the caller's context, for the agent's screen
         ("missed", "ann"),
         ("reserved", "bob"),
+        ("handoff", "bob"),
         ("connected", "bob"),
         ("completed", "bob"),
         ("survey", ""),
@@ -188,6 +195,8 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
     # What the caller chose reached the agent's channel (inherited by the agent leg).
     assert result.variables["__IVR_QUEUE"] == "sales"
     assert '"number":"5551234"' in result.variables["__IVR_CONTEXT"]
+    handoff = next(f for f in events if f["event"] == "handoff" and f["agent"] == "bob")
+    assert handoff["queue"] == "sales" and '"number":"5551234"' in handoff["context"]
 
 
 async def test_caller_hangs_up_while_the_agent_rings(centre: Centre) -> None:

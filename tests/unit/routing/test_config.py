@@ -35,3 +35,11 @@ def test_unknown_channel_lists_the_allowed_ones() -> None:
     message = problems("agents:\n  - {id: a, endpoint: PJSIP/1, max_contacts: {fax: 1}}\n")
     assert "routing.yaml:2:" in message
     assert "voice" in message and "chat" in message and "email" in message
+
+
+def test_dial_options_are_letters_only() -> None:
+    """Options reach Dial as one argument: letters only, so no macro or gosub rides in."""
+    message = problems('queues:\n  q:\n    dial_options: "U(evil)"\n')
+    assert "routing.yaml:3:" in message and "dial_options" in message
+    config = load_routing("r.yaml", "queues: {q: {dial_options: tT, ring_timeout: 15}}")
+    assert (config.queues["q"].dial_options, config.queues["q"].ring_timeout) == ("tT", 15)
