@@ -47,7 +47,7 @@ from speech.recognizer import Final, ModelRegistry, Recognizer, SpeechStarted  #
 
 MENU = ["예약", "안내", "메뉴", "반품", "해지", "번호"]
 FRAME = 320
-END_SILENCE = 0.8
+END_SILENCE = 0.5  # what the engine's menus use (--end-silence to change)
 
 
 def say(text: str) -> bytes:
@@ -263,4 +263,9 @@ async def main(quick: bool) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    asyncio.run(main(parser.parse_args().quick))
+    parser.add_argument(
+        "--end-silence", type=float, default=END_SILENCE, help="seconds of silence ending speech"
+    )
+    options = parser.parse_args()
+    END_SILENCE = options.end_silence
+    asyncio.run(main(options.quick))

@@ -84,6 +84,8 @@ def _spoken(kind: str, value: str, currency: str) -> str:
     return moment.strftime("%A %d %B %Y" if kind == "date" else "%H:%M")
 
 
+#: A menu answer is a word or two: half a second of silence ends it.
+_MENU_END_SILENCE = 0.5
 _KEYPAD = {"en": "Please use your keypad.", "ko": "번호를 눌러 주세요."}
 _SORRY = {"en": "Sorry, I did not get that.", "ko": "죄송합니다. 잘 알아듣지 못했습니다."}
 
@@ -158,6 +160,7 @@ async def _menu_by_voice(
                     phrases=phrases,
                     keys=KEYS,
                     no_input=timeout,
+                    end_silence=_MENU_END_SILENCE,
                 ),
             )
         chosen = None
