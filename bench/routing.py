@@ -100,9 +100,17 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
     # 2. Assignments per second: engine processes place calls back to back, as
     # several engines share one Redis in production. One process and two.
     rates = {}
+    await router.redis.config_resetstat()
     for procs in (1, 2):
         rates[procs] = await asyncio.to_thread(cycles_per_second, url, procs, seconds)
     rate = max(rates.values())
+    # Redis's own time per call cycle (enqueue with its reservation, connected,
+    # completed: three scripts): the store's ceiling on one Redis core, whatever
+    # the number of engines feeding it.
+    stats = await router.redis.info("commandstats")
+    scripts = stats.get("cmdstat_evalsha", {})
+    cycles = sum(rates.values()) * seconds
+    redis_ms = scripts.get("usec", 0) / 1000 / cycles if cycles else 0.0
     await router.close()
     return {
         "agents": agents,
@@ -114,6 +122,8 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
         "assignments_per_s": rate,
         "one_process_per_s": rates[1],
         "two_processes_per_s": rates[2],
+        "redis_ms_per_cycle": redis_ms,
+        "redis_ceiling_per_s": 1000 / redis_ms if redis_ms else 0.0,
     }
 
 
@@ -177,14 +187,16 @@ async def main_async(sizes: list[int], trials: int, seconds: float) -> None:
     print(f"{QUEUES} queues over 50 skills, 5 skills per agent (levels 1-10); a call needs one")
     print(
         f"{'agents':>7} {'p50 ms':>8} {'p99 ms':>8} {'naive p50':>10} {'naive p99':>10} "
-        f"{'p50 naive/ours':>15} {'1 engine/s':>11} {'2 engines/s':>12}"
+        f"{'p50 naive/ours':>15} {'1 engine/s':>11} {'2 engines/s':>12} "
+        f"{'Redis ms/call':>14} {'Redis ceiling/s':>16}"
     )
     for r in rows:
         ratio = r["naive_p50_ms"] / r["p50_ms"]
         print(
             f"{r['agents']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['naive_p50_ms']:>10.2f} "
             f"{r['naive_p99_ms']:>10.2f} {ratio:>15.1f} {r['one_process_per_s']:>11.0f} "
-            f"{r['two_processes_per_s']:>12.0f}"
+            f"{r['two_processes_per_s']:>12.0f} {r['redis_ms_per_cycle']:>14.3f} "
+            f"{r['redis_ceiling_per_s']:>16.0f}"
         )
 
 
@@ -193,8 +205,10 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--trials", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--sizes", type=int, default=0, help="only the first N sizes")
     args = parser.parse_args()
     sizes = [100, 10_000] if args.quick else [100, 10_000, 75_000]
+    sizes = sizes[: args.sizes] if args.sizes else sizes
     asyncio.run(main_async(sizes, args.trials, args.seconds))
 
 

@@ -41,13 +41,22 @@ from routing.states import TRANSITIONS, InvalidTransition
 
 __all__ = ["RedisRouter"]
 
-_TABLE = json.dumps({k: [sorted(v[0]), v[1]] for k, v in TRANSITIONS.items()})
+# The state machine of routing/states.py as a Lua table literal (cheaper per call
+# than decoding JSON: every script run builds it anew).
+_TABLE = (
+    "{"
+    + ", ".join(
+        f"{action} = {{{{{', '.join(repr(s) for s in sorted(froms))}}}, {target!r}}}"
+        for action, (froms, target) in TRANSITIONS.items()
+    )
+    + "}"
+)
 
 # Shared Lua: the state machine of routing/states.py, the indexes, matching.
 _LIB = (
-    "local T = cjson.decode('"
+    "local T = "
     + _TABLE
-    + """')
+    + """
 
 local function index(ns, aid)
   local now = redis.call('TIME')
