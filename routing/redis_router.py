@@ -584,6 +584,7 @@ class RedisRouter:
         self._ready = asyncio.Event()
         self._callback_due = asyncio.Event()
         self._early: collections.OrderedDict[int, tuple[str, str]] = collections.OrderedDict()
+        self._closed = False
         #: Queue settings shared by every engine (``routing.yaml``, then API
         #: changes); updated in place when any engine changes them.
         self.queues: dict[str, QueueConfig] = {}
@@ -818,6 +819,8 @@ class RedisRouter:
         await self._ensure_listener()
 
     async def _ensure_listener(self) -> None:
+        if self._closed:
+            raise RoutingUnavailable("this router is closed")
         if self._listener is None or self._listener.done():
             self._ready.clear()
             self._listener = asyncio.ensure_future(self._listen())
@@ -993,9 +996,14 @@ class RedisRouter:
 
     async def close(self) -> None:
         """Stop listening and close every connection (the pool's too)."""
-        for task in (self._listener, self._ticker):
+        # The ticker first: while it runs it may start a new listener, which then
+        # holds a connection the pool's close would wait for.
+        self._closed = True
+        for task in (self._ticker, self._listener):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-        await self.redis.aclose(close_connection_pool=True)
+                # Bounded: a shutdown must never hang on a connection that is gone.
+                with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+                    await asyncio.wait_for(task, 2.0)
+        with contextlib.suppress(TimeoutError, RedisError, OSError):
+            await asyncio.wait_for(self.redis.aclose(close_connection_pool=True), 5.0)
