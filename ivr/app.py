@@ -345,6 +345,7 @@ async def _start_ami(
         asyncio.ensure_future(_keep_connecting(ami)),
         asyncio.ensure_future(worker.run()),
     ]
+    engine.callbacks = True  # queue nodes may offer their callback key
 
     async def stop() -> None:
         for task in tasks:

@@ -24,13 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
-import re
 
 import structlog
 
 from ivr.ami import AmiClient, AmiError, DialEnd, Hangup
 from ivr.ami.client import EventStream
+from ivr.numbers import callback_dial
 from routing.errors import RoutingError
 from routing.memory import Assignment
 from routing.redis_router import RedisRouter
@@ -38,9 +37,6 @@ from routing.redis_router import RedisRouter
 __all__ = ["CallbackWorker"]
 
 log = structlog.get_logger("ivr.callbacks")
-
-_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
-_EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
 
 
 class CallbackWorker:
@@ -65,16 +61,20 @@ class CallbackWorker:
         self.allow = allow
         self.ring_timeout = ring_timeout
         self.customer_timeout = customer_timeout
+        #: Seconds to wait after Asterisk refused to place a callback.
+        self.retry_after = 5.0
+        #: How often a placed call's channel is looked up when its hang-up was not
+        #: heard (an AMI reconnect can lose the event).
+        self.check_every = 5.0
         self._slots = asyncio.Semaphore(concurrency)
+        self._resume_at = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def dial_string(self, number: str) -> str | None:
         """The customer's dial string, or None when the number may not be called."""
-        if _EXTENSION.match(number):
-            return self.internal_dial.format(to=number)
-        if _NUMBER.match(number) and any(fnmatch.fnmatchcase(number, p) for p in self.allow):
-            return self.external_dial.format(to=number)
-        return None
+        return callback_dial(
+            number, self.allow, internal=self.internal_dial, external=self.external_dial
+        )
 
     async def run(self) -> None:
         """Forever: claim the next callback and place it in its own task."""
@@ -84,6 +84,9 @@ class CallbackWorker:
                 # Claim nothing while Asterisk is away: a claimed callback that
                 # cannot be placed would count as the agent's miss.
                 await self.ami.wait_connected()
+                pause = self._resume_at - asyncio.get_running_loop().time()
+                if pause > 0:
+                    await asyncio.sleep(pause)
                 assignment = await self.router.next_callback()
             except RoutingError as exc:
                 self._slots.release()
@@ -128,28 +131,39 @@ class CallbackWorker:
                     variables={"IVR_CALLBACK_QUEUE": ticket.queue},
                 )
             except AmiError as exc:
+                # Not the agent's doing (refused, AMI gone): no miss; it goes back to
+                # the head, and this worker pauses before claiming again.
                 bound.warning("callback.originate_failed", error=str(exc))
-                await self.router.missed(assignment)  # back to the head; retried
+                # Every slot of this worker pauses: Asterisk would refuse them too.
+                self._resume_at = asyncio.get_running_loop().time() + self.retry_after
+                await self.router.missed(assignment, agent_fault=False)
                 return "originate_failed"
             if not response.success:
                 bound.info("callback.agent_missed", reason=response.reason)
                 await self.router.missed(assignment)
                 return "agent_missed"
             await self.router.connected(assignment)
-            agent_channel = response.channel
-            status = await self._customer_answer(stream, agent_channel)
-            if status != "ANSWER":
-                bound.info("callback.unanswered", status=status)
-                await self.router.completed(assignment)
-                await self.router.audit(
-                    "engine", "callback_unanswered", queue=ticket.queue, status=status or ""
-                )
-                return "customer_unanswered"
-            bound.info("callback.connected")
-            await self._hangup_of(stream, agent_channel)
-            await self.router.completed(assignment)
-            bound.info("callback.completed")
-            return "completed"
+            try:
+                return await self._talk(assignment, stream, response.channel)
+            finally:
+                # Whatever happens (a cancelled worker at shutdown too), the agent
+                # goes to wrap-up: never left on_call with nobody to end it.
+                with contextlib.suppress(Exception):
+                    await self.router.completed(assignment)
+
+    async def _talk(self, assignment: Assignment, stream: EventStream, agent_channel: str) -> str:
+        ticket = assignment.ticket
+        status = await self._customer_answer(stream, agent_channel)
+        if status != "ANSWER":
+            log.info("callback.unanswered", ticket=ticket.id, status=status)
+            await self.router.audit(
+                "engine", "callback_unanswered", queue=ticket.queue, status=status or ""
+            )
+            return "customer_unanswered"
+        log.info("callback.connected", ticket=ticket.id, agent=assignment.agent_id)
+        await self._hangup_of(stream, agent_channel)
+        log.info("callback.completed", ticket=ticket.id, agent=assignment.agent_id)
+        return "completed"
 
     async def _customer_answer(self, stream: EventStream, agent_channel: str) -> str | None:
         deadline = asyncio.get_running_loop().time() + self.customer_timeout + 15
@@ -169,7 +183,23 @@ class CallbackWorker:
         return None
 
     async def _hangup_of(self, stream: EventStream, agent_channel: str) -> None:
+        """Until the agent's channel hangs up: its Hangup event, or (the event lost in
+        an AMI reconnect) the channel no longer listed by Asterisk."""
         while True:
-            event = await stream.get(None)
+            try:
+                event = await stream.get(self.check_every)
+            except TimeoutError:
+                if await self._gone(agent_channel):
+                    return
+                continue
             if isinstance(event, Hangup) and event.channel.channel == agent_channel:
                 return
+
+    async def _gone(self, channel: str) -> bool:
+        if not self.ami.connected:
+            return False
+        try:
+            channels = await self.ami.core_show_channels()
+        except AmiError:
+            return False
+        return all(item.channel.channel != channel for item in channels)

@@ -229,14 +229,19 @@ class MemoryRouter:
         if self.agents[agent_id].state == "wrap_up":
             self._move(agent_id, "ready")
 
-    async def missed(self, assignment: Assignment) -> None:
-        """The agent did not answer: they go to 'missed', the call back to the head."""
+    async def missed(self, assignment: Assignment, *, agent_fault: bool = True) -> None:
+        """The agent did not answer: they go to 'missed', the call back to the head.
+        With ``agent_fault`` false (the call could not be placed) the agent is only freed."""
         agent = self.agents[assignment.agent_id]
-        if not self._move(agent.id, "miss"):
-            return
-        agent.missed += 1
-        if agent.missed >= self.max_misses:
-            self._move(agent.id, "pause", reason=f"missed {agent.missed} calls")
+        if not agent_fault:
+            if not self._move(agent.id, "release", reason="the call could not be placed"):
+                return
+        else:
+            if not self._move(agent.id, "miss"):
+                return
+            agent.missed += 1
+            if agent.missed >= self.max_misses:
+                self._move(agent.id, "pause", reason=f"missed {agent.missed} calls")
         ticket = assignment.ticket
         future = asyncio.get_running_loop().create_future()
         self._waiting[ticket.id] = _Waiting(ticket, (-ticket.priority, 0, next(self._seq)), future)

@@ -224,6 +224,15 @@ end
 
 -- 'quiet': a ticket whose engine learns of its reservation from the script's
 -- own reply (the enqueue), so no message is published for it.
+-- A callback is only offered an agent while some engine's worker can place it
+-- (workers beat in {rt}:cbworkers each time they look for work).
+local function callback_placeable(ns, tkey)
+  local back = redis.call('HGET', tkey, 'callback')
+  if not back or back == '' then return true end
+  local now = tonumber(redis.call('TIME')[1])
+  return redis.call('ZCOUNT', ns .. ':cbworkers', now - 10, '+inf') > 0
+end
+
 local function match(ns, queue, quiet)
   local qkey = ns .. ':q:' .. queue
   -- The head of the queue only: a decision stays bounded however long the queue.
@@ -232,8 +241,11 @@ local function match(ns, queue, quiet)
     local tkey = ns .. ':t:' .. tid
     local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
     local any = cjson.decode(redis.call('HGET', tkey, 'any') or '{}')
-    local best = pick(ns, skills, any, redis.call('HGET', tkey, 'strategy'),
-      redis.call('HGET', tkey, 'prefer'))
+    local best = nil
+    if callback_placeable(ns, tkey) then
+      best = pick(ns, skills, any, redis.call('HGET', tkey, 'strategy'),
+        redis.call('HGET', tkey, 'prefer'))
+    end
     if best ~= nil then
       move(ns, best, 'reserve', '')
       local akey = ns .. ':agent:' .. best
@@ -249,6 +261,8 @@ local function match(ns, queue, quiet)
       local back = redis.call('HGET', tkey, 'callback')
       if back and back ~= '' then
         -- Nobody waits on the line: any engine's callback worker takes it.
+        redis.call('HSET', tkey, 'offered_at', redis.call('TIME')[1], 'claimed_by', '')
+        redis.call('LREM', ns .. ':callbacks', 0, tid)
         redis.call('RPUSH', ns .. ':callbacks', tid)
         redis.call('PUBLISH', ns .. ':callback', tid)
       end
@@ -262,6 +276,16 @@ local function match_all(ns)
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     match(ns, queue)
   end
+end
+
+-- A reserved call goes back to the head of its queue, its agent free again.
+local function requeue(ns, tid, aid, queue, reason)
+  local tkey = ns .. ':t:' .. tid
+  move(ns, aid, 'release', reason)
+  redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '', 'claimed_by', '')
+  local priority = tonumber(redis.call('HGET', tkey, 'priority'))
+  redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + tonumber(tid), tid)
+  redis.call('SADD', ns .. ':queues', queue)
 end
 
 -- A call leaves for good (hang-up, lost engine): 0 if it had already ended,
@@ -414,11 +438,17 @@ _CLAIM = (
     _LIB
     + """
 local ns, engine = ARGV[1], ARGV[2]
+local now = tonumber(redis.call('TIME')[1])
+local live = redis.call('ZCOUNT', ns .. ':cbworkers', now - 10, '+inf')
+redis.call('ZADD', ns .. ':cbworkers', now, engine)
+-- The first worker to come alive offers agents to the callbacks that waited for one.
+if live == 0 then match_all(ns) end
 while true do
   local tid = redis.call('LPOP', ns .. ':callbacks')
   if not tid then return false end
   local tkey = ns .. ':t:' .. tid
-  if redis.call('HGET', tkey, 'state') == 'reserved' then
+  local f0 = redis.call('HMGET', tkey, 'state', 'claimed_by')
+  if f0[1] == 'reserved' and (not f0[2] or f0[2] == '') then
     redis.call('HSET', tkey, 'claimed_by', engine)
     redis.call('SADD', ns .. ':owned:' .. engine, tid)
     local f = redis.call('HMGET', tkey, 'call', 'queue', 'skills', 'priority', 'agent',
@@ -441,20 +471,24 @@ return done
 _MISSED = (
     _LIB
     + """
-local ns, tid, limit = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ns, tid, limit, fault = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local tkey = ns .. ':t:' .. tid
 if redis.call('HGET', tkey, 'state') ~= 'reserved' then return 0 end
 local aid = redis.call('HGET', tkey, 'agent')
 local queue = redis.call('HGET', tkey, 'queue')
 local priority = tonumber(redis.call('HGET', tkey, 'priority'))
-move(ns, aid, 'miss', 'no answer')
-local misses = redis.call('HINCRBY', ns .. ':agent:' .. aid, 'missed', 1)
-if misses >= limit then move(ns, aid, 'pause', 'missed ' .. misses .. ' calls') end
-redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '')
+if fault == 'agent' then
+  move(ns, aid, 'miss', 'no answer')
+  local misses = redis.call('HINCRBY', ns .. ':agent:' .. aid, 'missed', 1)
+  if misses >= limit then move(ns, aid, 'pause', 'missed ' .. misses .. ' calls') end
+else
+  move(ns, aid, 'release', fault)  -- not the agent's doing (Asterisk refused, say)
+end
+redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '', 'claimed_by', '')
 redis.call('ZADD', ns .. ':q:' .. queue, (100 - priority) * 1e13 + tonumber(tid), tid)
 redis.call('SADD', ns .. ':queues', queue)
-redis.call('XADD', ns .. ':events', '*', 'event', 'missed', 'ticket', tid, 'queue', queue,
-  'agent', aid)
+redis.call('XADD', ns .. ':events', '*', 'event', fault == 'agent' and 'missed' or 'requeued',
+  'ticket', tid, 'queue', queue, 'agent', aid)
 match(ns, queue)
 return 1
 """
@@ -505,7 +539,7 @@ return 2
 _TICK = (
     _LIB
     + """
-local ns, owner, lost_after = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local ns, owner, lost_after, claim_within = ARGV[1], ARGV[2], tonumber(ARGV[3]), tonumber(ARGV[4])
 local now = redis.call('TIME')
 local moment = tonumber(now[1]) + tonumber(now[2]) / 1e6
 -- Heartbeat; and the calls of engines that stopped beating are over: an agent
@@ -516,15 +550,19 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':alive', '-inf', moment
   for _, tid in ipairs(redis.call('SMEMBERS', ns .. ':owned:' .. dead)) do
     local tkey = ns .. ':t:' .. tid
     local f = redis.call('HMGET', tkey, 'callback', 'state', 'claimed_by', 'agent', 'queue')
-    if f[1] and f[1] ~= '' then
+    if f[2] == 'connected' then
+      -- Its engine cannot say when the call ends: the agent goes to wrap-up now
+      -- (presence pauses them again while their phone is still in use).
+      redis.call('HSET', tkey, 'state', 'completed')
+      move(ns, f[4], 'complete', 'its engine was lost')
+      redis.call('XADD', ns .. ':events', '*', 'event', 'completed', 'ticket', tid,
+        'agent', f[4], 'queue', f[5], 'reason', 'engine lost')
+      redis.call('ZADD', ns .. ':wrapping', moment, f[4])
+      freed = freed + 1
+    elseif f[1] and f[1] ~= '' then
       -- A callback outlives its engine: one it was placing goes back to the head.
       if f[2] == 'reserved' and f[3] == dead then
-        move(ns, f[4], 'release', 'its engine was lost')
-        redis.call('HSET', tkey, 'state', 'waiting', 'agent', '', 'endpoint', '',
-          'claimed_by', '')
-        local priority = tonumber(redis.call('HGET', tkey, 'priority'))
-        redis.call('ZADD', ns .. ':q:' .. f[5], (100 - priority) * 1e13 + tonumber(tid), tid)
-        redis.call('SADD', ns .. ':queues', f[5])
+        requeue(ns, tid, f[4], f[5], 'its engine was lost')
         freed = freed + 1
       end
     elseif abandon(ns, tid, 'engine lost', 'its call was lost') == 2 then
@@ -533,6 +571,18 @@ for _, dead in ipairs(redis.call('ZRANGEBYSCORE', ns .. ':alive', '-inf', moment
   end
   redis.call('DEL', ns .. ':owned:' .. dead)
   redis.call('ZREM', ns .. ':alive', dead)
+end
+-- A reserved callback no worker claimed in time (its worker died before the
+-- claim): the agent is freed and the callback waits at the head again.
+for _, tid in ipairs(redis.call('LRANGE', ns .. ':callbacks', 0, 99)) do
+  local tkey = ns .. ':t:' .. tid
+  local f = redis.call('HMGET', tkey, 'state', 'claimed_by', 'offered_at', 'agent', 'queue')
+  if f[1] == 'reserved' and (not f[2] or f[2] == '')
+     and tonumber(f[3] or moment) < moment - claim_within then
+    redis.call('LREM', ns .. ':callbacks', 0, tid)
+    requeue(ns, tid, f[4], f[5], 'no callback worker claimed it')
+    freed = freed + 1
+  end
 end
 local due = redis.call('ZRANGEBYSCORE', ns .. ':wrapping', '-inf', moment)
 for _, aid in ipairs(due) do
@@ -577,6 +627,8 @@ class RedisRouter:
         self.engine_id = uuid.uuid4().hex
         #: Seconds without a heartbeat after which an engine's calls are over.
         self.lost_after = 10.0
+        #: Seconds a reserved callback may wait for a worker to claim it.
+        self.callback_claim_within = 30.0
         self._waiters: dict[int, asyncio.Future[Assignment]] = {}
         self._tickets: dict[int, Ticket] = {}
         self._listener: asyncio.Task[None] | None = None
@@ -645,7 +697,9 @@ class RedisRouter:
 
     async def tick(self) -> int:
         """End the wrap-ups that are due; every engine runs this about twice a second."""
-        return int(await self._run("tick", self.engine_id, self.lost_after))
+        return int(
+            await self._run("tick", self.engine_id, self.lost_after, self.callback_claim_within)
+        )
 
     async def agents(self) -> list[dict[str, Any]]:
         """Every agent with state, endpoint, skills and misses (for ``ivr agents list``)."""
@@ -983,12 +1037,17 @@ class RedisRouter:
         """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
         await self._run("settle", assignment.ticket.id, "completed", float(wrap_up))
 
-    async def missed(self, assignment: Assignment) -> None:
+    async def missed(self, assignment: Assignment, *, agent_fault: bool = True) -> None:
+        """The agent did not answer: they go to 'missed', the call back to the head.
+        With ``agent_fault`` false (Asterisk refused the call) the agent is only freed."""
         ticket = assignment.ticket
-        self._waiters[ticket.id] = asyncio.get_running_loop().create_future()
-        self._tickets[ticket.id] = ticket
-        await self._run("missed", ticket.id, self.max_misses)
-        await self._check(ticket.id)
+        if not assignment.callback:  # a live caller waits for the next agent here
+            self._waiters[ticket.id] = asyncio.get_running_loop().create_future()
+            self._tickets[ticket.id] = ticket
+        fault = "agent" if agent_fault else "the call could not be placed"
+        await self._run("missed", ticket.id, self.max_misses, fault)
+        if not assignment.callback:
+            await self._check(ticket.id)
 
     def _forget(self, ticket_id: int) -> None:
         self._waiters.pop(ticket_id, None)

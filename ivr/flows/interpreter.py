@@ -105,6 +105,8 @@ class Engine:
     transfer_allow: tuple[str, ...] = ()
     #: The AMI answer tracker (agents on_call from the answer); None without AMI.
     answers: AnswerTracker | None = None
+    #: True when this engine places callbacks (a callback worker on AMI runs).
+    callbacks: bool = False
     #: Speech recognition (Vosk over AudioSocket); None: menus take keys only.
     speech: SpeechInput | None = None
     internal_dial: str = "PJSIP/{to}"

@@ -20,6 +20,7 @@ from ivr.errors import AgiError, ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
 from ivr.flows.interpreter import Run
+from ivr.numbers import EXTENSION, NUMBER, callback_dial
 from ivr.speech_input import Heard, Listen, SpeechInput
 from routing.config import QueueConfig
 from routing.errors import RoutingError
@@ -564,7 +565,16 @@ class _Wait:
         self.ticket = ticket
         #: The key that asks for a callback, offered when the caller's number can be called.
         number = run.channel.env.callerid
-        self.callback_digit = callback_digit if _CALLABLE.match(number or "") else None
+        engine = run.engine
+        callable_back = engine.callbacks and callback_dial(
+            number or "",
+            engine.transfer_allow,
+            internal=engine.internal_dial,
+            external=engine.external_dial,
+        )
+        # Offered only when this engine places callbacks (AMI) and would dial the number:
+        # never a promise that cannot be kept.
+        self.callback_digit = callback_digit if callable_back else None
         self.clock = run.engine.hold_clock
         self.started = self.clock.now()
         self.steps = list(config.steps)
@@ -654,8 +664,6 @@ class _Wait:
 
 #: What the hold returns when the caller pressed the callback key.
 _CALLBACK: Final = object()
-#: A caller ID that can be called back: digits only, with an optional '+'.
-_CALLABLE = re.compile(r"^\+?[0-9]{3,20}$")
 
 
 def _callback_confirmed(run: Run) -> dict[str, str]:
@@ -795,17 +803,15 @@ async def _dial(run: Run, destination: str, timeout: int, *options: str) -> str 
         return None
 
 
-_EXTENSION = re.compile(r"^[1-9][0-9]{1,5}$")
-_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
 
 async def transfer(run: Run, node: m.Transfer) -> str | None:
     target = run.render(node.to)
     # An extension is 2-6 digits; anything else must be a plain number on the
     # allow-list. Nothing else is dialled: no '@', '&', '/' or letters.
-    internal = bool(_EXTENSION.match(target))
+    internal = bool(EXTENSION.match(target))
     allowed = internal or (
-        _NUMBER.match(target) is not None
+        NUMBER.match(target) is not None
         and any(fnmatch.fnmatchcase(target, p) for p in run.engine.transfer_allow)
     )
     if not allowed:

@@ -109,6 +109,7 @@ async def centre(redis_url: str, tmp_path: Path) -> AsyncIterator[Centre]:
         },
         answers=tracker,
         transfer_allow=("555*",),
+        callbacks=True,
     )
     traces: list[Trace] = []
 
@@ -350,8 +351,72 @@ async def test_callback_rings_the_agent_then_the_customer(centre: Centre) -> Non
 
 
 async def test_callback_to_a_number_off_the_allow_list_is_refused(centre: Centre) -> None:
-    worker = CallbackWorker(centre.router, centre.ami, allow=("+8210*",))
+    worker = CallbackWorker(centre.router, centre.ami, allow=("+8210*", "10??"))
     assert worker.dial_string("5551234") is None
     assert worker.dial_string("+821012345678") == "PJSIP/+821012345678@trunk"
-    assert worker.dial_string("1002") == "PJSIP/1002"  # an internal extension
+    assert worker.dial_string("1002") == "PJSIP/1002"  # an allowed internal extension
+    assert worker.dial_string("2002") is None  # caller IDs can be spoofed: list them
     assert worker.dial_string("555;1234") is None
+
+
+async def test_a_lost_hang_up_does_not_leave_the_agent_on_a_call(centre: Centre) -> None:
+    """The AMI drops while the agent talks to the called-back customer, so the Hangup
+    event is never heard: the worker finds the channel gone and ends the call."""
+    assert centre.emulator.ami is not None
+    await centre.router.pause("ann", "lunch")
+    await centre.router.pause("bob", "lunch")
+    centre.emulator.pbx.add_endpoint("PJSIP/5551234@trunk", outcome="answer", talk=1.5)
+    await centre.call(
+        callerid="5551234", actions=[Keys("2"), Press("5", on="WAIT FOR DIGIT", nth=2)]
+    )
+    worker = CallbackWorker(centre.router, centre.ami, allow=("555*",), customer_timeout=5)
+    worker.check_every = 0.5
+    looking = asyncio.ensure_future(centre.router.next_callback())
+    await centre.router.resume("bob")
+    assignment = await asyncio.wait_for(looking, 5)
+    centre.emulator.ami.speed = 1.0  # real time: the customer talks 1.5 s
+    placing = asyncio.ensure_future(worker.place(assignment))
+    for _ in range(200):
+        if await centre.router.agent_state("bob") == "on_call":
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(1.2)
+    await centre.emulator.ami.drop_connections()  # the Hangup happens while AMI is away
+    assert await asyncio.wait_for(placing, 10) == "completed"
+    assert await centre.router.agent_state("bob") in ("wrap_up", "available")
+
+
+async def test_a_refused_originate_blames_no_agent(centre: Centre) -> None:
+    """Asterisk refuses Originate (the AMI user lacks 'originate'): no agent is marked
+    missed, the callback stays at the head of the queue."""
+    from ivr.emulator.ami import AmiUser
+
+    assert centre.emulator.ami is not None
+    centre.emulator.ami.users["weak"] = AmiUser("weak-secret", write=frozenset({"call", "reporting"}))
+    weak = AmiClient(
+        AmiConfig(
+            port=centre.emulator.ami.port, username="weak", secret="weak-secret", ping_interval=0
+        )
+    )
+    await weak.connect()
+    await centre.router.pause("ann", "lunch")
+    await centre.router.pause("bob", "lunch")
+    await centre.call(
+        callerid="5551234", actions=[Keys("2"), Press("5", on="WAIT FOR DIGIT", nth=2)]
+    )
+    worker = CallbackWorker(centre.router, weak, allow=("555*",))
+    worker.retry_after = 0.1
+    running = asyncio.ensure_future(worker.run())
+    try:
+        await centre.router.resume("ann")
+        await centre.router.resume("bob")
+        await asyncio.sleep(1.5)
+    finally:
+        running.cancel()
+        await worker.close()
+        await weak.close()
+    events = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
+    assert "missed" not in events
+    for agent in ("ann", "bob"):
+        state = await centre.router.agent(agent)
+        assert state is not None and state["missed"] == "0"

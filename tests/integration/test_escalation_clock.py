@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
 from ivr.flows.clock import ManualClock
@@ -169,7 +171,12 @@ nodes:
 
 
 async def run_callback_call(
-    tmp_path: Path, router: MemoryRouter, actions: list[Any], callerid: str
+    tmp_path: Path,
+    router: MemoryRouter,
+    actions: list[Any],
+    callerid: str,
+    *,
+    callbacks: bool = True,
 ) -> tuple[Trace, Any]:
     config = QueueConfig.model_validate({"announce_every": 30})
     engine = Engine(
@@ -177,6 +184,8 @@ async def run_callback_call(
         prompts=SpeechPrompts(tmp_path),
         router=router,
         queues={"billing": config},
+        callbacks=callbacks,
+        transfer_allow=("555*",),
     )
     traces: list[Trace] = []
 
@@ -227,3 +236,21 @@ async def test_no_callback_offer_without_a_callable_number(tmp_path: Path) -> No
     assert "callback_requested" not in [e["event"] for e in trace.events]
     assert not any(c.startswith("WAIT FOR DIGIT") for c in result.commands)
     assert ("abandoned", "billing") in [(k, d.get("queue")) for k, d in router.events]
+
+
+@pytest.mark.parametrize(
+    ("callerid", "callbacks"), [("6661234", True), ("5551234", False)], ids=["off-list", "no-ami"]
+)
+async def test_no_callback_promise_that_cannot_be_kept(
+    tmp_path: Path, callerid: str, callbacks: bool
+) -> None:
+    """A number off the allow-list, or an engine that cannot place callbacks (no AMI):
+    the key is not offered and does nothing; the caller is never told 'we will call'."""
+    busy = Agent("a", "PJSIP/3001", {})
+    busy.state = "on_call"
+    router = MemoryRouter([busy])
+    trace, _ = await run_callback_call(
+        tmp_path, router, [Press("5", at=1.0), Hangup(at=3.0)], callerid, callbacks=callbacks
+    )
+    assert "callback_requested" not in [e["event"] for e in trace.events]
+    assert not any("call you back" in p for p in trace.prompts)

@@ -310,8 +310,10 @@ async def test_callback_keeps_the_place_without_the_caller(router: Any) -> None:
     first = await router.enqueue("c1", "general", {})
     second = await router.enqueue("c2", "general", {})
     assert await router.request_callback(first, "+15551234") is True
+    worker = asyncio.ensure_future(router.next_callback())  # a callback worker is looking
+    await asyncio.sleep(0.05)
     await staff(router, Agent("a", "PJSIP/1"))
-    due = await asyncio.wait_for(router.next_callback(), 2)
+    due = await asyncio.wait_for(worker, 2)
     assert (due.ticket.id, due.agent_id, due.endpoint, due.callback) == (
         first.id,
         "a",
@@ -322,9 +324,10 @@ async def test_callback_keeps_the_place_without_the_caller(router: Any) -> None:
     assert await router.position(second) == 1
     # The agent's phone is not answered: the callback goes back to the head and
     # the next agent gets it before the call that was behind it.
+    worker = asyncio.ensure_future(router.next_callback())
     await router.missed(due)
     await staff(router, Agent("b", "PJSIP/2"))
-    again = await asyncio.wait_for(router.next_callback(), 2)
+    again = await asyncio.wait_for(worker, 2)
     assert (again.ticket.id, again.agent_id) == (first.id, "b")
     await router.connected(again)
     await router.completed(again)
@@ -349,8 +352,10 @@ async def test_a_callback_outlives_the_engine_placing_it(redis_url: str) -> None
     await first.redis.flushall()
     ticket = await first.enqueue("c1", "general", {})
     assert await first.request_callback(ticket, "5551234")
+    looking = asyncio.ensure_future(first.next_callback())
+    await asyncio.sleep(0.05)
     await staff(first, Agent("a", "PJSIP/1"))
-    claimed = await asyncio.wait_for(first.next_callback(), 2)
+    claimed = await asyncio.wait_for(looking, 2)
     assert claimed.agent_id == "a"
     await first.close()  # gone before it placed the call
     second = RedisRouter.connect(redis_url)
@@ -388,3 +393,54 @@ async def test_two_engines_never_lose_a_reservation_notice(redis_url: str) -> No
         for engine in engines:
             await engine.close()
     assert served == 2 * 16 * 150
+
+
+async def test_no_agent_waits_on_a_callback_nobody_can_place(redis_url: str) -> None:
+    """Without a live callback worker (no AMI anywhere) a callback does not take agents:
+    the call behind it is served; once a worker looks for work, the callback is next.
+    A callback reserved but never claimed (its worker died) frees its agent after 30 s."""
+    router = RedisRouter.connect(redis_url)
+    await router.redis.flushall()
+    await router.start()
+    try:
+        first = await router.enqueue("c1", "general", {})
+        assert await router.request_callback(first, "5551234")
+        second = await router.enqueue("c2", "general", {})
+        await staff(router, Agent("a", "PJSIP/1"))
+        assert (await reserved(router, second)).agent_id == "a"
+        await staff(router, Agent("b", "PJSIP/2"))
+        assert await router.agent_state("b") == "available"  # not held for the callback
+        due = await asyncio.wait_for(router.next_callback(), 2)  # a worker comes alive
+        assert (due.ticket.id, due.agent_id) == (first.id, "b")
+        # Asterisk refused the call: b is not blamed, and is offered it again.
+        await router.missed(due, agent_fault=False)
+        agent = await router.agent("b")
+        assert agent is not None and agent["missed"] == "0"
+        assert agent["state"] in ("available", "reserved")
+    finally:
+        await router.close()
+
+
+async def test_an_unclaimed_callback_frees_its_agent(redis_url: str) -> None:
+    """A worker heartbeat makes the callback take an agent, then nobody claims it (the
+    worker died between): after the claim deadline the agent is free again."""
+    router = RedisRouter.connect(redis_url)
+    await router.redis.flushall()
+    router.callback_claim_within = 0.5
+    await router.start()
+    try:
+        ticket = await router.enqueue("c1", "general", {})
+        assert await router.request_callback(ticket, "5551234")
+        now = int((await router.redis.time())[0])
+        await router.redis.zadd(f"{router.ns}:cbworkers", {"gone": now})  # alive, never claims
+        await staff(router, Agent("a", "PJSIP/1"))
+        assert await router.agent_state("a") == "reserved"
+        await router.redis.delete(f"{router.ns}:cbworkers")  # the worker is gone
+        for _ in range(40):
+            if await router.agent_state("a") == "available":
+                break
+            await asyncio.sleep(0.1)
+        assert await router.agent_state("a") == "available"
+        assert await router.position(ticket) == 1  # back at the head, waiting
+    finally:
+        await router.close()
