@@ -34,6 +34,8 @@ IN_USE = "phone in use"
 _DOWN = frozenset({"UNAVAILABLE", "INVALID", "UNKNOWN"})
 _BUSY = frozenset({"INUSE", "BUSY", "ONHOLD", "RINGINUSE"})
 _FREE = frozenset({"NOT_INUSE"})
+#: Seconds between two lookups of the agents for a phone nobody is known to have.
+_REFRESH_EVERY = 2.0
 
 
 class Presence:
@@ -50,6 +52,8 @@ class Presence:
         self._pending: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
+        self._refreshed = -_REFRESH_EVERY
+        self._deferred: set[str] = set()
 
     def note(self, endpoint: str, state: str) -> None:
         """Record a phone's state and schedule its agent's update."""
@@ -73,7 +77,14 @@ class Presence:
         """Until every state heard so far is applied (tests, shutdown)."""
         await self._due.join()
 
+    def _retry(self, endpoint: str) -> None:
+        self._deferred.discard(endpoint)
+        if endpoint in self.latest:
+            self.note(endpoint, self.latest[endpoint])
+
     async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
         if self._worker is not None:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -133,7 +144,23 @@ class Presence:
     async def apply(self, endpoint: str, state: str) -> None:
         agent_id = self.endpoints.get(endpoint)
         if agent_id is None:
-            return
+            # Agents are added and changed at run time (the API): look again, at
+            # most every few seconds (other phones, trunks, are unknown for good).
+            loop = asyncio.get_running_loop()
+            wait = self._refreshed + _REFRESH_EVERY - loop.time()
+            if wait > 0:  # looked just now: look again when allowed, with the newest state
+                if endpoint not in self._deferred:
+                    self._deferred.add(endpoint)
+                    loop.call_later(wait, self._retry, endpoint)
+                return
+            self._refreshed = loop.time()
+            try:
+                await self.refresh()
+            except RoutingError:
+                return
+            agent_id = self.endpoints.get(endpoint)
+            if agent_id is None:
+                return
         try:
             agent = await self.router.agent(agent_id)
             if agent is None:

@@ -392,7 +392,9 @@ async def test_a_refused_originate_blames_no_agent(centre: Centre) -> None:
     from ivr.emulator.ami import AmiUser
 
     assert centre.emulator.ami is not None
-    centre.emulator.ami.users["weak"] = AmiUser("weak-secret", write=frozenset({"call", "reporting"}))
+    centre.emulator.ami.users["weak"] = AmiUser(
+        "weak-secret", write=frozenset({"call", "reporting"})
+    )
     weak = AmiClient(
         AmiConfig(
             port=centre.emulator.ami.port, username="weak", secret="weak-secret", ping_interval=0
@@ -420,3 +422,18 @@ async def test_a_refused_originate_blames_no_agent(centre: Centre) -> None:
     for agent in ("ann", "bob"):
         state = await centre.router.agent(agent)
         assert state is not None and state["missed"] == "0"
+
+
+async def test_presence_follows_agents_added_at_run_time(centre: Centre) -> None:
+    """An agent created through the API after AMI connected: their phone still counts."""
+    await centre.router.add_agents([Agent("cat", "PJSIP/1003", {"sales": 5})])
+    await centre.router.login("cat")
+    centre.emulator.pbx.add_endpoint("PJSIP/1003")
+    centre.emulator.pbx.set_registered("PJSIP/1003", False)
+    for _ in range(50):  # presence looks the agents up again within a few seconds
+        await centre.settle()
+        cat = await centre.router.agent("cat")
+        if cat is not None and cat["state"] == "paused":
+            break
+        await asyncio.sleep(0.1)
+    assert cat is not None and (cat["state"], cat["reason"]) == ("paused", UNREACHABLE)

@@ -444,3 +444,28 @@ async def test_an_unclaimed_callback_frees_its_agent(redis_url: str) -> None:
         assert await router.position(ticket) == 1  # back at the head, waiting
     finally:
         await router.close()
+
+
+async def test_a_lost_engine_does_not_leave_its_agents_on_a_call(redis_url: str) -> None:
+    """The engine that connected a call dies: nobody will say when the call ends, so the
+    other engines put the agent through wrap-up rather than leave them on_call for good."""
+    dead = RedisRouter.connect(redis_url)
+    await dead.redis.flushall()
+    await staff(dead, Agent("a", "PJSIP/1"))
+    assignment = await reserved(dead, await dead.enqueue("c1", "general", {}))
+    await dead.connected(assignment)
+    assert await dead.agent_state("a") == "on_call"
+    await dead.close()
+    alive = RedisRouter.connect(redis_url)
+    alive.lost_after = 0.5
+    await alive.start()
+    try:
+        for _ in range(40):
+            if await alive.agent_state("a") == "available":
+                break
+            await asyncio.sleep(0.1)
+        assert await alive.agent_state("a") == "available"
+        events = [f for _, f in await alive.events(0)]
+        assert any(f["event"] == "completed" and f.get("reason") == "engine lost" for f in events)
+    finally:
+        await alive.close()
