@@ -33,10 +33,10 @@ import structlog
 
 from ivr.agi.channel import Channel
 from ivr.audiosocket.server import AudioSocketServer
-from ivr.audiosocket.session import AudioSocketClosed, AudioSocketTimeout, Dtmf
-from ivr.errors import AgiError, ChannelHangup
+from ivr.audiosocket.session import AudioSocketSession, Dtmf
+from ivr.errors import AgiError, ApplicationNotFoundError, ChannelHangup
 from speech.errors import ModelNotFoundError, SpeechError
-from speech.recognizer import Final, Recognizer, Result, SpeechStarted
+from speech.recognizer import Final, Recognizer, Result, SpeechStarted, Utterance
 from speech.tts import Synthesizer
 
 __all__ = ["Heard", "Listen", "SpeechInput"]
@@ -104,6 +104,8 @@ class SpeechInput:
         self.advertise = advertise
         self.spool = spool
         self.connect_timeout = connect_timeout
+        #: Seconds beyond the audio timeouts before a session with no frames gives up.
+        self.stall_margin = 5.0
         self._missing: set[str] = set()
 
     def speaks(self, language: str) -> bool:
@@ -152,49 +154,78 @@ class SpeechInput:
         session = self.server.expect(call_id, timeout=self.connect_timeout)
         address = self.advertise or self.server.address
         app = asyncio.ensure_future(channel.exec("AudioSocket", str(call_id), address))
-        try:
-            await session.wait_connected(self.connect_timeout)
-        except (AudioSocketTimeout, AudioSocketClosed):
+        connected = asyncio.ensure_future(session.wait_connected(self.connect_timeout))
+        # Whichever comes first: Asterisk connects, or EXEC returns (the module is
+        # missing, the engine unreachable): then no need to wait the whole timeout.
+        await asyncio.wait({connected, app}, return_when=asyncio.FIRST_COMPLETED)
+        if not connected.done() or connected.exception() is not None:
+            connected.cancel()
             utterance.cancel()
+            await session.hangup()
             await self._end_app(app, channel)
             log.warning("speech.audiosocket_unavailable", address=address, then="RECORD FILE")
             return None
         player = asyncio.ensure_future(session.play(pcm)) if pcm else None
         heard: Heard | None = None
+        # Audio time decides the timeouts; this wall-clock bound only catches a
+        # channel that sends no frames at all (one-way audio, hold).
+        bound = len(pcm) / 16000 + request.no_input + request.max_utterance + self.stall_margin
         try:
-            async for event in session:
-                if isinstance(event, Dtmf):
-                    if event.digit in request.keys:
-                        heard = Heard("key", digit=event.digit)
-                        break
-                    continue
-                for found in await utterance.feed(event.pcm):
-                    if isinstance(found, SpeechStarted):
-                        session.stop_playback()  # barge-in
-                    elif isinstance(found, Final):
-                        heard = _heard(found.result, "audiosocket")
-                if heard is not None:
-                    break
+            async with asyncio.timeout(bound):
+                heard = await self._hear(session, utterance, request)
+        except TimeoutError:
+            log.warning("speech.no_audio", seconds=round(bound, 1), then="no input")
+            heard = Heard("noinput")
         finally:
             session.stop_playback()
             if player is not None:
                 with contextlib.suppress(Exception):
                     await player
-            if heard is None or heard.kind == "key":
+            if heard is None or heard.kind in ("key", "noinput"):
                 utterance.cancel()
             await session.hangup()
             await self._end_app(app, channel)
-        if heard is None:  # the caller hung up mid-stream
-            raise ChannelHangup("the caller hung up while speaking", how="audiosocket")
+        if heard is None:
+            if channel.hung_up:
+                raise ChannelHangup("the caller hung up while speaking", how="audiosocket")
+            # The session ended another way (bad frames, Asterisk closed it): hear
+            # the caller through a recording rather than drop them.
+            log.warning("speech.audiosocket_ended", reason=str(session.end_reason))
         return heard
 
     @staticmethod
-    async def _end_app(app: asyncio.Future[int], channel: Channel) -> None:
+    async def _hear(
+        session: AudioSocketSession, utterance: Utterance, request: Listen
+    ) -> Heard | None:
+        """The caller's answer from the session's events; None when it ends without one."""
+        async for event in session:
+            if isinstance(event, Dtmf):
+                if event.digit in request.keys:
+                    return Heard("key", digit=event.digit)
+                continue
+            for found in await utterance.feed(event.pcm):
+                if isinstance(found, SpeechStarted):
+                    session.stop_playback()  # barge-in
+                elif isinstance(found, Final):
+                    return _heard(found.result, "audiosocket")
+        return None
+
+    async def _end_app(self, app: asyncio.Future[int], channel: Channel) -> None:
         """Let EXEC AudioSocket return (never cancel a command in flight)."""
         try:
             result = await app
         except ChannelHangup:
             raise
+        except ApplicationNotFoundError:
+            # Asterisk has no app_audiosocket: every later call would fail the same
+            # way, so stop asking and use RECORD FILE from now on.
+            log.error(  # noqa: TRY400 - what to do, not a traceback
+                "speech.audiosocket_missing",
+                hint="load app_audiosocket and res_audiosocket in modules.conf",
+                then="RECORD FILE for every call",
+            )
+            self.server = None
+            return
         except AgiError as exc:
             log.warning("speech.audiosocket_failed", error=str(exc))
             return

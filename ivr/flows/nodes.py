@@ -87,6 +87,8 @@ def _spoken(kind: str, value: str, currency: str) -> str:
 
 #: A menu answer is a word or two: half a second of silence ends it.
 _MENU_END_SILENCE = 0.5
+#: ... and five seconds of talk is more than any option's name.
+_MENU_LONGEST = 5.0
 _KEYPAD = {"en": "Please use your keypad.", "ko": "번호를 눌러 주세요."}
 _SORRY = {"en": "Sorry, I did not get that.", "ko": "죄송합니다. 잘 알아듣지 못했습니다."}
 
@@ -162,6 +164,7 @@ async def _menu_by_voice(
                     keys=KEYS,
                     no_input=timeout,
                     end_silence=_MENU_END_SILENCE,
+                    max_utterance=_MENU_LONGEST,
                 ),
             )
         chosen = None

@@ -5,6 +5,7 @@ a speech node with confirmation and an FAQ."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -276,3 +277,67 @@ async def test_a_flow_that_requires_speech_needs_its_model(tmp_path: Path) -> No
         await _start_speech(settings, engine, registry, stack)
         assert engine.speech is not None and not engine.speech.speaks("en")
         assert engine.speech.speaks("ko")
+
+
+QUIET_MENU = """
+id: quiet
+defaults: {language: ko, timeout: 1, retries: 0}
+nodes:
+  menu:
+    type: menu
+    options:
+      - {digit: 1, phrases: [예약], goto: booking}
+    no_input: {goto: nothing}
+    on_failure: nothing
+  booking: {type: hangup, say: 예약.}
+  nothing: {type: hangup, say: 입력이 없습니다.}
+"""
+
+
+async def _missing(session: Any, data: str) -> int:
+    return -2  # Asterisk without app_audiosocket: EXEC answers 200 result=-2
+
+
+async def test_without_app_audiosocket_the_engine_records_at_once(
+    tmp_path: Path, recognizer: Recognizer
+) -> None:
+    """EXEC AudioSocket fails: no wait for a connection that will never come; the answer
+    is recorded; and later calls go straight to RECORD FILE."""
+    async for made in rig_for(tmp_path, recognizer, MENU):
+        made.emulator.applications["AudioSocket"] = _missing
+        started = time.monotonic()
+        await made.call("reservations", [say("예약", on="RECORD FILE", after=0.3)])
+        assert time.monotonic() - started < 2.5  # no 3 s connect timeout on top
+        second = await made.call("reservations", [say("안내", on="RECORD FILE", after=0.3)])
+        assert [t.nodes for t in made.traces] == [["menu", "booking"], ["menu", "info"]]
+        assert not any(c.startswith("EXEC AudioSocket") for c in second.commands)
+
+
+async def _silent(session: Any, data: str) -> int:
+    """An AudioSocket that connects and sends no audio at all (one-way audio)."""
+    import asyncio
+    import uuid as uuidlib
+
+    from ivr.audiosocket.protocol import Kind, encode_frame
+
+    call, _, address = data.partition(",")
+    host, _, port = address.rpartition(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(encode_frame(Kind.UUID, uuidlib.UUID(call).bytes))
+    await writer.drain()
+    while await reader.read(4096):
+        pass
+    writer.close()
+    return 0
+
+
+async def test_a_stream_with_no_audio_ends_as_no_input(
+    tmp_path: Path, recognizer: Recognizer
+) -> None:
+    async for made in rig_for(tmp_path, recognizer, QUIET_MENU):
+        assert made.engine.speech is not None
+        made.engine.speech.stall_margin = 0.2
+        made.emulator.applications["AudioSocket"] = _silent
+        await made.call("quiet", [])
+        assert made.traces[0].nodes == ["menu", "nothing"]
+        assert heard(made.traces[0]) == [("noinput", None, None)]
