@@ -60,6 +60,7 @@ ENGINE_SECRETS = frozenset(
     {
         "IVR_AMI_SECRET",
         "IVR_AMI_SECRET_FILE",
+        "IVR_API_TOKEN",
         "IVR_API_TOKENS",
         "IVR_API_TOKENS_FILE",
         "IVR_REDIS_URL",
@@ -284,7 +285,7 @@ async def _run_until_stopped(
     *,
     registry: FlowRegistry,
     watcher: asyncio.Future[None],
-    api: uvicorn.Server | None,
+    api: _ApiServer | None,
     ready: asyncio.Event | None,
 ) -> None:
     demo_api = await start_demo_api(settings.demo_api_port) if settings.demo_api_port else None
@@ -301,14 +302,23 @@ async def _run_until_stopped(
     watcher.cancel()
     if demo_api is not None:
         demo_api.close()
-    if api is not None:
-        api.should_exit = True
     await server.drain(settings.drain_timeout)
+    if api is not None:
+        await api.stop()  # after the calls: the API stays useful while they drain
     log.info("engine.stopped", **dataclasses.asdict(server.stats))
 
 
 class _ApiServer(uvicorn.Server):
     """uvicorn without its own signal handlers: the engine's SIGTERM drains everything."""
+
+    task: asyncio.Task[None] | None = None
+
+    async def stop(self) -> None:
+        """Finish the requests in flight (a few seconds at most), then close."""
+        self.should_exit = True
+        if self.task is not None:
+            with contextlib.suppress(TimeoutError, Exception):
+                await asyncio.wait_for(self.task, 5.0)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -377,7 +387,7 @@ async def _keep_connecting(ami: AmiClient) -> None:
 
 async def _start_api(
     settings: Settings, router: RedisRouter, supervisors: Supervisors | None = None
-) -> uvicorn.Server | None:
+) -> _ApiServer | None:
     """The HTTP API in this process (uvicorn on the engine's loop), or None when off."""
     if not settings.api_port:
         return None
@@ -393,7 +403,7 @@ async def _start_api(
         lifespan="off",
     )
     api = _ApiServer(config)
-    task = asyncio.ensure_future(api.serve())
+    task = api.task = asyncio.ensure_future(api.serve())
     while not api.started and not task.done():  # noqa: ASYNC110 - uvicorn sets a flag only
         await asyncio.sleep(0.01)
     if task.done():

@@ -30,7 +30,9 @@ log = structlog.get_logger("ivr.supervise")
 
 Mode = Literal["listen", "whisper", "barge"]
 MODES: tuple[Mode, ...] = ("listen", "whisper", "barge")
-_ENDPOINT = re.compile(r"^[A-Za-z0-9]+/[A-Za-z0-9_.@+\-]{1,64}$")
+#: A supervisor's own phone: a device, never a Local channel, a dialplan context
+#: or a trunk ('@'), so no supervision can be sent to an outside number.
+_ENDPOINT = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI)/[A-Za-z0-9_.+\-]{1,64}$")
 
 
 class SupervisionError(IvrError):

@@ -93,5 +93,7 @@ def add_commands(commands: Any) -> None:
     )
     parser.add_argument("--api", default="http://127.0.0.1:8090", help="the engine's API")
     parser.add_argument("--token-file", help="read the API token from this file")
-    parser.add_argument("--timeout", type=float, default=40.0)
+    parser.add_argument(
+        "--timeout", type=float, default=60.0, help="seconds to wait for the phone to answer"
+    )
     parser.set_defaults(func=_supervise)
