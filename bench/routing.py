@@ -111,6 +111,15 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
     scripts = stats.get("cmdstat_evalsha", {})
     cycles = sum(rates.values()) * seconds
     redis_ms = scripts.get("usec", 0) / 1000 / cycles if cycles else 0.0
+    # 3. Assignments alone (enqueue → reserved; connected and completed come later
+    # in a real call), on pools large enough to keep each agent reserved for the
+    # run: a tenth of the agents for one engine process, a tenth for two.
+    assigned = {1: 0.0, 2: 0.0}
+    if agents >= 10_000:
+        for procs in (1, 2):
+            assigned[procs] = await asyncio.to_thread(
+                assignments_per_second, url, procs, agents // 10
+            )
     await router.close()
     return {
         "agents": agents,
@@ -124,12 +133,18 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
         "two_processes_per_s": rates[2],
         "redis_ms_per_cycle": redis_ms,
         "redis_ceiling_per_s": 1000 / redis_ms if redis_ms else 0.0,
+        "assign_only_1": assigned[1],
+        "assign_only_2": assigned[2],
     }
 
 
-def _engine_process(url: str, seed: int, seconds: float, start_at: float, out: Any) -> None:
+def _engine_process(
+    url: str, seed: int, seconds: float, start_at: float, out: Any, limit: int = 0
+) -> None:
     """One engine process: 32 concurrent calls, each enqueue → reserved → connected →
-    completed, until ``seconds`` pass; puts the number of calls served on ``out``."""
+    completed, until ``seconds`` pass; puts the number of calls served on ``out``.
+    With ``limit``, assignments only (enqueue → reserved, agents kept), up to ``limit``;
+    puts (count, seconds taken)."""
 
     async def run() -> int:
         router = RedisRouter.connect(url, connections=40)
@@ -142,21 +157,44 @@ def _engine_process(url: str, seed: int, seconds: float, start_at: float, out: A
             nonlocal count
             local = random.Random(seed * 1000 + w)
             n = 0
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and not (limit and count >= limit):
                 queue = local.randrange(QUEUES)
                 need = {SKILLS[queue % len(SKILLS)]: 1 + queue % 3}
                 ticket = await router.enqueue(f"p{seed}-w{w}-{n}", f"q{queue}", need)
                 assignment = await asyncio.wait_for(router.wait(ticket), 5)
-                await router.connected(assignment)
-                await router.completed(assignment)
+                if not limit:
+                    await router.connected(assignment)
+                    await router.completed(assignment)
                 count += 1
                 n += 1
 
+        began = time.perf_counter()
         await asyncio.gather(*(worker(w) for w in range(32)))
+        took = time.perf_counter() - began
         await router.close()
-        return count
+        return (count, took) if limit else count
 
     out.put(asyncio.run(run()))
+
+
+def assignments_per_second(url: str, procs: int, total: int) -> float:
+    """Enqueue → reserved only, ``total`` assignments over ``procs`` engine processes
+    (the agents stay reserved: enough of them for the run)."""
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    start_at = time.time() + 3.0
+    workers = [
+        context.Process(
+            target=_engine_process, args=(url, 100 + i, 60.0, start_at, out, total // procs)
+        )
+        for i in range(procs)
+    ]
+    for worker in workers:
+        worker.start()
+    results = [out.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join()
+    return sum(count for count, _ in results) / max(took for _, took in results)
 
 
 def cycles_per_second(url: str, procs: int, seconds: float) -> float:
@@ -188,7 +226,7 @@ async def main_async(sizes: list[int], trials: int, seconds: float) -> None:
     print(
         f"{'agents':>7} {'p50 ms':>8} {'p99 ms':>8} {'naive p50':>10} {'naive p99':>10} "
         f"{'p50 naive/ours':>15} {'1 engine/s':>11} {'2 engines/s':>12} "
-        f"{'Redis ms/call':>14} {'Redis ceiling/s':>16}"
+        f"{'Redis ms/call':>14} {'Redis ceiling/s':>16} {'assign 1/s':>11} {'assign 2/s':>11}"
     )
     for r in rows:
         ratio = r["naive_p50_ms"] / r["p50_ms"]
@@ -196,7 +234,8 @@ async def main_async(sizes: list[int], trials: int, seconds: float) -> None:
             f"{r['agents']:>7} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['naive_p50_ms']:>10.2f} "
             f"{r['naive_p99_ms']:>10.2f} {ratio:>15.1f} {r['one_process_per_s']:>11.0f} "
             f"{r['two_processes_per_s']:>12.0f} {r['redis_ms_per_cycle']:>14.3f} "
-            f"{r['redis_ceiling_per_s']:>16.0f}"
+            f"{r['redis_ceiling_per_s']:>16.0f} {r['assign_only_1']:>11.0f} "
+            f"{r['assign_only_2']:>11.0f}"
         )
 
 

@@ -399,6 +399,7 @@ async def _start_api(
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
+        log_level="warning",  # the engine logs the API's start itself, in its format
         access_log=False,
         lifespan="off",
     )
