@@ -200,6 +200,7 @@ class Recognizer:
     ) -> None:
         self.registry = registry or ModelRegistry()
         self.threshold = threshold
+        self._warned: set[tuple[str, tuple[str, ...]]] = set()
         self.executor = ThreadPoolExecutor(
             max_workers=workers or os.cpu_count() or 2, thread_name_prefix="vosk"
         )
@@ -233,7 +234,10 @@ class Recognizer:
             grammar = build_grammar(
                 phrases, language=language, knows=loaded.knows, constrained=loaded.grammars
             )
-            if grammar.dropped:
+            said = (language, tuple(grammar.dropped))
+            if grammar.dropped and said not in self._warned:
+                # Once per phrase set: a menu asked on every call must not flood the log.
+                self._warned.add(said)
                 log.warning(
                     "speech.phrases_dropped",
                     language=language,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,5 +65,46 @@ def validate_model(
             message = (hint(dict(error)) if hint else None) or str(error["msg"]).removeprefix(
                 "Value error, "
             )
+            if error["type"] == "extra_forbidden":
+                owner = _model_at(model, loc[:-1])
+                allowed = (
+                    [f.alias or name for name, f in owner.model_fields.items()] if owner else []
+                )
+                message = f"unknown key {loc[-1]!r}" + (
+                    f"; allowed: {', '.join(allowed)}" if allowed else ""
+                )
             problems.append(problem_at(source, loc, f"{key}: {message}", key=True))
         raise FlowError(problems) from None
+
+
+def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    """The model class that holds the value at ``loc`` (through lists, dicts, optionals)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int) or not (
+            isinstance(current, type) and issubclass(current, BaseModel)
+        ):
+            current = _inner(current)
+            if isinstance(part, int):
+                continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part)) or next(
+            (f for f in current.model_fields.values() if f.alias == part), None
+        )
+        if field is None:
+            return None
+        current = _inner(field.annotation)
+    current = _inner(current)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _inner(annotation: Any) -> Any:
+    """The model inside ``list[X]``, ``dict[K, X]`` or ``X | None``, else the annotation."""
+    for arg in typing.get_args(annotation) or ():
+        if isinstance(arg, type) and issubclass(arg, BaseModel):
+            return arg
+        found = _inner(arg)
+        if isinstance(found, type) and issubclass(found, BaseModel):
+            return found
+    return annotation

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ivr.flows.problems import FlowError
@@ -43,3 +45,19 @@ def test_dial_options_are_letters_only() -> None:
     assert "routing.yaml:3:" in message and "dial_options" in message
     config = load_routing("r.yaml", "queues: {q: {dial_options: tT, ring_timeout: 15}}")
     assert (config.queues["q"].dial_options, config.queues["q"].ring_timeout) == ("tT", 15)
+
+
+def test_unknown_keys_list_what_is_allowed() -> None:
+    message = problems("agents:\n  - {id: a, endpoint: PJSIP/1, skils: {x: 1}}\n")
+    assert "unknown key 'skils'; allowed: id, name, endpoint, skills" in message
+
+
+def test_flow_test_files_list_what_is_allowed(tmp_path: Path) -> None:
+    from ivr.flows.testing import load_tests
+
+    path = tmp_path / "t.yaml"
+    path.write_text("flow: main\ntests:\n  - name: x\n    scrip: []\n")
+    with pytest.raises(FlowError) as caught:
+        load_tests(path)
+    assert str(caught.value).startswith(f"{path}:4:5: tests.0.scrip: unknown key 'scrip'")
+    assert "allowed: name, caller" in str(caught.value) and "script" in str(caught.value)
