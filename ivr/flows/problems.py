@@ -62,10 +62,9 @@ def validate_model(
         for error in exc.errors():
             loc = tuple(error["loc"])
             key = ".".join(str(part) for part in loc) or "file"
-            message = (hint(dict(error)) if hint else None) or str(error["msg"]).removeprefix(
-                "Value error, "
-            )
-            if error["type"] == "extra_forbidden":
+            hinted = hint(dict(error)) if hint else None
+            message = hinted or str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden" and hinted is None:
                 owner = _model_at(model, loc[:-1])
                 allowed = (
                     [f.alias or name for name, f in owner.model_fields.items()] if owner else []
