@@ -15,7 +15,6 @@ so no agent stays stale past the reconnect.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping
 
 import structlog
@@ -51,6 +50,7 @@ class Presence:
         self._due: asyncio.Queue[str] = asyncio.Queue()
         self._pending: set[str] = set()
         self._worker: asyncio.Task[None] | None = None
+        self._closed = False
         self._background: set[asyncio.Future[None]] = set()
         self._refreshed = -_REFRESH_EVERY
         self._deferred: set[str] = set()
@@ -58,6 +58,8 @@ class Presence:
     def note(self, endpoint: str, state: str) -> None:
         """Record a phone's state and schedule its agent's update."""
         self.latest[endpoint] = state
+        if self._closed:
+            return
         if endpoint not in self._pending:
             self._pending.add(endpoint)
             self._due.put_nowait(endpoint)
@@ -65,7 +67,7 @@ class Presence:
             self._worker = asyncio.ensure_future(self._work())
 
     async def _work(self) -> None:
-        while True:
+        while not self._closed:
             endpoint = await self._due.get()
             self._pending.discard(endpoint)
             try:
@@ -83,12 +85,14 @@ class Presence:
             self.note(endpoint, self.latest[endpoint])
 
     async def close(self) -> None:
+        self._closed = True
         for task in list(self._background):
             task.cancel()
         if self._worker is not None:
             self._worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._worker
+            # Bounded, and without waiting on the cancellation itself: a Redis call
+            # in flight can turn it into an error that apply() logs and goes on.
+            await asyncio.wait({self._worker}, timeout=2.0)
 
     async def refresh(self) -> None:
         """Learn every agent's endpoint from the routing store (agents change at run time)."""

@@ -212,6 +212,8 @@ class MemoryRouter:
 
     async def completed(self, assignment: Assignment, wrap_up: float = 0.0) -> None:
         """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
+        if self.agents[assignment.agent_id].state == "reserved":
+            await self.connected(assignment)  # its answer was never recorded
         started = self._connected_at.pop(assignment.ticket.id, None)
         if started is not None:
             handle, queue = time.monotonic() - started, assignment.ticket.queue

@@ -501,7 +501,16 @@ local ns, tid, state, wrap = ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[4])
 local tkey = ns .. ':t:' .. tid
 local aid = redis.call('HGET', tkey, 'agent')
 if aid == false or aid == '' then return 0 end
-if redis.call('HGET', tkey, 'state') == state then return 0 end
+local before = redis.call('HGET', tkey, 'state')
+if before == state then return 0 end
+if state == 'completed' and before == 'reserved' then
+  -- The answer was never recorded (its notice lost): the call did happen, so the
+  -- agent was on it; record the connection now rather than leave them reserved.
+  redis.call('HSET', tkey, 'state', 'connected')
+  redis.call('XADD', ns .. ':events', '*', 'event', 'connected', 'ticket', tid, 'agent', aid,
+    'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
+  move(ns, aid, 'connect', '')
+end
 redis.call('HSET', tkey, 'state', state)
 redis.call('XADD', ns .. ':events', '*', 'event', state, 'ticket', tid, 'agent', aid,
   'queue', redis.call('HGET', tkey, 'queue'), 'call', redis.call('HGET', tkey, 'call'))
@@ -889,7 +898,7 @@ class RedisRouter:
             self._ticker = asyncio.ensure_future(self._tick_loop())
 
     async def _tick_loop(self, interval: float = 0.25) -> None:
-        while True:
+        while not self._closed:
             await asyncio.sleep(interval)
             with contextlib.suppress(RoutingUnavailable):  # it resumes when Redis returns
                 await self.tick()
@@ -1061,8 +1070,10 @@ class RedisRouter:
         for task in (self._ticker, self._listener):
             if task is not None:
                 task.cancel()
-                # Bounded: a shutdown must never hang on a connection that is gone.
-                with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
-                    await asyncio.wait_for(task, 2.0)
-        with contextlib.suppress(TimeoutError, RedisError, OSError):
-            await asyncio.wait_for(self.redis.aclose(close_connection_pool=True), 5.0)
+                # Bounded, and without waiting on the cancellation itself (a Redis
+                # call in flight can turn it into an error the loop goes on from).
+                await asyncio.wait({task}, timeout=2.0)
+        closing = asyncio.ensure_future(self.redis.aclose(close_connection_pool=True))
+        await asyncio.wait({closing}, timeout=5.0)
+        if not closing.done():
+            closing.cancel()

@@ -746,16 +746,17 @@ async def _dial_agent(run: Run, router: Any, assignment: Any, config: QueueConfi
     async def on_answer(answered: asyncio.Future[str]) -> None:
         nonlocal connected
         if await answered == "ANSWER":
-            connected = True
             await router.connected(assignment)
+            connected = True
 
     with tracker.expect(run.channel.env.channel, assignment.endpoint) as answered:
         watcher = asyncio.ensure_future(on_answer(answered))
         try:
             status = await _dial(run, assignment.endpoint, ring, options)
         finally:
-            if not watcher.done():
-                watcher.cancel()
+            if not answered.done():
+                watcher.cancel()  # no answer heard: nothing is in flight
+            # else the connection is being recorded: let it finish, never cut it.
             with contextlib.suppress(asyncio.CancelledError, RoutingError):
                 await watcher
     if status == "ANSWER" and not connected:

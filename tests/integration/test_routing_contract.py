@@ -469,3 +469,12 @@ async def test_a_lost_engine_does_not_leave_its_agents_on_a_call(redis_url: str)
         assert any(f["event"] == "completed" and f.get("reason") == "engine lost" for f in events)
     finally:
         await alive.close()
+
+
+async def test_a_call_completed_without_its_answer_recorded(router: Any) -> None:
+    """The answer's notice was lost: completing the call still puts the agent through
+    on_call and wrap-up, never leaves them reserved."""
+    await staff(router, Agent("a", "PJSIP/1"))
+    assignment = await reserved(router, await router.enqueue("c1", "general", {}))
+    await router.completed(assignment)
+    assert await router.agent_state("a") == "available"
