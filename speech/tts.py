@@ -16,8 +16,10 @@ used instead, through a subprocess fed on stdin. Both give the same voices.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import io
+import itertools
 import multiprocessing
 import os
 import shutil
@@ -44,6 +46,9 @@ Engine = Literal["auto", "pyttsx3", "espeak-ng"]
 # -- the pyttsx3 worker process ------------------------------------------------
 
 _engine: object | None = None
+_SCRATCH: str | None = None
+_SERIAL = itertools.count()
+_last: Path | None = None
 
 
 def _init_worker() -> None:
@@ -54,6 +59,9 @@ def _init_worker() -> None:
     import pyttsx3  # type: ignore[import-untyped]
 
     _engine = pyttsx3.init("espeak")
+    global _SCRATCH  # noqa: PLW0603 -- the worker's own scratch folder
+    _SCRATCH = tempfile.mkdtemp(prefix="ivr-tts-")
+    atexit.register(shutil.rmtree, _SCRATCH, True)
 
 
 def _speak_pyttsx3(text: str, voice: str, rate: int) -> tuple[bytes, int]:
@@ -61,17 +69,23 @@ def _speak_pyttsx3(text: str, voice: str, rate: int) -> tuple[bytes, int]:
     engine = _engine
     if engine is None:
         raise RuntimeError("the pyttsx3 worker has no engine")
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "prompt.wav"
-        # pyttsx3 keeps the previous voice when given an unknown one: check first.
-        engine.setProperty("voice", _voice_id(engine, voice))  # type: ignore[attr-defined]
-        engine.setProperty("rate", rate)  # type: ignore[attr-defined]
-        engine.save_to_file(text, str(path))  # type: ignore[attr-defined]
-        engine.runAndWait()  # type: ignore[attr-defined]
-        if not path.exists():
-            raise RuntimeError(f"pyttsx3 wrote no audio for voice {voice!r}")
-        with wave.open(str(path)) as wav:
-            return wav.readframes(wav.getnframes()), wav.getframerate()
+    global _last  # noqa: PLW0603 -- one worker, one scratch file at a time
+    # A scratch folder for the worker's life: the espeak driver may write a file a
+    # second time after runAndWait() returns (a late callback), so the file stays
+    # until the next prompt instead of vanishing under it.
+    scratch = Path(_SCRATCH or tempfile.gettempdir())
+    if _last is not None:
+        _last.unlink(missing_ok=True)
+    path = _last = scratch / f"prompt-{os.getpid()}-{next(_SERIAL)}.wav"
+    # pyttsx3 keeps the previous voice when given an unknown one: check first.
+    engine.setProperty("voice", _voice_id(engine, voice))  # type: ignore[attr-defined]
+    engine.setProperty("rate", rate)  # type: ignore[attr-defined]
+    engine.save_to_file(text, str(path))  # type: ignore[attr-defined]
+    engine.runAndWait()  # type: ignore[attr-defined]
+    if not path.exists():
+        raise RuntimeError(f"pyttsx3 wrote no audio for voice {voice!r}")
+    with wave.open(str(path)) as wav:
+        return wav.readframes(wav.getnframes()), wav.getframerate()
 
 
 def _voice_id(engine: object, voice: str) -> str:
