@@ -139,12 +139,6 @@ class _Handlers:
         except ValueError as exc:
             raise _BadRequestError(f"the body is not JSON: {exc}") from None
 
-    async def known(self, agent_id: str) -> dict[str, Any] | None:
-        for row in await self.router.agents():
-            if row["id"] == agent_id:
-                return row
-        return None
-
     async def list_agents(self, request: Request, who: Principal) -> Response:
         return JSONResponse({"agents": await self.router.agents()})
 
@@ -160,11 +154,11 @@ class _Handlers:
         await self.router.add_agents([Agent(config.id, config.endpoint, agent_skills(config))])
         await self.router.audit(who.name, "agent.put", agent=agent_id, value=json.dumps(data))
         log.info("api.agent_changed", agent=agent_id, by=who.name)
-        return JSONResponse(await self.known(agent_id))
+        return JSONResponse(await self.router.agent(agent_id))
 
     async def act(self, request: Request, who: Principal) -> Response:
         agent_id, action = request.path_params["agent"], request.path_params["action"]
-        if await self.known(agent_id) is None:
+        if await self.router.agent(agent_id) is None:
             return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
         reason = ""
         if action == "pause":
@@ -193,7 +187,7 @@ class _Handlers:
 
     async def put_skills(self, request: Request, who: Principal) -> Response:
         agent_id = request.path_params["agent"]
-        row = await self.known(agent_id)
+        row = await self.router.agent(agent_id)
         if row is None:
             return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
         data = await self.body(request)
@@ -205,7 +199,7 @@ class _Handlers:
             return _error(422, "the skills do not validate", _problems(exc))
         await self.router.add_agents([Agent(agent_id, row["endpoint"], dict(config.skills))])
         await self.router.audit(who.name, "agent.skills", agent=agent_id, value=json.dumps(data))
-        return JSONResponse(await self.known(agent_id))
+        return JSONResponse(await self.router.agent(agent_id))
 
     async def list_queues(self, request: Request, who: Principal) -> Response:
         await self.router.load_queues()

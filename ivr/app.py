@@ -43,7 +43,6 @@ from routing.memory import Agent, MemoryRouter
 from routing.redis_router import RedisRouter
 from speech.models import ModelStore
 from speech.recognizer import ModelRegistry, Recognizer
-from speech.tts import Synthesizer
 
 __all__ = ["build", "flow_handler", "serve"]
 
@@ -180,6 +179,14 @@ async def _serve(
         )
 
 
+def _speech_prompts(engine: Engine, settings: Settings) -> SpeechPrompts:
+    """The engine's prompts (one synthesizer, one pyttsx3 worker, for the whole engine)."""
+    if isinstance(engine.prompts, SpeechPrompts):
+        return engine.prompts
+    engine.prompts = SpeechPrompts(settings.prompts_dir)
+    return engine.prompts
+
+
 async def _start_speech(
     settings: Settings,
     engine: Engine,
@@ -202,11 +209,7 @@ async def _start_speech(
                 "free port, or 0 to hear callers through RECORD FILE instead"
             ) from None
         stack.push_async_callback(sockets.close)
-    synthesizer = (
-        engine.prompts.synthesizer
-        if isinstance(engine.prompts, SpeechPrompts)
-        else Synthesizer(settings.prompts_dir)
-    )
+    synthesizer = _speech_prompts(engine, settings).synthesizer
     speech = SpeechInput(
         recognizer,
         synthesizer,
@@ -252,11 +255,7 @@ async def _serve_started(
     engine: Engine,
     ready: asyncio.Event | None,
 ) -> None:
-    prompts = (
-        engine.prompts
-        if isinstance(engine.prompts, SpeechPrompts)
-        else SpeechPrompts(settings.prompts_dir)
-    )
+    prompts = _speech_prompts(engine, settings)
 
     async def render_prompts() -> None:
         """Every fixed prompt rendered ahead: no caller waits for synthesis."""

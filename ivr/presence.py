@@ -166,7 +166,7 @@ class Presence:
             if agent_id is None:
                 return
         try:
-            agent = await self.router.agent(agent_id)
+            agent = await self.router.agent(agent_id, skills=False)
             if agent is None:
                 return
             current, reason = agent.get("state", ""), agent.get("reason", "")

@@ -82,7 +82,7 @@ class Supervisors:
                 f"{supervisor!r} is not an endpoint; write TECHNOLOGY/resource, e.g. PJSIP/2001",
                 422,
             )
-        agent = await self.router.agent(agent_id)
+        agent = await self.router.agent(agent_id, skills=False)
         if agent is None:
             raise SupervisionError(f"no agent {agent_id!r}", 404)
         try:

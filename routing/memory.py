@@ -18,9 +18,15 @@ from dataclasses import dataclass, field
 from routing.errors import UnknownTicket
 from routing.states import InvalidTransition, next_state
 
-__all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket"]
+__all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket", "check_callback_number"]
 
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+def check_callback_number(number: str) -> None:
+    """Refuse anything but 3 to 20 digits with an optional '+' (every store uses this)."""
+    if not _NUMBER.match(number):
+        raise ValueError(f"a callback number is 3 to 20 digits with an optional '+': {number!r}")
 
 
 @dataclass(slots=True)
@@ -133,10 +139,7 @@ class MemoryRouter:
 
     async def request_callback(self, ticket: Ticket, number: str) -> bool:
         """Keep the call's place without the caller on the line; False when too late."""
-        if not _NUMBER.match(number):
-            raise ValueError(
-                f"a callback number is 3 to 20 digits with an optional '+': {number!r}"
-            )
+        check_callback_number(number)
         entry = self._waiting.get(ticket.id)
         if entry is None or entry.future.done():
             return False

@@ -26,7 +26,6 @@ import asyncio
 import collections
 import contextlib
 import json
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -36,7 +35,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from routing.config import QueueConfig
 from routing.errors import RoutingUnavailable, UnknownTicket
-from routing.memory import Agent, Assignment, Ticket
+from routing.memory import Agent, Assignment, Ticket, check_callback_number
 from routing.states import TRANSITIONS, InvalidTransition
 
 __all__ = ["RedisRouter"]
@@ -222,29 +221,28 @@ local function move(ns, aid, action, reason)
   return 1
 end
 
--- 'quiet': a ticket whose engine learns of its reservation from the script's
--- own reply (the enqueue), so no message is published for it.
 -- A callback is only offered an agent while some engine's worker can place it
 -- (workers beat in {rt}:cbworkers each time they look for work).
-local function callback_placeable(ns, tkey)
-  local back = redis.call('HGET', tkey, 'callback')
+local function callback_placeable(ns, back)
   if not back or back == '' then return true end
   local now = tonumber(redis.call('TIME')[1])
   return redis.call('ZCOUNT', ns .. ':cbworkers', now - 10, '+inf') > 0
 end
 
+-- 'quiet': a ticket whose engine learns of its reservation from the script's
+-- own reply (the enqueue), so no message is published for it.
 local function match(ns, queue, quiet)
   local qkey = ns .. ':q:' .. queue
   -- The head of the queue only: a decision stays bounded however long the queue.
   for _, tid in ipairs(redis.call('ZRANGE', qkey, 0, 199)) do
     if redis.call('ZCARD', ns .. ':avail') == 0 then break end
     local tkey = ns .. ':t:' .. tid
-    local skills = cjson.decode(redis.call('HGET', tkey, 'skills') or '{}')
-    local any = cjson.decode(redis.call('HGET', tkey, 'any') or '{}')
+    -- One read of what the decision needs: skills, any, strategy, prefer, callback, call.
+    local f = redis.call('HMGET', tkey, 'skills', 'any', 'strategy', 'prefer', 'callback', 'call')
+    local back = f[5]
     local best = nil
-    if callback_placeable(ns, tkey) then
-      best = pick(ns, skills, any, redis.call('HGET', tkey, 'strategy'),
-        redis.call('HGET', tkey, 'prefer'))
+    if callback_placeable(ns, back) then
+      best = pick(ns, cjson.decode(f[1] or '{}'), cjson.decode(f[2] or '{}'), f[3], f[4])
     end
     if best ~= nil then
       move(ns, best, 'reserve', '')
@@ -254,11 +252,10 @@ local function match(ns, queue, quiet)
       redis.call('HSET', tkey, 'state', 'reserved', 'agent', best, 'endpoint', endpoint)
       redis.call('ZREM', qkey, tid)
       redis.call('XADD', ns .. ':events', 'MAXLEN', '~', 1000000, '*', 'event', 'reserved',
-        'ticket', tid, 'queue', queue, 'agent', best, 'call', redis.call('HGET', tkey, 'call'))
+        'ticket', tid, 'queue', queue, 'agent', best, 'call', f[6])
       if tid ~= quiet then
         redis.call('PUBLISH', ns .. ':reserved', tid .. '|' .. best .. '|' .. endpoint)
       end
-      local back = redis.call('HGET', tkey, 'callback')
       if back and back ~= '' then
         -- Nobody waits on the line: any engine's callback worker takes it.
         redis.call('HSET', tkey, 'offered_at', redis.call('TIME')[1], 'claimed_by', '')
@@ -610,13 +607,6 @@ return #due + freed
 #: (every engine hears every notice; only the newest few can be its own).
 _EARLY_NOTICES = 4096
 
-_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
-
-
-def _check_number(number: str) -> None:
-    if not _NUMBER.match(number):
-        raise ValueError(f"a callback number is 3 to 20 digits with an optional '+': {number!r}")
-
 
 def _s(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
@@ -726,17 +716,10 @@ class RedisRouter:
         try:
             redis: Any = self.redis
             names = sorted(_s(n) for n in await redis.smembers(f"{self.ns}:agents"))
-            out = []
-            for name in names:
-                fields = await redis.hgetall(f"{self.ns}:agent:{name}")
-                skills = await redis.hgetall(f"{self.ns}:skills:{name}")
-                row: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
-                row["id"] = name
-                row["skills"] = {_s(k): int(v) for k, v in skills.items()}
-                out.append(row)
         except (RedisError, OSError) as exc:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
-        return out
+        rows = [await self.agent(name) for name in names]
+        return [row for row in rows if row is not None]
 
     async def queue_sizes(self) -> dict[str, int]:
         redis: Any = self.redis
@@ -752,14 +735,21 @@ class RedisRouter:
             for key, fields in raw
         ]
 
-    async def agent(self, agent_id: str) -> dict[str, str] | None:
-        """One agent's fields (state, reason, endpoint, ...), or None when unknown."""
+    async def agent(self, agent_id: str, *, skills: bool = True) -> dict[str, Any] | None:
+        """One agent: id, state, reason, endpoint, missed, skills ...; None when unknown.
+        ``skills=False`` spares the second read (presence, per phone event)."""
         try:
             redis: Any = self.redis
             fields = await redis.hgetall(f"{self.ns}:agent:{agent_id}")
+            if not fields:
+                return None
+            levels = await redis.hgetall(f"{self.ns}:skills:{agent_id}") if skills else {}
         except (RedisError, OSError) as exc:
             raise RoutingUnavailable(f"routing store unreachable: {exc}") from exc
-        return {_s(k): _s(v) for k, v in fields.items()} or None
+        row: dict[str, Any] = {_s(k): _s(v) for k, v in fields.items()}
+        row["id"] = agent_id
+        row["skills"] = {_s(k): int(v) for k, v in levels.items()}
+        return row
 
     async def agent_state(self, agent_id: str) -> str | None:
         state = await self.redis.hget(f"{self.ns}:agent:{agent_id}", "state")
@@ -1028,7 +1018,7 @@ class RedisRouter:
     async def request_callback(self, ticket: Ticket, number: str) -> bool:
         """Keep the call's place without the caller on the line; False when it is too
         late (an agent is already reserved: the caller is connected instead)."""
-        _check_number(number)
+        check_callback_number(number)
         done = bool(await self._run("callback", ticket.id, number))
         if done:
             self._forget(ticket.id)
