@@ -31,20 +31,13 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from ivr.ami.permissions import AMI_READ, AMI_WRITE
 from ivr.deploy.errors import DeploymentError
 from ivr.deploy.model import Deployment, Entry
 from ivr.flows.problems import Problem
 from ivr.flows.source import PathKey
 
 __all__ = ["AMI_READ", "AMI_WRITE", "FILES", "render", "write"]
-
-#: AMI classes the engine's user may read: channel and bridge events and
-#: DeviceStateChange (call), Queue/Agent events (agent), DTMF (dtmf), status
-#: lists (reporting), UserEvent (user). Never system, command or config.
-AMI_READ = ("call", "agent", "dtmf", "reporting", "user")
-#: Originate (originate), Hangup / Redirect / Setvar / Getvar / Status (call),
-#: CoreShowChannels to resynchronise after a reconnect (reporting).
-AMI_WRITE = ("originate", "call", "reporting")
 
 FILES = (
     "extensions.conf",
