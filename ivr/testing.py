@@ -33,7 +33,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from ivr.emulator.agi import AgiSession, Exchange, SessionResult
+from ivr.emulator.agi import AGI_BUF_LEN, AgiSession, Exchange, SessionResult
 from ivr.emulator.ami import AmiServer, AmiUser, Pbx
 from ivr.emulator.apps import App, Applications
 from ivr.emulator.audiosocket import AudioSocketApp, AudioSocketRecord
@@ -81,8 +81,15 @@ class AsteriskEmulator:
         applications: Mapping[str, App] | None = None,
         pbx: Pbx | None = None,
         record_dir: Path | None = None,
+        agi_buffer: int = AGI_BUF_LEN,
+        hangup_notice: str = "next_command",
     ) -> None:
+        #: When a hang-up during a command is told: ``next_command`` (Asterisk 22.9,
+        #: PROTOCOL.md §8.1) or ``after_reply`` (right after the interrupted reply).
+        self.hangup_notice = hangup_notice
         self.host = host
+        #: res_agi.c's AGI_BUF_LEN: 8192 (Asterisk 22.6 / 21.11 / 20.16 on), 2048 before.
+        self.agi_buffer = agi_buffer
         #: RECORD FILE writes the caller's scripted audio under this folder (a
         #: spool shared with the engine, as with Asterisk); None writes nothing.
         self.record_dir = record_dir
@@ -223,5 +230,7 @@ class AsteriskEmulator:
             variables=variables,
             database=self.database,
             record_dir=self.record_dir,
+            buffer_size=self.agi_buffer,
+            notice=self.hangup_notice,
         )
         return await session.run()

@@ -124,6 +124,11 @@ class Transport(Protocol):
         """Send ``data``; raises ``ConnectionError`` when the peer is gone."""
 
 
+def _dead_ok(verb: str) -> bool:
+    """True for a command Asterisk still runs (and answers) on a dead channel."""
+    return verb in DEAD_OK or verb.split(" ", maxsplit=1)[0] == "EXEC"
+
+
 def _digit(value: int | None) -> str | None:
     return chr(value) if value is not None and value > 0 else None
 
@@ -240,7 +245,7 @@ class Channel:
             raise ChannelHangup(f"the caller hung up ({self.hangup_how})", how=self.hangup_how)
         if self._broken:
             raise AgiError(f"channel unusable: {self._broken}", command=verb)
-        if self.hung_up and (verb not in DEAD_OK and verb.split(" ", maxsplit=1)[0] != "EXEC"):
+        if self.hung_up and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
 
     async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
@@ -285,10 +290,13 @@ class Channel:
             )
         if reply.code == 511:
             self._raise_hangup(self.hangup_how or "511 dead channel")
-        if self.hung_up and not self._hangup_raised:
-            # The HANGUP notice came before this reply: the reply is consumed
-            # (the stream stays in step) and the hang-up is reported now.
+        if self.hung_up and not self._hangup_raised and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
+        # A HANGUP notice before this reply is not the reply: Asterisk writes it
+        # when it reads this command, then runs the command in dead mode and
+        # answers it for real (PROTOCOL.md §8.1: GET VARIABLE DIALSTATUS gave
+        # HANGUP, then ``200 result=1 (ANSWER)``). The caller gets the reply;
+        # the hang-up is raised by the next command a dead channel refuses.
         return reply
 
     async def _reply_for(self, verb: str) -> Reply:
@@ -349,14 +357,26 @@ class Channel:
         return reply
 
     async def _probe_hangup(self) -> None:
-        """After a -1, learn whether the channel hung up or the command just failed.
+        """After a -1, learn whether the channel hung up or the command just failed;
+        raise :class:`ChannelHangup` when it hung up.
 
         ``result=-1`` is not proof of a hang-up (``STREAM FILE`` of a missing
-        file returns it on a live channel, transcript 1). Asterisk writes the
-        ``HANGUP`` notice as soon as it sees the hang-up, so it precedes the
-        reply to this cheap NOOP when, and only when, the channel is gone.
+        file returns it on a live channel, transcript 1), nor is a -1 from
+        ``EXEC`` proof that the caller is there. Asterisk writes the ``HANGUP``
+        notice when it reads the next command, so it precedes the reply to this
+        cheap NOOP (which a dead channel still answers) when, and only when,
+        the channel is gone.
         """
-        await self.command("NOOP", "probe")
+        await self.probe()
+        if self.hung_up:
+            self._raise_hangup(self.hangup_how)
+
+    async def probe(self) -> bool:
+        """Ask Asterisk (a NOOP, safe on a dead channel) whether the caller is still
+        there; True when they are. Never raises for a hang-up it learns of."""
+        if not self.hung_up and not self._closed:
+            await self.command("NOOP", "probe")
+        return not self.hung_up
 
     def _timeout_for(self, ms: int | None) -> float:
         """The reply deadline of a command that itself waits ``ms`` (0: none)."""
@@ -542,6 +562,10 @@ class Channel:
         """
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", application):
             raise UnsafeArgumentError(f"application name {application!r} is not a name")
+        if self.hung_up:
+            # An application on a dead channel returns -1 at once: never a dial,
+            # a voicemail or a stream for a caller who has gone.
+            self._raise_hangup(self.hangup_how)
         data = ",".join(escape_app_arg(arg) for arg in args)
         words: tuple[str, ...] = (application, data) if data else (application,)
         reply = await self._ok("EXEC", *words, timeout=timeout)
@@ -550,6 +574,11 @@ class Channel:
                 f"Asterisk has no application {application!r}; load its module in modules.conf",
                 command="EXEC",
             )
+        if reply.value == -1:
+            # -1 says nothing about the caller (Dial returns it when the caller
+            # hangs up, AudioSocket when its socket times out on a live call):
+            # learn which before anything a dead channel refuses is sent.
+            await self.probe()
         return reply.value if reply.value is not None else 0
 
     async def set_variable(self, name: str, value: str) -> None:

@@ -33,6 +33,24 @@ __all__ = ["AgiSession", "Exchange", "SessionResult"]
 DEAD_REPLY = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 UNKNOWN_REPLY = b"510 Invalid or unknown command\n"
 FRAME = 160  # samples in 20 ms: Asterisk reports positions in whole frames
+#: res_agi.c's command buffer: 8192 from Asterisk 22.6 / 21.11 / 20.16 on, 2048 before.
+AGI_BUF_LEN = 8192
+#: The reply after a HANGUP notice came about 40 ms later than usual (§8.1).
+NOTICE_DELAY = 0.04
+#: Commands whose wait also watches the AGI socket (``agi->ctrl`` passed to
+#: ast_waitstream_full, ast_waitfordigit_full, ast_say_*_full, ast_app_getdata_full
+#: in res_agi.c): the engine closing it ends them at once. EXEC, RECORD FILE and
+#: CONTROL STREAM FILE do not watch it and run to their end.
+CTRL_WATCHED = (
+    ("WAIT", "FOR", "DIGIT"),
+    ("STREAM", "FILE"),
+    ("GET", "OPTION"),
+    ("GET", "DATA"),
+    ("SAY", "NUMBER"),
+    ("SAY", "DIGITS"),
+    ("SAY", "ALPHA"),
+    ("SAY", "PHONETIC"),
+)
 
 
 class ShowUsage(Exception):  # noqa: N818 - mirrors res_agi.c's RESULT_SHOWUSAGE
@@ -60,6 +78,8 @@ class SessionResult:
     duration: float = 0.0
     #: Every AudioSocket session of the call: frames each way, with times.
     audiosockets: list[AudioSocketRecord] = field(default_factory=list)
+    #: The command a closed AGI socket cut short (§8.6), if any.
+    closed_mid_command: str | None = None
 
     @property
     def commands(self) -> list[str]:
@@ -84,8 +104,23 @@ class AgiSession:
         variables: Mapping[str, str] | None = None,
         database: dict[tuple[str, str], str] | None = None,
         record_dir: Path | None = None,
+        buffer_size: int = AGI_BUF_LEN,
+        notice_delay: float = NOTICE_DELAY,
+        notice: str = "next_command",
     ) -> None:
+        if notice not in ("next_command", "after_reply"):
+            raise ValueError("notice is 'next_command' (Asterisk 22.9) or 'after_reply'")
+        #: When a hang-up during a command is told: with the next command, as
+        #: Asterisk 22.9 did (§8.1), or right after the interrupted command's reply
+        #: (another order the engine must survive).
+        self.notice = notice
+        if buffer_size < 2:
+            raise ValueError("buffer_size is AGI_BUF_LEN: 8192 (22.6+), 2048 before")
         self.reader = reader
+        #: res_agi.c's AGI_BUF_LEN: fgets() takes at most this minus one byte.
+        self.buffer_size = buffer_size
+        #: How much later than usual the reply after a HANGUP notice comes (§8.1).
+        self.notice_delay = notice_delay
         self.writer = writer
         self.timeline = timeline
         self.env = dict(env)
@@ -101,6 +136,7 @@ class AgiSession:
         self.state = 6 if self.env.get("agi_type") == "Local" else 4
         self._notice_owed = False
         self._pending = bytearray()
+        self._eof = False
         #: A command failed on a live channel: AGISTATUS ends FAILURE (sticky).
         self._failed = False
         self._table: dict[tuple[str, ...], tuple[Handler, bool]] = {
@@ -151,12 +187,21 @@ class AgiSession:
                 if text[:7].lower() == "failure":
                     self.result.agistatus = "FAILURE"
                     break
-                reply = await self._dispatch(text.removesuffix("\n"))
+                if self._notice_owed:
+                    # A hang-up during the last command: Asterisk 22 writes the
+                    # notice when it reads this command, in a write of its own,
+                    # and answers this command (dead mode) some 40 ms later
+                    # (PROTOCOL.md §8.1: HANGUP, then 200 result=1 (ANSWER)).
+                    self._notice_owed = False
+                    self.writer.write(b"HANGUP\n")
+                    await self.writer.drain()
+                    await asyncio.sleep(self.notice_delay)
+                reply = await self._run_command(text.removesuffix("\n"))
+                if reply is None:  # the engine closed the socket mid-command
+                    break
                 self.result.exchanges.append(Exchange(line, reply))
                 self.writer.write(reply)
-                if self._notice_owed:
-                    # run_agi() writes the notice on its next loop, right after
-                    # the reply of the command the hang-up interrupted.
+                if self._notice_owed and self.notice == "after_reply":
                     self._notice_owed = False
                     self.writer.write(b"HANGUP\n")
                 await self.writer.drain()
@@ -207,20 +252,65 @@ class AgiSession:
         line = reading.result()
         return line or None
 
-    async def _fgets(self) -> bytes:
-        """One command as run_agi() reads it: up to LF, or 2047 bytes (AGI_BUF_LEN 2048).
+    async def _run_command(self, line: str) -> bytes | None:
+        """Run one command; ``None`` when the engine closed the socket meanwhile.
 
-        What does not fit is the next command: a longer line runs as two.
+        A running STREAM FILE or WAIT FOR DIGIT also watches the AGI socket
+        (``ast_waitstream_full`` / ``ast_waitfordigit_full`` get ``agi->ctrl``):
+        when the engine goes away the command ends at once (§8.6), and the
+        dialplan goes on with AGISTATUS=SUCCESS.
+        """
+        words = tuple(w.upper() for w in line.split()[:3])
+        if not any(words[: len(verb)] == verb for verb in CTRL_WATCHED):
+            return await self._dispatch(line)
+        command = asyncio.ensure_future(self._dispatch(line))
+        watcher = asyncio.ensure_future(self._watch_eof())
+        try:
+            await asyncio.wait({command, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            command.cancel()
+            watcher.cancel()
+            raise
+        if command.done():
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            return command.result()
+        command.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await command
+        self.result.closed_mid_command = line
+        return None
+
+    async def _watch_eof(self) -> None:
+        """Return when the engine closes its end; bytes sent meanwhile wait as the
+        next command (the engine keeps one command outstanding)."""
+        while True:
+            data = await self.reader.read(4096)
+            if not data:
+                self._eof = True
+                return
+            self._pending += data
+
+    async def _fgets(self) -> bytes:
+        """One command as run_agi() reads it: up to LF, or ``buffer_size - 1`` bytes.
+
+        What does not fit is the next command: a longer line runs as two
+        (AGI_BUF_LEN is 8192 from 22.6 / 21.11 / 20.16 on, 2048 before; §8.4).
         """
         buffer = self._pending
+        limit = self.buffer_size - 1
         while True:
-            end = buffer.find(b"\n", 0, 2047)
-            if end >= 0 or len(buffer) >= 2047:
-                size = end + 1 if end >= 0 else 2047
+            end = buffer.find(b"\n", 0, limit)
+            if end >= 0 or len(buffer) >= limit:
+                size = end + 1 if end >= 0 else limit
                 line = bytes(buffer[:size])
                 del buffer[:size]
                 return line
-            data = await self.reader.read(4096)
+            if self._eof:
+                data = b""
+            else:
+                data = await self.reader.read(4096)
             if not data:  # EOF: a partial line still runs first
                 line = bytes(buffer)
                 buffer.clear()

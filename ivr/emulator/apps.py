@@ -92,7 +92,7 @@ class Applications:
             "hangup": _hangup,
             "dial": self._dial,
             "audiosocket": audiosocket_app,
-            "voicemail": _zero,
+            "voicemail": _voicemail,
             "queue": _zero,
             "chanspy": _zero,
             "mixmonitor": _zero,
@@ -159,6 +159,20 @@ class Applications:
 
 
 async def _zero(session: AgiSession, data: str) -> int:
+    return 0
+
+
+#: VoiceMail's longest message (voicemail.conf ``maxmessage``, 300 s by default).
+VOICEMAIL_MAX = 300.0
+
+
+async def _voicemail(session: AgiSession, data: str) -> int:
+    """The caller leaves a message and hangs up: app_voicemail returns -1 then,
+    as it does on any hang-up (the engine must not take -1 for a live caller)."""
+    event = await session.timeline.wait(VOICEMAIL_MAX, wants_dtmf=False)
+    if event is not None:
+        session._go_dead()
+        return -1
     return 0
 
 

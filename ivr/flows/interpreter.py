@@ -167,6 +167,10 @@ class Run:
         stack: list[tuple[Flow, str]] = []
         flow, name = self.flow, self.flow.start
         for _ in range(MAX_STEPS):
+            if self.channel.hung_up:
+                # Learnt from a reply a dead channel still gives (a HANGUP notice
+                # is not a reply): no node runs for a caller who has gone.
+                raise ChannelHangup("the caller hung up", how=self.channel.hangup_how)
             node = flow.nodes[name]
             self.current = flow
             self.trace.nodes.append(name if flow is self.flow else f"{flow.id}.{name}")

@@ -514,34 +514,84 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
         return node.on_failure
     run.event("queued", queue=node.queue, skills=skills, priority=priority)
     run.last_queue = node.queue
-    settled = False
+    leg = _Leg()
     try:
         waiter = _Wait(run, config, ticket, node.callback_digit)
         while True:
             assignment = await waiter.next_agent()
             if assignment is None or assignment is _CALLBACK:
                 # A callback keeps the call's place in the queue without the caller.
-                settled = assignment is _CALLBACK
-                return await _left(run, node, waiter, called_back=settled)
+                leg.settled = assignment is _CALLBACK
+                return await _left(run, node, waiter, called_back=leg.settled)
+            leg.assignment = assignment
             await _hand_over(run, node, assignment)
-            status = await _dial_agent(run, router, assignment, config)
+            status = await _dial_agent(run, router, leg, config)
             run.event("dialled", agent=assignment.agent_id, status=status)
-            if status == "ANSWER":
-                settled = True
-                await router.completed(assignment)
+            if leg.connected or status == "ANSWER":
+                # Answered: whoever hung up first, the agent's call is over now.
+                await _settle(run, "completed", router.completed, assignment)
+                leg.settled = True
                 if channel.hung_up:
                     raise ChannelHangup("the caller hung up after the agent call", how="hangup")
                 return node.next
             if channel.hung_up:  # hung up while the agent's phone rang
                 run.event("abandoned", queue=node.queue)
                 return None
+            leg.assignment = None
             await router.missed(assignment)
     finally:
-        if not settled:
-            # Whatever ended the wait (a hang-up anywhere, an overflow, an error),
-            # the call leaves the queue and a reserved agent is freed at once.
-            with contextlib.suppress(RoutingError):
-                await router.abandon(ticket)
+        if not leg.settled:
+            if leg.assignment is not None and leg.connected:
+                # Connected, then anything at all (an error, a cancellation)
+                # ended the call: the agent's call is over, never left on_call.
+                await _settle(run, "completed", router.completed, leg.assignment)
+            else:
+                # Whatever ended the wait (a hang-up anywhere, an overflow, an
+                # error), the call leaves the queue and a reserved agent is freed.
+                await _settle(run, "abandoned", router.abandon, ticket)
+
+
+class _Leg:
+    """Where one queued call stands with its agent, for whatever ends the node."""
+
+    def __init__(self) -> None:
+        self.assignment: Any = None
+        #: The agent answered (AMI's DialEnd, or DIALSTATUS).
+        self.connected = False
+        #: completed / abandoned / a callback's hand-over is recorded.
+        self.settled = False
+
+
+#: Tries of a settling transition (a Redis blip must not leave an agent held).
+_SETTLE_TRIES = 4
+
+
+async def _settle(run: Run, what: str, action: Callable[[Any], Awaitable[None]], arg: Any) -> None:
+    """Record how a queued call ended; retried, and never cut short by a cancellation
+    (the server cancels a handler some time after the hang-up)."""
+
+    async def attempt() -> None:
+        delay = 0.05
+        for tries in range(1, _SETTLE_TRIES + 1):
+            try:
+                await action(arg)
+            except RoutingError as exc:
+                if tries == _SETTLE_TRIES:
+                    run.event("settle_failed", what=what, error=str(exc), tries=tries)
+                    raise
+                await asyncio.sleep(delay)
+                delay *= 4
+            else:
+                return
+
+    task = asyncio.ensure_future(attempt())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        # Cancelled from outside: the transition still runs to its end.
+        with contextlib.suppress(RoutingError):
+            await task  # reported above through settle_failed
+        raise
 
 
 async def _left(run: Run, node: m.QueueNode, waiter: _Wait, *, called_back: bool) -> str | None:
@@ -730,24 +780,25 @@ async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _dial_agent(run: Run, router: Any, assignment: Any, config: QueueConfig) -> str | None:
+async def _dial_agent(run: Run, router: Any, leg: _Leg, config: QueueConfig) -> str | None:
     """Ring the reserved agent; they are ``on_call`` from the answer when AMI tells it
-    (the tracker), else from the end of Dial. ``g``: the caller comes back to the flow
-    (the survey) when the agent hangs up."""
+    (the tracker), else from DIALSTATUS. ``g``: the caller comes back to the flow
+    (the survey) when the agent hangs up. ``leg.connected`` says whether they answered,
+    whatever the order in which Asterisk reports the end of the call."""
+    assignment = leg.assignment
     ring, options = config.ring_timeout, "g" + config.dial_options
     tracker = run.engine.answers
     if tracker is None:
         status = await _dial(run, assignment.endpoint, ring, options)
         if status == "ANSWER":
+            leg.connected = True
             await router.connected(assignment)
         return status
-    connected = False
 
     async def on_answer(answered: asyncio.Future[str]) -> None:
-        nonlocal connected
         if await answered == "ANSWER":
+            leg.connected = True
             await router.connected(assignment)
-            connected = True
 
     with tracker.expect(run.channel.env.channel, assignment.endpoint) as answered:
         watcher = asyncio.ensure_future(on_answer(answered))
@@ -759,7 +810,8 @@ async def _dial_agent(run: Run, router: Any, assignment: Any, config: QueueConfi
             # else the connection is being recorded: let it finish, never cut it.
             with contextlib.suppress(asyncio.CancelledError, RoutingError):
                 await watcher
-    if status == "ANSWER" and not connected:
+    if status == "ANSWER" and not leg.connected:
+        leg.connected = True
         await router.connected(assignment)
     return status
 

@@ -231,15 +231,19 @@ class TestHangup:
         assert result.hung_up and result.agistatus == "HANGUP"
 
     async def test_hangup_notice_while_idle(self, agi_server: FastAgiServer) -> None:
-        """A hang-up between commands comes as the HANGUP notice and raises at the next command."""
+        """A hang-up between commands comes as the HANGUP notice; a dead-channel command
+        is still answered, and the next one a dead channel refuses raises."""
 
         async def body(ch: Channel) -> None:
             await ch.answer()
             await asyncio.sleep(0.3)
-            await ch.noop("after")
+            await ch.noop("after")  # Asterisk still answers NOOP on a dead channel
+            assert ch.hung_up
+            await ch.stream_file("beep")
 
-        _, error, _ = await run(agi_server, body, [Hangup(at=0.1)])
+        _, error, result = await run(agi_server, body, [Hangup(at=0.1)])
         assert isinstance(error, ChannelHangup) and error.how == "HANGUP notice"
+        assert not any(c.startswith("STREAM FILE") for c in result.commands)
 
     async def test_dead_channel_reply_511(self, agi_server: FastAgiServer) -> None:
         """After the hang-up, only dead-channel commands still run; the rest raise at once."""
