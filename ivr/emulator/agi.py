@@ -717,9 +717,11 @@ class Recording:
 
     def write(self, folder: Path, name: str) -> None:
         """Write what was heard, as Asterisk writes ``name.wav``: the caller's talk
-        that fell in the window, silence around it (only under ``folder``)."""
-        if not self.frames:
-            return
+        that fell in the window, silence around it (only under ``folder``).
+
+        handle_recordfile opens the file (ast_writefile) before it reads a
+        frame: a caller who sends none (a Local channel, a DTX phone that hangs
+        up in silence) leaves a 44-byte header-only WAV behind."""
         # Absolute names are written where they say (inside ``folder`` only: the
         # emulator writes nowhere else); relative ones under it, like Asterisk's
         # recordings directory.
@@ -728,7 +730,7 @@ class Recording:
         if folder.resolve() not in target.resolve().parents:
             return
         end = self.timeline.now()
-        pcm = bytearray(round((end - self.start) * SAMPLE_RATE) * 2)
+        pcm = bytearray(round((end - self.start) * SAMPLE_RATE) * 2 if self.frames else 0)
         for talk in self.timeline.talks:
             if not talk.audio:
                 continue

@@ -12,6 +12,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
+from pathlib import Path
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -886,20 +887,49 @@ async def voicemail(run: Run, node: m.Voicemail) -> str | None:
     return None
 
 
+#: A WAV file's header alone: Asterisk writes it for a recording that heard nothing.
+_WAV_HEADER = 44
+
+
 async def record(run: Run, node: m.Record) -> str | None:
     await _play(run, await run.sound(node.prompt, node.file))
     path = f"{run.engine.spool}/{run.channel.uniqueid}-{node.variable}"
-    result = await run.channel.record_file(
-        path,
-        "wav",
-        "#",
-        node.max_seconds * 1000,
-        beep=node.beep,
-        silence_s=node.silence_seconds,
-    )
-    run.set(node.variable, f"{path}.wav")
-    run.event("recorded", file=f"{path}.wav", samples=result.endpos)
+    # Asterisk counts s= silence from the start of the recording (PROTOCOL.md
+    # §8.3): a smaller s= than the time the caller is given to begin would cut
+    # them off before their first word.
+    starts = math.ceil(node.timeout or run.defaults.timeout)
+    file = Path(f"{path}.wav")
+    try:
+        result = await run.channel.record_file(
+            path,
+            "wav",
+            "#",
+            node.max_seconds * 1000,
+            beep=node.beep,
+            silence_s=max(node.silence_seconds, starts),
+        )
+    except ChannelHangup:
+        # Callers end a message by hanging up: what they said is kept (and told);
+        # a recording of nothing is not.
+        _recorded(run, node, file, None)
+        raise
+    _recorded(run, node, file, result.endpos)
     return node.next
+
+
+def _recorded(run: Run, node: m.Record, file: Path, samples: int | None) -> None:
+    """Set the node's variable to the file, or to None (and remove it) when it is empty."""
+    try:
+        empty = samples == 0 or file.stat().st_size <= _WAV_HEADER
+    except OSError:  # a spool Asterisk does not share with the engine
+        empty = samples == 0
+    if empty:
+        file.unlink(missing_ok=True)
+        run.set(node.variable, None)
+        run.event("recorded", file=None, samples=0)
+        return
+    run.set(node.variable, str(file))
+    run.event("recorded", file=str(file), samples=samples)
 
 
 async def survey(run: Run, node: m.Survey) -> str | None:

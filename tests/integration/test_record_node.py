@@ -1,0 +1,98 @@
+"""The record node through the emulator: silence counted from the start (PROTOCOL.md §8.3)
+never cuts a caller off before their first word, and nothing empty is left in the spool."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ivr.agi.server import FastAgiServer
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from ivr.testing import AsteriskEmulator, Hangup, SessionResult, Talk
+
+FLOW = """
+id: message
+defaults: {timeout: 4}
+nodes:
+  leave:
+    type: record
+    prompt: Please leave your message after the tone.
+    variable: message
+    silence_seconds: 1
+    max_seconds: 30
+    next: thanks
+  thanks: {type: hangup, say: Thank you.}
+"""
+
+
+@dataclass
+class Rig:
+    emulator: AsteriskEmulator
+    spool: Path
+    traces: list[Trace]
+
+    async def call(self, **kwargs: Any) -> SessionResult:
+        return await asyncio.wait_for(self.emulator.call("message", **kwargs), 30)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "message.yaml").write_text(FLOW)
+    registry = FlowRegistry(tmp_path / "flows")
+    assert registry.reload() == []
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    engine = Engine(
+        flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"), spool=str(spool)
+    )
+    traces: list[Trace] = []
+
+    async def handle(channel: Any) -> None:
+        flow = registry.get(channel.env.script)
+        assert flow is not None
+        traces.append(await engine.run(channel, flow))
+
+    server = FastAgiServer(default=handle, port=0)
+    await server.start()
+    emulator = AsteriskEmulator(
+        port=server.port, sound_dirs=[tmp_path / "prompts"], record_dir=tmp_path
+    )
+    try:
+        yield Rig(emulator, spool, traces)
+    finally:
+        await server.drain(1)
+
+
+class TestRecordNode:
+    async def test_a_caller_who_starts_late_is_recorded(self, rig: Rig) -> None:
+        """The caller starts 2.5 s after the beep (s=1 would have stopped at 1 s):
+        the whole message is in the file."""
+        result = await rig.call(
+            actions=[Talk(3.0, on="RECORD FILE", after=2.5, audio=b"\x10\x20" * 24000)]
+        )
+        command = next(c for c in result.commands if c.startswith("RECORD FILE"))
+        assert command.endswith("s=4")  # at least the time the caller is given to start
+        trace = rig.traces[0]
+        path = Path(trace.variables["message"])
+        with wave.open(str(path)) as wav:
+            assert wav.getnframes() / wav.getframerate() >= 5.0  # 2.5 s wait + 3 s of talk
+
+    async def test_nothing_said_leaves_no_file(self, rig: Rig) -> None:
+        """A caller who hangs up in silence leaves no header-only WAV in the spool."""
+        await rig.call(actions=[Hangup(on="RECORD FILE", after=0.5)])
+        assert list(rig.spool.iterdir()) == []
+
+    async def test_silence_to_the_end_leaves_no_file(self, rig: Rig) -> None:
+        """No frames at all until the time runs out: the variable is empty, no file kept."""
+        await rig.call()
+        assert rig.traces[0].variables["message"] is None
+        assert list(rig.spool.iterdir()) == []
