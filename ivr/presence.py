@@ -1,15 +1,20 @@
 """Agents' availability follows their phones, from AMI.
 
-An agent whose phone stops answering (``DeviceStateChange`` UNAVAILABLE,
-``ContactStatus`` Unreachable) is paused with the reason ``phone
-unreachable``, so routing stops offering them calls; when it registers again
-they are resumed. A phone in use for a call routing did not give (a personal
-or internal call) pauses an available agent with ``phone in use`` until it is
-free. Pauses with any other reason (the agent's own, a supervisor's, missed
-calls) are never lifted here.
-
-After an AMI reconnect the client's resync brings every device state at once,
-so no agent stays stale past the reconnect.
+An agent whose phone stops answering (``DeviceStateChange`` UNAVAILABLE) is
+paused with the reason ``phone unreachable``, so routing stops offering them
+calls; when it registers again they are resumed. A phone in use for a call
+routing did not give (a personal or internal call) pauses an available agent
+with ``phone in use`` until it is free. Pauses with any other reason (the
+agent's own, a supervisor's, missed calls) are never lifted here. Only
+``DeviceStateChange`` is read, class ``call`` (main/devicestate.c), the one the
+engine's AMI user reads (:mod:`ivr.ami.permissions`): when a PJSIP contact
+becomes unreachable, res_pjsip marks the endpoint offline and raises a device
+state change (``persistent_endpoint_update_state``,
+res/res_pjsip/pjsip_configuration.c) that chan_pjsip reports as UNAVAILABLE
+(``chan_pjsip_devicestate``), and NOT_INUSE when it is reachable again.
+``ContactStatus`` and ``PeerStatus`` say the same but are class ``system``,
+which that user does not read. After an AMI reconnect the client's resync
+brings every device state at once, so no agent stays stale past the reconnect.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from collections.abc import Mapping
 
 import structlog
 
-from ivr.ami import AmiClient, AmiEvent, ContactStatus, DeviceStateChange, Resync
+from ivr.ami import AmiClient, AmiEvent, DeviceStateChange, Resync
 from routing.errors import RoutingError
 from routing.redis_router import RedisRouter
 from routing.states import InvalidTransition
@@ -100,25 +105,10 @@ class Presence:
 
     def attach(self, ami: AmiClient) -> None:
         ami.on("DeviceStateChange", self._on_device)
-        ami.on("ContactStatus", self._on_contact)
 
     def _on_device(self, event: AmiEvent) -> None:
         if isinstance(event, DeviceStateChange):
             self.note(event.device, event.state)
-
-    def _on_contact(self, event: AmiEvent) -> None:
-        if not isinstance(event, ContactStatus):
-            return
-        endpoint = f"PJSIP/{event.endpoint_name or event.aor}"
-        if event.contact_status in ("Unreachable", "Removed"):
-            self.note(endpoint, "UNAVAILABLE")
-        elif event.contact_status in ("Reachable", "Created") and self.latest.get(endpoint) in (
-            None,
-            "UNAVAILABLE",
-            "INVALID",
-            "UNKNOWN",
-        ):
-            self.note(endpoint, "NOT_INUSE")
 
     def resync(self, resync: Resync) -> None:
         """After (re)connecting: every phone's state, all at once. Called as soon as the

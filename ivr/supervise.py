@@ -7,8 +7,18 @@ with the ``u`` option (never a name prefix, which would match other calls),
 ``q`` (no beep), ``E`` (leave when the call ends), plus ``w`` (whisper: only
 the agent hears the supervisor) or ``B`` (barge: both parties do).
 
-Only a principal with the supervisor role may do it, and every use is
-written to the audit stream before the supervisor's phone rings.
+A supervisor who changes mode on the same call (listen, then whisper, then
+barge) gets one spy, not two: the spies this supervisor's phone already runs on
+that call (``CoreShowChannels`` lists them with application ``ChanSpy`` and
+the call's uniqueid in their data) are hung up (AMI ``Hangup``, class
+``call``) before the new one is placed. ChanSpy's ``d`` option was the other
+way, and is not used: it lets the *supervisor's phone* switch modes with keys
+4, 5 and 6 (app_chanspy.c), which AMI cannot press for it (``PlayDTMF`` sends
+the tone towards the phone, ChanSpy reads it from the phone), so the API and
+the command line could not change the mode, and a mode changed by keys would
+never reach the audit. Only a principal with the supervisor role may
+supervise, and every use is written to the audit stream (with the spy it
+replaced) before the supervisor's phone rings.
 """
 
 from __future__ import annotations
@@ -19,7 +29,7 @@ from typing import Literal
 
 import structlog
 
-from ivr.ami import AmiClient, AmiError
+from ivr.ami import AmiActionError, AmiClient, AmiError, CoreShowChannel
 from ivr.auth import Principal
 from ivr.errors import IvrError
 from routing.redis_router import RedisRouter
@@ -50,6 +60,8 @@ class Supervision:
     channel: str
     supervisor: str
     answered: bool
+    #: The earlier spies of this supervisor on this call that were hung up.
+    replaced: tuple[str, ...] = ()
 
 
 class Supervisors:
@@ -62,13 +74,7 @@ class Supervisors:
 
     async def agent_channel(self, endpoint: str) -> tuple[str, str] | None:
         """(channel name, uniqueid) of the endpoint's call in a bridge, or None."""
-        prefix = endpoint + "-"
-        bridged = None
-        for item in await self.ami.core_show_channels():
-            snapshot = item.channel
-            if snapshot.channel.startswith(prefix) and item.bridge_id:
-                bridged = (snapshot.channel, snapshot.uniqueid)
-        return bridged
+        return _bridged(await self.ami.core_show_channels(), endpoint)
 
     async def spy(self, who: Principal, agent_id: str, mode: str, supervisor: str) -> Supervision:
         if not who.may("supervisor"):
@@ -86,18 +92,30 @@ class Supervisors:
         if agent is None:
             raise SupervisionError(f"no agent {agent_id!r}", 404)
         try:
-            found = await self.agent_channel(agent["endpoint"])
+            channels = await self.ami.core_show_channels()
         except AmiError as exc:
             raise SupervisionError(f"Asterisk cannot be asked: {exc}", 503) from exc
+        found = _bridged(channels, agent["endpoint"])
         if found is None:
             raise SupervisionError(
                 f"agent {agent_id!r} is not on a call (state {agent.get('state', '?')})", 409
             )
         channel, uniqueid = found
-        await self.router.audit(
-            who.name, f"supervise.{mode}", agent=agent_id, channel=channel, supervisor=supervisor
-        )
-        log.info("supervise.start", by=who.name, agent=agent_id, mode=mode, channel=channel)
+        earlier = _spies(channels, supervisor, channel, uniqueid)
+        fields = {"agent": agent_id, "channel": channel, "supervisor": supervisor}
+        if earlier:
+            fields["replaced"] = ",".join(earlier)
+        await self.router.audit(who.name, f"supervise.{mode}", **fields)
+        log.info("supervise.start", by=who.name, mode=mode, **fields)
+        for spy in earlier:  # one spy per supervisor and call: the new mode replaces the old
+            try:
+                await self.ami.hangup(spy)
+            except AmiActionError as exc:
+                log.info("supervise.spy_gone", spy=spy, error=exc.reason)  # ended meanwhile
+            except AmiError as exc:
+                raise SupervisionError(
+                    f"Asterisk could not end the earlier spy {spy}: {exc}", 503
+                ) from exc
         try:
             response = await self.ami.spy(
                 supervisor,
@@ -107,4 +125,29 @@ class Supervisors:
             )
         except AmiError as exc:
             raise SupervisionError(f"Asterisk refused the supervision: {exc}", 503) from exc
-        return Supervision(agent_id, mode, channel, supervisor, response.success)
+        return Supervision(agent_id, mode, channel, supervisor, response.success, tuple(earlier))
+
+
+def _bridged(channels: list[CoreShowChannel], endpoint: str) -> tuple[str, str] | None:
+    """(channel name, uniqueid) of ``endpoint``'s channel in a bridge, or None."""
+    prefix = endpoint + "-"
+    bridged = None
+    for item in channels:
+        snapshot = item.channel
+        if snapshot.channel.startswith(prefix) and item.bridge_id:
+            bridged = (snapshot.channel, snapshot.uniqueid)
+    return bridged
+
+
+def _spies(
+    channels: list[CoreShowChannel], supervisor: str, channel: str, uniqueid: str
+) -> list[str]:
+    """The channels of ``supervisor``'s phone running ChanSpy on that call (its data starts
+    with the uniqueid the engine gives, or the channel name)."""
+    return [
+        item.channel.channel
+        for item in channels
+        if item.application.lower() == "chanspy"
+        and item.channel.endpoint == supervisor
+        and item.application_data.partition(",")[0] in (uniqueid, channel)
+    ]

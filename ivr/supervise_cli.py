@@ -3,7 +3,8 @@
 The engine holds the AMI connection and the audit trail, so the command asks
 it (``POST /api/supervise``) with the supervisor's token from
 ``IVR_API_TOKEN`` (or ``--token-file``); the supervisor's phone rings, and
-once answered it hears (or speaks into) exactly the agent's call.
+once answered it hears (or speaks into) exactly the agent's call. Asking for
+another mode on the same call replaces the supervisor's earlier spy on it.
 """
 
 from __future__ import annotations
@@ -68,8 +69,10 @@ def _supervise(args: argparse.Namespace) -> int:
         )
         return 2
     answered = "answered" if done.get("answered") else "did not answer"
+    replaced = done.get("replaced") or []
+    instead = f", instead of the earlier spy {', '.join(replaced)}" if replaced else ""
     print(
-        f"{args.mode}: {args.source} on {done.get('channel')} (agent {args.agent}); "
+        f"{args.mode}: {args.source} on {done.get('channel')} (agent {args.agent}{instead}); "
         f"the supervisor's phone {answered}"
     )
     return 0 if done.get("answered") else 1

@@ -33,6 +33,7 @@ from ivr.ami.events import (
     Newstate,
     OriginateResponse,
     PeerStatus,
+    VarSet,
     parse_event,
 )
 from ivr.ami.protocol import AmiParser, Message, encode_action
@@ -66,6 +67,7 @@ __all__ = [
     "OriginateResponse",
     "PeerStatus",
     "Resync",
+    "VarSet",
     "encode_action",
     "parse_event",
 ]

@@ -169,6 +169,13 @@ class EventStream:
     async def get(self, timeout: float | None = None) -> AmiEvent:
         return await asyncio.wait_for(self._queue.get(), timeout)
 
+    def pending(self) -> list[AmiEvent]:
+        """Every event received and not yet read, without waiting (the stream is emptied)."""
+        events: list[AmiEvent] = []
+        while not self._queue.empty():
+            events.append(self._queue.get_nowait())
+        return events
+
     def close(self) -> None:
         for off in self._unsubscribe:
             off()
@@ -226,7 +233,13 @@ class AmiClient:
         self.config.require_credentials()
         self._closing = False
         await self._open()
-        await self._resync(reconnected=False, outage=0.0)
+        try:
+            await self._resync(reconnected=False, outage=0.0)
+        except BaseException:  # e.g. Permission denied for CoreShowChannels: do not stay half up
+            self._up.clear()
+            if self._protocol is not None:
+                self._protocol.close()
+            raise
         self._supervisor = asyncio.create_task(self._supervise(), name="ami-supervisor")
         if self.config.ping_interval > 0:
             self._pinger = asyncio.create_task(self._ping_loop(), name="ami-ping")

@@ -2,10 +2,10 @@
 
 Credentials come from the environment (``IVR_AMI_USER``, ``IVR_AMI_SECRET``)
 or a secrets file (``IVR_AMI_SECRET_FILE``, first line), never from a flow
-or the settings file. The AMI user needs, in manager.conf,
-``read = call,agent,reporting`` (``system`` too only if FullyBooted is
-wanted) and ``write = originate,call,reporting``; never ``system`` for writing:
-Originate of ``ChanSpy`` needs only ``originate`` (``is_originate_app_permitted``
+or the settings file. The AMI user needs, in manager.conf, exactly the classes
+of :mod:`ivr.ami.permissions` (``read=call``, ``write=originate,call,reporting``,
+as ``ivr asterisk-conf render`` writes them); never ``system``: Originate of
+``ChanSpy`` or ``Dial`` needs only ``originate`` (``is_originate_app_permitted``
 in main/manager.c lists the applications that need ``system``).
 """
 

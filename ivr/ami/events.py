@@ -5,6 +5,9 @@ its ``Event`` name; unknown events become a plain :class:`AmiEvent`. Every
 record keeps the message it came from (``raw``) for headers not modelled.
 The channel fields are those of ``ast_manager_build_channel_state_string_prefix``
 (main/manager_channels.c), read with a prefix (``Dest``, ``Spyer``, ``Spyee``).
+The fields Asterisk C-escapes (``CallerIDName``, ``ConnectedLineName``,
+``ChanVariable`` values, ``VarSet``'s ``Value``; :mod:`ivr.ami.escaping`) are
+unescaped here, so a record holds what was set; ``raw`` keeps the wire text.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ivr.ami.escaping import unescape_c
 from ivr.ami.protocol import Message
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "Newstate",
     "OriginateResponse",
     "PeerStatus",
+    "VarSet",
     "parse_event",
 ]
 
@@ -61,6 +66,8 @@ class ChannelSnapshot:
     priority: int = 0
     uniqueid: str = ""
     linkedid: str = ""
+    #: ``ChanVariable`` headers (manager.conf ``channelvars``): (name, value), in order.
+    variables: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_message(cls, message: Message, prefix: str = "") -> ChannelSnapshot | None:
@@ -72,14 +79,16 @@ class ChannelSnapshot:
         def get(key: str) -> str:
             return message.get(prefix + key)
 
+        pairs = (v.partition("=") for v in message.get_all(prefix + "ChanVariable"))
+        variables = tuple((var, unescape_c(value)) for var, _, value in pairs)
         return cls(
             channel=name,
             state=_int(get("ChannelState")),
             state_desc=get("ChannelStateDesc"),
             caller_id_num=get("CallerIDNum"),
-            caller_id_name=get("CallerIDName"),
+            caller_id_name=unescape_c(get("CallerIDName")),
             connected_line_num=get("ConnectedLineNum"),
-            connected_line_name=get("ConnectedLineName"),
+            connected_line_name=unescape_c(get("ConnectedLineName")),
             language=get("Language"),
             account_code=get("AccountCode"),
             context=get("Context"),
@@ -87,7 +96,12 @@ class ChannelSnapshot:
             priority=_int(get("Priority")),
             uniqueid=get("Uniqueid"),
             linkedid=get("Linkedid"),
+            variables=variables,
         )
+
+    def variable(self, name: str, default: str = "") -> str:
+        """A ``ChanVariable`` value (unescaped), or ``default``."""
+        return next((value for var, value in self.variables if var == name), default)
 
     @property
     def endpoint(self) -> str:
@@ -240,6 +254,19 @@ class ChanSpyStop(AmiEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class VarSet(AmiEvent):
+    """A variable was set (class ``dialplan``); ``channel`` is ``None`` for a global.
+
+    ``value`` is what was set: Asterisk C-escapes it on the wire (``varset_to_ami``,
+    main/stasis_channels.c), so JSON set as a channel variable arrives with ``\\"``.
+    """
+
+    channel: ChannelSnapshot | None = None
+    variable: str = ""
+    value: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class FullyBooted(AmiEvent):
     status: str = ""
     uptime: int = 0
@@ -319,6 +346,13 @@ _BUILDERS: dict[str, _Builder] = {
     "chanspystart": lambda n, m: ChanSpyStart(n, m, _chan(m, "Spyer"), _chan(m, "Spyee")),
     "chanspystop": lambda n, m: ChanSpyStop(
         n, m, _chan(m, "Spyer"), ChannelSnapshot.from_message(m, "Spyee")
+    ),
+    "varset": lambda n, m: VarSet(
+        n,
+        m,
+        None if m.get("Channel") == "none" else ChannelSnapshot.from_message(m),
+        m.get("Variable"),
+        unescape_c(m.get("Value")),
     ),
     "fullybooted": lambda n, m: FullyBooted(
         n, m, m.get("Status"), _int(m.get("Uptime")), _int(m.get("LastReload"))

@@ -8,15 +8,24 @@ login waits 1 s, answers ``Authentication failed`` and closes; action_login),
 Logoff (``Goodbye`` / ``Thanks for all the fish.``), Ping, Originate (always
 acknowledged ``Originate successfully queued`` when Async, then an
 ``OriginateResponse``), CoreShowChannels, DeviceStateList, Hangup, Getvar,
-Setvar. Permissions are checked as process_message does (``Permission
-denied``), and Originate of an application that needs ``system`` is refused
-as is_originate_app_permitted does.
+Setvar. Permissions are Asterisk's (:mod:`ivr.emulator.ami_classes`): an
+event reaches only sessions whose user reads its class and whose login's
+``Events`` mask includes it, FullyBooted follows the login only for a user
+reading ``system``, an action whose class the user does not write is refused
+(``Permission denied``, process_message), and Originate of an application
+that needs ``system`` is refused as is_originate_app_permitted does. The
+default user is the one ``ivr asterisk-conf render`` writes into
+manager.conf (:mod:`ivr.ami.permissions`; :func:`users_from_manager_conf`
+reads a rendered file). Caller names and VarSet values go out C-escaped as
+Asterisk writes them (:func:`ivr.ami.escaping.escape_c`).
 
 :class:`Pbx` holds the channels and endpoints and writes the events; the
 AGI side calls it (``Dial`` in :mod:`ivr.emulator.apps`), and tests can call
 it to play what Asterisk would do. Uniqueids, Local channel numbers and
 bridge ids come from counters a test may set, so a test can reproduce a
-capture byte for byte.
+capture byte for byte. A ChanSpy runs until its spyer channel hangs up (or,
+with ``E``, the spied one): each Originate of ChanSpy is one more spy on the
+call, and :meth:`Pbx.active_spies` lists those still listening.
 """
 
 from __future__ import annotations
@@ -30,9 +39,27 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ivr.ami.escaping import escape_c
+from ivr.ami.permissions import AMI_READ, AMI_WRITE
 from ivr.ami.protocol import AmiParser, Message, encode_message
+from ivr.emulator.ami_classes import (
+    ACTION_CLASSES,
+    ALL_CLASSES,
+    CLASS_BITS,
+    EVENT_CLASSES,
+    action_allowed,
+    parse_classes,
+)
 
-__all__ = ["AmiServer", "AmiUser", "EmuChannel", "Endpoint", "Pbx", "SpyRecord"]
+__all__ = [
+    "AmiServer",
+    "AmiUser",
+    "EmuChannel",
+    "Endpoint",
+    "Pbx",
+    "SpyRecord",
+    "users_from_manager_conf",
+]
 
 Headers = list[tuple[str, str]]
 STATE_DESC = {
@@ -55,24 +82,44 @@ SYSTEM_APPS = (
     "system",
 )
 SYSTEM_DATA = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
-#: Write permission per action, from __init_manager's registrations (any one suffices).
-ACTION_AUTH: dict[str, frozenset[str]] = {
-    "ping": frozenset(), "logoff": frozenset(), "login": frozenset(),
-    "hangup": frozenset({"system", "call"}), "setvar": frozenset({"call"}),
-    "getvar": frozenset({"call", "reporting"}), "originate": frozenset({"originate"}),
-    "coreshowchannels": frozenset({"system", "reporting"}),
-    "devicestatelist": frozenset({"call", "reporting"}),
-}  # fmt: skip
+#: Write permission per action (any one suffices): :data:`ami_classes.ACTION_CLASSES`.
+ACTION_AUTH = ACTION_CLASSES
 Outcome = Literal["answer", "noanswer", "busy", "unreachable"]
 
 
 @dataclass(slots=True)
 class AmiUser:
+    """A manager.conf user; by default the engine's, as ``ivr asterisk-conf render`` writes it."""
+
     secret: str
-    read: frozenset[str] = frozenset(
-        {"call", "agent", "reporting", "dialplan", "agi", "system", "security"}
-    )
-    write: frozenset[str] = frozenset({"originate", "call", "reporting"})
+    read: frozenset[str] = frozenset(AMI_READ)
+    write: frozenset[str] = frozenset(AMI_WRITE)
+
+
+def users_from_manager_conf(text: str) -> dict[str, AmiUser]:
+    """The users of a manager.conf (``secret``, ``read``, ``write``; the last of a key wins,
+    as in manager.c's __init_manager); ``[general]`` and templates are skipped."""
+    users: dict[str, AmiUser] = {}
+    current: AmiUser | None = None
+    for raw in text.splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            name, _, rest = line[1:].partition("]")
+            current = None
+            if name != "general" and "!" not in rest:
+                current = users[name] = AmiUser("", frozenset(), frozenset())
+            continue
+        key, _, value = line.partition("=")
+        key, value = key.strip().lower(), value.lstrip(">").strip()
+        if current is None:
+            continue
+        if key == "secret":
+            current.secret = value
+        elif key in ("read", "write"):
+            setattr(current, key, parse_classes(value))
+    return users
 
 
 @dataclass(slots=True)
@@ -98,14 +145,16 @@ class EmuChannel:
     hungup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def block(self, prefix: str = "") -> Headers:
+        """The channel as ``ast_manager_build_channel_state_string_prefix`` writes it: the
+        names C-escaped (``ast_escape_c_alloc``), empty values as ``<unknown>`` (S_OR)."""
         return [
             (prefix + "Channel", self.name),
             (prefix + "ChannelState", str(self.state)),
             (prefix + "ChannelStateDesc", STATE_DESC.get(self.state, "Unknown")),
-            (prefix + "CallerIDNum", self.cid_num),
-            (prefix + "CallerIDName", self.cid_name),
-            (prefix + "ConnectedLineNum", self.conn_num),
-            (prefix + "ConnectedLineName", self.conn_name),
+            (prefix + "CallerIDNum", self.cid_num or "<unknown>"),
+            (prefix + "CallerIDName", escape_c(self.cid_name) or "<unknown>"),
+            (prefix + "ConnectedLineNum", self.conn_num or "<unknown>"),
+            (prefix + "ConnectedLineName", escape_c(self.conn_name) or "<unknown>"),
             (prefix + "Language", self.language),
             (prefix + "AccountCode", self.accountcode),
             (prefix + "Context", self.context),
@@ -136,6 +185,7 @@ class SpyRecord:
     target: str
     options: str
     spied: str  # the channel actually spied ("" when none matched)
+    spyer_uniqueid: str = ""
 
 
 _STATUS: dict[Outcome, str] = {
@@ -160,7 +210,10 @@ class Pbx:
         self.channels: dict[str, EmuChannel] = {}
         self.endpoints: dict[str, Endpoint] = {}
         self.global_vars: dict[str, str] = {}
+        #: Every ChanSpy run, in order (ended ones too).
         self.spies: list[SpyRecord] = []
+        #: The ChanSpys still running, by spyer channel name.
+        self.spying: dict[str, SpyRecord] = {}
         self.extensions: dict[tuple[str, str], Callable[[EmuChannel], Awaitable[None]]] = {}
         self.listeners: list[Callable[[str, str, Headers], None]] = []
         #: Originate of these channel names runs the given script instead
@@ -175,8 +228,21 @@ class Pbx:
     # ------------------------------------------------------------- plumbing
 
     def emit(self, event: str, category: str, headers: Headers) -> None:
+        """Send ``event`` to every listener; ``category`` must be the class Asterisk
+        raises it under (:data:`ami_classes.EVENT_CLASSES`), so no call site can
+        deliver an event to users who would not get it from Asterisk."""
+        expected = EVENT_CLASSES.get(event)
+        if expected is None or expected != category:
+            raise ValueError(
+                f"emulated AMI event {event} sent as class {category!r}; Asterisk's is "
+                f"{expected!r} (add it to ivr/emulator/ami_classes.py from Asterisk's source)"
+            )
         for listener in list(self.listeners):
             listener(event, category, headers)
+
+    def event(self, event: str, headers: Headers) -> None:
+        """Send ``event`` under its class."""
+        self.emit(event, EVENT_CLASSES[event], headers)
 
     def next_uniqueid(self) -> str:
         return f"{self.epoch}.{next(self._ids)}"
@@ -201,7 +267,7 @@ class Pbx:
         )
         self.channels[name] = chan
         if emit:
-            self.emit("Newchannel", "call", chan.block())
+            self.event("Newchannel", chan.block())
         return chan
 
     def endpoint_channel(self, endpoint: str, **kw: object) -> EmuChannel:
@@ -218,30 +284,41 @@ class Pbx:
 
     def newstate(self, chan: EmuChannel, state: int) -> None:
         chan.state = state
-        self.emit("Newstate", "call", chan.block())
+        self.event("Newstate", chan.block())
 
     def newexten(self, chan: EmuChannel, app: str, data: str = "") -> None:
         chan.app, chan.appdata = app, data
-        self.emit(
+        self.event(
             "Newexten",
-            "dialplan",
             [*chan.block(), ("Extension", chan.exten), ("Application", app), ("AppData", data)],
         )
 
-    def varset(self, chan: EmuChannel, name: str, value: str) -> None:
-        chan.variables[name] = value
-        self.emit("VarSet", "dialplan", [*chan.block(), ("Variable", name), ("Value", value)])
+    def varset(self, chan: EmuChannel | None, name: str, value: str) -> None:
+        """Set a variable (``chan`` None: a global) and raise VarSet with the value
+        C-escaped, as varset_to_ami (main/stasis_channels.c) writes it."""
+        values = self.global_vars if chan is None else chan.variables
+        values[name] = value
+        head = chan.block() if chan else [("Channel", "none"), ("Uniqueid", "none")]
+        self.event("VarSet", [*head, ("Variable", name), ("Value", escape_c(value))])
+
+    def dtmf(self, chan: EmuChannel, digit: str, *, direction: str = "Received") -> None:
+        """A key on ``chan``: DTMFBegin and DTMFEnd (class dtmf, main/manager_channels.c)."""
+        self.event("DTMFBegin", [*chan.block(), ("Digit", digit), ("Direction", direction)])
+        self.event(
+            "DTMFEnd",
+            [*chan.block(), ("Digit", digit), ("DurationMs", "100"), ("Direction", direction)],
+        )
 
     def device_state(self, device: str, state: str) -> None:
-        self.emit("DeviceStateChange", "call", [("Device", device), ("State", state)])
+        self.event("DeviceStateChange", [("Device", device), ("State", state)])
 
     def dial_begin(self, caller: EmuChannel | None, dest: EmuChannel, dialstring: str) -> None:
         head = caller.block() if caller else []
-        self.emit("DialBegin", "call", [*head, *dest.block("Dest"), ("DialString", dialstring)])
+        self.event("DialBegin", [*head, *dest.block("Dest"), ("DialString", dialstring)])
 
     def dial_end(self, caller: EmuChannel | None, dest: EmuChannel, status: str) -> None:
         head = caller.block() if caller else []
-        self.emit("DialEnd", "call", [*head, *dest.block("Dest"), ("DialStatus", status)])
+        self.event("DialEnd", [*head, *dest.block("Dest"), ("DialStatus", status)])
 
     def _bridge_block(self, bridge: str, count: int) -> Headers:
         return [
@@ -253,10 +330,10 @@ class Pbx:
 
     def bridge(self, *chans: EmuChannel) -> str:
         bridge = next(self.bridge_ids)
-        self.emit("BridgeCreate", "call", self._bridge_block(bridge, 0))
+        self.event("BridgeCreate", self._bridge_block(bridge, 0))
         for count, chan in enumerate(chans, start=1):
             chan.bridge = bridge
-            self.emit("BridgeEnter", "call", [*self._bridge_block(bridge, count), *chan.block()])
+            self.event("BridgeEnter", [*self._bridge_block(bridge, count), *chan.block()])
         return bridge
 
     def unbridge(self, chan: EmuChannel) -> None:
@@ -265,18 +342,17 @@ class Pbx:
             return
         chan.bridge = ""
         left = sum(1 for c in self.channels.values() if c.bridge == bridge)
-        self.emit("BridgeLeave", "call", [*self._bridge_block(bridge, left), *chan.block()])
+        self.event("BridgeLeave", [*self._bridge_block(bridge, left), *chan.block()])
         if left == 0:
-            self.emit("BridgeDestroy", "call", self._bridge_block(bridge, 0))
+            self.event("BridgeDestroy", self._bridge_block(bridge, 0))
 
     def hangup(self, chan: EmuChannel, cause: int = 16) -> None:
         if chan.name not in self.channels:
             return
         self.unbridge(chan)
         del self.channels[chan.name]
-        self.emit(
+        self.event(
             "Hangup",
-            "call",
             [*chan.block(), ("Cause", str(cause)), ("Cause-txt", CAUSE_TXT.get(cause, "Unknown"))],
         )
         chan.hungup.set()
@@ -290,20 +366,25 @@ class Pbx:
         name: str,
         where: Headers,
         reason: int,
+        caller_id: tuple[str, str] | None = None,
     ) -> None:
+        """fast_originate's event (main/manager.c): its CallerIDNum / CallerIDName are the
+        Originate's ``CallerID`` (``caller_id``: number, name), written without escaping;
+        without one given, the channel's."""
         head = [("ActionID", action_id)] if action_id else []
-        self.emit(
+        if caller_id is None:
+            caller_id = (chan.cid_num, chan.cid_name) if chan else ("", "")
+        self.event(
             "OriginateResponse",
-            "call",
             [
                 *head,
                 ("Response", "Success" if ok else "Failure"),
                 ("Channel", chan.name if chan else name),
                 *where,
                 ("Reason", str(reason)),
-                ("Uniqueid", chan.uniqueid if chan else "<null>"),
-                ("CallerIDNum", chan.cid_num if chan else "<unknown>"),
-                ("CallerIDName", chan.cid_name if chan else "<unknown>"),
+                ("Uniqueid", chan.uniqueid if chan else "<unknown>"),
+                ("CallerIDNum", caller_id[0] or "<unknown>"),
+                ("CallerIDName", caller_id[1] or "<unknown>"),
             ],
         )
 
@@ -325,18 +406,16 @@ class Pbx:
         ep.registered = registered
         resource = name.partition("/")[2]
         status = "Reachable" if registered else "Unreachable"
-        self.emit(
+        self.event(
             "ContactStatus",
-            "system",
             [
                 ("URI", f"sip:{resource}@127.0.0.1:5060"), ("ContactStatus", status),
                 ("AOR", resource), ("EndpointName", resource),
                 ("RoundtripUsec", "1500" if registered else "0"),
             ],
         )  # fmt: skip
-        self.emit(
+        self.event(
             "PeerStatus",
-            "system",
             [("ChannelType", "PJSIP"), ("Peer", name), ("PeerStatus", status)],
         )
         self.device_state(name, self.device_state_of(ep))
@@ -418,6 +497,7 @@ class Pbx:
         chan = self.channels.get(name)
         if chan is None:
             cid = env.get("agi_callerid", "unknown")
+            cid_name = env.get("agi_calleridname", "unknown")
             chan = self.new_channel(
                 name,
                 context=env.get("agi_context", "default"),
@@ -426,7 +506,7 @@ class Pbx:
                 state=4,
                 uniqueid=env.get("agi_uniqueid") or None,
                 cid_num="<unknown>" if cid == "unknown" else cid,
-                cid_name=env.get("agi_calleridname", "unknown").replace("unknown", "<unknown>"),
+                cid_name="" if cid_name == "unknown" else cid_name,  # res_agi: "unknown" for none
             )
             chan.app, chan.appdata = "AGI", env.get("agi_request", "")
         return chan
@@ -465,20 +545,22 @@ class Pbx:
         status = _dial_status(ep)
         timeout = int(headers.get("Timeout") or 30000) / 1000
         ring = min(ep.ring if ep else 0.0, timeout)
-        cid = headers.get("CallerID")
+        cid = _callerid_parse(headers.get("CallerID"))
         chan = await self.dial_endpoint(None, endpoint, status, ring)
         if chan is None:
             reason = {"NOANSWER": 3, "BUSY": 5, "CHANUNAVAIL": 0}.get(status, 0)
             self.originate_response(
-                action_id, ok=False, chan=None, name=name, where=where, reason=reason
+                action_id, ok=False, chan=None, name=name, where=where, reason=reason, caller_id=cid
             )
             return
-        if cid:
-            chan.cid_num = cid.rpartition("<")[2].rstrip(">") if "<" in cid else cid
+        if any(cid):
+            chan.cid_num, chan.cid_name = cid
         for assignment in headers.get_all("Variable"):
             key, _, value = assignment.partition("=")
             chan.variables[key] = value
-        self.originate_response(action_id, ok=True, chan=chan, name=name, where=where, reason=4)
+        self.originate_response(
+            action_id, ok=True, chan=chan, name=name, where=where, reason=4, caller_id=cid
+        )
         if app:
             chan.context, chan.exten, chan.priority = "", "", 1
             self.newexten(chan, app, headers.get("Data"))
@@ -522,22 +604,64 @@ class Pbx:
                 (c for n, c in self.channels.items() if n.startswith(target) and c is not spyer),
                 None,
             )
-        self.spies.append(SpyRecord(spyer.name, target, options, spied.name if spied else ""))
+        record = SpyRecord(spyer.name, target, options, spied.name if spied else "", spyer.uniqueid)
+        self.spies.append(record)
         if spied is None:
             self.end_call(spyer)
             return
-        self.emit("ChanSpyStart", "call", [*spyer.block("Spyer"), *spied.block("Spyee")])
+        self.spying[spyer.name] = record
+        self.event("ChanSpyStart", [*spyer.block("Spyer"), *spied.block("Spyee")])
         waits = {asyncio.ensure_future(spyer.hungup.wait())}
         if "E" in options:
             waits.add(asyncio.ensure_future(spied.hungup.wait()))
         _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
+        del self.spying[spyer.name]
         stop = [*spyer.block("Spyer")]
         if spied.name in self.channels:
             stop += spied.block("Spyee")
-        self.emit("ChanSpyStop", "call", stop)
+        self.event("ChanSpyStop", stop)
         self.end_call(spyer)
+
+    def active_spies(self, channel: str | None = None) -> list[SpyRecord]:
+        """The ChanSpys still running (on ``channel``, a name, when given)."""
+        return [s for s in self.spying.values() if channel is None or s.spied == channel]
+
+
+_TRUE = ("yes", "true", "y", "t", "1", "on")
+_FALSE = ("no", "false", "n", "f", "0", "off")
+
+
+def _event_mask(text: str, current: frozenset[str]) -> frozenset[str]:
+    """A login's ``Events`` header as strings_to_mask reads it (main/manager.c): empty
+    keeps the mask (every class), a number is a bit mask, ast_false none, ast_true
+    all, otherwise a list of classes."""
+    if not text:
+        return current
+    if text.isdigit():
+        bits = int(text)
+        return frozenset(name for name, bit in CLASS_BITS.items() if bits & bit)
+    if text.strip().lower() in _FALSE:
+        return frozenset()
+    if text.strip().lower() in _TRUE:
+        return frozenset(ALL_CLASSES)
+    return parse_classes(text)
+
+
+def _callerid_parse(text: str) -> tuple[str, str]:
+    """(number, name) of an Originate's ``CallerID`` (ast_callerid_parse, main/callerid.c):
+    ``"Name" <number>``, ``Name <number>``, a bare number, or a bare name."""
+    text = text.strip()
+    if "<" in text and text.endswith(">"):
+        name, _, number = text[:-1].rpartition("<")
+        name = name.strip()
+        if len(name) >= 2 and name[0] == name[-1] == '"':
+            name = name[1:-1]
+        return number.strip(), name
+    if text and all(c in "0123456789*#+-() " for c in text):
+        return text, ""
+    return "", text
 
 
 class _Session:
@@ -551,7 +675,8 @@ class _Session:
         self.writer = writer
         self.user: AmiUser | None = None
         self.username = ""
-        self.events = True
+        #: The login's ``Events`` mask (set_eventmask): the classes it wants sent.
+        self.events: frozenset[str] = frozenset(ALL_CLASSES)
         #: Every action the client sent, as parsed.
         self.received: list[Message] = []
 
@@ -570,10 +695,13 @@ class _Session:
             head.append(("Message", message))
         self.send(head)
 
+    def reads(self, category: str) -> bool:
+        """process_events: the user reads the class and the login's mask wants it."""
+        return self.user is not None and category in self.user.read and category in self.events
+
     def deliver(self, event: str, category: str, headers: Headers) -> None:
-        if self.user is None or not self.events or category not in self.user.read:
-            return
-        self.send([("Event", event), ("Privilege", f"{category},all"), *headers])
+        if self.reads(category):
+            self.send([("Event", event), ("Privilege", f"{category},all"), *headers])
 
     async def run(self) -> None:
         self.writer.write(f"Asterisk Call Manager/{self.server.version}\r\n".encode())
@@ -616,9 +744,8 @@ class _Session:
                 "Use Action: ListCommands to show available commands.",
             )  # fmt: skip
             return True
-        auth = ACTION_AUTH.get(key, frozenset())
         assert self.user is not None
-        if auth and not auth & self.user.write:
+        if not action_allowed(self.user.write, key):
             self.respond(action, "Error", "Permission denied")
             return True
         handler(action)
@@ -635,9 +762,9 @@ class _Session:
             self.respond(action, "Error", "Authentication failed")
             return False
         self.user, self.username = user, username
-        self.events = action.get("Events", "on").lower() not in ("off", "no", "false", "0")
+        self.events = _event_mask(action.get("Events"), self.events)
         self.respond(action, "Success", "Authentication accepted")
-        if "system" in user.read and self.events:
+        if self.reads("system"):
             up = str(int(time.monotonic() - self.server.started))
             self.send(
                 [("Event", "FullyBooted"), ("Privilege", "system,all"), ("Uptime", up),

@@ -175,11 +175,24 @@ class TestEvents:
         assert (record.target, record.options, record.spied) == (agent.name, "qEuB", agent.name)
 
     async def test_registration_events(self, client: AmiClient, server: AmiServer) -> None:
-        """An endpoint that stops answering shows as ContactStatus and DeviceStateChange."""
-        async with client.events("ContactStatus", "DeviceStateChange") as stream:
-            server.pbx.set_registered("PJSIP/200", False)
-            contact = await stream.get(timeout=2)
-            device = await stream.get(timeout=2)
+        """An endpoint that stops answering: the engine's user (class call) hears
+        DeviceStateChange UNAVAILABLE; ContactStatus (class system) only a user reading
+        system does."""
+        server.users["sys"] = AmiUser("sys-secret", read=frozenset({"system", "call"}))
+        watcher = AmiClient(config(server, username="sys", secret="sys-secret"))
+        await watcher.connect()
+        try:
+            async with (
+                client.events("ContactStatus", "DeviceStateChange") as stream,
+                watcher.events("ContactStatus") as contacts,
+            ):
+                server.pbx.set_registered("PJSIP/200", False)
+                contact = await contacts.get(timeout=2)
+                device = await stream.get(timeout=2)
+                await client.ping()  # anything sent before the Pong has arrived
+                assert stream.pending() == []  # no ContactStatus for the engine's user
+        finally:
+            await watcher.close()
         assert isinstance(contact, ContactStatus) and contact.contact_status == "Unreachable"
         assert isinstance(device, DeviceStateChange)
         assert (device.device, device.state) == ("PJSIP/200", "UNAVAILABLE")
