@@ -82,8 +82,6 @@ SYSTEM_APPS = (
     "system",
 )
 SYSTEM_DATA = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
-#: Write permission per action (any one suffices): :data:`ami_classes.ACTION_CLASSES`.
-ACTION_AUTH = ACTION_CLASSES
 Outcome = Literal["answer", "noanswer", "busy", "unreachable"]
 
 
@@ -633,12 +631,12 @@ _TRUE = ("yes", "true", "y", "t", "1", "on")
 _FALSE = ("no", "false", "n", "f", "0", "off")
 
 
-def _event_mask(text: str, current: frozenset[str]) -> frozenset[str]:
-    """A login's ``Events`` header as strings_to_mask reads it (main/manager.c): empty
-    keeps the mask (every class), a number is a bit mask, ast_false none, ast_true
-    all, otherwise a list of classes."""
+def _event_mask(text: str) -> frozenset[str] | None:
+    """An ``Events`` / ``EventMask`` value as strings_to_mask reads it (main/manager.c):
+    empty is None (set_eventmask keeps the mask), a number is a bit mask, ast_false
+    none, ast_true all, otherwise a list of classes."""
     if not text:
-        return current
+        return None
     if text.isdigit():
         bits = int(text)
         return frozenset(name for name, bit in CLASS_BITS.items() if bits & bit)
@@ -697,7 +695,9 @@ class _Session:
 
     def reads(self, category: str) -> bool:
         """process_events: the user reads the class and the login's mask wants it."""
-        return self.user is not None and category in self.user.read and category in self.events
+        if self.user is None or category not in self.events:
+            return False
+        return category in self.user.read or "all" in self.user.read
 
     def deliver(self, event: str, category: str, headers: Headers) -> None:
         if self.reads(category):
@@ -736,8 +736,7 @@ class _Session:
         if key == "logoff":
             self.respond(action, "Goodbye", "Thanks for all the fish.")
             return False
-        handler = getattr(self, f"act_{key}", None)
-        if handler is None:
+        if key not in ACTION_CLASSES:
             self.respond(
                 action, "Error",
                 f"Invalid/unknown command: {name}. "
@@ -747,6 +746,10 @@ class _Session:
         assert self.user is not None
         if not action_allowed(self.user.write, key):
             self.respond(action, "Error", "Permission denied")
+            return True
+        handler = getattr(self, f"act_{key}", None)
+        if handler is None:
+            self.respond(action, "Error", f"the emulated AMI does not implement {name}")
             return True
         handler(action)
         return True
@@ -762,7 +765,9 @@ class _Session:
             self.respond(action, "Error", "Authentication failed")
             return False
         self.user, self.username = user, username
-        self.events = _event_mask(action.get("Events"), self.events)
+        mask = _event_mask(action.get("Events"))
+        if mask is not None:  # set_eventmask: an empty header keeps every class
+            self.events = mask
         self.respond(action, "Success", "Authentication accepted")
         if self.reads("system"):
             up = str(int(time.monotonic() - self.server.started))
@@ -774,6 +779,15 @@ class _Session:
         return True
 
     # ----------------------------------------------------------- actions
+
+    def act_events(self, action: Message) -> None:
+        """action_events: a new mask; ``Events: On`` / ``Off`` (an empty mask is an error)."""
+        mask = _event_mask(action.get("EventMask"))
+        if mask is None:
+            self.respond(action, "Error", "Invalid event mask")
+            return
+        self.events = mask
+        self.respond(action, "Success", None, Events="On" if mask else "Off")
 
     def act_ping(self, action: Message) -> None:
         now = time.time()

@@ -127,6 +127,34 @@ class TestEvents:
         assert everything[:2] == ["FullyBooted", "SuccessfulAuth"]
         assert {"Newchannel", "DTMFBegin", "DTMFEnd"} <= set(everything)
 
+    async def test_events_action_changes_the_mask(self, server: AmiServer) -> None:
+        """Action Events (any user): ``EventMask: call`` turns call events on (``Events:
+        On``), an empty mask is ``Invalid event mask`` (action_events)."""
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        parser = AmiParser()
+        got: list[Message] = []
+
+        async def until_reply(action_id: str) -> Message:
+            while not any(m.action_id == action_id and m.response for m in got):
+                got.extend(parser.feed(await asyncio.wait_for(reader.read(65536), 2)))
+            return next(m for m in got if m.action_id == action_id and m.response)
+
+        writer.write(
+            b"Action: Login\r\nActionID: l\r\nUsername: watch\r\nSecret: watch-secret\r\n"
+            b"Events: off\r\n\r\n"
+        )
+        assert (await until_reply("l")).response == "Success"
+        writer.write(b"Action: Events\r\nActionID: e\r\nEventMask: call\r\n\r\n")
+        assert (await until_reply("e")).headers == (
+            ("Response", "Success"), ("ActionID", "e"), ("Events", "On"),
+        )  # fmt: skip
+        chan = server.pbx.endpoint_channel("PJSIP/1001", state=6)
+        server.pbx.dtmf(chan, "9")
+        writer.write(b"Action: Events\r\nActionID: x\r\nEventMask: \r\n\r\n")
+        assert (await until_reply("x")).get("Message") == "Invalid event mask"
+        writer.close()
+        assert [m.event for m in got if m.event] == ["Newchannel"]
+
 
 class TestActions:
     async def test_the_engine_user_may_do_what_the_engine_does(self, server: AmiServer) -> None:
