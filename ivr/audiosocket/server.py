@@ -4,9 +4,11 @@ The engine registers a session (:meth:`AudioSocketServer.expect`) before it
 sends ``EXEC AudioSocket <uuid>,<host:port>`` over AGI; the connection whose
 first frame carries that UUID is attached to it. A session streams prompt
 audio to the caller in real time (Asterisk writes what it receives straight
-to the channel, so the pace is ours), yields the caller's audio and keys as
-events, and ends with a hang-up frame (the AGI ``EXEC`` then returns 0).
-Transport only: what the audio means is the consumer's business.
+to the channel, so the pace is ours) and silence between prompts (Asterisk
+ends a session after 2 s with no frame either way, and a phone with silence
+suppression sends none while its caller is quiet), yields the caller's audio
+and keys as events, and ends with a hang-up frame (the AGI ``EXEC`` then
+returns 0). Transport only: what the audio means is the consumer's business.
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class AudioSocketServer:
         max_queued: int = 250,
         overflow: Literal["block", "drop"] = "block",
         close_grace: float = 1.0,
+        keepalive: bool = True,
     ) -> None:
         if max_queued < 1:
             raise ConfigError(f"max_queued={max_queued}: must be at least 1 event")
@@ -80,6 +83,8 @@ class AudioSocketServer:
         self.max_queued = max_queued
         self.overflow: Literal["block", "drop"] = overflow
         self.close_grace = close_grace
+        #: Sessions send silence whenever no prompt plays (app_audiosocket's 2 s timeout).
+        self.keepalive = keepalive
         self._server: asyncio.Server | None = None
         self._expected: dict[uuid.UUID, AudioSocketSession] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -138,6 +143,7 @@ class AudioSocketServer:
             overflow=self.overflow,
             close_grace=self.close_grace,
             forget=self._forget,
+            keepalive=self.keepalive,
         )
         self._expected[key] = session
         loop = asyncio.get_running_loop()

@@ -4,9 +4,12 @@ An :class:`AudioSocketSession` is what :meth:`AudioSocketServer.expect
 <ivr.audiosocket.server.AudioSocketServer.expect>` returns. Asterisk writes
 the audio it receives straight to the channel, with no buffer, so the pace
 is ours: one 320-byte frame per 20 ms on a monotonic schedule, stoppable
-within one frame period (barge-in). The caller's audio and keys queue as
-events, bounded; the session ends with our hang-up frame, Asterisk closing
-the socket, or bad bytes.
+within one frame period (barge-in). Whenever no prompt is playing the
+session sends silence on the same schedule (``keepalive``): a phone with
+silence suppression sends nothing while its caller is quiet, and
+app_audiosocket ends the session after 2 s with no frame either way. The
+caller's audio and keys queue as events, bounded; the session ends with our
+hang-up frame, Asterisk closing the socket, or bad bytes.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ FRAME_SECONDS: Final = 0.02
 #: A playback this late (a stalled loop) restarts its schedule instead of bursting.
 _STALL: Final = 0.1
 _DIGITS: Final = frozenset("0123456789*#ABCD")
+_SILENCE: Final = bytes(FRAME_BYTES)
 
 
 class AudioSocketTimeout(IvrError, TimeoutError):  # noqa: N818 - reads like TimeoutError
@@ -132,8 +136,11 @@ class AudioSocketSession:
         overflow: Literal["block", "drop"],
         close_grace: float,
         forget: Callable[[AudioSocketSession], None],
+        keepalive: bool = True,
     ) -> None:
         self.uuid = call_id
+        #: Send silence while no prompt plays, so Asterisk never times the session out.
+        self.keepalive = keepalive
         self.max_queued = max_queued
         self.overflow = overflow
         self.close_grace = close_grace
@@ -142,6 +149,10 @@ class AudioSocketSession:
         self.dropped = 0
         #: Prompt frames written to Asterisk.
         self.frames_sent = 0
+        #: Silence frames written to Asterisk between prompts (``keepalive``).
+        self.silence_sent = 0
+        #: Loop time of the caller's last audio frame (None before the first).
+        self.last_audio: float | None = None
         self._forget = forget
         self._events: collections.deque[Event] = collections.deque()
         self._readable = asyncio.Event()
@@ -153,8 +164,11 @@ class AudioSocketSession:
         self._writer: asyncio.StreamWriter | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._playing: asyncio.Event | None = None  # set = stop requested
+        self._idle = asyncio.Event()  # set = no prompt playing
+        self._idle.set()
         self._wake: asyncio.Future[None] | None = None
         self._next_slot = 0.0
+        self._filler: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
         state = self.end_reason or ("connected" if self.connected else "expected")
@@ -246,6 +260,7 @@ class AudioSocketSession:
         frames = _frames(pcm)
         stop = asyncio.Event()
         self._playing = stop
+        self._idle.clear()
         loop = asyncio.get_running_loop()
         # Never faster than real time, also across prompts: a new prompt's
         # first frame waits for the slot after the last frame written.
@@ -264,20 +279,52 @@ class AudioSocketSession:
                     await self._sleep_until(deadline, stop)
                 if stop.is_set() or not self.connected or self._writer is None:
                     break
-                try:
-                    self._writer.write(encode_frame(Kind.AUDIO, frame))
-                    await self._writer.drain()
-                except (ConnectionError, OSError):
-                    self._end(EndReason.CALLER)
+                self._next_slot = deadline + FRAME_SECONDS
+                if not await self._write(frame):
                     break
                 sent += 1
                 self.frames_sent += 1
-                self._next_slot = deadline + FRAME_SECONDS
         finally:
             stop.set()
             if self._playing is stop:
                 self._playing = None
+                self._idle.set()
         return PlaybackResult(sent, len(frames))
+
+    async def _write(self, frame: bytes) -> bool:
+        """Write one audio frame; False when the connection is gone."""
+        if self._writer is None:
+            return False
+        try:
+            self._writer.write(encode_frame(Kind.AUDIO, frame))
+            await self._writer.drain()
+        except (ConnectionError, OSError):
+            self._end(EndReason.CALLER)
+            return False
+        return True
+
+    async def _fill(self) -> None:
+        """Silence on the prompt's schedule whenever no prompt plays (``keepalive``).
+
+        One frame per 20 ms slot, never two in one slot: a prompt that starts
+        takes the next free slot, and the silence resumes after its last
+        frame. A late wake-up (a stalled loop) sends one frame, not a burst.
+        """
+        loop = asyncio.get_running_loop()
+        while self.connected:
+            if not self._idle.is_set():
+                await self._idle.wait()
+                continue
+            slot = max(self._next_slot, loop.time())
+            delay = slot - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if not self._idle.is_set() or not self.connected:
+                continue  # a prompt took this slot, or the session ended
+            self._next_slot = max(slot, loop.time() - _STALL) + FRAME_SECONDS
+            if not await self._write(_SILENCE):
+                return
+            self.silence_sent += 1
 
     async def _sleep_until(self, deadline: float, stop: asyncio.Event) -> None:
         # A future woken by the timer or by stop_playback: no task per frame.
@@ -329,6 +376,8 @@ class AudioSocketSession:
             return
         self.end_reason = reason
         self.stop_playback()
+        if self._filler is not None:
+            self._filler.cancel()
         if self._timer is not None:
             self._timer.cancel()
         self._ended.set()
@@ -347,6 +396,8 @@ class AudioSocketSession:
         # Keep little in user space: what is written is what Asterisk plays next.
         writer.transport.set_write_buffer_limits(high=4 * (FRAME_BYTES + 3))
         self._connected.set()
+        if self.keepalive:
+            self._filler = asyncio.ensure_future(self._fill())
 
     async def _pump(
         self, reader: asyncio.StreamReader, parser: FrameParser, first: list[Frame]
@@ -380,6 +431,7 @@ class AudioSocketSession:
                 return  # after our hang-up frame: Asterisk's last frames are moot
             if is_audio(frame.kind):
                 if frame.payload:
+                    self.last_audio = asyncio.get_running_loop().time()
                     self._push(Audio(frame.payload, frame.kind))
             elif frame.kind == Kind.DTMF:
                 digit = frame.payload[:1].decode("ascii", "replace")

@@ -2,17 +2,22 @@
 
 It returns what ``audiosocket_exec`` returns (apps/app_audiosocket.c): -1
 for a missing or malformed UUID, a server it cannot reach, a channel that
-is not answered (after connecting, before the UUID) or a caller who hangs
-up (the socket is just closed); 0 when the engine sends a hang-up frame or
-closes the socket between frames; -1 for any other frame kind, an empty
-audio frame or a close inside a frame. It never answers the channel.
+is not answered (after connecting, before the UUID), a caller who hangs up
+(the socket is just closed) or 2,000 ms with no frame either way
+(``MAX_WAIT_TIMEOUT_MSEC``: the socket is closed, no hang-up frame, the
+channel lives on); 0 when the engine sends a hang-up frame or closes the
+socket between frames; -1 for any other frame kind, an empty audio frame or
+a close inside a frame. It never answers the channel.
 
-Once connected it sends the UUID frame, then one 20 ms frame of the
-caller's audio per 20 ms of call time (the scripted :class:`Talk` audio,
-silence between: a phone sends frames all the time) and a DTMF frame per
-key, and records every frame the engine sends back with its arrival time.
-In fast mode (``speed=None``) the frames go as fast as the engine reads
-them while the call's clock still moves 20 ms per frame.
+Once connected it sends the UUID frame, then the caller's audio in 20 ms
+frames on the call's clock and a DTMF frame per key, and records every frame
+the engine sends back with its arrival time. A caller with silence
+suppression (``Timeline.dtx``, the default) sends audio only while a
+scripted :class:`Talk` sounds; otherwise a frame goes every 20 ms, silence
+between talks. In fast mode (``speed=None``) talk frames go as fast as the
+engine reads them while the call's clock moves 20 ms per frame; silence with
+no frames passes in real time, since only the engine's frames can keep the
+session alive through it.
 """
 
 from __future__ import annotations
@@ -56,6 +61,8 @@ __all__ = [
 FRAME_SECONDS: Final = 0.02
 #: ast_audiosocket_connect: MAX_CONNECT_TIMEOUT_MSEC per address.
 CONNECT_TIMEOUT: Final = 2.0
+#: audiosocket_run: MAX_WAIT_TIMEOUT_MSEC, the poll on the channel and the socket.
+INACTIVITY_TIMEOUT: Final = 2.0
 # uuid_parse() (libuuid): exactly 36 characters, hyphens at 8, 13, 18, 23.
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 _SILENCE: Final = bytes(FRAME_BYTES)
@@ -88,7 +95,8 @@ class AudioSocketRecord:
     ``ending`` is one of ``bad-uuid``, ``connect-failed``, ``not-answered``,
     ``server-hangup`` (a 0x00 frame), ``server-closed``, ``caller-hangup``,
     ``bad-frame`` (a kind the app refuses, an empty audio frame, a close
-    inside a frame) or ``send-failed``.
+    inside a frame), ``send-failed`` or ``timeout`` (2 s with no frame either
+    way: "Reached timeout after 2000 ms of no activity").
     """
 
     data: str
@@ -104,8 +112,18 @@ class AudioSocketRecord:
 
     @property
     def prompt(self) -> list[FrameLog]:
-        """The audio frames the engine sent (what the caller heard)."""
-        return [f for f in self.received if is_audio(f.kind)]
+        """The engine's audio frames that carry sound (what the caller heard)."""
+        return [f for f in self.received if is_audio(f.kind) and not _silent(f.payload)]
+
+    @property
+    def silence(self) -> list[FrameLog]:
+        """The engine's audio frames of digital silence (its keep-alive)."""
+        return [f for f in self.received if is_audio(f.kind) and _silent(f.payload)]
+
+    @property
+    def voice(self) -> list[FrameLog]:
+        """The audio frames sent to the engine (the caller's)."""
+        return [f for f in self.sent if is_audio(f.kind)]
 
 
 class AudioSocketApp:
@@ -200,11 +218,14 @@ class _Stream:
         self.record = record
         self.call_id = call_id
         self.start = timeline.now()
+        #: Call time of the last frame either way: the poll's 2 s starts again on each.
+        self.active = self.start
         self._talks_started: set[int] = set()
 
     def _send(self, kind: int, payload: bytes, at: float) -> None:
         self.writer.write(encode_frame(kind, payload))
         self.record.sent.append(FrameLog(at, time.monotonic(), kind, payload))
+        self.active = max(self.active, at)
 
     async def run(self) -> int:
         self.record.started = self.start
@@ -219,18 +240,16 @@ class _Stream:
                     await receiving
 
     async def _transmit(self, receiving: asyncio.Future[tuple[int, str]]) -> int:
-        speed = self.timeline.speed
-        wall0 = time.monotonic()
         frame = 0
         while True:
             moment = self.start + frame * FRAME_SECONDS
-            if speed is None:
-                self.timeline.advance_to(moment)
-                await asyncio.sleep(0)  # let the engine and the reader run
-            else:
-                delay = wall0 + frame * FRAME_SECONDS / speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.wait({receiving}, timeout=delay)
+            talk = self._talk_at(frame)
+            sounding = talk is not None or not self.timeline.dtx
+            if not await self._wait_for(moment, sounding, receiving):
+                # ast_waitfor_nandfds() timed out: "Reached timeout after 2000 ms
+                # of no activity"; -1, and close(s) without a hang-up frame.
+                self.record.ending = "timeout"
+                return -1
             if receiving.done():
                 return self._finish(receiving)
             try:
@@ -242,7 +261,8 @@ class _Stream:
                         return -1
                     if event.kind == "dtmf":
                         self._send(Kind.DTMF, event.digit.encode("ascii"), moment)
-                self._send(Kind.AUDIO, self._caller_audio(frame, moment), moment)
+                if sounding:
+                    self._send(Kind.AUDIO, self._caller_audio(frame, moment, talk), moment)
                 await self.writer.drain()
             except (ConnectionError, OSError):
                 # A reset after the engine closed: its close is what counts.
@@ -254,13 +274,38 @@ class _Stream:
                 return -1
             frame += 1
 
+    async def _wait_for(
+        self, moment: float, sounding: bool, receiving: asyncio.Future[tuple[int, str]]
+    ) -> bool:
+        """Let the call's clock reach ``moment``; False when the session times out first.
+
+        A frame the caller sends is read at once in fast mode (the clock
+        jumps); otherwise the wait runs on the clock, and ends early when
+        the engine's frames stop for ``INACTIVITY_TIMEOUT``.
+        """
+        timeline = self.timeline
+        if timeline.speed is None and sounding:
+            timeline.advance_to(moment)
+            await asyncio.sleep(0)  # let the engine and the reader run
+            return True
+        scale = timeline.speed or 1.0
+        while not receiving.done():
+            now = timeline.now()
+            deadline = self.active + INACTIVITY_TIMEOUT
+            if now >= deadline:
+                return False
+            if now >= moment:
+                return True
+            await asyncio.wait({receiving}, timeout=(min(moment, deadline) - now) / scale)
+        return True
+
     def _finish(self, receiving: asyncio.Future[tuple[int, str]]) -> int:
         result, ending = receiving.result()
         self.record.ending = ending
         return result
 
-    def _caller_audio(self, frame: int, moment: float) -> bytes:
-        """Frame ``frame`` of what the caller says: the talk under way, or silence."""
+    def _talk_at(self, frame: int) -> tuple[Scheduled, int] | None:
+        """The talk sounding at frame ``frame`` and its first frame, or None."""
         current: Scheduled | None = None
         first = 0
         for talk in self.timeline.talks:
@@ -268,8 +313,13 @@ class _Stream:
             length = max(1, math.ceil(round(talk.seconds / FRAME_SECONDS, 6)))
             if begins <= frame < begins + length and (current is None or begins >= first):
                 current, first = talk, begins
-        if current is None:
+        return None if current is None else (current, first)
+
+    def _caller_audio(self, frame: int, moment: float, talk: tuple[Scheduled, int] | None) -> bytes:
+        """Frame ``frame`` of what the caller says: the talk under way, or silence."""
+        if talk is None:
             return _SILENCE
+        current, first = talk
         index = frame - first
         if id(current) not in self._talks_started:
             self._talks_started.add(id(current))
@@ -285,6 +335,7 @@ class _Stream:
         while True:
             data = await self.reader.read(4096)
             at, wall = self.timeline.now(), time.monotonic()
+            self.active = max(self.active, at)
             if not data:
                 # EOF between frames (or inside a header) is a graceful end;
                 # inside a payload it is "Insufficient payload read".
@@ -312,6 +363,10 @@ class _Stream:
                 # "Invalid message length": UUID, DTMF, error, empty audio.
                 return -1, "bad-frame"
         return None
+
+
+def _silent(payload: bytes) -> bool:
+    return payload == bytes(len(payload))
 
 
 def _voice(index: int) -> bytes:

@@ -5,7 +5,9 @@ the start of the call (``at=``), or ``after`` seconds into the ``nth``
 command whose line starts with ``on`` (``Press("2", on="STREAM FILE",
 after=1.7)``). The :class:`Timeline` runs them on a clock that either skips
 the waits of blocking commands (fast, for tests and load) or runs in real
-time (for ``ivr call``).
+time (for ``ivr call``). Its caller's phone uses silence suppression by
+default (``dtx``): audio frames only while a ``Talk`` sounds, none in
+silence, as a phone with DTX or an Asterisk Local channel sends them.
 """
 
 from __future__ import annotations
@@ -165,10 +167,18 @@ class Timeline:
     In fast mode (``speed=None``) a wait for a blocking command jumps ahead
     instead of sleeping, so a 6 s ``WAIT FOR DIGIT`` costs nothing; time
     spent by the engine between commands still passes as on a real call.
+
+    ``dtx`` is the caller's phone: True (the default, the worst real case)
+    sends audio frames only while a ``Talk`` sounds (silence suppression; an
+    Asterisk Local channel in ``Wait()`` does the same), False sends a frame
+    every 20 ms, silence included.
     """
 
-    def __init__(self, actions: list[Action], *, speed: float | None = None) -> None:
+    def __init__(
+        self, actions: list[Action], *, speed: float | None = None, dtx: bool = True
+    ) -> None:
         self.speed = speed
+        self.dtx = dtx
         self._t0 = time.monotonic()
         self._skipped = 0.0
         self._queue: list[Scheduled] = []

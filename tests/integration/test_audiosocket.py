@@ -2,8 +2,10 @@
 
 Timing tests run the caller in real time (``speed=1.0``) and measure what
 the emulator received, stamped on arrival: prompt pacing, barge-in, keys
-during a prompt. The caller's speech onset is found the way the engine
-will find it: an energy threshold on incoming frames.
+during a prompt, the silence that keeps a session alive while a phone with
+silence suppression sends nothing, and app_audiosocket's 2 s inactivity
+timeout. The caller's speech onset is found the way the engine will find
+it: an energy threshold on incoming frames.
 """
 
 from __future__ import annotations
@@ -75,12 +77,16 @@ async def converse(
     *,
     speed: float | None = 1.0,
     call_id: uuid.UUID | None = None,
+    dtx: bool = True,
 ) -> tuple[int, AudioSocketRecord, T]:
-    """Run the emulated AudioSocket() with ``actions`` against ``engine``'s session."""
+    """Run the emulated AudioSocket() with ``actions`` against ``engine``'s session.
+
+    ``dtx=False`` is a phone that sends frames in silence too.
+    """
     expected = uuid.uuid4()
     session = server.expect(expected)
     record = AudioSocketRecord("")
-    timeline = Timeline(actions, speed=speed)
+    timeline = Timeline(actions, speed=speed, dtx=dtx)
     data = f"{call_id or expected},{server.address}"
     app = asyncio.ensure_future(run_audiosocket(timeline, data, record))
     try:
@@ -164,7 +170,7 @@ class TestPlayback:
             await playing
             await session.hangup()
 
-        result, record, _ = await converse(server, [talk], engine)
+        result, record, _ = await converse(server, [talk], engine, dtx=False)
         assert result == 0
         assert record.prompt[-1].wall - record.talk_onsets[0].wall < 0.1
         spoken = talk.audio.ljust(math.ceil(talk.seconds / 0.02) * FRAME_BYTES, b"\0")
@@ -254,7 +260,9 @@ class TestEvents:
                 count += 1
             return await playing, count, await session.wait_closed()
 
-        result, record, (played, count, reason) = await converse(server, [Hangup(at=0.4)], engine)
+        result, record, (played, count, reason) = await converse(
+            server, [Hangup(at=0.4)], engine, dtx=False
+        )
         assert (result, record.ending, reason) == (-1, "caller-hangup", EndReason.CALLER)
         assert 15 <= played.frames <= 25 < played.total
         assert 18 <= count <= 22  # 0.4 s of caller frames
@@ -274,7 +282,7 @@ class TestEvents:
         loop = asyncio.get_running_loop()
         started = loop.time()
         _, record, index = await converse(
-            server, [Talk(0.5, at=1.0, audio=numbered(25))], engine, speed=None
+            server, [Talk(0.5, at=1.0, audio=numbered(25))], engine, speed=None, dtx=False
         )
         assert index == 50
         assert loop.time() - started < 0.5
@@ -319,12 +327,91 @@ class TestEvents:
                 return queued, events, session.dropped
 
             _, record, (queued, events, dropped) = await converse(
-                server, [Press("7", at=0.01)], engine, speed=None
+                server, [Press("7", at=0.01)], engine, speed=None, dtx=False
             )
         assert queued == 20
         assert dropped > 100
         assert Dtmf("7") in events
         assert len(record.sent) > 120
+
+
+class TestKeepAlive:
+    """app_audiosocket polls the channel and the socket for 2,000 ms; a phone with silence
+    suppression sends nothing while its caller is quiet, so only the engine keeps it open."""
+
+    async def test_silence_after_the_prompt_keeps_a_quiet_line_open(
+        self, server: AudioSocketServer
+    ) -> None:
+        """A 0.5 s prompt, then 3 s in which the caller sends nothing: the engine's silence
+        frames follow the prompt on its 20 ms schedule, and the session ends with our
+        hang-up frame (0), not Asterisk's timeout (-1)."""
+
+        async def engine(session: AudioSocketSession) -> AudioSocketSession:
+            await session.wait_connected()
+            await session.play(tone(0.5))
+            await asyncio.sleep(3.0)
+            await session.hangup()
+            return session
+
+        result, record, session = await converse(server, [], engine)
+        assert (result, record.ending) == (0, "server-hangup")
+        assert record.voice == []  # the caller sent nothing at all
+        assert len(record.prompt) == 25
+        assert len(record.silence) == session.silence_sent > 140
+        frames = [f for f in record.received if f.kind == Kind.AUDIO]
+        gaps = [b.wall - a.wall for a, b in itertools.pairwise(frames)]
+        assert max(gaps) < 0.045, f"a {max(gaps) * 1000:.0f} ms gap in the engine's frames"
+        assert abs(statistics.median(gaps) - 0.02) < 0.002
+
+    async def test_a_server_that_stops_sending_is_cut_off_after_two_seconds(self) -> None:
+        """Without the keep-alive, a silent caller and a finished prompt: 2 s after the last
+        frame either way Asterisk closes the socket (no hang-up frame) and returns -1."""
+        async with AudioSocketServer(port=0, keepalive=False) as quiet:
+
+            async def engine(session: AudioSocketSession) -> tuple[float, EndReason]:
+                await session.wait_connected()
+                await session.play(tone(0.3))
+                loop = asyncio.get_running_loop()
+                last = loop.time()
+                reason = await session.wait_closed()
+                return loop.time() - last, reason
+
+            result, record, (after, reason) = await converse(quiet, [], engine)
+        assert (result, record.ending, reason) == (-1, "timeout", EndReason.CALLER)
+        assert 1.95 < after < 2.1, f"closed {after:.3f} s after the last frame"
+        assert [f.kind for f in record.sent] == [Kind.UUID]  # no hang-up frame from Asterisk
+
+    async def test_the_callers_frames_and_keys_count_as_activity_too(self) -> None:
+        """Either direction resets the 2 s: a phone that sends frames in silence keeps a
+        silent engine's session open, and so do a quiet caller's keys 1.5 s apart."""
+        async with AudioSocketServer(port=0, keepalive=False) as quiet:
+
+            async def engine(session: AudioSocketSession) -> int:
+                await session.wait_connected()
+                await asyncio.sleep(4.5)
+                await session.hangup()
+                return session.frames_sent
+
+            result, record, sent = await converse(quiet, [], engine, dtx=False)
+            assert (result, record.ending, sent) == (0, "server-hangup", 0)
+            keys: list[Action] = [Press("123", at=1.0, gap=1.5)]
+            result, record, sent = await converse(quiet, keys, engine)
+            assert (result, record.ending, sent) == (0, "server-hangup", 0)
+            assert record.voice == []
+
+    async def test_fast_mode_times_out_on_the_wall_clock(self) -> None:
+        """speed=None: a silent caller's silence is not skipped; the 2 s are real."""
+        async with AudioSocketServer(port=0, keepalive=False) as quiet:
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+
+            async def engine(session: AudioSocketSession) -> EndReason:
+                await session.wait_connected()
+                return await session.wait_closed()
+
+            result, record, reason = await converse(quiet, [], engine, speed=None)
+        assert (result, record.ending, reason) == (-1, "timeout", EndReason.CALLER)
+        assert 1.95 < loop.time() - started < 2.5
 
 
 class TestSessions:
@@ -371,7 +458,8 @@ class TestSessions:
         await session.wait_connected(1)
         await server.close()
         assert session.end_reason is EndReason.SHUTDOWN
-        assert await asyncio.wait_for(reader.read(), 1) == b""
+        rest = await asyncio.wait_for(reader.read(), 1)  # the keep-alive's silence, then EOF
+        assert rest == encode_frame(Kind.AUDIO, bytes(FRAME_BYTES)) * (len(rest) // 323)
         writer.close()
 
 
@@ -472,7 +560,9 @@ async def test_capture_timing_shape(server: AudioSocketServer) -> None:
         got.append((loop.time() - start, event))
     await replaying
     await session.hangup()
-    assert await asyncio.wait_for(reader.read(3), 1) == b"\x00\x00\x00"
+    back = await asyncio.wait_for(reader.read(), 2)
+    silence = encode_frame(Kind.AUDIO, bytes(FRAME_BYTES))
+    assert back == silence * ((len(back) - 3) // len(silence)) + b"\x00\x00\x00"
     writer.close()
     assert got[0][1] == Dtmf("5")
     assert [e.pcm[:16].hex() for _, e in got[1:]] == [f["head"] for f in frames[2:]]
@@ -481,19 +571,27 @@ async def test_capture_timing_shape(server: AudioSocketServer) -> None:
 
 
 async def test_emulator_stream_has_the_capture_shape(server: AudioSocketServer) -> None:
-    """The emulated app sends what Asterisk sent: UUID first, 320-byte audio every 20 ms, '5'."""
+    """The emulated app sends what Asterisk 22 sent to a Local channel's AudioSocket: the
+    UUID first, '5' at 0.2 s, no audio while the caller is silent, then 320-byte frames
+    every 20 ms from 0.452 s, while the caller's half plays its sound."""
+    capture = json.loads((TRANSCRIPTS / "audiosocket-frames.jsonl").read_text().splitlines()[0])
+    first_audio = next(f["t"] for f in capture["frames"] if f["kind"] == "0x10")
 
     async def engine(session: AudioSocketSession) -> None:
         await session.wait_connected()
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(1.0)
         await session.hangup()
 
-    _, record, _ = await converse(server, [Press("5", at=0.2)], engine)
+    _, record, _ = await converse(server, [Press("5", at=0.2), Talk(3.55, at=0.45)], engine)
     kinds = [f.kind for f in record.sent]
     assert kinds[0] == Kind.UUID and kinds.count(Kind.UUID) == 1
     assert [f.payload for f in record.sent if f.kind == Kind.DTMF] == [b"5"]
-    audio = [f for f in record.sent if f.kind == Kind.AUDIO]
+    audio = record.voice
     assert {len(f.payload) for f in audio} == {FRAME_BYTES}
+    assert audio[0].at - record.sent[0].at == pytest.approx(first_audio, abs=0.021)
     gaps = [b.wall - a.wall for a, b in itertools.pairwise(audio)]
     assert abs(statistics.median(gaps) - 0.02) < 0.002
-    assert 22 <= len(audio) <= 28
+    assert 25 <= len(audio) <= 30  # 0.45 s to 1.0 s
+
+    _, record, _ = await converse(server, [Press("5", at=0.2)], engine, dtx=False)
+    assert 45 <= len(record.voice) <= 55  # a phone without silence suppression: all along

@@ -122,15 +122,43 @@ class TestThroughAgi:
             seen.extend([frames, session.end_reason, await raw])
 
         app = AudioSocketApp()
-        _, _, result = await run_call(
-            handler, app, actions=[Hangup(on="EXEC AudioSocket", after=0.3)]
-        )
+        # A phone that sends frames in silence too (silence suppression off).
+        timeline = Timeline([Hangup(on="EXEC AudioSocket", after=0.3)], dtx=False)
+        _, _, result = await run_call(handler, app, timeline=timeline)
         frames, reason, reply = seen
         assert 14 <= frames <= 16  # type: ignore[operator]
         assert reason is EndReason.CALLER
         assert reply == b"200 result=-1\n"
         assert app.records[0].ending == "caller-hangup"
         assert (result.hung_up, result.agistatus) == (True, "HANGUP")
+
+    async def test_two_silent_seconds_return_minus_one_and_the_call_goes_on(self) -> None:
+        """A caller who sends nothing (silence suppression) and an engine that stops
+        sending: after 2 s app_audiosocket returns -1 on a live channel; no HANGUP notice,
+        and the next command is answered as usual."""
+        seen: list[object] = []
+        async with AudioSocketServer(port=0, keepalive=False) as quiet:
+
+            async def handler(channel: Channel) -> None:
+                await channel.answer()
+                call_id = uuid.uuid4()
+                session = quiet.expect(call_id)
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                seen.append(await channel.exec("AudioSocket", str(call_id), quiet.address))
+                seen.extend([loop.time() - started, session.end_reason])
+                await channel.noop("still here")
+
+            app = AudioSocketApp()
+            commands, replies, result = await run_call(handler, app)
+        result_code, took, reason = seen
+        assert result_code == -1 and reason is EndReason.CALLER
+        assert 1.95 < took < 2.5  # type: ignore[operator]
+        at = next(i for i, c in enumerate(commands) if c.startswith("EXEC AudioSocket"))
+        assert commands[at + 1].startswith("NOOP")
+        assert replies[at : at + 2] == ["200 result=-1\n", "200 result=0\n"]
+        assert app.records[0].ending == "timeout"
+        assert (result.hung_up, result.agistatus) == (False, "SUCCESS")
 
 
 @contextlib.asynccontextmanager
