@@ -359,6 +359,7 @@ class AgiSession:
             if event.kind == "hangup":
                 self._go_dead()
                 return -1, endpos
+            self._keyed(event)
             if event.digit in escape:
                 return ord(event.digit), endpos
 
@@ -366,7 +367,16 @@ class AgiSession:
         event = await self.timeline.wait(seconds)
         if event is not None and event.kind == "hangup":
             self._go_dead()
+        elif event is not None:
+            self._keyed(event)
         return event
+
+    def _keyed(self, event: Scheduled) -> None:
+        """A key the caller pressed shows on the AMI too (DTMFBegin/End, class dtmf)."""
+        pbx = self.apps.pbx
+        chan = pbx.channels.get(self.env.get("agi_channel", "")) if pbx is not None else None
+        if pbx is not None and chan is not None and event.digit:
+            pbx.dtmf(chan, event.digit)
 
     # ------------------------------------------------------------- commands
 
@@ -523,6 +533,7 @@ class AgiSession:
                 if event.kind == "hangup":
                     self._go_dead()
                     return f"200 result=-1 (hangup) endpos={take.endpos()}\n".encode()
+                self._keyed(event)
                 if event.digit in escape:
                     # A stop key rewinds the last 200 ms (the key's own sound).
                     endpos = take.endpos(rewind_ms=200)
@@ -549,6 +560,12 @@ class AgiSession:
         if len(argv) != 4:
             raise ShowUsage
         self.vars[argv[2]] = argv[3]
+        pbx = self.apps.pbx
+        if pbx is not None:
+            # pbx_builtin_setvar_helper raises VarSet (class dialplan) for every set.
+            chan = pbx.channels.get(self.env.get("agi_channel", ""))
+            if chan is not None:
+                pbx.varset(chan, argv[2], argv[3])
         return b"200 result=1\n"
 
     async def _get_variable(self, argv: list[str]) -> bytes:

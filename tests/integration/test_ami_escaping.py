@@ -109,3 +109,29 @@ async def test_json_context_reads_back_from_varset_as_set() -> None:
     assert read_back == context
     (item,) = listed
     assert isinstance(item, CoreShowChannel) and item.channel.caller_id_name == CONTROLS
+
+
+async def test_context_set_over_agi_reads_back_from_varset(agi_server: FastAgiServer) -> None:
+    """SET VARIABLE over AGI raises VarSet (pbx_builtin_setvar_helper), escaped on the
+    wire; the typed event's value is the JSON the engine set, byte for byte."""
+    context = json.dumps({"caller": HOSTILE, "said": 'a "quote" \\'}, ensure_ascii=False)
+
+    async def handler(channel: Channel) -> None:
+        await channel.set_variable("__IVR_CONTEXT", context)
+
+    agi_server.route("ctx", handler)
+    emulator = AsteriskEmulator(port=agi_server.port)
+    ami = await emulator.start_ami()
+    ami.users["desk"] = AmiUser("desk-secret", read=frozenset({"call", "dialplan"}))
+    desk = client(ami.port, "desk", "desk-secret")
+    await desk.connect()
+    try:
+        async with desk.events("VarSet") as stream:
+            await emulator.call("ctx", callerid="5551234")
+            event = await stream.get(timeout=2)
+    finally:
+        await desk.close()
+        await emulator.close()
+    assert isinstance(event, VarSet) and event.variable == "__IVR_CONTEXT"
+    assert event.get("Value") == escape_c(context)
+    assert event.value == context
