@@ -342,6 +342,7 @@ def _module_info(mod: _Module, code: str, resolve: dict[str, str]) -> bool:
         text = desc[0].strip()
         mod.description = _strings(text) or resolve.get(text)
     stack: list[str] = []
+    body = re.sub(r'"\s*\n\s*"', '" "', body)  # "a," <newline> "b": one value
     for line in body.splitlines():
         if _track_condition(stack, line):
             continue

@@ -2,7 +2,8 @@
 
 Hooked into ``ivr`` by :func:`add_commands`. Exit codes: 0 written, 2 the
 deployment file (or a secret it names) is wrong, each problem printed as
-``file:line:col: message``.
+``file:line:col: message``, or modules.conf names something Asterisk's module
+table (``ivr/deploy/asterisk_modules.json``) does not know.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ivr.deploy.errors import DeploymentError
+from ivr.deploy.errors import DeploymentError, ModuleTableError
 
 __all__ = ["DEFAULT_DEPLOY_FILE", "add_commands", "render_command"]
 
@@ -31,6 +32,9 @@ def render_command(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
         print(f"ivr: nothing written; fix {deploy} and run again", file=sys.stderr)
+        return 2
+    except ModuleTableError as exc:
+        print(f"ivr: nothing written: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
         print(f"ivr: cannot write to {args.outdir}: {exc.strerror}", file=sys.stderr)

@@ -384,7 +384,7 @@ def _trunk(d: Deployment, secrets: _Secrets) -> list[str]:
 
 #: The dialplan applications the engine runs itself, and where: over AGI
 #: (``EXEC``) or AMI (``Originate`` with ``Application``). tests/unit/deploy
-#: greps ivr/ for ``.exec("App"`` and ``application="App"`` so this cannot drift.
+#: greps ivr/ for EXEC calls and Originate applications so this cannot drift.
 ENGINE_APPLICATIONS: Mapping[str, str] = {
     "Dial": "EXEC Dial (ivr/flows/nodes.py: transfers, queue calls) and AMI Originate "
     "(ivr/callbacks.py)",
@@ -675,19 +675,20 @@ def _logger() -> str:
 
 # -- read by Asterisk's built-in modules at start ------------------------------
 
-#: The United States zone of configs/samples/indications.conf.sample (Asterisk 22.9.0).
+#: The United States zone of configs/samples/indications.conf.sample (Asterisk 22.9.0),
+#: written ``key=value`` as the other files are.
 _US_TONES = (
-    "description = United States / North America",
-    "ringcadence = 2000,4000",
-    "dial = 350+440",
-    "busy = 480+620/500,0/500",
-    "ring = 440+480/2000,0/4000",
-    "congestion = 480+620/250,0/250",
-    "callwaiting = 440/300,0/10000",
-    "dialrecall = !350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
-    "record = 1400/500,0/15000",
-    "info = !950/330,!1400/330,!1800/330,0",
-    "stutter = !350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,"
+    "description=United States / North America",
+    "ringcadence=2000,4000",
+    "dial=350+440",
+    "busy=480+620/500,0/500",
+    "ring=440+480/2000,0/4000",
+    "congestion=480+620/250,0/250",
+    "callwaiting=440/300,0/10000",
+    "dialrecall=!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
+    "record=1400/500,0/15000",
+    "info=!950/330,!1400/330,!1800/330,0",
+    "stutter=!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,"
     "!350+440/100,!0/100,!350+440/100,!0/100,!350+440/100,!0/100,350+440",
 )
 
