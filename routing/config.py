@@ -1,15 +1,19 @@
 """``routing.yaml``: agents, and queues with their skills, targets and escalation steps.
 
     agents:
-      - {id: alice, endpoint: PJSIP/1001, skills: {billing: 7}, team: north}
+      - {id: alice, endpoint: PJSIP/1001, skills: {billing: 7}, team: north, site: seoul}
     queues:
       billing:
         skills: {billing: 5}          # every skill at least at its level
         service_level: {percent: 80, seconds: 20}
         announce_every: 30            # position and wait, while on hold
         aht: 240                      # handle time used for the wait estimate
+        wrap_up: 10                   # seconds after each call (an agent's own wins)
+        group: default                # routing group: queues that share agents
+        prefer_site: true             # the caller's site first ...
         steps:                        # escalation over the call's wait
           - {after: 30, skills: {billing: 3}}
+          - {after: 60, all_sites: true}   # ... then every site
           - {after: 120, overflow: true}   # leave by the flow's on_failure
 
 Pure models (no I/O): ``ivr`` loads the file with positions and validates it
@@ -20,14 +24,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-__all__ = ["AgentConfig", "QueueConfig", "RoutingConfig", "ServiceLevel", "Step", "agent_skills"]
+from routing.types import DEFAULT_GROUP, Agent
+
+__all__ = [
+    "AgentConfig",
+    "QueueConfig",
+    "RoutingConfig",
+    "ServiceLevel",
+    "Step",
+    "agent_of",
+    "agent_skills",
+]
 
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
+#: A site's name, or empty (no site).
+Site = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]*$")]
 Levels = dict[Name, Annotated[int, Field(ge=1, le=10)]]
-Channel = Literal["voice", "chat", "email"]
-_VOICE: Channel = "voice"
 
 
 class _Strict(BaseModel):
@@ -41,20 +55,12 @@ class AgentConfig(_Strict):
     skills: Levels = Field(default_factory=dict)
     languages: list[str] = Field(default_factory=list)
     team: str | None = None
-    max_contacts: dict[Channel, Annotated[int, Field(ge=1, le=20)]] = Field(
-        default_factory=lambda: {_VOICE: 1},
-        description="contacts the agent can hold at once, per channel (voice is always 1)",
+    site: Site = Field("", description="the centre the agent works in (empty: none)")
+    group: Name = Field(DEFAULT_GROUP, description="routing group: the queues the agent serves")
+    wrap_up: float | None = Field(
+        None, ge=0, le=3600, description="seconds of wrap-up after each call (None: the queue's)"
     )
     log_in: bool = Field(False, description="log in when the engine starts (demos)")
-
-    @field_validator("max_contacts")
-    @classmethod
-    def _one_call_at_a_time(cls, value: dict[Channel, int]) -> dict[Channel, int]:
-        if value.get("voice", 1) != 1:
-            raise ValueError(
-                "voice must be 1: a phone takes one call at a time (chat and email may allow more)"
-            )
-        return {_VOICE: 1, **value}
 
 
 def agent_skills(agent: AgentConfig) -> dict[str, int]:
@@ -63,6 +69,19 @@ def agent_skills(agent: AgentConfig) -> dict[str, int]:
     if agent.team:
         skills[f"team.{agent.team}"] = 1
     return skills
+
+
+def agent_of(agent: AgentConfig) -> Agent:
+    """The routing value of a configured agent (skills with the team, languages, site)."""
+    return Agent(
+        agent.id,
+        agent.endpoint,
+        agent_skills(agent),
+        tuple(agent.languages),
+        agent.site,
+        agent.group,
+        agent.wrap_up,
+    )
 
 
 class ServiceLevel(_Strict):
@@ -78,6 +97,7 @@ class Step(_Strict):
     )
     priority: int | None = Field(None, ge=0, le=100)
     overflow: bool = Field(False, description="leave the queue by the flow's on_failure")
+    all_sites: bool = Field(False, description="from then on, agents of every site may take it")
 
     @model_validator(mode="after")
     def _does_something(self) -> Step:
@@ -86,8 +106,12 @@ class Step(_Strict):
             and self.any_skills is None
             and self.priority is None
             and not self.overflow
+            and not self.all_sites
         ):
-            raise ValueError("a step changes skills or priority, or overflows")
+            raise ValueError(
+                "a step does something: allowed keys skills, any_skills, priority, overflow, "
+                "all_sites"
+            )
         return self
 
 
@@ -107,6 +131,11 @@ class QueueConfig(_Strict):
         "",
         pattern=r"^[A-Za-fh-z]*$",
         description="Dial options added to 'g' (letters only, e.g. 'tT' lets both transfer)",
+    )
+    wrap_up: float = Field(0, ge=0, le=3600, description="seconds of wrap-up after each call")
+    group: Name = Field(DEFAULT_GROUP, description="routing group: queues that share agents")
+    prefer_site: bool = Field(
+        False, description="only agents of the caller's site, until a step with all_sites"
     )
     steps: list[Step] = Field(default_factory=list)
 

@@ -1,98 +1,139 @@
-"""Skill-based routing kept in the process: the reference the Redis store must match.
+"""Routing kept in the process: an asyncio adapter over the reference model.
 
-A waiting call asks for skills with minimum levels; the longest-idle
-available agent who has them all is reserved for it. Higher priority goes
-first, then calls put back at the head (their agent did not answer), then
-the longest waiting. One agent never holds two reservations.
+:class:`MemoryRouter` implements the ``Router`` protocol of ``routing.types``
+by calling :class:`routing.reference.Reference` (the executable form of
+ROUTING.md) and turning reservations into the futures ``wait()`` returns; it
+adds no rule of its own. It serves flow tests, ``ivr call`` and the engine
+without Redis. Agents given to the constructor are logged in (a demo's staff);
+wrap-ups end on a timer of the event loop. The value types live in
+``routing.types`` and are re-exported here for older imports.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
-import re
+import json
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
+from routing.config import QueueConfig
 from routing.errors import UnknownTicket
-from routing.states import InvalidTransition, next_state
+from routing.reference import AgentRecord, Reference
+from routing.types import Agent, Assignment, Change, Ticket, check_callback_number
 
 __all__ = ["Agent", "Assignment", "MemoryRouter", "Ticket", "check_callback_number"]
 
-_NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
+class _Agents(Mapping[str, AgentRecord]):
+    """``router.agents[id]`` is the model's record; ``await router.agents()`` the rows."""
 
-def check_callback_number(number: str) -> None:
-    """Refuse anything but 3 to 20 digits with an optional '+' (every store uses this)."""
-    if not _NUMBER.match(number):
-        raise ValueError(f"a callback number is 3 to 20 digits with an optional '+': {number!r}")
+    def __init__(self, reference: Reference) -> None:
+        self._reference = reference
 
+    def __getitem__(self, agent_id: str) -> AgentRecord:
+        return self._reference.agents[agent_id]
 
-@dataclass(slots=True)
-class Agent:
-    id: str
-    endpoint: str
-    skills: dict[str, int] = field(default_factory=dict)
-    state: str = "available"
-    idle_since: float = field(default_factory=time.monotonic)
-    missed: int = 0
-    reserved_at: float = 0.0
-    busy: float = 0.0
-    login_at: float = 0.0
-    state_at: float = field(default_factory=time.monotonic)
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._reference.agents)
 
-    def qualifies(self, skills: Mapping[str, int]) -> bool:
-        return all(self.skills.get(name, 0) >= level for name, level in skills.items())
+    def __len__(self) -> int:
+        return len(self._reference.agents)
 
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    id: int
-    call_id: str
-    queue: str
-    skills: tuple[tuple[str, int], ...]
-    priority: int
-
-
-@dataclass(frozen=True, slots=True)
-class Assignment:
-    ticket: Ticket
-    agent_id: str
-    endpoint: str
-    #: The number to call back, when the caller asked for a callback.
-    callback: str = ""
-
-
-@dataclass(slots=True)
-class _Waiting:
-    ticket: Ticket
-    order: tuple[int, int, int]
-    future: asyncio.Future[Assignment]
+    async def __call__(self) -> list[dict[str, Any]]:
+        rows = (self._reference.agent_row(name) for name in sorted(self._reference.agents))
+        return [row for row in rows if row is not None]
 
 
 class MemoryRouter:
-    """In-process router: queues, agents, reservations."""
+    """In-process router: the reference model behind the async ``Router`` protocol."""
 
-    def __init__(self, agents: Iterable[Agent] = (), *, max_misses: int = 3) -> None:
-        self.agents = {agent.id: agent for agent in agents}
-        #: Consecutive unanswered reservations before an agent is paused.
-        self.max_misses = max_misses
-        self._how: dict[int, tuple[str, str]] = {}  # ticket -> (strategy, preferred agent)
-        self._customer: dict[int, str] = {}
-        self._any: dict[int, dict[str, int]] = {}  # ticket -> one of these skills
-        self._last: dict[str, str] = {}  # customer -> the agent who last served them
-        self._connected_at: dict[int, float] = {}
-        self._aht: dict[str, float] = {}  # queue -> recent handle time
-        self._waiting: dict[int, _Waiting] = {}
-        self._ids = itertools.count(1)
-        self._seq = itertools.count()
-        self.events: list[tuple[str, dict[str, object]]] = []
-        self._callbacks: dict[int, str] = {}  # ticket -> number to call back
-        self._due: asyncio.Queue[Assignment] = asyncio.Queue()
+    def __init__(
+        self,
+        agents: Iterable[Agent] = (),
+        *,
+        max_misses: int = 3,
+        clock: Callable[[], float] = time.time,
+        lease: float | None = None,
+        engine_id: str = "memory",
+        timers: bool = True,
+    ) -> None:
+        self.reference = Reference(
+            clock, max_misses=max_misses, lease=lease, on_reserved=self._reserved
+        )
+        #: This engine's name, the holder of the tickets it enqueues (leases).
+        self.engine_id = engine_id
+        #: End wrap-ups on the event loop's timers (off when a test drives ``tick``).
+        self.timers = timers
+        #: Queue settings (``routing.yaml``, then API changes).
+        self.queues: dict[str, QueueConfig] = self.reference.queues
+        self.agents = _Agents(self.reference)
+        self._futures: dict[int, asyncio.Future[Assignment]] = {}
+        self._callback_due = asyncio.Event()
+        staff = list(agents)
+        self.reference.add_agents(staff)
+        for agent in staff:
+            self.reference.login(agent.id)
 
-    def _emit(self, kind: str, **data: object) -> None:
-        self.events.append((kind, data))
+    @property
+    def max_misses(self) -> int:
+        return self.reference.max_misses
+
+    @max_misses.setter
+    def max_misses(self, value: int) -> None:
+        self.reference.max_misses = value
+
+    @property
+    def events(self) -> list[tuple[str, dict[str, Any]]]:
+        """Every event as ``(kind, fields)``; an enqueue's ``skills`` as a dict."""
+        rows: list[tuple[str, dict[str, Any]]] = []
+        for _, fields in self.reference.events:
+            data: dict[str, Any] = {k: v for k, v in fields.items() if k != "event"}
+            if "skills" in data:
+                data["skills"] = json.loads(data["skills"])
+            rows.append((fields["event"], data))
+        return rows
+
+    @property
+    def _waiting(self) -> dict[int, Ticket]:
+        """Tickets still in a queue (waiting or ringing)."""
+        return {
+            t.id: t.value()
+            for t in self.reference.tickets.values()
+            if t.stage in ("waiting", "reserved")
+        }
+
+    async def stream(self, since: float = 0.0) -> list[tuple[float, dict[str, str]]]:
+        """Events since ``since`` as ``(seconds, fields)``: what ``routing.kpis`` reads."""
+        return [(moment, dict(f)) for moment, f in self.reference.events if moment >= since]
+
+    def _reserved(self, assignment: Assignment) -> None:
+        future = self._futures.pop(assignment.ticket.id, None)
+        if future is not None and not future.done():
+            future.set_result(assignment)
+        if assignment.callback:
+            self._callback_due.set()
+
+    def _drop(self, ticket_id: int) -> None:
+        """The ticket left the queue: whoever still waits on it hears so."""
+        future = self._futures.pop(ticket_id, None)
+        if future is not None and not future.done():
+            future.set_exception(UnknownTicket(ticket_id))
+            future.exception()  # retrieved: nobody may be waiting any more
+
+    def _schedule(self, agent_id: str) -> None:
+        """A timer for the agent's wrap-up; a stale one ends nothing (``end_wrap_up``)."""
+        record = self.reference.agents[agent_id]
+        if not self.timers or record.state != "wrap_up" or record.wrap_until is None:
+            return
+        delay = max(0.0, record.wrap_until - self.reference.clock())
+        ticket = record.wrap_ticket
+        asyncio.get_running_loop().call_later(delay, self._end_wrap_up_of, agent_id, ticket)
+
+    def _end_wrap_up_of(self, agent_id: str, ticket: int | None) -> None:
+        self.reference.end_wrap_up(agent_id, ticket)
+
+    # ---------------------------------------------------------------- calls
 
     async def enqueue(
         self,
@@ -104,52 +145,35 @@ class MemoryRouter:
         strategy: str = "longest_idle",
         customer: str = "",
         any_skills: Mapping[str, int] | None = None,
+        language: str | None = None,
+        site: str = "",
     ) -> Ticket:
-        """Queue a call needing every one of ``skills`` and, if given, one of ``any_skills``.
-        ``customer`` (the caller's number) rings their last agent first, when free and
-        able; ``strategy`` is longest_idle or most_skilled."""
-        ticket = Ticket(next(self._ids), call_id, queue, tuple(sorted(skills.items())), priority)
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[ticket.id] = _Waiting(ticket, (-priority, 1, next(self._seq)), future)
-        self._how[ticket.id] = (strategy, self._last.get(customer, "") if customer else "")
-        self._customer[ticket.id] = customer
-        self._any[ticket.id] = dict(any_skills or {})
-        self._emit("enqueued", call=call_id, queue=queue, skills=dict(skills))
-        self._match()
-        return ticket
+        """Queue a call needing every one of ``skills`` and, if given, one of ``any_skills``."""
+        return self.reference.enqueue(
+            call_id,
+            queue,
+            skills,
+            priority,
+            strategy=strategy,
+            customer=customer,
+            any_skills=any_skills,
+            language=language,
+            site=site,
+            engine=self.engine_id,
+        )
 
     async def wait(self, ticket: Ticket) -> Assignment:
-        """Until an agent is reserved for ``ticket``."""
-        entry = self._waiting.get(ticket.id)
-        if entry is None:
+        """Until an agent is reserved for ``ticket`` (at once if one is)."""
+        record = self.reference.tickets.get(ticket.id)
+        if record is None or record.stage not in ("waiting", "reserved", "connected"):
             raise UnknownTicket(ticket.id)
-        return await asyncio.shield(entry.future)
-
-    async def abandon(self, ticket: Ticket, reason: str = "caller") -> None:
-        entry = self._waiting.pop(ticket.id, None)
-        self._callbacks.pop(ticket.id, None)
-        if entry is not None and entry.future.done() and not entry.future.cancelled():
-            self._move(entry.future.result().agent_id, "release")  # reserved, caller left
-        if entry is not None:
-            self._emit("abandoned", call=ticket.call_id, queue=ticket.queue, reason=reason)
-
-    async def note(self, event: str, **fields: str) -> None:
-        """Record an event that is not a routing decision (a survey answer)."""
-        self._emit(event, **fields)
-
-    async def request_callback(self, ticket: Ticket, number: str) -> bool:
-        """Keep the call's place without the caller on the line; False when too late."""
-        check_callback_number(number)
-        entry = self._waiting.get(ticket.id)
-        if entry is None or entry.future.done():
-            return False
-        self._callbacks[ticket.id] = number
-        self._emit("callback_requested", call=ticket.call_id, queue=ticket.queue)
-        return True
-
-    async def next_callback(self) -> Assignment:
-        """The next callback an agent was reserved for."""
-        return await self._due.get()
+        current = self.reference.assignment(ticket.id)
+        if current is not None:
+            return current
+        future = self._futures.get(ticket.id)
+        if future is None:
+            future = self._futures[ticket.id] = asyncio.get_running_loop().create_future()
+        return await asyncio.shield(future)
 
     async def requalify(
         self,
@@ -157,194 +181,123 @@ class MemoryRouter:
         skills: Mapping[str, int],
         priority: int | None = None,
         any_skills: Mapping[str, int] | None = None,
+        site_only: bool | None = None,
     ) -> None:
         """Change a waiting call's requirement (an escalation step); it keeps its place."""
-        if any_skills is not None:
-            self._any[ticket.id] = dict(any_skills)
-        entry = self._waiting.get(ticket.id)
-        if entry is None or entry.future.done():
-            return
-        new = Ticket(
-            ticket.id,
-            ticket.call_id,
-            ticket.queue,
-            tuple(sorted(skills.items())),
-            ticket.priority if priority is None else priority,
-        )
-        order = (-new.priority, *entry.order[1:])
-        self._waiting[ticket.id] = _Waiting(new, order, entry.future)
-        self._match()
+        self.reference.requalify(ticket, skills, priority, any_skills, site_only)
 
-    async def handle_time(self, queue: str) -> float | None:
-        """Recent average handle time of ``queue`` in seconds, or None before any call."""
-        return self._aht.get(queue)
+    async def abandon(self, ticket: Ticket, reason: str = "caller") -> None:
+        """The call leaves without an agent (``caller``, ``overflow``, ``timeout``,
+        ``unanswered``); a reserved agent is freed."""
+        self.reference.abandon(ticket, reason)
+        self._drop(ticket.id)
+
+    async def connected(self, assignment: Assignment, at: float | None = None) -> None:
+        self.reference.connected(assignment, at)
+
+    async def completed(self, assignment: Assignment, wrap_up: float | None = None) -> None:
+        """The call ended: wrap-up (``wrap_up``, else the agent's, else the queue's)."""
+        if self.reference.completed(assignment, wrap_up):
+            self._schedule(assignment.agent_id)
+
+    async def missed(self, assignment: Assignment, *, agent_fault: bool = True) -> None:
+        """The agent did not answer (``agent_fault``) or the call could not be placed:
+        the call goes back to its place in the queue."""
+        self.reference.missed(assignment, agent_fault=agent_fault)
+
+    async def request_callback(self, ticket: Ticket, number: str) -> bool:
+        """Keep the call's place without the caller on the line; False when too late."""
+        check_callback_number(number)
+        done = self.reference.request_callback(ticket, number)
+        if done:
+            self._drop(ticket.id)  # the caller is gone; a callback worker takes it
+        return done
+
+    async def next_callback(self) -> Assignment:
+        """The next callback an agent was reserved for, claimed by this engine."""
+        while True:
+            self._callback_due.clear()
+            claimed = self.reference.claim_callback(self.engine_id)
+            if claimed is not None:
+                return claimed
+            await self._callback_due.wait()
+
+    async def position(self, ticket: Ticket) -> int | None:
+        return self.reference.position(ticket)
 
     async def staffed(
         self, skills: Mapping[str, int], any_skills: Mapping[str, int] | None = None
     ) -> int:
-        """Agents logged in, not paused and not missed, who meet the requirement."""
-        either = dict(any_skills or {})
-        return sum(
-            1
-            for agent in self.agents.values()
-            if agent.state not in ("logged_out", "paused", "missed")
-            and agent.qualifies(skills)
-            and (not either or any(agent.skills.get(s, 0) >= v for s, v in either.items()))
-        )
+        return self.reference.staffed(skills, any_skills)
 
-    async def position(self, ticket: Ticket) -> int | None:
-        """1 for the next call to be served in its queue; None when not waiting."""
-        entry = self._waiting.get(ticket.id)
-        if entry is None or entry.future.done():
-            return None
-        ahead = [
-            w
-            for w in self._waiting.values()
-            if w.ticket.queue == ticket.queue and not w.future.done() and w.order < entry.order
-        ]
-        return len(ahead) + 1
+    async def handle_time(self, queue: str) -> float | None:
+        """Recent average handle time of ``queue`` in seconds, or None before any call."""
+        return self.reference.aht.get(queue)
 
-    async def connected(self, assignment: Assignment) -> None:
-        self._waiting.pop(assignment.ticket.id, None)
-        customer = self._customer.get(assignment.ticket.id, "")
-        if customer:
-            self._last[customer] = assignment.agent_id
-        self._connected_at[assignment.ticket.id] = time.monotonic()
-        self._move(assignment.agent_id, "connect")
-        self._emit("connected", call=assignment.ticket.call_id, agent=assignment.agent_id)
+    async def note(self, event: str, **fields: str) -> None:
+        """Record an event that is not a routing decision (a survey answer)."""
+        self.reference.note(event, **fields)
 
-    async def completed(self, assignment: Assignment, wrap_up: float = 0.0) -> None:
-        """The call ended: wrap-up for ``wrap_up`` seconds, then available again."""
-        if self.agents[assignment.agent_id].state == "reserved":
-            await self.connected(assignment)  # its answer was never recorded
-        started = self._connected_at.pop(assignment.ticket.id, None)
-        if started is not None:
-            handle, queue = time.monotonic() - started, assignment.ticket.queue
-            old = self._aht.get(queue)
-            self._aht[queue] = handle if old is None else 0.8 * old + 0.2 * handle
-        if self._move(assignment.agent_id, "complete"):
-            self._emit("completed", call=assignment.ticket.call_id, agent=assignment.agent_id)
-            if wrap_up > 0:
-                loop = asyncio.get_running_loop()
-                loop.call_later(wrap_up, self._ready, assignment.agent_id)
-            else:
-                self._ready(assignment.agent_id)
+    async def renew(self, engine: str | None = None) -> int:
+        return self.reference.renew(self.engine_id if engine is None else engine)
 
-    def _ready(self, agent_id: str) -> None:
-        if self.agents[agent_id].state == "wrap_up":
-            self._move(agent_id, "ready")
+    async def tick(self) -> int:
+        return self.reference.tick()
 
-    async def missed(self, assignment: Assignment, *, agent_fault: bool = True) -> None:
-        """The agent did not answer: they go to 'missed', the call back to the head.
-        With ``agent_fault`` false (the call could not be placed) the agent is only freed."""
-        agent = self.agents[assignment.agent_id]
-        if not agent_fault:
-            if not self._move(agent.id, "release", reason="the call could not be placed"):
-                return
-        else:
-            if not self._move(agent.id, "miss"):
-                return
-            agent.missed += 1
-            if agent.missed >= self.max_misses:
-                self._move(agent.id, "pause", reason=f"missed {agent.missed} calls")
-        ticket = assignment.ticket
-        future = asyncio.get_running_loop().create_future()
-        self._waiting[ticket.id] = _Waiting(ticket, (-ticket.priority, 0, next(self._seq)), future)
-        self._emit("missed", call=ticket.call_id, agent=agent.id)
-        self._match()
+    async def snapshot(self) -> dict[str, dict[str, dict[str, Any]]]:
+        return self.reference.snapshot()
+
+    # --------------------------------------------------------------- agents
 
     async def add_agents(self, agents: Iterable[Agent]) -> None:
-        """Create or update agents (logged out until they log in)."""
-        for agent in agents:
-            known = self.agents.get(agent.id)
-            state = known.state if known is not None else "logged_out"
-            self.agents[agent.id] = Agent(agent.id, agent.endpoint, dict(agent.skills), state)
-            if known is not None:
-                self.agents[agent.id].idle_since = known.idle_since
-        self._match()
+        """Create agents (logged out until they log in) or reload their configuration."""
+        self.reference.add_agents(agents)
 
-    async def login(self, agent_id: str) -> bool:
-        return self._move(self._known(agent_id), "login")
+    async def login(self, agent_id: str) -> Change:
+        return self.reference.login(agent_id)
 
-    async def logout(self, agent_id: str) -> bool:
-        return self._move(self._known(agent_id), "logout")
+    async def logout(self, agent_id: str) -> Change:
+        return self.reference.logout(agent_id)
 
-    async def pause(self, agent_id: str, reason: str = "") -> bool:
-        return self._move(self._known(agent_id), "pause", reason=reason)
+    async def pause(self, agent_id: str, reason: str = "") -> Change:
+        return self.reference.pause(agent_id, reason)
 
-    async def resume(self, agent_id: str) -> bool:
-        return self._move(self._known(agent_id), "resume")
+    async def resume(self, agent_id: str) -> Change:
+        return self.reference.resume(agent_id)
+
+    async def end_wrap_up(self, agent_id: str) -> Change:
+        return self.reference.end_wrap_up(agent_id)
 
     async def agent_state(self, agent_id: str) -> str | None:
-        agent = self.agents.get(agent_id)
+        agent = self.reference.agents.get(agent_id)
         return agent.state if agent is not None else None
 
-    def _known(self, agent_id: str) -> str:
-        if agent_id not in self.agents:
-            raise InvalidTransition(f"no agent {agent_id!r}; add it to routing first")
-        return agent_id
+    async def agent(self, agent_id: str, *, skills: bool = True) -> dict[str, Any] | None:
+        return self.reference.agent_row(agent_id)
 
-    def _move(self, agent_id: str, action: str, reason: str = "") -> bool:
-        """Apply ``action``; False when it had already taken effect."""
-        agent = self.agents[agent_id]
-        target = next_state(agent_id, agent.state, action)
-        if target is None:
-            return False
-        before, agent.state = agent.state, target
-        now = time.monotonic()
-        if before in ("reserved", "on_call", "wrap_up"):
-            agent.busy += now - agent.state_at
-        if action == "login":
-            agent.login_at, agent.busy = now, 0.0
-        agent.state_at = now
-        if action in ("connect", "login"):
-            agent.missed = 0  # misses count in a row: an answered call starts over
-        self._emit("state", agent=agent_id, before=before, after=target, reason=reason)
-        if target == "available":
-            agent.idle_since = time.monotonic()
-            self._match()
-        return True
+    # --------------------------------------------------------------- queues
 
-    @staticmethod
-    def _pick(free: list[Agent], skills: Mapping[str, int], strategy: str, prefer: str) -> Agent:
-        preferred = [a for a in free if a.id == prefer]
-        if preferred:
-            return preferred[0]
-        if strategy == "most_skilled" and skills:
-            # The same rule as the Redis store: the skill with the fewest agents free.
-            pool = min(
-                skills, key=lambda s: sum(1 for a in free if a.skills.get(s, 0) >= skills[s])
-            )
-            return min(free, key=lambda a: (-a.skills.get(pool, 0), a.idle_since))
-        if strategy == "round_robin":
-            return min(free, key=lambda a: (a.reserved_at, a.idle_since))
-        if strategy == "least_occupied":
-            now = time.monotonic()
-            return min(free, key=lambda a: (a.busy / max(1.0, now - a.login_at), a.idle_since))
-        return min(free, key=lambda a: a.idle_since)
+    async def replace_queues(self, configs: Mapping[str, QueueConfig]) -> None:
+        self.queues.clear()
+        self.queues.update(configs)
 
-    def _match(self) -> None:
-        for entry in sorted(self._waiting.values(), key=lambda w: w.order):
-            if entry.future.done():
-                continue
-            skills = dict(entry.ticket.skills)
-            either = self._any.get(entry.ticket.id, {})
-            free = [
-                a
-                for a in self.agents.values()
-                if a.state == "available"
-                and a.qualifies(skills)
-                and (not either or any(a.skills.get(s, 0) >= n for s, n in either.items()))
-            ]
-            if not free:
-                continue
-            strategy, prefer = self._how.get(entry.ticket.id, ("longest_idle", ""))
-            agent = self._pick(free, skills, strategy, prefer)
-            agent.state = next_state(agent.id, agent.state, "reserve") or agent.state
-            agent.reserved_at = agent.state_at = time.monotonic()
-            number = self._callbacks.get(entry.ticket.id, "")
-            assignment = Assignment(entry.ticket, agent.id, agent.endpoint, callback=number)
-            entry.future.set_result(assignment)
-            if number:
-                self._due.put_nowait(assignment)
-            self._emit("reserved", call=entry.ticket.call_id, agent=agent.id)
+    async def set_queue(self, name: str, config: QueueConfig) -> None:
+        self.queues[name] = config
+
+    async def load_queues(self) -> dict[str, QueueConfig]:
+        return dict(self.queues)
+
+    async def queue_sizes(self) -> dict[str, int]:
+        """Calls waiting per queue (stage ``waiting``: a ringing call is not waiting)."""
+        sizes: dict[str, int] = {}
+        for t in self.reference.tickets.values():
+            sizes.setdefault(t.queue, 0)
+            sizes[t.queue] += t.stage == "waiting"
+        return sizes
+
+    async def start(self) -> None:
+        """Nothing to start (the protocol's engines listen and tick)."""
+
+    async def close(self) -> None:
+        for ticket_id in list(self._futures):
+            self._drop(ticket_id)

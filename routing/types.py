@@ -14,11 +14,14 @@ from typing import Any, Literal, Protocol
 
 __all__ = [
     "DEFAULT_GROUP",
+    "OUTCOME_STAGE",
+    "TERMINAL",
     "Agent",
     "Assignment",
     "Change",
     "Outcome",
     "Router",
+    "Stage",
     "Strategy",
     "Ticket",
     "check_callback_number",
@@ -26,8 +29,31 @@ __all__ = [
 
 DEFAULT_GROUP = "default"
 Strategy = Literal["longest_idle", "most_skilled", "round_robin", "least_occupied"]
-#: How a call that never reached an agent left (``abandon``'s reason).
-Outcome = Literal["caller", "overflow", "timeout"]
+#: How a call that never reached an agent left (``abandon``'s reason); ``unanswered``
+#: is a callback whose customer did not answer.
+Outcome = Literal["caller", "overflow", "timeout", "unanswered"]
+Stage = Literal[
+    "waiting",
+    "reserved",
+    "connected",
+    "completed",
+    "abandoned",
+    "overflowed",
+    "timed_out",
+    "lease_expired",
+    "unanswered",
+]
+#: The stages a ticket ends in, each reached once.
+TERMINAL: frozenset[str] = frozenset(
+    {"completed", "abandoned", "overflowed", "timed_out", "lease_expired", "unanswered"}
+)
+#: ``abandon``'s reason -> the ticket's terminal stage (and its event).
+OUTCOME_STAGE: Mapping[str, str] = {
+    "caller": "abandoned",
+    "overflow": "overflowed",
+    "timeout": "timed_out",
+    "unanswered": "unanswered",
+}
 
 _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 

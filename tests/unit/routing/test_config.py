@@ -16,27 +16,55 @@ def problems(text: str) -> str:
     return str(caught.value)
 
 
-def test_max_contacts_per_channel() -> None:
+def test_max_contacts_is_gone() -> None:
+    """Chat and email do not exist: ``max_contacts`` is an unknown key that lists the allowed."""
+    message = problems("agents:\n  - {id: a, endpoint: PJSIP/1, max_contacts: {voice: 1}}\n")
+    assert "routing.yaml:2:" in message and "unknown key 'max_contacts'" in message
+    assert "site" in message and "group" in message and "wrap_up" in message
+
+
+def test_sites_groups_and_wrap_up() -> None:
+    """Agents carry a site, a routing group and their own wrap-up; queues their wrap-up,
+    group and site preference; a step can widen to every site."""
     config = load_routing(
         "routing.yaml",
-        "agents:\n  - {id: a, endpoint: PJSIP/1, max_contacts: {voice: 1, chat: 3}}\n",
+        "agents:\n"
+        "  - {id: a, endpoint: PJSIP/1, site: seoul, group: kr, wrap_up: 5, languages: [ko]}\n"
+        "  - {id: b, endpoint: PJSIP/2, team: north}\n"
+        "queues:\n"
+        "  q:\n"
+        "    {wrap_up: 10, group: kr, prefer_site: true, steps: [{after: 30, all_sites: true}]}\n",
     )
-    assert config.agents[0].max_contacts == {"voice": 1, "chat": 3}
-    assert load_routing("r.yaml", "agents:\n  - {id: b, endpoint: PJSIP/2}\n").agents[
-        0
-    ].max_contacts == {"voice": 1}
+    a, b = config.agents
+    assert (a.site, a.group, a.wrap_up, b.site, b.group, b.wrap_up) == (
+        "seoul",
+        "kr",
+        5,
+        "",
+        "default",
+        None,
+    )
+    queue = config.queues["q"]
+    assert (queue.wrap_up, queue.group, queue.prefer_site) == (10, "kr", True)
+    assert queue.steps[0].all_sites
+    assert load_routing("r.yaml", "queues: {q: {}}").queues["q"].wrap_up == 0
+    from routing.config import agent_of
+
+    value = agent_of(a)
+    assert (value.languages, value.site, value.group, value.wrap_up) == (("ko",), "seoul", "kr", 5)
+    assert agent_of(b).skills == {"team.north": 1}
 
 
-def test_two_calls_at_once_is_refused_at_its_line() -> None:
-    message = problems("agents:\n  - id: a\n    endpoint: PJSIP/1\n    max_contacts: {voice: 2}\n")
-    assert message.startswith("routing.yaml:4:5: agents.0.max_contacts: ")
-    assert "voice must be 1" in message
+def test_bad_wrap_up_and_site_name_the_key() -> None:
+    message = problems("queues:\n  q:\n    wrap_up: -1\n")
+    assert "routing.yaml:3:" in message and "wrap_up" in message
+    message = problems("agents:\n  - {id: a, endpoint: PJSIP/1, site: 'two words'}\n")
+    assert "routing.yaml:2:" in message and "site" in message
 
 
-def test_unknown_channel_lists_the_allowed_ones() -> None:
-    message = problems("agents:\n  - {id: a, endpoint: PJSIP/1, max_contacts: {fax: 1}}\n")
-    assert "routing.yaml:2:" in message
-    assert "voice" in message and "chat" in message and "email" in message
+def test_a_step_that_does_nothing_lists_what_it_may_do() -> None:
+    message = problems("queues:\n  q:\n    steps: [{after: 5}]\n")
+    assert "all_sites" in message and "overflow" in message
 
 
 def test_dial_options_are_letters_only() -> None:
