@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from ivr.deploy import load_deployment
+from ivr.deploy.render import FILES
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "docker"
@@ -128,6 +129,15 @@ class TestComposeFile:
         assert deployment.paths.spool in mounts
         engine = {v.split(":")[1] for v in services["engine"]["volumes"]}
         assert {deployment.paths.prompts, deployment.paths.spool, deployment.paths.moh} <= engine
+
+    def test_asterisk_gets_every_rendered_file(self, compose: dict[str, Any]) -> None:
+        """The asterisk service copies each rendered *.conf (cdr.conf, indications.conf …)
+        from the asterisk-conf volume into /etc/asterisk before Asterisk starts."""
+        command = " ".join(compose["services"]["asterisk"]["command"])
+        assert "cp /etc/asterisk-ivr/*.conf /etc/asterisk/ &&" in command
+        assert command.index("cp /etc/asterisk-ivr/") < command.index("exec /usr/sbin/asterisk")
+        assert all(name.endswith(".conf") and "/" not in name for name in FILES)
+        assert {"modules.conf", "indications.conf", "cdr.conf"} <= set(FILES)
 
     def test_env_example_holds_placeholders_only(self) -> None:
         lines = [
