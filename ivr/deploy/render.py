@@ -23,6 +23,18 @@ not enough on its own (``asterisk_conf/ASTERISK_FACTS.md`` §2 and §8):
 
 A channel that hung up returns ``-1`` from ``AGI`` (``AGISTATUS=HANGUP``): the
 dialplan stops and only the ``h`` extension runs.
+
+What Asterisk loads (``modules.conf``)
+--------------------------------------
+``autoload=no``, and the loader never adds a module on its own: a module whose
+``.requires`` is not listed fails to load (``res_agi`` without ``res_speech``).
+:func:`module_plan` therefore derives the list from Asterisk's module table
+(:mod:`ivr.deploy.asterisk_modules`): the applications and functions of the
+rendered extensions.conf and of the engine (:data:`ENGINE_APPLICATIONS`,
+:data:`ENGINE_FUNCTIONS`), the channel technologies dialled, pjsip.conf's
+``type=`` objects and codecs, the file formats played and recorded, the readers
+of the rendered files and the few modules only a feature explains, then adds
+every module those require, transitively. Each line says why it is there.
 """
 
 from __future__ import annotations
@@ -386,7 +398,7 @@ def _trunk(d: Deployment, secrets: _Secrets) -> list[str]:
 #: (``EXEC``) or AMI (``Originate`` with ``Application``). tests/unit/deploy
 #: greps ivr/ for EXEC calls and Originate applications so this cannot drift.
 ENGINE_APPLICATIONS: Mapping[str, str] = {
-    "Dial": "EXEC Dial (ivr/flows/nodes.py: transfers, queue calls) and AMI Originate "
+    "Dial": "EXEC Dial (ivr/flows/queueing.py: agents, transfers) and AMI Originate "
     "(ivr/callbacks.py)",
     "VoiceMail": "EXEC VoiceMail (ivr/flows/nodes.py: voicemail node)",
     "AudioSocket": "EXEC AudioSocket (ivr/speech_input.py: speech with barge-in)",
@@ -433,8 +445,10 @@ MEDIA_MODULES: Mapping[str, str] = {
     "bridge_simple": "two-party bridges: Dial, Queue",
     "bridge_native_rtp": "RTP relayed between two PJSIP channels of a bridge",
     "bridge_builtin_features": "Dial's t/T (queue dial_options) transfer keys",
-    "res_timing_timerfd": "a timing source: music on hold, Queue, files played to channels",
-    "res_musiconhold": "music on hold: queues' musicclass, endpoints' moh_suggest, SET MUSIC",
+    "res_timing_timerfd": "a timer for each channel (main/channel.c): generators such as "
+    "music on hold, files played while no audio comes in",
+    "res_musiconhold": "music on hold: queues' musicclass, endpoints' moh_suggest, SET MUSIC "
+    "(ivr/flows/queueing.py)",
 }
 
 #: Failing to load one of these (or what they require) stops Asterisk's start-up:
