@@ -460,8 +460,9 @@ class Reference:
         """The call ended; ``wrap_up`` (the engine's own figure) wins over the agent's
         and the queue's."""
         t = self._held(assignment, "reserved")
-        if t is not None:  # the answer was never recorded: connect first
-            self._connect(t, self.agents[assignment.agent_id], self.clock())
+        if t is not None:  # the answer was never recorded: connected since the reservation
+            agent = self.agents[assignment.agent_id]
+            self._connect(t, agent, agent.reserved_at)
         t = self._held(assignment, "connected")
         if t is None:
             return False
