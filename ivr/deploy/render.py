@@ -434,7 +434,8 @@ PJSIP_MODULES: Mapping[str, str] = {
     "res_pjsip_endpoint_identifier_user": "agents' phones are found by their user name",
     "res_pjsip_registrar": "agents' phones REGISTER (agent-aor)",
     "res_pjsip_sdp_rtp": "audio in SDP offers and answers, dtmf_mode=rfc4733",
-    "res_pjsip_caller_id": "callers' numbers from From / P-Asserted-Identity",
+    "res_pjsip_caller_id": "callers' numbers from the INVITE (From; P-Asserted-Identity if "
+    "trusted): ast_sip_set_id_from_invite",
     "res_pjsip_nat": "rewrite_contact, force_rport, external_*_address, local_net",
 }
 TRUNK_MODULES: Mapping[str, str] = {

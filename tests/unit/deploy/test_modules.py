@@ -221,6 +221,26 @@ class TestModulesConf:
         loaded = loaded_modules(rendered["modules.conf"])
         assert {n: "require" if m.required else "load" for n, m in plan.items()} == loaded
 
+    def test_without_trunk_or_audiosocket_their_modules_stay_out(
+        self, example: Deployment, secrets: dict[str, str]
+    ) -> None:
+        """No registration/identify sections, no outbound auth, no AudioSocket: not loaded,
+        and what remains is still complete."""
+        bare = example.model_copy(update={"trunk": None, "audiosocket": False})
+        files = render(bare, environ=secrets)
+        loaded = loaded_modules(files["modules.conf"])
+        for name in (
+            "res_pjsip_outbound_registration",
+            "res_pjsip_endpoint_identifier_ip",
+            "res_pjsip_outbound_authenticator_digest",
+            "app_audiosocket",
+            "res_audiosocket",
+        ):
+            assert name not in loaded, name
+        apps, functions = used_by_dialplan(files["extensions.conf"])
+        engine = set(ENGINE_APPLICATIONS) - {"AudioSocket"}
+        assert unmet(loaded, apps | engine, functions | set(ENGINE_FUNCTIONS)) == []
+
     def test_a_loaded_module_says_why(self, rendered: dict[str, str]) -> None:
         lines = [line for line in rendered["modules.conf"].splitlines() if line.startswith("load")]
         assert lines
