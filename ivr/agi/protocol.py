@@ -36,9 +36,10 @@ __all__ = [
     "token",
 ]
 
-#: Asterisk reads a command with fgets into a 2048-byte buffer (AGI_BUF_LEN)
-#: and runs whatever does not fit as a *further* command, so a longer line
-#: would be an injection. The whole line, LF included, must fit in 2047.
+#: Asterisk reads a command with fgets into an AGI_BUF_LEN buffer (2048 bytes
+#: before 22.6 / 21.11 / 20.16, 8192 since; PROTOCOL.md §8.4) and runs whatever
+#: does not fit as a *further* command, so a longer line would be an injection.
+#: The whole line, LF included, must fit in 2047: safe on every version.
 MAX_COMMAND_BYTES: Final = 2047
 #: Generous caps that keep a hostile peer from growing our buffers forever.
 MAX_ENVIRONMENT_BYTES: Final = 256 * 1024
