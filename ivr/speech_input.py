@@ -2,28 +2,31 @@
 
 For a menu, speech or FAQ node the engine registers an AudioSocket session
 and sends ``EXEC AudioSocket <uuid>,<engine host:port>`` on the call's AGI
-channel. Asterisk connects and streams the caller's audio (20 ms frames) and
-keys; the engine streams the prompt back paced in real time, feeds the
-caller's audio to Vosk as it comes (decoding in worker threads), stops the
-prompt the moment the caller starts to speak, and ends the session with the
-hang-up frame on a key, a final result or a timeout. ``EXEC`` then returns
-and the flow goes on.
-
-Where AudioSocket is not available (the module is not loaded, the engine's
-AudioSocket port cannot be reached from Asterisk), the prompt is played with
-``STREAM FILE`` (keys stop it), then ``RECORD FILE`` with silence detection
-records the answer into the spool folder shared with Asterisk, and the file
-is recognised.
-
-Timeouts are counted in audio time, so the emulator's fast mode and real
-calls decide alike.
+channel; Asterisk connects and streams the caller's audio (20 ms frames) and
+keys, the engine streams the prompt back paced in real time and silence
+after it (Asterisk ends a session with no frame either way for 2 s, and a
+phone with silence suppression sends nothing while its caller is quiet),
+feeds the caller's audio to Vosk as it comes (decoding in worker threads),
+stops the prompt the moment the caller starts to speak, and ends the session
+with the hang-up frame on a key, a final result or a timeout. End of speech
+and the no-input timeout are decided in audio time (a phone that sends
+silence) and on the wall clock (one that sends nothing: no frame for
+``end_silence`` seconds after speech ends the answer), and a session that
+ends early keeps what was heard. Where AudioSocket is not available the
+prompt is played with ``STREAM FILE`` (keys stop it) and the answer recorded
+with ``RECORD FILE`` into the spool folder shared with Asterisk, in takes: a
+first one of the no-input time (``s=`` counts silence from the start, so it
+must not end sooner), then short ones while the caller speaks, each
+recognised as it comes and deleted at once.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import uuid
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ from ivr.agi.channel import Channel
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.audiosocket.session import AudioSocketSession, Dtmf
 from ivr.errors import AgiError, ApplicationNotFoundError, ChannelHangup
+from speech.audio import SAMPLE_RATE, read_wav, to_pcm
 from speech.errors import ModelNotFoundError, SpeechError
 from speech.recognizer import Final, Recognizer, Result, SpeechStarted, Utterance
 from speech.tts import Synthesizer
@@ -42,6 +46,13 @@ from speech.tts import Synthesizer
 __all__ = ["Heard", "Listen", "SpeechInput"]
 
 log = structlog.get_logger("ivr.speech")
+
+#: Bytes per second of 8 kHz signed linear.
+_BYTES_PER_SECOND = SAMPLE_RATE * 2
+#: A recording take after the first, while the caller speaks (seconds).
+_TAKE = 1.5
+#: Recorded audio this much shorter than the take's time was not sent (silence suppression).
+_MISSING = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +115,6 @@ class SpeechInput:
         self.advertise = advertise
         self.spool = spool
         self.connect_timeout = connect_timeout
-        #: Seconds beyond the audio timeouts before a session with no frames gives up.
-        self.stall_margin = 5.0
         self._missing: set[str] = set()
 
     def speaks(self, language: str) -> bool:
@@ -141,11 +150,12 @@ class SpeechInput:
             if request.text
             else b""
         )
+        prompt = len(pcm) / _BYTES_PER_SECOND
         utterance = await self.recognizer.start(
             request.language,
             request.phrases,
             # The caller may answer during the prompt (barge-in) or after it.
-            no_input=len(pcm) / 16000 + request.no_input,
+            no_input=prompt + request.no_input,
             end_silence=request.end_silence,
             max_utterance=request.max_utterance,
             threshold=request.threshold,
@@ -167,48 +177,73 @@ class SpeechInput:
             return None
         player = asyncio.ensure_future(session.play(pcm)) if pcm else None
         heard: Heard | None = None
-        # Audio time decides the timeouts; this wall-clock bound only catches a
-        # channel that sends no frames at all (one-way audio, hold).
-        bound = len(pcm) / 16000 + request.no_input + request.max_utterance + self.stall_margin
         try:
-            async with asyncio.timeout(bound):
-                heard = await self._hear(session, utterance, request)
-        except TimeoutError:
-            log.warning("speech.no_audio", seconds=round(bound, 1), then="no input")
-            heard = Heard("noinput")
+            heard = await self._hear(session, utterance, request, prompt)
         finally:
             session.stop_playback()
             if player is not None:
                 with contextlib.suppress(Exception):
                     await player
-            if heard is None or heard.kind in ("key", "noinput"):
+            if not utterance.done:
                 utterance.cancel()
             await session.hangup()
             await self._end_app(app, channel)
         if heard is None:
             if channel.hung_up:
                 raise ChannelHangup("the caller hung up while speaking", how="audiosocket")
-            # The session ended another way (bad frames, Asterisk closed it): hear
-            # the caller through a recording rather than drop them.
+            # The session ended before the caller said anything (bad frames, Asterisk
+            # closed it): hear the caller through a recording rather than drop them.
             log.warning("speech.audiosocket_ended", reason=str(session.end_reason))
         return heard
 
     @staticmethod
     async def _hear(
-        session: AudioSocketSession, utterance: Utterance, request: Listen
+        session: AudioSocketSession, utterance: Utterance, request: Listen, prompt: float
     ) -> Heard | None:
-        """The caller's answer from the session's events; None when it ends without one."""
-        async for event in session:
+        """The caller's answer from the session's events; None when it ends without one.
+
+        The utterance decides in audio time; the wall clock decides too, for a
+        phone that sends no frame while its caller is silent: no speech
+        ``prompt + no_input`` seconds after the start is no input, and no frame
+        for ``end_silence`` seconds after speech (or ``max_utterance`` of
+        speech) ends the answer. If the session ends early after the caller
+        spoke, what was heard is the answer.
+        """
+        loop = asyncio.get_running_loop()
+        opened = loop.time()
+        spoke: float | None = None  # when the caller started to speak (loop time)
+        events = aiter(session)
+        while True:
+            if spoke is None:
+                deadline = opened + prompt + request.no_input
+            else:
+                last = max(spoke, session.last_audio or spoke)
+                deadline = min(last + request.end_silence, spoke + request.max_utterance)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    event = await anext(events)
+            except TimeoutError:
+                if spoke is None:
+                    return Heard("noinput")
+                longest = loop.time() >= spoke + request.max_utterance
+                result = await utterance.finish("max_utterance" if longest else "end_silence")
+                return _heard(result, "audiosocket")
+            except StopAsyncIteration:
+                if spoke is not None:
+                    # Asterisk ended the session (EXEC gave -1) after the caller
+                    # spoke: recognise what was heard rather than ask again.
+                    return _heard(await utterance.finish("ended"), "audiosocket")
+                return None
             if isinstance(event, Dtmf):
                 if event.digit in request.keys:
                     return Heard("key", digit=event.digit)
                 continue
             for found in await utterance.feed(event.pcm):
                 if isinstance(found, SpeechStarted):
+                    spoke = loop.time()
                     session.stop_playback()  # barge-in
                 elif isinstance(found, Final):
                     return _heard(found.result, "audiosocket")
-        return None
 
     async def _end_app(self, app: asyncio.Future[int], channel: Channel) -> None:
         """Let EXEC AudioSocket return (never cancel a command in flight)."""
@@ -242,30 +277,91 @@ class SpeechInput:
                 return Heard("key", digit=played.digit, via="record")
         if self.spool is None:
             raise SpeechError("no AudioSocket and no spool folder: speech cannot be heard")
-        name = self.spool / f"speech-{uuid.uuid4().hex}"
-        recorded = await channel.record_file(
-            str(name),
-            "wav",
-            request.keys,
-            int((request.no_input + request.max_utterance) * 1000),
-            silence_s=max(1, round(request.end_silence)),
+        utterance = await self.recognizer.start(
+            request.language,
+            request.phrases,
+            no_input=request.no_input,
+            end_silence=request.end_silence,
+            max_utterance=request.max_utterance,
+            threshold=request.threshold,
         )
-        if recorded.digit:
-            return Heard("key", digit=recorded.digit, via="record")
-        file = name.with_name(name.name + ".wav")
-        if not file.exists():
-            log.warning("speech.no_recording", file=str(file), hint="share the spool with Asterisk")
-            return Heard("noinput", via="record")
         try:
-            result = await self.recognizer.recognize_file(
-                file,
-                request.language,
-                request.phrases,
-                no_input=request.no_input,
-                end_silence=request.end_silence,
-                max_utterance=request.max_utterance,
-                threshold=request.threshold,
-            )
+            return await self._record(channel, request, utterance, self.spool)
         finally:
+            if not utterance.done:
+                utterance.cancel()
+
+    async def _record(
+        self, channel: Channel, request: Listen, utterance: Utterance, spool: Path
+    ) -> Heard:
+        """Record the answer in takes, recognising each as it comes.
+
+        ``RECORD FILE ... s=N`` counts silence from the start, so the first
+        take lasts the no-input time with ``s=`` no shorter; Asterisk cannot
+        be told to stop when the caller has finished, so while the caller
+        speaks the next takes are short (with ``s=`` now a real end of
+        speech, the caller being mid-answer). A take shorter than its time
+        ended on silence; audio missing from a take (a phone that sends
+        nothing in silence) is fed as the silence it was.
+        """
+        loop = asyncio.get_running_loop()
+        budget = request.no_input + request.max_utterance
+        limit, silence = request.no_input, math.ceil(request.no_input)
+        spent = 0.0
+        while True:
+            began = loop.time()
+            digit, pcm = await self._take(channel, request, spool, limit, silence)
+            if digit is not None:
+                return Heard("key", digit=digit, via="record")
+            if pcm is None:
+                return Heard("noinput", via="record")
+            took = loop.time() - began
+            heard = len(pcm) / _BYTES_PER_SECOND
+            missing = took - heard
+            if missing > _MISSING:
+                pcm += bytes(round(min(missing, limit) * SAMPLE_RATE) * 2)
+            for found in await utterance.feed(pcm):
+                if isinstance(found, Final):
+                    return _heard(found.result, "record")
+            if not utterance.speaking:
+                return Heard("noinput", via="record")
+            spent += max(heard, took)
+            if max(heard, took) < limit - _MISSING:
+                # Asterisk stopped on s= silence after the caller spoke.
+                return _heard(await utterance.finish("end_silence"), "record")
+            if spent >= budget - _MISSING:
+                return _heard(await utterance.finish("max_utterance"), "record")
+            limit = min(_TAKE, budget - spent)
+            silence = max(1, math.ceil(request.end_silence))
+
+    async def _take(
+        self, channel: Channel, request: Listen, spool: Path, limit: float, silence: int
+    ) -> tuple[str | None, bytes | None]:
+        """One ``RECORD FILE``: (the key that stopped it, or None; the audio, or None
+        when Asterisk wrote no file). The file is removed whatever happens."""
+        name = spool / f"speech-{uuid.uuid4().hex}"
+        file = name.with_name(name.name + ".wav")
+        try:
+            recorded = await channel.record_file(
+                str(name), "wav", request.keys, round(limit * 1000), silence_s=silence
+            )
+            if recorded.digit:
+                return recorded.digit, b""
+            if not file.exists():
+                log.warning(
+                    "speech.no_recording", file=str(file), hint="share the spool with Asterisk"
+                )
+                return None, None
+            return None, await asyncio.to_thread(_read_recording, file)
+        finally:
+            # What a caller said never outlives the call: a hang-up, a key or an
+            # error mid-take removes the file too (also one holding no audio).
             file.unlink(missing_ok=True)
-        return _heard(result, "record")
+
+
+def _read_recording(file: Path) -> bytes:
+    """The recording as 8 kHz signed linear; nothing for a file with no audio."""
+    try:
+        return to_pcm(read_wav(file))
+    except (EOFError, wave.Error, ValueError):
+        return b""

@@ -336,6 +336,11 @@ class Utterance:
         """Whether the result is final (or the utterance was cancelled)."""
         return self.result is not None or self._cancelled
 
+    @property
+    def speaking(self) -> bool:
+        """Whether the caller has started speaking (``SpeechStarted`` was returned)."""
+        return self.endpointer.speech_start is not None
+
     async def feed(self, pcm: bytes) -> list[Event]:
         """Feed signed-linear 8 kHz little-endian mono audio of any length.
 
@@ -366,13 +371,19 @@ class Utterance:
             self._submit()
         return events
 
-    async def finish(self) -> Result:
-        """Force the final result now (DTMF pressed, caller hung up, prompt timed out)."""
+    async def finish(self, reason: str = "finished") -> Result:
+        """Force the final result now, on what was fed so far.
+
+        For endings the audio cannot show: the stream stopped (a phone with
+        silence suppression sends nothing while its caller is quiet, so end
+        of speech is found on the wall clock), the caller hung up, a key was
+        pressed. ``reason`` goes into :attr:`Result.reason`.
+        """
         if self.result is not None:
             return self.result
         if self._cancelled:
             raise SpeechError("the utterance was cancelled; start a new one")
-        return await self._finalise("finished")
+        return await self._finalise(reason)
 
     def cancel(self) -> None:
         """Give up on the utterance and free its decoder (no result)."""
