@@ -4,32 +4,34 @@ Asterisk plays the files by path (without the ``.wav``), so the prompt folder
 must be shared with Asterisk; AudioSocket streams ``pcm()`` (raw 8 kHz s16le)
 from the same cache. A prompt's file name is a hash of (text, language, voice,
 rate): rendering the same prompt twice costs nothing, and a changed text gets
-a new file.
-
-pyttsx3 is neither async nor thread-safe and its espeak driver prints to
-stdout, so one dedicated worker process owns the engine and renders one prompt
-at a time; the event loop only waits for it. If pyttsx3 cannot run (not
-installed, libespeak-ng missing, the worker died), the espeak-ng command is
-used instead, through a subprocess fed on stdin. Both give the same voices.
+a new file. pyttsx3 is neither async nor thread-safe and its espeak driver
+prints to stdout, so one dedicated worker process owns the engine and renders
+one prompt at a time; the event loop only waits for it. Whatever goes wrong
+with the worker (pyttsx3 missing, an unreadable or empty scratch file, the
+process dead or hung past ``worker_timeout``), that prompt is rendered by the
+espeak-ng command instead (a subprocess fed on stdin, the same voices) and
+the worker is replaced for the next one: a prompt never fails a call because
+of the worker.
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import hashlib
 import io
 import itertools
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 import wave
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
 import structlog
 
@@ -42,6 +44,13 @@ log = structlog.get_logger()
 
 Engine = Literal["auto", "pyttsx3", "espeak-ng"]
 
+#: Worker failures in a row after which pyttsx3 is left for the espeak-ng command.
+_GIVE_UP: Final = 3
+
+
+class VoiceMissingError(RuntimeError):
+    """espeak-ng has no such voice: the worker is fine, the request is not."""
+
 
 # -- the pyttsx3 worker process ------------------------------------------------
 
@@ -51,7 +60,7 @@ _SERIAL = itertools.count()
 _last: Path | None = None
 
 
-def _init_worker() -> None:
+def _init_worker(scratch: str) -> None:
     """Runs once in the worker: silence the driver's prints, start the engine."""
     global _engine  # noqa: PLW0603 -- the worker process owns exactly one engine
     devnull = os.open(os.devnull, os.O_WRONLY)
@@ -60,7 +69,7 @@ def _init_worker() -> None:
 
     _engine = pyttsx3.init("espeak")
     global _SCRATCH  # noqa: PLW0603 -- the worker's own scratch folder
-    _SCRATCH = tempfile.mkdtemp(prefix="ivr-tts-")
+    _SCRATCH = scratch
     atexit.register(shutil.rmtree, _SCRATCH, True)
 
 
@@ -84,6 +93,7 @@ def _speak_pyttsx3(text: str, voice: str, rate: int) -> tuple[bytes, int]:
     engine.runAndWait()  # type: ignore[attr-defined]
     if not path.exists():
         raise RuntimeError(f"pyttsx3 wrote no audio for voice {voice!r}")
+    # An empty or cut file raises here (EOFError, wave.Error): the caller falls back.
     with wave.open(str(path)) as wav:
         return wav.readframes(wav.getnframes()), wav.getframerate()
 
@@ -98,7 +108,7 @@ def _voice_id(engine: object, voice: str) -> str:
     for candidate in voices:
         if wanted in {str(lang).lower() for lang in candidate.languages or ()}:
             return str(candidate.id)
-    raise RuntimeError(f"espeak-ng has no voice {voice!r} (see espeak-ng --voices)")
+    raise VoiceMissingError(f"espeak-ng has no voice {voice!r} (see espeak-ng --voices)")
 
 
 # -- the synthesizer -----------------------------------------------------------
@@ -114,15 +124,32 @@ class Synthesizer:
         rate: int = 165,
         executable: str = "espeak-ng",
         engine: Engine = "auto",
+        worker_timeout: float = 10.0,
     ) -> None:
         self.folder = Path(folder)
         self.rate = rate
         self.executable = executable
         self.engine = engine
+        #: Seconds one prompt may take in the pyttsx3 worker before it counts as hung.
+        self.worker_timeout = worker_timeout
         self._locks: dict[Path, asyncio.Lock] = {}
         self._worker: ProcessPoolExecutor | None = None
+        #: The folder the worker writes its scratch files in (removed with the worker).
+        self.scratch: Path | None = None
+        self._turn = asyncio.Lock()  # one prompt in the worker at a time
         self._pyttsx3_failed = engine == "espeak-ng"
+        self._failures = 0  # worker failures in a row
         self.rendered = 0  # prompts actually synthesized (not from the cache)
+        #: Prompts the espeak-ng command rendered because the pyttsx3 worker failed.
+        self.fallbacks = 0
+
+    @property
+    def worker_pid(self) -> int | None:
+        """The pyttsx3 worker's process id, while one runs."""
+        if self._worker is None:
+            return None
+        pids = list(self._worker._processes or ())  # no public accessor
+        return pids[0] if pids else None
 
     def path_for(self, text: str, language: str, voice: str | None = None) -> Path:
         """Where the prompt's WAV lives (whether or not it is rendered yet)."""
@@ -164,35 +191,71 @@ class Synthesizer:
         if self._worker is not None:
             self._worker.shutdown(wait=True, cancel_futures=True)
             self._worker = None
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     async def _speak(self, text: str, voice: str) -> tuple[bytes, int]:
         if not self._pyttsx3_failed:
             try:
-                return await self._speak_with_pyttsx3(text, voice)
-            except (ImportError, OSError, RuntimeError, BrokenProcessPool) as error:
+                spoken = await self._speak_with_pyttsx3(text, voice)
+            except VoiceMissingError as error:
+                if self.engine == "pyttsx3":
+                    raise TtsError(f"pyttsx3 could not speak: {error}") from error
+                # espeak-ng lacks it too, and says so in its own error.
+            except Exception as error:  # any failure of the worker
+                self._discard_worker()
+                self._failures += 1
                 if self.engine == "pyttsx3":
                     raise TtsError(
-                        f"pyttsx3 could not speak with voice {voice!r}: {error}; check that "
-                        "libespeak-ng is installed (Debian: apt-get install espeak-ng) and the "
-                        "voice exists (espeak-ng --voices)"
+                        f"pyttsx3 could not speak with voice {voice!r}: {_describe(error)}; "
+                        "check that libespeak-ng is installed (Debian: apt-get install "
+                        "espeak-ng) and the voice exists (espeak-ng --voices)"
                     ) from error
-                log.warning("speech.tts_fallback", engine="espeak-ng", error=str(error))
-                self._pyttsx3_failed = isinstance(error, ImportError | BrokenProcessPool)
+                self._pyttsx3_failed = isinstance(error, ImportError) or self._failures >= _GIVE_UP
+                self.fallbacks += 1
+                log.warning(
+                    "speech.tts_fallback",
+                    engine="espeak-ng",
+                    error=_describe(error),
+                    worker="given up" if self._pyttsx3_failed else "restarted for the next prompt",
+                )
+            else:
+                self._failures = 0
+                return spoken
         return await self._speak_with_espeak(text, voice)
 
     async def _speak_with_pyttsx3(self, text: str, voice: str) -> tuple[bytes, int]:
-        if self._worker is None:
-            self._worker = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-            )
-        loop = asyncio.get_running_loop()
-        try:
-            return await loop.run_in_executor(self._worker, _speak_pyttsx3, text, voice, self.rate)
-        except BrokenProcessPool:
-            self._worker = None
-            raise
+        async with self._turn:  # the time limit counts from the worker's turn, not the queue
+            if self._worker is None:
+                self.scratch = Path(tempfile.mkdtemp(prefix="ivr-tts-"))
+                self._worker = ProcessPoolExecutor(
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker,
+                    initargs=(str(self.scratch),),
+                )
+            loop = asyncio.get_running_loop()
+            job = loop.run_in_executor(self._worker, _speak_pyttsx3, text, voice, self.rate)
+            try:
+                return await asyncio.wait_for(job, self.worker_timeout)
+            except TimeoutError as error:
+                raise TimeoutError(
+                    f"the pyttsx3 worker took more than {self.worker_timeout:g} s"
+                ) from error
+
+    def _discard_worker(self) -> None:
+        """Kill the worker (it may be hung mid-prompt); the next prompt starts a new one."""
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            for process in list((worker._processes or {}).values()):
+                if process.is_alive() and process.pid is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(process.pid, signal.SIGKILL)
+            worker.shutdown(wait=False, cancel_futures=True)
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
 
     async def _speak_with_espeak(self, text: str, voice: str) -> tuple[bytes, int]:
         if shutil.which(self.executable) is None:
@@ -220,6 +283,12 @@ class Synthesizer:
             raise TtsError(f"espeak-ng could not speak with voice {voice!r}: {message}")
         with wave.open(io.BytesIO(out)) as wav:
             return wav.readframes(wav.getnframes()), wav.getframerate()
+
+
+def _describe(error: BaseException) -> str:
+    """An error for the log: its kind, and its message when it has one."""
+    message = str(error)
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _write(path: Path, pcm: bytes, rate: int) -> None:

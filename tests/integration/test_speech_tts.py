@@ -1,10 +1,14 @@
-"""Prompts with pyttsx3 on espeak-ng: 8 kHz WAV files, raw PCM for AudioSocket, the cache."""
+"""Prompts with pyttsx3 on espeak-ng: 8 kHz WAV files, raw PCM for AudioSocket, the cache,
+and the espeak-ng fallback when the pyttsx3 worker fails for real (killed, hung, empty file)."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -95,3 +99,112 @@ class TestSynthesizer:
         finally:
             recognizer.close()
         assert result.phrase == "예약"
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (or is a zombie waiting to be reaped)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in {"Z", "X"}
+
+
+async def _until(condition: Callable[[], bool], seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+def _spoken(path: Path) -> float:
+    with wave.open(str(path)) as wav:
+        assert wav.getframerate() == SAMPLE_RATE
+        return voiced_share(wav.readframes(wav.getnframes()))
+
+
+class TestWorkerFailures:
+    """Whatever breaks the pyttsx3 worker, the prompt is rendered (by the espeak-ng
+    command) and the next prompt has a fresh worker: a call never fails on a prompt."""
+
+    async def test_an_empty_scratch_file(self, tmp_path: Path) -> None:
+        """The worker's scratch file reads back empty (wave.open: EOFError), as when the
+        espeak driver had not written it yet: fallback, then a new worker."""
+        synth = Synthesizer(tmp_path / "prompts")
+        try:
+            await synth.render("하나", "ko")
+            pid, scratch = synth.worker_pid, synth.scratch
+            assert pid is not None and scratch is not None
+            for serial in range(1, 4):  # the worker's next scratch files: empty for good
+                (scratch / f"prompt-{pid}-{serial}.wav").symlink_to(os.devnull)
+            path = await synth.render("안내해 드리겠습니다", "ko")
+            assert _spoken(path) > 0.3
+            assert synth.fallbacks == 1
+            assert not scratch.exists()  # the broken worker went, with its scratch files
+            await synth.render("셋", "ko")
+            assert synth.fallbacks == 1
+            assert synth.worker_pid not in (None, pid)
+        finally:
+            synth.close()
+
+    async def test_a_killed_worker(self, tmp_path: Path) -> None:
+        """The worker process dies between prompts: the next prompt is still rendered, and
+        the one after it by a new worker (pyttsx3 is not given up for good)."""
+        synth = Synthesizer(tmp_path / "prompts")
+        try:
+            await synth.render("하나", "ko")
+            pid = synth.worker_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            assert await _until(lambda: _gone(pid))
+            path = await synth.render("안내해 드리겠습니다", "ko")
+            assert _spoken(path) > 0.3
+            assert synth.fallbacks == 1
+            await synth.render("셋", "ko")
+            assert synth.fallbacks == 1
+            assert synth.worker_pid not in (None, pid)
+        finally:
+            synth.close()
+
+    async def test_a_hung_worker(self, tmp_path: Path) -> None:
+        """A worker that stops answering (SIGSTOP) costs worker_timeout, not the call: the
+        prompt comes from espeak-ng, the hung process is killed, the next gets a new one."""
+        synth = Synthesizer(tmp_path / "prompts", worker_timeout=1.0)
+        try:
+            await synth.render("하나", "ko")
+            pid = synth.worker_pid
+            assert pid is not None
+            os.kill(pid, signal.SIGSTOP)
+            started = time.monotonic()
+            path = await synth.render("안내해 드리겠습니다", "ko")
+            took = time.monotonic() - started
+            assert 1.0 <= took < 3.0
+            assert _spoken(path) > 0.3
+            assert synth.fallbacks == 1
+            assert await _until(lambda: _gone(pid))
+            await synth.render("셋", "ko")
+            assert synth.worker_pid not in (None, pid)
+        finally:
+            synth.close()
+
+    async def test_a_worker_that_cannot_start_is_given_up(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """pyttsx3 cannot load libespeak-ng in the worker: each prompt is still rendered,
+        and after three failed workers in a row no more are started."""
+        broken = tmp_path / "site" / "pyttsx3"
+        broken.mkdir(parents=True)
+        (broken / "__init__.py").write_text(
+            "raise OSError('libespeak-ng.so.1: cannot open shared object file')\n"
+        )
+        monkeypatch.syspath_prepend(broken.parent)  # a spawned worker gets the parent's path
+        synth = Synthesizer(tmp_path / "prompts")
+        try:
+            for index in range(5):
+                assert _spoken(await synth.render(f"번호 {index}번", "ko")) > 0.3
+            assert synth.fallbacks == 3
+            assert synth.worker_pid is None
+        finally:
+            synth.close()
