@@ -20,6 +20,9 @@
 Each test runs the real engine (FastAGI server, interpreter, espeak-ng
 prompts) against the Asterisk emulator over TCP. Only the world outside the
 engine is scripted: the caller, the agents' phones, HTTP services, the clock.
+The caller's phone sends no audio frame while its caller is silent (silence
+suppression, the worst real case for speech) unless a test says
+``phone: continuous``.
 """
 
 from __future__ import annotations
@@ -132,6 +135,11 @@ class FlowTest(_Strict):
         default_factory=dict
     )
     script: list[Step] = Field(default_factory=list)
+    phone: Literal["dtx", "continuous"] = Field(
+        "dtx",
+        description="the caller's phone over AudioSocket: dtx sends no audio frame while the "
+        "caller is silent (silence suppression); continuous sends one every 20 ms",
+    )
     expect: Expect = Field(default_factory=Expect)
 
 
@@ -263,7 +271,7 @@ async def _run(  # noqa: PLR0917 - one test's parts, in one place
         dial={endpoint: _DIAL[kind] for endpoint, kind in test.dial.items()},
         default_dial=DialOutcome("CHANUNAVAIL", ring=0.1),
     )
-    timeline = Timeline(actions)
+    timeline = Timeline(actions, dtx=test.phone == "dtx")
     try:
         call = await asyncio.wait_for(
             emulator.call(flow.id, timeline=timeline, callerid=test.caller), CALL_LIMIT
