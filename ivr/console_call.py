@@ -2,7 +2,10 @@
 
 The engine (in-process, or a running one with ``--engine``) runs the flow;
 the Asterisk emulator plays the caller. Prompts print as text as they are
-played, and keys typed at the terminal become DTMF on the call.
+played, keys typed at the terminal become DTMF on the call, and ``say
+WORDS`` (or ``say:WORDS`` with ``--press``) is spoken by espeak-ng from a
+phone with silence suppression: audio frames only while the words sound, as
+the worst real phones send them.
 """
 
 from __future__ import annotations
@@ -79,7 +82,7 @@ async def place_call(args: argparse.Namespace) -> int:
     ]
     interactive = args.press is None and sys.stdin.isatty()
     speed = None if args.fast or not interactive else 1.0
-    timeline = Timeline(list(steps), speed=speed)
+    timeline = Timeline(list(steps), speed=speed, dtx=True)
     if args.engine:
         host, _, port = args.engine.rpartition(":")
         emulator = AsteriskEmulator(host or "127.0.0.1", int(port), speed=speed)
