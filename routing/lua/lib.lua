@@ -1,0 +1,463 @@
+-- Shared by every routing script (prepended at load, after the state table T
+-- and the pending-action table PENDING that Python writes from routing/states.py).
+--
+-- KEYS are the same fixed list for every script of a group (routing/redis/keys.py):
+-- every key a script touches is declared, none is built from data.
+local K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
+local K_CB, K_CBW, K_LAST, K_AHT, K_ENDED = KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
+
+-- ARGV common to every script; the operation's own arguments start at ARGV[9].
+local NOW = tonumber(ARGV[1])          -- the router's clock (injectable: tests drive it)
+local GROUP = ARGV[2]
+local LEASE = tonumber(ARGV[3])        -- seconds a lease lasts without renewal
+local ENGINE = ARGV[4]                 -- the calling engine
+local MAX_MISSES = tonumber(ARGV[5])
+local CHANNEL = ARGV[6]                -- pub/sub prefix (channels are not keys)
+local CB_WINDOW = tonumber(ARGV[7])    -- a callback worker counts as alive this long; 0: always
+local KEEP_ENDED = tonumber(ARGV[8])   -- seconds an ended ticket is kept (replays find it)
+
+local HIGH = '\255'
+local STAFFED = {available = true, reserved = true, on_call = true, wrap_up = true}
+local BUSY = {reserved = true, on_call = true, wrap_up = true}
+
+-- Numbers are kept as '%.17g' strings (cjson and tostring keep only 14 digits).
+local function S(x) return string.format('%.17g', x) end
+local function N(x) return tonumber(x) or 0 end
+-- Fixed width, so that byte order is numeric order (0 <= x < 1e13).
+local function F(x)
+  x = tonumber(x) or 0
+  if x < 0 then x = 0 end
+  return string.format('%023.9f', x)
+end
+
+-- Byte order (Lua's '<' on strings follows the server's locale).
+local function lt(a, b)
+  local n = math.min(#a, #b)
+  for i = 1, n do
+    local x, y = string.byte(a, i), string.byte(b, i)
+    if x ~= y then return x < y end
+  end
+  return #a < #b
+end
+
+local function fields(s)
+  local out = {}
+  local start = 1
+  while true do
+    local at = string.find(s, '|', start, true)
+    if not at then table.insert(out, string.sub(s, start)); return out end
+    table.insert(out, string.sub(s, start, at - 1))
+    start = at + 1
+  end
+end
+
+local function sorted_keys(t)
+  local names = {}
+  for k in pairs(t) do table.insert(names, k) end
+  table.sort(names, lt)
+  return names
+end
+
+local function canon(levels)
+  local out = {}
+  for _, name in ipairs(sorted_keys(levels)) do table.insert(out, name .. '=' .. levels[name]) end
+  return table.concat(out, ',')
+end
+
+local function event(kind, ...)
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', 1000000, '*', 'event', kind, 'at', S(NOW),
+    'group', GROUP, ...)
+end
+
+-- ------------------------------------------------------------------ records
+
+local function aget(aid)
+  local raw = redis.call('HGET', K_AGENT, aid)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function aput(a) redis.call('HSET', K_AGENT, a.id, cjson.encode(a)) end
+
+local function tget(tid)
+  local raw = redis.call('HGET', K_TICKET, tostring(tid))
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function tput(t) redis.call('HSET', K_TICKET, t.id, cjson.encode(t)) end
+
+local profiles = {}
+local function pdef(pid)
+  local p = profiles[pid]
+  if p == nil then
+    local raw = redis.call('HGET', K_PROFILE, pid)
+    if not raw then return nil end
+    p = cjson.decode(raw)
+    profiles[pid] = p
+  end
+  return p
+end
+
+local requirements = {}
+local function rdef(rid)
+  local r = requirements[rid]
+  if r == nil then
+    local raw = redis.call('HGET', K_REQUIRE, rid)
+    if not raw then return nil end
+    r = cjson.decode(raw)
+    requirements[rid] = r
+  end
+  return r
+end
+
+-- ------------------------------------------------------------- eligibility
+
+-- ROUTING.md "Eligibility" 2-5, for a profile (skills, langs, site) and a
+-- requirement (skills, any, lang, site_only, site); rule 1 is the index itself.
+local function eligible(p, r)
+  local have = p.skills
+  for s, n in pairs(r.skills) do
+    if N(have[s]) < N(n) then return false end
+  end
+  if next(r.any) ~= nil then
+    local ok = false
+    for s, n in pairs(r.any) do
+      if N(have[s]) >= N(n) then ok = true; break end
+    end
+    if not ok then return false end
+  end
+  if r.lang ~= '' and #p.langs > 0 then
+    local ok = false
+    for _, l in ipairs(p.langs) do if l == r.lang then ok = true; break end end
+    if not ok then return false end
+  end
+  if r.site_only == 1 and p.site ~= r.site then return false end
+  return true
+end
+
+local function callbacks_placeable()
+  if CB_WINDOW <= 0 then return true end
+  return redis.call('ZCOUNT', K_CBW, NOW - CB_WINDOW, '+inf') > 0
+end
+
+-- ----------------------------------------------------------------- agents
+
+local function avail_members(a)
+  local tail = '|' .. a.id
+  return {
+    a.pid .. '|li|' .. F(a.idle_since) .. tail,
+    a.pid .. '|rr|' .. F(a.reserved_at) .. tail,
+    a.pid .. '|lo|' .. F(a.busy) .. tail,
+  }
+end
+
+local function index_agent(a)
+  for _, m in ipairs(avail_members(a)) do redis.call('ZADD', K_AVAIL, 0, m) end
+  redis.call('HINCRBY', K_PFREE, a.pid, 1)
+end
+
+local function unindex_agent(a)
+  for _, m in ipairs(avail_members(a)) do redis.call('ZREM', K_AVAIL, m) end
+  if redis.call('HINCRBY', K_PFREE, a.pid, -1) <= 0 then redis.call('HDEL', K_PFREE, a.pid) end
+end
+
+local function staff(pid, delta)
+  if redis.call('HINCRBY', K_PSTAFF, pid, delta) <= 0 then redis.call('HDEL', K_PSTAFF, pid) end
+end
+
+-- Change an agent's state (the record is saved) as the reference's _set_state;
+-- the indexes follow. Entering 'available' is become_available's alone.
+local function set_state(a, after, reason)
+  local before = a.state
+  if BUSY[before] and not BUSY[after] then
+    a.busy = S(N(a.busy) + NOW - N(a.busy_since))
+  elseif BUSY[after] and not BUSY[before] then
+    a.busy_since = S(NOW)
+  end
+  if before == 'available' and after ~= 'available' then unindex_agent(a) end
+  a.state = after
+  a.reason = reason or ''
+  if after == 'paused' or after == 'logged_out' then
+    a.pending = ''
+    a.pending_reason = ''
+  end
+  if after ~= 'wrap_up' and a.wrap_ticket ~= '' then
+    redis.call('ZREM', K_WRAP, a.id)
+    a.wrap_ticket = ''
+    a.wrap_until = ''
+  end
+  if after == 'available' and before ~= 'available' then index_agent(a) end
+  if STAFFED[before] and not STAFFED[after] then staff(a.pid, -1) end
+  if STAFFED[after] and not STAFFED[before] then staff(a.pid, 1) end
+  aput(a)
+  event('state', 'agent', a.id, 'before', before, 'after', after, 'reason', reason or '',
+    'site', a.site)
+end
+
+-- ---------------------------------------------------------------- tickets
+
+local function primary(skills)
+  local best, level = '', -1
+  for _, name in ipairs(sorted_keys(skills)) do
+    local n = N(skills[name])
+    if n > level then best, level = name, n end
+  end
+  return best
+end
+
+local function requirement(t)
+  local site = ''
+  if t.site_only == 1 then site = t.site end
+  local cb = 0
+  if t.callback ~= '' then cb = 1 end
+  local text = table.concat({t.queue, canon(t.skills), canon(t.any), t.lang,
+    tostring(t.site_only), site, tostring(cb)}, '\n')
+  local rid = string.sub(redis.sha1hex(text), 1, 16)
+  return rid, {queue = t.queue, skills = t.skills, any = t.any, lang = t.lang,
+    site_only = t.site_only, site = site, cb = cb}
+end
+
+local function order(t)
+  return string.format('%03d', 100 - N(t.priority)) .. '|' .. F(t.arrival) .. '|' ..
+    string.format('%015d', N(t.seq)) .. '|' .. t.id
+end
+
+local function index_ticket(t)
+  local rid, def = requirement(t)
+  t.rid = rid
+  if redis.call('HINCRBY', K_RWAIT, rid, 1) == 1 then
+    redis.call('HSET', K_REQUIRE, rid, cjson.encode(def))
+    requirements[rid] = def
+  end
+  local tail = order(t)
+  redis.call('ZADD', K_WAIT, 0, rid .. '|' .. tail)
+  redis.call('ZADD', K_QWAIT, 0, t.queue .. '|' .. tail)
+  redis.call('HINCRBY', K_QCOUNT, t.queue, 1)
+end
+
+local function unindex_ticket(t)
+  local tail = order(t)
+  redis.call('ZREM', K_WAIT, t.rid .. '|' .. tail)
+  redis.call('ZREM', K_QWAIT, t.queue .. '|' .. tail)
+  if redis.call('HINCRBY', K_RWAIT, t.rid, -1) <= 0 then
+    redis.call('HDEL', K_RWAIT, t.rid)
+    redis.call('HDEL', K_REQUIRE, t.rid)
+    requirements[t.rid] = nil
+  end
+  if redis.call('HINCRBY', K_QCOUNT, t.queue, -1) <= 0 then redis.call('HDEL', K_QCOUNT, t.queue) end
+end
+
+local function lease(t, holder)
+  redis.call('ZADD', K_LEASE, S(NOW + LEASE), t.id)
+  if holder ~= nil and holder ~= '' and holder ~= t.holder then
+    if t.holder ~= '' then redis.call('ZREM', K_HOLDER, t.holder .. '|' .. t.id) end
+    t.holder = holder
+    redis.call('ZADD', K_HOLDER, 0, holder .. '|' .. t.id)
+  end
+end
+
+local function unlease(t)
+  redis.call('ZREM', K_LEASE, t.id)
+  if t.holder ~= '' then redis.call('ZREM', K_HOLDER, t.holder .. '|' .. t.id) end
+  t.holder = ''
+end
+
+-- A ticket leaves for good, in a terminal stage.
+local function finish(t, stage, ...)
+  t.stage = stage
+  unlease(t)
+  tput(t)
+  redis.call('ZADD', K_ENDED, NOW, t.id)
+  event(stage, 'ticket', t.id, 'queue', t.queue, 'site', t.site, 'call', t.call, ...)
+end
+
+-- ---------------------------------------------------------------- matching
+
+-- The head of one profile's index for a strategy: number (as text), agent id.
+local function agent_head(pid, key)
+  local got = redis.call('ZRANGEBYLEX', K_AVAIL, '[' .. pid .. '|' .. key .. '|',
+    '[' .. pid .. '|' .. key .. '|' .. HIGH, 'LIMIT', 0, 1)
+  if #got == 0 then return nil end
+  local f = fields(got[1])
+  return f[3], f[4]
+end
+
+local KEY_OF = {longest_idle = 'li', most_skilled = 'li', round_robin = 'rr', least_occupied = 'lo'}
+
+-- Call -> agent: the best available agent eligible for ticket t, or nil.
+-- One head per profile with a free agent: O(P log n).
+local function best_agent(t)
+  local r = {skills = t.skills, any = t.any, lang = t.lang, site_only = t.site_only, site = t.site}
+  if t.callback ~= '' and not callbacks_placeable() then return nil end
+  if t.prefer ~= '' then
+    local a = aget(t.prefer)
+    if a and a.state == 'available' and a.group == GROUP then
+      local p = pdef(a.pid)
+      if p and eligible(p, r) then return a end
+    end
+  end
+  local key = KEY_OF[t.strategy] or 'li'
+  local skilled = t.strategy == 'most_skilled'
+  local main = ''
+  if skilled then main = primary(t.skills) end
+  local best, best_rank = nil, nil
+  local free_profiles = redis.call('HGETALL', K_PFREE)
+  for i = 1, #free_profiles, 2 do
+    local pid = free_profiles[i]
+    local p = pdef(pid)
+    if p and eligible(p, r) then
+      local num, aid = agent_head(pid, key)
+      if aid then
+        local rank = num .. '|' .. aid
+        if skilled then
+          local level = 0
+          if main ~= '' then level = N(p.skills[main]) end
+          rank = string.format('%03d', 100 - level) .. '|' .. rank
+        end
+        if best_rank == nil or lt(rank, best_rank) then best, best_rank = aid, rank end
+      end
+    end
+  end
+  if best == nil then return nil end
+  return aget(best)
+end
+
+-- Agent -> call: the best waiting ticket agent a is eligible for, across every
+-- queue of the group. One head per requirement with waiting tickets: O(R log n).
+local function best_ticket(a)
+  local p = pdef(a.pid)
+  if p == nil then return nil end
+  local cb_ok = nil
+  local best = nil
+  local waiting = redis.call('HGETALL', K_RWAIT)
+  for i = 1, #waiting, 2 do
+    local rid = waiting[i]
+    local r = rdef(rid)
+    if r and eligible(p, r) then
+      local usable = true
+      if r.cb == 1 then
+        if cb_ok == nil then cb_ok = callbacks_placeable() end
+        usable = cb_ok
+      end
+      if usable then
+        local got = redis.call('ZRANGEBYLEX', K_WAIT, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH,
+          'LIMIT', 0, 1)
+        if #got > 0 then
+          local tail = string.sub(got[1], #rid + 2)
+          if best == nil or lt(tail, best) then best = tail end
+        end
+      end
+    end
+  end
+  if best == nil then return nil end
+  local f = fields(best)
+  return tget(f[4])
+end
+
+local quiet = nil  -- the ticket whose engine learns of its reservation from the reply
+
+local function reserve(t, a)
+  unindex_ticket(t)
+  t.stage = 'reserved'
+  t.agent = a.id
+  t.endpoint = a.endpoint
+  t.claimed_by = ''
+  if t.callback ~= '' then
+    unlease(t)  -- nobody holds it until a callback worker claims it
+    redis.call('ZADD', K_CB, 0, order(t))
+    redis.call('PUBLISH', CHANNEL .. ':callback', GROUP)
+  end
+  lease(t, nil)
+  tput(t)
+  set_state(a, 'reserved', '')
+  a.reserved_at = S(NOW)
+  a.ticket = t.id
+  aput(a)
+  event('reserved', 'ticket', t.id, 'call', t.call, 'queue', t.queue, 'site', t.site,
+    'agent', a.id)
+  if t.id ~= quiet and t.callback == '' then
+    redis.call('PUBLISH', CHANNEL .. ':reserved', GROUP .. '|' .. t.id .. '|' .. a.id .. '|' ..
+      a.endpoint)
+  end
+end
+
+-- The agent would become available: a pending logout or pause applies
+-- instead; else available, and the agent chooses (agent -> call) at once.
+local function become_available(a, action)
+  if a.pending == 'logout' then
+    set_state(a, 'logged_out', 'pending logout')
+    return
+  end
+  if a.pending == 'pause' then
+    set_state(a, 'paused', a.pending_reason)
+    return
+  end
+  a.idle_since = S(NOW)
+  set_state(a, 'available', action)
+  local t = best_ticket(a)
+  if t then reserve(t, a) end
+end
+
+-- Call -> agent for a waiting ticket.
+local function ticket_chooses(t)
+  if t.stage ~= 'waiting' then return end
+  local a = best_agent(t)
+  if a then reserve(t, a) end
+end
+
+-- Detach the ticket's agent (the agent's state stays): the agent, if it held it.
+local function release(t)
+  local a = nil
+  if t.agent ~= '' then a = aget(t.agent) end
+  t.agent = ''
+  t.endpoint = ''
+  if a and a.ticket == t.id then
+    a.ticket = ''
+    aput(a)
+    return a
+  end
+  return nil
+end
+
+-- The ticket waits again in its place; the freed agent chooses, then the ticket.
+local function put_back(t, freed, fault, reason, aid)
+  t.stage = 'waiting'
+  t.claimed_by = ''
+  if t.callback ~= '' then unlease(t) end
+  index_ticket(t)
+  tput(t)
+  event('missed', 'ticket', t.id, 'call', t.call, 'queue', t.queue, 'site', t.site,
+    'agent', aid or '', 'fault', fault, 'reason', reason)
+  if freed and freed.state == 'reserved' then become_available(freed, 'release') end
+  ticket_chooses(tget(t.id))
+end
+
+-- A waiting, reserved or connected ticket ends without completing.
+local function stop(t, stage, ...)
+  local before = t.stage
+  if before == 'waiting' then unindex_ticket(t) end
+  local a = release(t)
+  finish(t, stage, ...)
+  if a == nil then return end
+  if before == 'connected' then set_state(a, 'wrap_up', '') end
+  if before == 'reserved' then become_available(a, 'release') else become_available(a, 'ready') end
+end
+
+local function connect(t, a, at)
+  t.stage = 'connected'
+  t.connected_at = S(at)
+  t.served_by = a.id
+  lease(t, nil)
+  tput(t)
+  a.misses = 0
+  if t.customer ~= '' then redis.call('HSET', K_LAST, t.customer, a.id) end
+  set_state(a, 'on_call', '')
+  event('connected', 'ticket', t.id, 'call', t.call, 'queue', t.queue, 'site', t.site,
+    'agent', a.id, 'at', S(at))
+end
+
+local function by_idle(x, y)
+  if N(x.idle_since) ~= N(y.idle_since) then return N(x.idle_since) < N(y.idle_since) end
+  return lt(x.id, y.id)
+end

@@ -1,0 +1,21 @@
+-- remove(agent): the agent leaves this group (moved to another one).
+local a = aget(ARGV[9])
+if a == nil then return 0 end
+if a.state == 'reserved' and a.ticket ~= '' then
+  local t = tget(a.ticket)
+  if t then
+    release(t)
+    a = aget(a.id)
+    set_state(a, 'logged_out', 'moved')
+    put_back(t, a, '0', 'logout', a.id)
+  end
+end
+a = aget(a.id)
+if a.state ~= 'logged_out' then set_state(a, 'logged_out', 'moved') end
+if a.state == 'logged_out' then
+  redis.call('HDEL', K_AGENT, a.id)
+  if redis.call('HINCRBY', K_PROFILE, a.pid .. '#n', -1) <= 0 then
+    redis.call('HDEL', K_PROFILE, a.pid, a.pid .. '#n')
+  end
+end
+return 1

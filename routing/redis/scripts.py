@@ -1,0 +1,51 @@
+"""The routing scripts: ``routing/lua/*.lua``, each with the shared library
+prepended, registered once per client with redis-py's ``register_script``
+(EVALSHA, falling back to EVAL after a restart flushed the script cache).
+
+Refusals of agent actions come back as ``{'refused', state}`` and Python names
+what is allowed from ``routing/states.py``, so the state machine has one text.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from typing import Any
+
+__all__ = ["OPERATIONS", "register", "source"]
+
+OPERATIONS = (
+    "enqueue",
+    "requalify",
+    "abandon",
+    "connected",
+    "completed",
+    "missed",
+    "callback",
+    "claim",
+    "act",
+    "upsert",
+    "remove",
+    "tick",
+    "renew",
+    "staffed",
+    "position",
+    "restore",
+)
+
+
+def _read(name: str) -> str:
+    return resources.files("routing").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def source(operation: str) -> str:
+    """The full text of one script: the library, then the operation."""
+    return _read("lib") + "\n" + _read(operation)
+
+
+def register(client: Any) -> dict[str, Any]:
+    """Every operation's script object on ``client`` (plain, cluster or Sentinel)."""
+    scripts = {name: client.register_script(source(name)) for name in OPERATIONS}
+    scripts["seqfloor"] = client.register_script(_read("seqfloor"))
+    return scripts

@@ -1,0 +1,230 @@
+"""The engine's side of the store: reservation notices, the ticker, resets.
+
+One pub/sub subscription per engine hears reservation notices (``<ns>:reserved``:
+``group|ticket|agent|endpoint``), queue-setting changes and callback work.
+The ticker, about four times a second, ends due wrap-ups and passed leases
+(``tick``), renews this engine's leases every ``lease/3`` s (``renew``),
+replays the outbox, and checks each group's generation key: a key that is
+gone means Redis lost its data, and then ``on_reset`` runs (the engine
+rebuilds agents there) and this engine's callers on hold are put back with
+their place (``restore``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from routing.errors import RoutingError, RoutingUnavailable
+from routing.redis.core import Core, Unreachable, decode
+
+__all__ = ["Service"]
+
+log = logging.getLogger("routing.redis")
+
+#: The store-wide ticket counter never goes below the ids put back.
+_FLOOR = (
+    "if tonumber(redis.call('GET', KEYS[1]) or '0') < tonumber(ARGV[1]) then "
+    "redis.call('SET', KEYS[1], ARGV[1]) end return 1"
+)
+
+
+class Service(Core):
+    """Listening, ticking, renewing, replaying and rebuilding."""
+
+    _listener: asyncio.Task[None] | None = None
+    _ticker: asyncio.Task[None] | None = None
+    _ready: asyncio.Event | None = None
+    _renewed_at: float = 0.0
+
+    async def start(self) -> None:
+        """Listen for notices and run the ticker."""
+        await self.ensure_started()
+
+    async def ensure_started(self) -> None:
+        if self._closed:
+            raise RoutingUnavailable("this router is closed")
+        if self._listener is None or self._listener.done():
+            self._ready = ready = asyncio.Event()
+            self._listener = asyncio.ensure_future(self._listen(ready))
+            waiting = asyncio.ensure_future(ready.wait())
+            await asyncio.wait(
+                {waiting, self._listener}, timeout=5, return_when=asyncio.FIRST_COMPLETED
+            )
+            if not ready.is_set():
+                waiting.cancel()
+                raise Unreachable("routing store unreachable: cannot subscribe")
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.ensure_future(self._tick_loop())
+
+    async def know_group(self, group: str) -> None:
+        """Note the group's generation the first time this engine uses it."""
+        if group not in self._generations:
+            self._generations[group] = await self._generation(group)
+
+    async def _generation(self, group: str) -> str:
+        key = self.names.group(group).gen
+        await self.read(self.redis.set(key, uuid.uuid4().hex, nx=True))
+        return decode(await self.read(self.redis.get(key)))
+
+    async def _listen(self, ready: asyncio.Event) -> None:
+        pubsub = self.clients.subscriber().pubsub()
+        channels = [self.names.channel(n) for n in ("reserved", "config", "callback")]
+        try:
+            await pubsub.subscribe(*channels)
+            await self.load_queues()  # changes made while unsubscribed
+        except (RedisError, OSError, RoutingError):
+            await pubsub.aclose()
+            return  # Redis is away; the ticker listens again when it returns
+        ready.set()
+        config, callback = (c.encode() for c in channels[1:])
+        try:
+            async for message in pubsub.listen():
+                if message.get("type") != "message":
+                    continue
+                if message["channel"] == config:
+                    await self.load_queues()
+                elif message["channel"] == callback:
+                    self._callback_due.set()
+                else:
+                    group, ticket, agent, endpoint = decode(message["data"]).split("|", 3)
+                    self.resolve((group, int(ticket)), agent, endpoint)
+        except (RedisError, OSError, RoutingError) as exc:
+            log.info("routing.listener_lost %s", exc)  # the ticker listens again
+        finally:
+            closing = asyncio.ensure_future(pubsub.aclose())
+            await asyncio.wait({closing}, timeout=2.0)
+
+    async def _tick_loop(self, interval: float = 0.25) -> None:
+        while not self._closed:
+            await asyncio.sleep(interval)
+            try:
+                await self._service()
+            except RoutingUnavailable as exc:  # resumes when Redis returns
+                log.debug("routing.tick_unavailable %s", exc)
+
+    async def _service(self) -> None:
+        if not self.ticking:
+            if self._listener is None or self._listener.done():
+                await self.ensure_started()
+            return
+        await self._check_generations()
+        if self.outbox is not None and self.outbox:
+            await self.replay()
+        await self.tick()
+        if self.clock() - self._renewed_at >= self.lease / 3:
+            await self.renew()
+        if self._listener is None or self._listener.done():
+            # The subscription was lost (Redis restarted): listen again, and look
+            # up every waiting call in case its notice was missed.
+            await self.ensure_started()
+            for key, future in list(self._waiters.items()):
+                if not future.done():
+                    await self.check(key)
+
+    async def tick(self, now: float | None = None) -> int:
+        """End the wrap-ups that are due and the tickets whose lease passed, in every
+        group this engine knows."""
+        done = 0
+        for group in sorted(self.groups()):
+            done += int(await self.run("tick", group, now=now))
+        return done
+
+    async def renew(self, engine: str | None = None, now: float | None = None) -> int:
+        """Renew every lease ``engine`` (this one by default) holds."""
+        moment = self.clock() if now is None else now
+        renewed = 0
+        for group in sorted(self.groups()):
+            renewed += int(await self.run("renew", group, engine or self.engine_id, now=moment))
+        if engine is None or engine == self.engine_id:
+            self._renewed_at = moment
+        return renewed
+
+    async def replay(self) -> int:
+        """Replay the outbox in order; stops at the first entry Redis does not take."""
+        assert self.outbox is not None
+        entries = self.outbox.pending()
+        done = 0
+        try:
+            for entry in entries:
+                now, *args = entry["args"]
+                try:
+                    await self.run(entry["op"], entry["group"], *args, now=float(now))
+                except Unreachable:
+                    raise
+                except RoutingError as exc:  # refused: said, and not retried for ever
+                    log.error(  # noqa: TRY400 - refused, not crashed
+                        "routing.outbox_refused %s %s", entry, exc
+                    )
+                done += 1
+        finally:
+            self.outbox.keep(entries[done:])
+        return done
+
+    async def _check_generations(self) -> None:
+        lost = []
+        for group, known in list(self._generations.items()):
+            key = self.names.group(group).gen
+            now = await self.read(self.redis.get(key))
+            if now is None or decode(now) != known:
+                lost.append(group)
+                self._generations[group] = await self._generation(group)
+        if lost:
+            await self._rebuild(lost)
+
+    async def _rebuild(self, groups: list[str]) -> None:
+        """Redis came back without the data of ``groups``: agents and queue settings
+        come back through ``on_reset``, and this engine's callers on hold are put back
+        in their place (their ids, seq, arrival and priority)."""
+        log.warning("routing.reset groups=%s", groups)
+        self._agent_groups.clear()
+        if self.queues:
+            await self.replace_queues(dict(self.queues))
+        if self.on_reset is not None:
+            await self.on_reset()
+        for group in groups:
+            held = [
+                record
+                for (g, _), record in self._held.items()
+                if g == group and not self._waiters[(g, int(record["id"]))].done()
+            ]
+            held.sort(key=lambda r: (-int(r["priority"]), float(r["arrival"]), int(r["seq"])))
+            if not held:
+                continue
+            floor = max(int(r["id"]) for r in held)
+            await self.read(self._scripts["seqfloor"](keys=[self.names.seq], args=[floor]))
+            raw = await self.run("restore", group, json.dumps(held))
+            for ticket, agent, endpoint in raw or []:
+                self.resolve((group, int(decode(ticket))), decode(agent), decode(endpoint))
+
+    async def close(self) -> None:
+        """Stop listening and ticking, and close every connection."""
+        self._closed = True
+        for task in (self._ticker, self._listener):
+            if task is not None:
+                task.cancel()
+                # Bounded, and without waiting on the cancellation itself (a Redis
+                # call in flight can turn it into an error the loop goes on from).
+                await asyncio.wait({task}, timeout=2.0)
+        closing = asyncio.ensure_future(self._close_clients())
+        await asyncio.wait({closing}, timeout=5.0)
+        if not closing.done():
+            closing.cancel()
+
+    async def _close_clients(self) -> None:
+        client: Any = self.redis
+        if self.clients.kind == "plain":
+            await client.aclose(close_connection_pool=True)
+        else:
+            await client.aclose()
+
+    async def load_queues(self) -> Any:
+        raise NotImplementedError
+
+    async def replace_queues(self, configs: Any) -> None:
+        raise NotImplementedError
