@@ -205,9 +205,10 @@ class SpeechInput:
         The utterance decides in audio time; the wall clock decides too, for a
         phone that sends no frame while its caller is silent: no speech
         ``prompt + no_input`` seconds after the start is no input, and no frame
-        for ``end_silence`` seconds after speech (or ``max_utterance`` of
-        speech) ends the answer. If the session ends early after the caller
-        spoke, what was heard is the answer.
+        for ``end_silence`` seconds after speech (less the silence the last
+        frames held; or ``max_utterance`` of speech) ends the answer. If the
+        session ends early after the caller spoke, what was heard is the
+        answer.
         """
         loop = asyncio.get_running_loop()
         opened = loop.time()
@@ -217,8 +218,10 @@ class SpeechInput:
             if spoke is None:
                 deadline = opened + prompt + request.no_input
             else:
+                # Silence already heard at the end of the last frames counts too.
                 last = max(spoke, session.last_audio or spoke)
-                deadline = min(last + request.end_silence, spoke + request.max_utterance)
+                rest = max(0.0, request.end_silence - utterance.quiet)
+                deadline = min(last + rest, spoke + request.max_utterance)
             try:
                 async with asyncio.timeout_at(deadline):
                     event = await anext(events)

@@ -341,6 +341,14 @@ class Utterance:
         """Whether the caller has started speaking (``SpeechStarted`` was returned)."""
         return self.endpointer.speech_start is not None
 
+    @property
+    def quiet(self) -> float:
+        """Seconds of audio fed since the caller's last speech (0 before any speech)."""
+        point = self.endpointer
+        if point.speech_end is None:
+            return 0.0
+        return max(0, point.samples - point.speech_end) / SAMPLE_RATE
+
     async def feed(self, pcm: bytes) -> list[Event]:
         """Feed signed-linear 8 kHz little-endian mono audio of any length.
 
