@@ -322,7 +322,10 @@ class SpeechInput:
             heard = len(pcm) / _BYTES_PER_SECOND
             missing = took - heard
             if missing > _MISSING:
-                pcm += bytes(round(min(missing, limit) * SAMPLE_RATE) * 2)
+                # Frames a phone did not send: silence before the answer in the
+                # first take, after it in the later ones (the caller was mid-answer).
+                gap = bytes(round(min(missing, limit) * SAMPLE_RATE) * 2)
+                pcm = gap + pcm if spent == 0 else pcm + gap
             for found in await utterance.feed(pcm):
                 if isinstance(found, Final):
                     return _heard(found.result, "record")
