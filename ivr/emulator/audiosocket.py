@@ -7,16 +7,15 @@ is not answered (after connecting, before the UUID), a caller who hangs up
 (``MAX_WAIT_TIMEOUT_MSEC``: the socket is closed, no hang-up frame, the
 channel lives on); 0 when the engine sends a hang-up frame or closes the
 socket between frames; -1 for any other frame kind, an empty audio frame or
-a close inside a frame. It never answers the channel.
-
-Once connected it sends the UUID frame, then the caller's audio in 20 ms
-frames on the call's clock and a DTMF frame per key, and records every frame
-the engine sends back with its arrival time. A caller with silence
-suppression (``Timeline.dtx``, the default) sends audio only while a
-scripted :class:`Talk` sounds; otherwise a frame goes every 20 ms, silence
-between talks. In fast mode (``speed=None``) talk frames go as fast as the
-engine reads them while the call's clock moves 20 ms per frame; silence with
-no frames passes in real time, since only the engine's frames can keep the
+a close inside a frame; it never answers the channel. Once connected it
+sends the UUID frame, then the caller's audio in 20 ms frames on the call's
+clock and a DTMF frame per key, and records every frame the engine sends
+back with its arrival time. A caller with silence suppression
+(``Timeline.dtx``, the default) sends audio only while a scripted
+:class:`Talk` sounds, otherwise a frame goes every 20 ms, silence between
+talks. In fast mode (``speed=None``) talk frames go as fast as the engine
+reads them while the call's clock moves 20 ms per frame; silence with no
+frames passes in real time, since only the engine's frames keep the
 session alive through it.
 """
 

@@ -1,8 +1,10 @@
-"""The emulator's caller timeline and application-argument splitting."""
+"""The emulator's caller timeline, application-argument splitting and AudioSocket records."""
 
 from __future__ import annotations
 
+from ivr.audiosocket.protocol import Kind
 from ivr.emulator.apps import split_app_args
+from ivr.emulator.audiosocket import AudioSocketRecord, FrameLog
 from ivr.emulator.caller import Hangup, Press, Timeline
 from ivr.emulator.sounds import SoundCatalog
 
@@ -52,3 +54,25 @@ def test_sound_catalog() -> None:
     assert catalog.samples("beep") == 3404
     assert catalog.samples("custom/hello") == 16000
     assert catalog.samples("no-such-file") is None
+
+
+def test_a_callers_phone_uses_silence_suppression_unless_told() -> None:
+    """The worst real case by default: no audio frames while the caller is silent."""
+    assert Timeline([]).dtx is True
+    assert Timeline([], dtx=False).dtx is False
+
+
+def test_an_audiosocket_record_tells_the_prompt_from_the_keep_alive() -> None:
+    """What the caller heard is the engine's frames with sound; all-zero frames are the
+    silence that keeps the session open; the caller's own frames are apart."""
+    record = AudioSocketRecord("")
+    loud, quiet = b"\x10\x00" * 160, bytes(320)
+    record.received += [
+        FrameLog(0.0, 0.0, Kind.AUDIO, loud),
+        FrameLog(0.02, 0.02, Kind.AUDIO, quiet),
+    ]
+    record.received.append(FrameLog(0.04, 0.04, Kind.HANGUP))
+    record.sent += [FrameLog(0.0, 0.0, Kind.UUID, bytes(16)), FrameLog(0.0, 0.0, Kind.AUDIO, loud)]
+    assert [f.payload for f in record.prompt] == [loud]
+    assert [f.payload for f in record.silence] == [quiet]
+    assert [f.payload for f in record.voice] == [loud]
