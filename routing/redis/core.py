@@ -110,6 +110,7 @@ class Core:
         self._generations: dict[str, str] = {}
         self._closed = False
         self._callback_due = asyncio.Event()
+        self._group_lock = asyncio.Lock()
 
     # Provided by the service part (routing/redis/service.py).
 
@@ -175,9 +176,11 @@ class Core:
             return None
 
     async def read(self, pending: Awaitable[Any]) -> Any:
-        """A plain command, with Redis's absence said as RoutingUnavailable."""
+        """A plain command (at the gate, like the scripts), with Redis's absence said
+        as RoutingUnavailable."""
         try:
-            return await pending
+            async with self._gate:
+                return await pending
         except (RedisError, OSError) as exc:
             raise Unreachable(f"routing store unreachable: {exc}") from exc
 

@@ -65,7 +65,9 @@ class Service(Core):
     async def know_group(self, group: str) -> None:
         """Note the group's generation the first time this engine uses it."""
         if group not in self._generations:
-            self._generations[group] = await self._generation(group)
+            async with self._group_lock:
+                if group not in self._generations:
+                    self._generations[group] = await self._generation(group)
 
     async def _generation(self, group: str) -> str:
         key = self.names.group(group).gen

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
+from routing.types import Agent
 
 WORKER = Path(__file__).parent / "helpers" / "routing_worker.py"
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,9 +51,7 @@ async def test_processes_race_without_double_reservations(redis_url: str) -> Non
     # Replay the event stream: an agent is never reserved while already holding a call.
     holding: dict[str, str | None] = defaultdict(lambda: None)
     reservations = 0
-    events = await router.redis.xrange(f"{router.ns}:events")
-    for _, raw in events:
-        event = {k.decode(): v.decode() for k, v in raw.items()}
+    for _, event in await router.events(0):
         if event["event"] == "reserved":
             agent = event["agent"]
             assert holding[agent] is None, f"{agent} reserved for two calls at once"

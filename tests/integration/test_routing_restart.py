@@ -9,8 +9,8 @@ import pytest
 
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingUnavailable
-from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
+from routing.types import Agent
 
 
 async def test_routing_survives_a_redis_restart(tmp_path: Path) -> None:
