@@ -10,6 +10,7 @@ and agent) and every waiting call's position must be equal.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pytest
 
 from routing.config import QueueConfig
+from routing.errors import RoutingUnavailable
 from routing.redis import RedisRouter
 from routing.reference import Reference
 from routing.states import InvalidTransition
@@ -99,7 +101,11 @@ def _change(value: Any) -> Any:
 
 
 async def _step(
-    rng: random.Random, reference: Reference, router: RedisRouter, clock: Clock, calls: dict[str, Any]
+    rng: random.Random,
+    reference: Reference,
+    router: RedisRouter,
+    clock: Clock,
+    calls: dict[str, Any],
 ) -> str:
     roll = rng.random()
     engine = router.engine_id
@@ -185,7 +191,10 @@ async def _step(
         claimed = reference.claim_callback(engine)
         got = await router.claim_callback()
         assert (claimed and claimed.ticket.call_id) == (got and got.ticket.call_id), (
-            "claim", claimed, got)
+            "claim",
+            claimed,
+            got,
+        )
         return "claim"
     if roll < 0.98:
         reference.renew(engine)
@@ -229,3 +238,241 @@ async def test_lockstep_with_the_reference(
         except AssertionError:
             print("steps:", done[-10:])
             raise
+
+
+# --------------------------------------------------------------------------
+# The cases of issue 11, each against the Redis router alone.
+
+
+@pytest.fixture
+async def store(redis_url: str) -> AsyncIterator[tuple[RedisRouter, Clock]]:
+    clock = Clock()
+    router = RedisRouter.connect(redis_url, clock=clock)
+    router.ticking = False
+    router.callback_window = 0.0
+    await router.redis.flushall()
+    await router.start()
+    await router.replace_queues(QUEUES)
+    try:
+        yield router, clock
+    finally:
+        await router.close()
+
+
+async def _staff(router: RedisRouter, clock: Clock, *agents: Agent) -> None:
+    await router.add_agents(agents)
+    for agent in agents:
+        clock.now += 1
+        assert (await router.login(agent.id)).result == "done"
+
+
+async def test_no_window_starves_a_call(store: tuple[RedisRouter, Clock]) -> None:
+    """250 Korean calls ahead do not hide the English call from the English agent."""
+    router, clock = store
+    for n in range(250):
+        await router.enqueue(f"ko{n}", "q0", {}, language="ko")
+    english = await router.enqueue("en", "q0", {}, language="en")
+    await _staff(router, clock, Agent("ann", "PJSIP/1", languages=("en",)))
+    assert (await router.wait(english)).agent_id == "ann"
+    assert (await router.queue_sizes())["q0"] == 250
+
+
+async def test_priority_across_queues(store: tuple[RedisRouter, Clock]) -> None:
+    """A freed agent takes the priority-100 call of another queue before older calls."""
+    router, clock = store
+    for n in range(5):
+        await router.enqueue(f"plain{n}", "q0", {})
+    clock.now += 10
+    vip = await router.enqueue("vip", "q1", {}, 100, strategy="most_skilled")
+    await _staff(router, clock, Agent("ann", "PJSIP/1"))
+    assert (await router.wait(vip)).agent_id == "ann"
+
+
+@pytest.mark.parametrize("strategy", ["round_robin", "least_occupied"])
+async def test_fairness_is_exact(store: tuple[RedisRouter, Clock], strategy: str) -> None:
+    """Among 60 free agents, the one reserved longest ago (or least busy) is chosen,
+    wherever they stand in idle order."""
+    router, clock = store
+    agents = [Agent(f"a{n:02d}", f"PJSIP/{n}") for n in range(60)]
+    await _staff(router, clock, *agents)
+    await router.pause("a37", "away")
+    # Everybody else takes a call lasting 10 s, in idle order; a37 comes back last.
+    for n in range(59):
+        got = await router.wait(await router.enqueue(f"c{n}", "q0", {}))
+        await router.connected(got)
+        clock.now += 10
+        await router.completed(got)
+    await router.resume("a37")
+    fair = await router.enqueue("fair", "q0", {}, strategy=strategy)
+    assert (await router.wait(fair)).agent_id == "a37"
+
+
+async def test_escalated_priority_stays(store: tuple[RedisRouter, Clock]) -> None:
+    router, _ = store
+    ticket = await router.enqueue("c1", "q0", {"s1": 3})
+    other = await router.enqueue("c2", "q0", {"s1": 1}, 50)
+    await router.requalify(ticket, {"s1": 3}, priority=90)
+    await router.requalify(ticket, {"s1": 1})  # no priority: keeps 90
+    assert await router.position(ticket) == 1
+    assert await router.position(other) == 2
+
+
+async def test_a_replayed_transition_changes_nothing(store: tuple[RedisRouter, Clock]) -> None:
+    """A repeated connected() for a finished call leaves the agent's new call alone; a
+    repeated missed() puts nothing back."""
+    router, clock = store
+    await _staff(router, clock, Agent("ann", "PJSIP/1"))
+    first = await router.wait(await router.enqueue("c1", "q0", {}))
+    await router.connected(first)
+    await router.completed(first)
+    second = await router.wait(await router.enqueue("c2", "q0", {}))
+    await router.connected(first)
+    await router.missed(first)
+    await router.abandon(first.ticket)
+    snapshot = await router.snapshot()
+    assert snapshot["agents"]["ann"]["state"] == "reserved"
+    assert snapshot["tickets"]["c1"] == {"stage": "completed", "agent": "ann"}
+    assert second.agent_id == "ann"
+
+
+async def test_leases_end_what_no_engine_holds(store: tuple[RedisRouter, Clock]) -> None:
+    """A reserved ticket whose engine stops renewing ends lease_expired and frees the
+    agent, who takes the next call; renewed leases live on."""
+    router, clock = store
+    await _staff(router, clock, Agent("ann", "PJSIP/1"))
+    ringing = await router.enqueue("c1", "q0", {})
+    waiting = await router.enqueue("c2", "q0", {})
+    clock.now += 20
+    await router.renew()
+    clock.now += 20
+    assert await router.tick() == 0  # renewed at +20: due at +50
+    clock.now += 11
+    assert await router.tick() == 1
+    snapshot = await router.snapshot()
+    assert snapshot["tickets"]["c1"]["stage"] == "lease_expired"
+    assert snapshot["tickets"]["c2"] == {"stage": "reserved", "agent": "ann"}
+    assert (await router.wait(waiting)).agent_id == "ann"
+    kinds = [f["event"] for _, f in await router.events(0)]
+    assert "lease_expired" in kinds
+    del ringing
+
+
+async def test_wrap_up_and_a_stale_timer(store: tuple[RedisRouter, Clock]) -> None:
+    """q2 wraps up 3 s; ending it early, then a later wrap-up is not cut by the first."""
+    router, clock = store
+    await _staff(router, clock, Agent("ann", "PJSIP/1", site="x"))
+    first = await router.wait(await router.enqueue("c1", "q2", {}, site="x"))
+    await router.connected(first)
+    await router.completed(first)
+    assert await router.agent_state("ann") == "wrap_up"
+    assert (await router.end_wrap_up("ann")).result == "done"
+    clock.now += 2
+    second = await router.wait(await router.enqueue("c2", "q2", {}, site="x"))
+    await router.connected(second)
+    await router.completed(second)  # wrap-up until now + 3
+    clock.now += 1.5  # the first wrap-up's time is over, not this one's
+    await router.tick()
+    assert await router.agent_state("ann") == "wrap_up"
+    clock.now += 1.5
+    await router.tick()
+    assert await router.agent_state("ann") == "available"
+
+
+async def test_pending_pause_and_forced_logout(store: tuple[RedisRouter, Clock]) -> None:
+    router, clock = store
+    await _staff(router, clock, Agent("ann", "PJSIP/1"), Agent("bob", "PJSIP/2"))
+    call = await router.wait(await router.enqueue("c1", "q0", {}))
+    assert call.agent_id == "ann"
+    await router.connected(call)
+    assert (await router.pause("ann", "lunch")).result == "pending"
+    await router.completed(call)
+    row = await router.agent("ann")
+    assert row is not None and (row["state"], row["reason"]) == ("paused", "lunch")
+    ringing = await router.enqueue("c2", "q0", {})
+    assert (await router.wait(ringing)).agent_id == "bob"
+    change = await router.logout("bob")
+    assert change.result == "done" and change.released is not None
+    assert change.released.ticket.call_id == "c2"
+    assert await router.position(ringing) == 1  # back at its place, waiting
+    with pytest.raises(InvalidTransition, match="pause is allowed from available"):
+        await router.pause("bob", "x")
+
+
+async def test_sites_and_languages(store: tuple[RedisRouter, Clock]) -> None:
+    """q4 keeps to the caller's site until a step widens it; languages must match."""
+    router, clock = store
+    await _staff(
+        router,
+        clock,
+        Agent("far", "PJSIP/1", languages=("en",), site="y"),
+        Agent("ko", "PJSIP/2", languages=("ko",), site="x"),
+    )
+    ticket = await router.enqueue("c1", "q4", {}, language="en", site="x")
+    assert await router.position(ticket) == 1
+    await router.requalify(ticket, {}, site_only=False)
+    assert (await router.wait(ticket)).agent_id == "far"
+
+
+async def test_groups_are_apart(store: tuple[RedisRouter, Clock]) -> None:
+    """q3 is group g2: only g2's agents take its calls; each group has its own keys."""
+    router, clock = store
+    await _staff(router, clock, Agent("d", "PJSIP/1"), Agent("g", "PJSIP/2", group="g2"))
+    ticket = await router.enqueue("c1", "q3", {}, strategy="least_occupied")
+    assert ticket.group == "g2"
+    assert (await router.wait(ticket)).agent_id == "g"
+    keys = await router.redis.keys("*g2*")
+    assert keys and all(b"{g:g2}" in key for key in keys)
+
+
+async def test_callbacks_are_claimed_once(store: tuple[RedisRouter, Clock]) -> None:
+    router, clock = store
+    first = await router.enqueue("c1", "q0", {})
+    second = await router.enqueue("c2", "q0", {})
+    assert await router.request_callback(first, "+15551234")
+    await _staff(router, clock, Agent("ann", "PJSIP/1"))
+    claimed = await router.claim_callback()
+    assert claimed is not None and (claimed.ticket.call_id, claimed.callback) == ("c1", "+15551234")
+    assert await router.claim_callback() is None
+    assert await router.position(second) == 1
+    await router.connected(claimed)  # the customer answered
+    await router.completed(claimed)
+    assert (await router.wait(second)).agent_id == "ann"
+    with pytest.raises(ValueError, match="3 to 20 digits"):
+        await router.request_callback(second, "555;Dial(PJSIP/evil)")
+
+
+async def test_two_engines_never_lose_a_reservation_notice(redis_url: str) -> None:
+    """Engine B's script can reserve an agent for engine A's new ticket, and A hear of it,
+    before A has read its own enqueue reply; A must still get the agent."""
+    engines = [RedisRouter.connect(redis_url), RedisRouter.connect(redis_url)]
+    await engines[0].redis.flushall()
+    for engine in engines:
+        await engine.start()
+    await engines[0].add_agents(Agent(f"x{i}", f"PJSIP/{i}") for i in range(10))
+    for i in range(10):
+        await engines[0].login(f"x{i}")
+    served = 0
+
+    async def caller(engine: RedisRouter, worker: int) -> None:
+        nonlocal served
+        for n in range(100):
+            ticket = await engine.enqueue(f"{engine.engine_id}-{worker}-{n}", "q", {})
+            assignment = await asyncio.wait_for(engine.wait(ticket), 5)
+            await engine.connected(assignment)
+            await engine.completed(assignment)
+            served += 1
+
+    try:
+        await asyncio.gather(*(caller(e, w) for e in engines for w in range(16)))
+    finally:
+        for engine in engines:
+            await engine.close()
+    assert served == 2 * 16 * 100
+
+
+async def test_redis_down_is_routing_unavailable() -> None:
+    """With its store unreachable and no outbox, the router says so."""
+    router = RedisRouter.connect("unix:///nonexistent/redis.sock")
+    with pytest.raises(RoutingUnavailable, match="unreachable"):
+        await router.add_agents([Agent("a", "PJSIP/1")])
+    await router.close()
