@@ -222,6 +222,10 @@ class MemoryRouter:
                 return claimed
             await self._callback_due.wait()
 
+    async def claim_callback(self) -> Assignment | None:
+        """A reserved callback for this engine to place, if any (``next_callback`` waits)."""
+        return self.reference.claim_callback(self.engine_id)
+
     async def position(self, ticket: Ticket) -> int | None:
         return self.reference.position(ticket)
 
