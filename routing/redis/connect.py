@@ -33,9 +33,10 @@ class Clients:
     kind: str  # "plain", "cluster" or "sentinel"
     url: str
 
-    def subscriber(self) -> Any:
+    async def subscriber(self) -> Any:
         """A client whose ``pubsub()`` hears the store's notices."""
         if self.kind == "cluster":
+            await self.main.initialize()
             node = self.main.get_random_node()
             return aioredis.Redis(host=node.host, port=node.port, ssl=self.url.startswith("rediss"))
         return self.main

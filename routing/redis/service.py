@@ -75,8 +75,11 @@ class Service(Core):
         return decode(await self.read(self.redis.get(key)))
 
     async def _listen(self, ready: asyncio.Event) -> None:
-        pubsub = self.clients.subscriber().pubsub()
         channels = [self.names.channel(n) for n in ("reserved", "config", "callback")]
+        try:
+            pubsub = (await self.clients.subscriber()).pubsub()
+        except (RedisError, OSError):
+            return
         try:
             await pubsub.subscribe(*channels)
             await self.load_queues()  # changes made while unsubscribed

@@ -1,0 +1,70 @@
+"""Routing on a real three-master Redis Cluster: two routing groups whose hash tags
+land on different masters, each group's decisions one script on its own shard,
+calls reserved in both."""
+
+from __future__ import annotations
+
+import asyncio
+
+from redis.crc import key_slot
+
+from routing.config import QueueConfig
+from routing.redis import RedisRouter
+from routing.types import Agent
+from tests.integration.redis_cluster import Cluster, redis_cluster  # noqa: F401
+
+
+def _groups_on_two_masters(router: RedisRouter) -> tuple[str, str]:
+    """'east', and the first 'west<n>' whose keys live on another master."""
+    cluster = router.redis
+
+    def master(group: str) -> str:
+        node = cluster.get_node_from_key(router.names.group(group).agent)
+        return f"{node.host}:{node.port}"
+
+    for n in range(100):
+        if master(f"west{n}") != master("east"):
+            return "east", f"west{n}"
+    raise AssertionError("no second master found")
+
+
+async def test_two_groups_on_two_shards(redis_cluster: Cluster) -> None:  # noqa: F811
+    router = RedisRouter.connect(redis_cluster.url)
+    other = RedisRouter.connect(redis_cluster.url)  # a second engine
+    try:
+        await router.start()
+        await other.start()
+        east, west = _groups_on_two_masters(router)
+        slots = {key_slot(router.names.group(g).agent.encode()) for g in (east, west)}
+        assert len(slots) == 2
+        for group in (east, west):  # every key of a group is in the group's one slot
+            keys = router.names.group(group).all()
+            assert len({key_slot(k.encode()) for k in keys}) == 1
+        await router.replace_queues(
+            {
+                "sales": QueueConfig.model_validate({"group": east}),
+                "support": QueueConfig.model_validate({"group": west}),
+            }
+        )
+        await router.add_agents(
+            [Agent("e1", "PJSIP/1", group=east), Agent("w1", "PJSIP/2", group=west)]
+        )
+        for agent in ("e1", "w1"):
+            assert (await other.login(agent)).result == "done"
+        sale = await router.enqueue("c1", "sales", {})
+        help_ = await other.enqueue("c2", "support", {})
+        got = await asyncio.gather(
+            asyncio.wait_for(router.wait(sale), 5), asyncio.wait_for(other.wait(help_), 5)
+        )
+        assert [a.agent_id for a in got] == ["e1", "w1"]
+        assert (sale.group, help_.group) == (east, west)
+        # A call that waits is served through a notice published on another shard.
+        later = await router.enqueue("c3", "support", {})
+        await other.connected(got[1])
+        await other.completed(got[1])
+        assert (await asyncio.wait_for(router.wait(later), 5)).agent_id == "w1"
+        events = [f["event"] for _, f in await router.events(0)]
+        assert events.count("reserved") == 3
+    finally:
+        await router.close()
+        await other.close()
