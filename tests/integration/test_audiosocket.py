@@ -360,7 +360,7 @@ class TestKeepAlive:
         assert len(record.silence) == session.silence_sent > 140
         frames = [f for f in record.received if f.kind == Kind.AUDIO]
         gaps = [b.wall - a.wall for a, b in itertools.pairwise(frames)]
-        assert max(gaps) < 0.045, f"a {max(gaps) * 1000:.0f} ms gap in the engine's frames"
+        assert max(gaps) < 0.06, f"a {max(gaps) * 1000:.0f} ms gap in the engine's frames"
         assert abs(statistics.median(gaps) - 0.02) < 0.002
 
     async def test_a_server_that_stops_sending_is_cut_off_after_two_seconds(self) -> None:
@@ -378,7 +378,7 @@ class TestKeepAlive:
 
             result, record, (after, reason) = await converse(quiet, [], engine)
         assert (result, record.ending, reason) == (-1, "timeout", EndReason.CALLER)
-        assert 1.95 < after < 2.1, f"closed {after:.3f} s after the last frame"
+        assert 1.95 < after < 2.3, f"closed {after:.3f} s after the last frame"
         assert [f.kind for f in record.sent] == [Kind.UUID]  # no hang-up frame from Asterisk
 
     async def test_the_callers_frames_and_keys_count_as_activity_too(self) -> None:

@@ -158,7 +158,7 @@ async def test_silence_takes_the_no_input_path(rig: Rig) -> None:
     assert rig.engine.speech is not None
     prompt = len(await rig.engine.speech.synthesizer.pcm(MENU_PROMPT, "ko")) / 16000
     hung = next(f.wall for f in record.received if f.kind == Kind.HANGUP)
-    assert prompt + 3.0 <= hung - record.received[0].wall < prompt + 3.4
+    assert prompt + 3.0 <= hung - record.received[0].wall < prompt + 3.6
 
 
 async def test_barge_in_then_silence_on_a_dtx_phone_keeps_the_answer(rig: Rig) -> None:
@@ -181,7 +181,7 @@ async def test_barge_in_then_silence_on_a_dtx_phone_keeps_the_answer(rig: Rig) -
     voiced = max(i for i, v in enumerate(samples) if abs(v) > 300) / 8000
     last_sound = record.talk_onsets[0].wall + voiced
     hung = next(f.wall for f in record.received if f.kind == Kind.HANGUP)
-    assert 0.4 <= hung - last_sound < 0.7, f"answered {hung - last_sound:.3f} s after the word"
+    assert 0.4 <= hung - last_sound < 0.9, f"answered {hung - last_sound:.3f} s after the word"
     last_frame = record.voice[-1].wall
     assert hung > last_frame + 0.1  # the word's frames stopped well before the answer
     assert [f for f in record.silence if f.wall > last_frame]  # and the line was kept open
