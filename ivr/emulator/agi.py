@@ -681,10 +681,12 @@ def _int(text: str) -> int | None:
 class Recording:
     """The file RECORD FILE writes, measured on the caller's scripted audio.
 
-    A caller whose script has ``Talk`` sends frames all the time, as a phone
-    does (silence between words); one without sends none, like the Local
-    channels of the transcripts, so nothing is written and silence detection
-    never fires.
+    A caller whose script has ``Talk`` on a continuous phone (``dtx`` off)
+    sends frames all the time, silence between words included; on a phone
+    with silence suppression (``dtx``, the default) frames come only while a
+    ``Talk`` sounds, so the file holds the talk alone, with no gaps, and
+    silence detection (which counts silent *frames*) never fires. A caller
+    without ``Talk`` sends none, like the Local channels of the transcripts.
     """
 
     def __init__(self, timeline: Timeline, limit_ms: int, silence_ms: int, offset: int) -> None:
@@ -694,10 +696,21 @@ class Recording:
         self.silence_ms = silence_ms
         self.offset = offset
         self.frames = bool(timeline.talks)
+        #: Frames only while the caller talks (silence suppression).
+        self.dtx = timeline.dtx
         self.stopped_by_silence = False
 
+    def _talk_spans(self, end: float) -> list[tuple[float, float]]:
+        """(start, end) of the caller's talk inside the recording's window, in order."""
+        spans = []
+        for talk in sorted(self.timeline.talks, key=lambda t: t.at):
+            begin, stop = max(talk.at, self.start), min(talk.at + talk.seconds, end)
+            if stop > begin:
+                spans.append((begin, stop))
+        return spans
+
     def _silence_stop(self) -> float | None:
-        if not (self.frames and self.silence_ms):
+        if not (self.frames and self.silence_ms) or self.dtx:
             return None
         # ast_dsp_silence counts silent 20 ms frames; the recording stops once
         # the run is longer than the limit, from the start or the last word.
@@ -747,6 +760,29 @@ class Recording:
         if folder.resolve() not in target.resolve().parents:
             return
         end = self.timeline.now()
+        pcm = self._talk_only(end) if self.dtx else self._continuous(end)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(target), "wb") as out:
+            out.setnchannels(1)
+            out.setsampwidth(2)
+            out.setframerate(SAMPLE_RATE)
+            out.writeframes(bytes(pcm))
+
+    def _talk_only(self, end: float) -> bytearray:
+        """What a silence-suppressing phone sent: each talk's frames, back to back."""
+        pcm = bytearray()
+        for talk in sorted(self.timeline.talks, key=lambda t: t.at):
+            begin, stop = max(talk.at, self.start), min(talk.at + talk.seconds, end)
+            if stop <= begin:
+                continue
+            first = round((begin - talk.at) * SAMPLE_RATE) * 2
+            size = round((stop - begin) * SAMPLE_RATE) * 2
+            chunk = talk.audio[first : first + size]
+            pcm += chunk + bytes(size - len(chunk))
+        return pcm
+
+    def _continuous(self, end: float) -> bytearray:
+        """What a continuous phone sent: the whole window, the talk where it fell."""
         pcm = bytearray(round((end - self.start) * SAMPLE_RATE) * 2 if self.frames else 0)
         for talk in self.timeline.talks:
             if not talk.audio:
@@ -756,16 +792,15 @@ class Recording:
             begin = max(0, begin)
             chunk = chunk[: max(0, len(pcm) - begin)]
             pcm[begin : begin + len(chunk)] = chunk
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with wave.open(str(target), "wb") as out:
-            out.setnchannels(1)
-            out.setsampwidth(2)
-            out.setframerate(SAMPLE_RATE)
-            out.writeframes(bytes(pcm))
+        return pcm
 
     def endpos(self, rewind_ms: int = 0) -> int:
         if not self.frames:
             return self.offset
+        if self.dtx:
+            spans = self._talk_spans(self.timeline.now())
+            written = sum(round((stop - begin) * 50) * FRAME for begin, stop in spans)
+            return self.offset + max(0, written - rewind_ms * SAMPLE_RATE // 1000)
         written = round((self.timeline.now() - self.start) * 50) * FRAME
         if self.stopped_by_silence:
             rewind_ms += self.silence_ms - 1000

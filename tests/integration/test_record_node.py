@@ -16,7 +16,7 @@ from ivr.agi.server import FastAgiServer
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.registry import FlowRegistry
-from ivr.testing import AsteriskEmulator, Hangup, SessionResult, Talk
+from ivr.testing import AsteriskEmulator, Hangup, SessionResult, Talk, Timeline
 
 FLOW = """
 id: message
@@ -73,18 +73,21 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
 
 
 class TestRecordNode:
-    async def test_a_caller_who_starts_late_is_recorded(self, rig: Rig) -> None:
-        """The caller starts 2.5 s after the beep (s=1 would have stopped at 1 s):
-        the whole message is in the file."""
-        result = await rig.call(
-            actions=[Talk(3.0, on="RECORD FILE", after=2.5, audio=b"\x10\x20" * 24000)]
-        )
+    @pytest.mark.parametrize(("dtx", "seconds"), [(False, 5.0), (True, 3.0)])
+    async def test_a_caller_who_starts_late_is_recorded(
+        self, rig: Rig, dtx: bool, seconds: float
+    ) -> None:
+        """The caller starts 2.5 s after the beep (s=1 would have stopped a continuous
+        phone at 1 s): the whole message is in the file. A silence-suppressing phone
+        sends only the 3 s of talk, so that is what Asterisk writes."""
+        actions = [Talk(3.0, on="RECORD FILE", after=2.5, audio=b"\x10\x20" * 24000)]
+        result = await rig.call(timeline=Timeline(actions, dtx=dtx))
         command = next(c for c in result.commands if c.startswith("RECORD FILE"))
         assert command.endswith("s=4")  # at least the time the caller is given to start
         trace = rig.traces[0]
         path = Path(trace.variables["message"])
         with wave.open(str(path)) as wav:
-            assert wav.getnframes() / wav.getframerate() >= 5.0  # 2.5 s wait + 3 s of talk
+            assert wav.getnframes() / wav.getframerate() >= seconds
 
     async def test_nothing_said_leaves_no_file(self, rig: Rig) -> None:
         """A caller who hangs up in silence leaves no header-only WAV in the spool."""

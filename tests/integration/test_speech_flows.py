@@ -309,7 +309,10 @@ async def test_without_audiosocket_a_caller_who_starts_late_is_heard(
     """RECORD FILE's s= counts silence from the start: a caller who begins 1.5 s after the
     prompt, within the menu's 3 s, is heard, not cut off after 1 s of silence."""
     async for made in rig_for(tmp_path, recognizer, MENU, audiosocket=False):
-        await made.call("reservations", [say("예약", on="RECORD FILE", after=1.5)])
+        # A continuous phone: its silent frames are what trips s= (a silence-suppressing
+        # one sends none; its takes are timed on the wall clock: test_speech_recording).
+        actions = [say("예약", on="RECORD FILE", after=1.5)]
+        await made.call("reservations", [], timeline=Timeline(actions, dtx=False))
         assert heard(made.traces[0]) == [("speech", "예약", None)]
         assert made.traces[0].nodes == ["menu", "booking"]
         assert not list((tmp_path / "spool").iterdir())
@@ -321,7 +324,10 @@ async def test_without_audiosocket_an_answer_across_two_takes(
     """An answer still under way when the first take (the no-input time) ends goes on in
     a second take, which ends on silence; both are heard as one answer."""
     async for made in rig_for(tmp_path, recognizer, MENU, audiosocket=False):
-        result = await made.call("reservations", [say("안내", on="RECORD FILE", after=2.8)])
+        # Fast mode skips the wall clock, so only a continuous phone's takes hold the
+        # time they lasted (a silence-suppressing phone's: test_speech_recording).
+        actions = [say("안내", on="RECORD FILE", after=2.8)]
+        result = await made.call("reservations", [], timeline=Timeline(actions, dtx=False))
         assert heard(made.traces[0]) == [("speech", "안내", None)]
         assert len(commands(result, "RECORD FILE")) == 2
         assert not list((tmp_path / "spool").iterdir())
