@@ -82,10 +82,11 @@ class AsteriskEmulator:
         pbx: Pbx | None = None,
         record_dir: Path | None = None,
         agi_buffer: int = AGI_BUF_LEN,
-        hangup_notice: str = "next_command",
+        hangup_notice: str = "timed",
     ) -> None:
-        #: When a hang-up during a command is told: ``next_command`` (Asterisk 22.9,
-        #: PROTOCOL.md §8.1) or ``after_reply`` (right after the interrupted reply).
+        #: When a hang-up during a command is told: ``timed`` (as Asterisk 22.9: about
+        #: 40 ms after the interrupted reply, or with the next command if it comes
+        #: first), ``next_command`` (only then) or ``after_reply`` (at once).
         self.hangup_notice = hangup_notice
         self.host = host
         #: res_agi.c's AGI_BUF_LEN: 8192 (Asterisk 22.6 / 21.11 / 20.16 on), 2048 before.

@@ -293,7 +293,8 @@ class Channel:
         if self.hung_up and not self._hangup_raised and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
         # A HANGUP notice before this reply is not the reply: Asterisk writes it
-        # when it reads this command, then runs the command in dead mode and
+        # some 40 ms after the reply of the command the hang-up ended (with this
+        # command if it came sooner), then runs this command in dead mode and
         # answers it for real (PROTOCOL.md §8.1: GET VARIABLE DIALSTATUS gave
         # HANGUP, then ``200 result=1 (ANSWER)``). The caller gets the reply;
         # the hang-up is raised by the next command a dead channel refuses.
@@ -363,9 +364,9 @@ class Channel:
         ``result=-1`` is not proof of a hang-up (``STREAM FILE`` of a missing
         file returns it on a live channel, transcript 1), nor is a -1 from
         ``EXEC`` proof that the caller is there. Asterisk writes the ``HANGUP``
-        notice when it reads the next command, so it precedes the reply to this
-        cheap NOOP (which a dead channel still answers) when, and only when,
-        the channel is gone.
+        notice before it answers any later command, so it precedes the reply to
+        this cheap NOOP (which a dead channel still answers) when, and only
+        when, the channel is gone.
         """
         await self.probe()
         if self.hung_up:

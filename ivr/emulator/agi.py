@@ -35,8 +35,17 @@ UNKNOWN_REPLY = b"510 Invalid or unknown command\n"
 FRAME = 160  # samples in 20 ms: Asterisk reports positions in whole frames
 #: res_agi.c's command buffer: 8192 from Asterisk 22.6 / 21.11 / 20.16 on, 2048 before.
 AGI_BUF_LEN = 8192
-#: The reply after a HANGUP notice came about 40 ms later than usual (§8.1).
+#: Asterisk 22.9 wrote the HANGUP notice about 40 ms after the reply of the command
+#: the hang-up ended (run_agi() first reads the channel's queue dry), and answered
+#: the next command no sooner than that after the notice (§8.1; measured again on
+#: a 22.9.0 build: ``200 result=-1``, 40 ms, ``HANGUP`` with no command sent).
 NOTICE_DELAY = 0.04
+#: When the notice of a hang-up during a command is written: ``timed`` (as Asterisk
+#: 22.9 does: NOTICE_DELAY after the reply, or as soon as the next command is read
+#: if it comes first), ``next_command`` (only when the next command is read: an
+#: engine that waits for the notice after a -1 waits for ever) or ``after_reply``
+#: (at once, right behind the reply).
+NOTICE_MODES = ("timed", "next_command", "after_reply")
 #: Commands whose wait also watches the AGI socket (``agi->ctrl`` passed to
 #: ast_waitstream_full, ast_waitfordigit_full, ast_say_*_full, ast_app_getdata_full
 #: in res_agi.c): the engine closing it ends them at once. EXEC, RECORD FILE and
@@ -106,14 +115,15 @@ class AgiSession:
         record_dir: Path | None = None,
         buffer_size: int = AGI_BUF_LEN,
         notice_delay: float = NOTICE_DELAY,
-        notice: str = "next_command",
+        notice: str = "timed",
     ) -> None:
-        if notice not in ("next_command", "after_reply"):
-            raise ValueError("notice is 'next_command' (Asterisk 22.9) or 'after_reply'")
-        #: When a hang-up during a command is told: with the next command, as
-        #: Asterisk 22.9 did (§8.1), or right after the interrupted command's reply
-        #: (another order the engine must survive).
+        if notice not in NOTICE_MODES:
+            raise ValueError(f"notice is one of {', '.join(NOTICE_MODES)}, not {notice!r}")
+        #: When a hang-up during a command is told (NOTICE_MODES).
         self.notice = notice
+        #: Loop time of the last notice: the next reply comes no sooner than
+        #: ``notice_delay`` after it.
+        self._noticed_at: float | None = None
         if buffer_size < 2:
             raise ValueError("buffer_size is AGI_BUF_LEN: 8192 (22.6+), 2048 before")
         self.reader = reader
@@ -188,23 +198,23 @@ class AgiSession:
                     self.result.agistatus = "FAILURE"
                     break
                 if self._notice_owed:
-                    # A hang-up during the last command: Asterisk 22 writes the
-                    # notice when it reads this command, in a write of its own,
-                    # and answers this command (dead mode) some 40 ms later
-                    # (PROTOCOL.md §8.1: HANGUP, then 200 result=1 (ANSWER)).
-                    self._notice_owed = False
-                    self.writer.write(b"HANGUP\n")
-                    await self.writer.drain()
-                    await asyncio.sleep(self.notice_delay)
+                    # A hang-up during the last command, told with this command:
+                    # the notice in a write of its own, then this command's reply
+                    # (dead mode) some 40 ms later (§8.1: HANGUP, then
+                    # ``200 result=1 (ANSWER)`` to GET VARIABLE DIALSTATUS).
+                    await self._write_notice()
+                if self._noticed_at is not None:
+                    due = self._noticed_at + self.notice_delay
+                    await asyncio.sleep(max(0.0, due - asyncio.get_running_loop().time()))
+                    self._noticed_at = None
                 reply = await self._run_command(text.removesuffix("\n"))
                 if reply is None:  # the engine closed the socket mid-command
                     break
                 self.result.exchanges.append(Exchange(line, reply))
                 self.writer.write(reply)
-                if self._notice_owed and self.notice == "after_reply":
-                    self._notice_owed = False
-                    self.writer.write(b"HANGUP\n")
                 await self.writer.drain()
+                if self._notice_owed and self.notice == "after_reply":
+                    await self._write_notice()
         except (ConnectionError, OSError):
             pass
         finally:
@@ -225,10 +235,22 @@ class AgiSession:
                 await self.writer.wait_closed()
         return self.result
 
+    async def _write_notice(self) -> None:
+        """The HANGUP notice, in a write of its own."""
+        self._notice_owed = False
+        self.writer.write(b"HANGUP\n")
+        await self.writer.drain()
+        self._noticed_at = asyncio.get_running_loop().time()
+
     async def _read_command(self) -> bytes | None:
-        """Wait for the next line; a hang-up while idle sends ``HANGUP`` at once."""
+        """Wait for the next line; a hang-up while idle sends ``HANGUP`` at once, and
+        one during the last command NOTICE_DELAY after its reply (``timed``)."""
         reading = asyncio.ensure_future(self._fgets())
         try:
+            if self._notice_owed and self.notice == "timed":
+                # Whichever comes first: the delay, or the engine's next command.
+                await asyncio.wait({reading}, timeout=self.notice_delay)
+                await self._write_notice()
             while True:
                 due = None if self.dead else self.timeline.next_hangup()
                 wait = None

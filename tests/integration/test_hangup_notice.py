@@ -1,8 +1,10 @@
 """A HANGUP notice is not a reply (PROTOCOL.md §8.1), over TCP through the emulator.
 
-Real Asterisk 22 writes the notice when it reads the engine's next command, in
-a write of its own, and then still answers that command. These tests hold the
-emulator to that, and the engine to using the reply: an agent whose caller
+Real Asterisk 22.9 writes the notice about 40 ms after the reply of the command
+the hang-up ended, in a write of its own (with the engine's next command when
+that comes first), and then still answers that command. These tests hold the
+emulator to that (and to two other orders, the notice only with the next
+command or at once), and the engine to using the reply: an agent whose caller
 hangs up first is never left on_call, and nothing a dead channel refuses is
 sent after a -1.
 """
@@ -43,6 +45,40 @@ def refused(result: SessionResult) -> list[str]:
 class TestTheWire:
     """What the emulated Asterisk sends, byte for byte and write for write."""
 
+    async def test_notice_comes_about_40_ms_after_the_reply_unasked(self) -> None:
+        """As a 22.9.0 build did: ``200 result=-1``, then HANGUP 40 ms later with no command
+        sent; a command sent after it is answered in dead mode (511 for STREAM FILE)."""
+        seen: dict[str, Any] = {}
+        done = asyncio.Event()
+
+        async def engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while (await reader.readline()) != b"\n":
+                pass
+            writer.write(b'STREAM FILE demo-congrats ""\n')
+            seen["stream"] = await reader.readline()
+            replied = time.monotonic()
+            seen["notice"] = await asyncio.wait_for(reader.readline(), 2)
+            seen["gap"] = time.monotonic() - replied
+            writer.write(b'STREAM FILE beep ""\n')
+            seen["next"] = await reader.readline()
+            writer.close()
+            done.set()
+
+        server = await asyncio.start_server(engine, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            emulator = AsteriskEmulator(port=port)  # the default: timed, as Asterisk
+            await asyncio.wait_for(
+                emulator.call("t", actions=[Hangup(on="STREAM FILE", after=1.0)]), 20
+            )
+            await asyncio.wait_for(done.wait(), 5)
+        finally:
+            server.close()
+        assert seen["stream"] == b"200 result=-1 endpos=8000\n"
+        assert seen["notice"] == b"HANGUP\n"
+        assert 0.03 <= seen["gap"] < 1.0
+        assert seen["next"] == DEAD
+
     async def test_notice_comes_with_the_next_command_then_its_reply(self) -> None:
         """EXEC Dial's -1 comes alone; the notice comes when GET VARIABLE is read, in its
         own write, and GET VARIABLE is still answered (ANSWER); STREAM FILE gets 511."""
@@ -71,7 +107,7 @@ class TestTheWire:
         server = await asyncio.start_server(engine, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         try:
-            emulator = AsteriskEmulator(port=port)
+            emulator = AsteriskEmulator(port=port, hangup_notice="next_command")
             await asyncio.wait_for(
                 emulator.call(
                     "t",
@@ -236,9 +272,10 @@ class Centre:
 
 @pytest.fixture(
     params=[
+        ("with AMI", "timed"),
+        ("without AMI", "timed"),
         ("with AMI", "next_command"),
         ("without AMI", "next_command"),
-        ("with AMI", "after_reply"),
         ("without AMI", "after_reply"),
     ],
     ids=lambda p: f"{p[0]}, notice {p[1]}",
