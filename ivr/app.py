@@ -18,7 +18,7 @@ import uvicorn
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
-from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError
+from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError, AmiSetupError
 from ivr.api import build_api
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
@@ -375,6 +375,11 @@ async def _keep_connecting(ami: AmiClient) -> None:
             await ami.connect()
         except AmiLoginError as exc:
             log.error("ami.login_refused", error=str(exc))  # noqa: TRY400
+            delay = 30.0
+        except AmiSetupError as exc:
+            # Reachable, but Asterisk lacks a module or a right: said once a try,
+            # and tried again (an admin may load the module meanwhile).
+            log.error("ami.misconfigured", error=str(exc), retry_in=30.0)  # noqa: TRY400
             delay = 30.0
         except AmiError as exc:
             log.warning("ami.unreachable", error=str(exc), retry_in=delay)

@@ -13,6 +13,7 @@ from ivr.ami.errors import (
     AmiError,
     AmiInjectionError,
     AmiLoginError,
+    AmiSetupError,
     AmiTimeout,
 )
 from ivr.ami.events import (
@@ -48,6 +49,7 @@ __all__ = [
     "AmiInjectionError",
     "AmiLoginError",
     "AmiParser",
+    "AmiSetupError",
     "AmiTimeout",
     "BridgeEnter",
     "BridgeLeave",

@@ -46,6 +46,7 @@ from ivr.ami.errors import (
     AmiActionError,
     AmiConnectionError,
     AmiLoginError,
+    AmiSetupError,
     AmiTimeout,
 )
 from ivr.ami.events import (
@@ -358,8 +359,13 @@ class AmiClient:
                 pass
 
     async def _resync(self, *, reconnected: bool, outage: float) -> None:
-        channels = tuple(await self.core_show_channels())
-        states = await self.device_states() if self.resync_devices else {}
+        try:
+            channels = tuple(await self.core_show_channels())
+            states = await self.device_states() if self.resync_devices else {}
+        except AmiActionError as exc:
+            # Asterisk answered: it is reachable, but set up without what the
+            # engine needs (a module not loaded, a class not granted). Say which.
+            raise AmiSetupError(exc.action, exc.reason) from exc
         resync = Resync(channels, states, reconnected, outage)
         self.last_resync = resync
         log.info("ami_resync", channels=len(channels), devices=len(states), outage=round(outage, 3))

@@ -10,6 +10,7 @@ __all__ = [
     "AmiError",
     "AmiInjectionError",
     "AmiLoginError",
+    "AmiSetupError",
     "AmiTimeout",
 ]
 
@@ -48,5 +49,34 @@ class AmiActionError(AmiError):
 
     def __init__(self, action: str, message: str) -> None:
         super().__init__(f"AMI action {action} failed: {message}")
+        self.action = action
+        self.reason = message
+
+
+#: Modules that register the AMI actions the engine sends outside Asterisk's core
+#: (res/res_manager_devicestate.c registers DeviceStateList and forwards
+#: DeviceStateChange to the AMI; with ``autoload=no`` it must be loaded).
+ACTION_MODULES = {"DeviceStateList": "res_manager_devicestate.so"}
+
+
+class AmiSetupError(AmiActionError):
+    """Asterisk is up and the login worked, but it lacks something the engine needs:
+    an action's module is not loaded, or the user may not run it."""
+
+    def __init__(self, action: str, message: str) -> None:
+        if "unknown command" in message.lower():
+            module = ACTION_MODULES.get(action)
+            hint = (
+                f"load {module} in modules.conf (ivr asterisk-conf render does)"
+                if module
+                else "load the module that provides it in modules.conf"
+            )
+            text = f"Asterisk has no AMI action {action}: {hint}"
+        else:
+            text = (
+                f"the AMI user may not run {action} ({message}): grant it in manager.conf "
+                "as ivr asterisk-conf render does (write=originate,call,reporting)"
+            )
+        AmiError.__init__(self, text)
         self.action = action
         self.reason = message

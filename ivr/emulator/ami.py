@@ -61,6 +61,13 @@ __all__ = [
     "users_from_manager_conf",
 ]
 
+#: AMI actions (lower case) and events that modules outside Asterisk's core
+#: provide: res/res_manager_devicestate.c registers DeviceStateList and forwards
+#: the device state topic (DeviceStateChange) to the manager.
+MODULE_AMI: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "res_manager_devicestate": (frozenset({"devicestatelist"}), frozenset({"DeviceStateChange"})),
+}
+
 Headers = list[tuple[str, str]]
 STATE_DESC = {
     0: "Down", 1: "Rsrvd", 2: "OffHook", 3: "Dialing", 4: "Ring",
@@ -736,7 +743,7 @@ class _Session:
         if key == "logoff":
             self.respond(action, "Goodbye", "Thanks for all the fish.")
             return False
-        if key not in ACTION_CLASSES:
+        if key not in ACTION_CLASSES or not self.server.has_action(key):
             self.respond(
                 action, "Error",
                 f"Invalid/unknown command: {name}. "
@@ -929,6 +936,21 @@ class AmiServer:
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task[object]] = set()
         self.pbx.listeners.append(self._broadcast)
+        #: Modules not loaded (``autoload=no`` without them): their actions are
+        #: unknown commands and the events they forward never reach the AMI.
+        self.unloaded: set[str] = set()
+
+    def unload(self, module: str) -> None:
+        """Play an Asterisk without ``module`` (one of :data:`MODULE_AMI`)."""
+        if module not in MODULE_AMI:
+            raise ValueError(f"unknown module {module!r}; known: {', '.join(sorted(MODULE_AMI))}")
+        self.unloaded.add(module)
+
+    def has_action(self, key: str) -> bool:
+        return not any(key in MODULE_AMI[m][0] for m in self.unloaded)
+
+    def forwards(self, event: str) -> bool:
+        return not any(event in MODULE_AMI[m][1] for m in self.unloaded)
 
     def successful_auth(self, session: _Session, username: str) -> None:
         """The security event Asterisk raises on each login (res_security_log / manager.c)."""
@@ -960,6 +982,8 @@ class AmiServer:
         task.add_done_callback(self._tasks.discard)
 
     def _broadcast(self, event: str, category: str, headers: Headers) -> None:
+        if not self.forwards(event):
+            return
         for session in self.sessions:
             session.deliver(event, category, headers)
 

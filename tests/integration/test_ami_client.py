@@ -14,6 +14,7 @@ from ivr.ami import (
     AmiConnectionError,
     AmiInjectionError,
     AmiLoginError,
+    AmiSetupError,
     ChanSpyStart,
     ChanSpyStop,
     DeviceStateChange,
@@ -275,3 +276,31 @@ class TestReconnect:
             assert (await ami.originate("PJSIP/900", application="Wait")).success
         finally:
             await ami.close()
+
+
+async def test_a_missing_module_is_named_not_taken_for_an_unreachable_asterisk(
+    server: AmiServer,
+) -> None:
+    """Without res_manager_devicestate (autoload=no and not loaded, as a real 22.9.0 ran the
+    old modules.conf), DeviceStateList is an unknown command: connect() says which module
+    to load, and does not stay half up."""
+    server.unload("res_manager_devicestate")
+    ami = AmiClient(config(server))
+    with pytest.raises(AmiSetupError, match=r"load res_manager_devicestate\.so"):
+        await ami.connect()
+    assert not ami.connected
+    await ami.close()
+
+
+async def test_device_states_need_their_module(server: AmiServer) -> None:
+    """The emulated Asterisk without res_manager_devicestate forwards no DeviceStateChange."""
+    server.unload("res_manager_devicestate")
+    ami = AmiClient(config(server), resync_devices=False)
+    await ami.connect()
+    try:
+        async with ami.events("DeviceStateChange") as stream:
+            server.pbx.device_state("PJSIP/200", "UNAVAILABLE")
+            await ami.ping()  # every event written before the Pong has arrived
+            assert stream.pending() == []
+    finally:
+        await ami.close()
