@@ -12,6 +12,7 @@ wrap-ups end on a timer of the event loop. The value types live in
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -57,9 +58,14 @@ class MemoryRouter:
         lease: float | None = None,
         engine_id: str = "memory",
         timers: bool = True,
+        callback_window: float = 10.0,
     ) -> None:
         self.reference = Reference(
-            clock, max_misses=max_misses, lease=lease, on_reserved=self._reserved
+            clock,
+            max_misses=max_misses,
+            lease=lease,
+            callback_window=callback_window,
+            on_reserved=self._reserved,
         )
         #: This engine's name, the holder of the tickets it enqueues (leases).
         self.engine_id = engine_id
@@ -213,14 +219,16 @@ class MemoryRouter:
             self._drop(ticket.id)  # the caller is gone; a callback worker takes it
         return done
 
-    async def next_callback(self) -> Assignment:
-        """The next callback an agent was reserved for, claimed by this engine."""
+    async def next_callback(self, poll: float = 1.0) -> Assignment:
+        """The next callback an agent was reserved for, claimed by this engine; looking
+        every ``poll`` seconds keeps this engine's callback worker alive."""
         while True:
             self._callback_due.clear()
             claimed = self.reference.claim_callback(self.engine_id)
             if claimed is not None:
                 return claimed
-            await self._callback_due.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._callback_due.wait(), poll)
 
     async def claim_callback(self) -> Assignment | None:
         """A reserved callback for this engine to place, if any (``next_callback`` waits)."""

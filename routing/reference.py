@@ -159,6 +159,7 @@ class Reference:
         *,
         max_misses: int = 3,
         lease: float | None = 30.0,
+        callback_window: float = 0.0,
         on_reserved: Callable[[Assignment], None] | None = None,
     ) -> None:
         self.clock = clock
@@ -166,6 +167,11 @@ class Reference:
         self.max_misses = max_misses
         #: Seconds a ticket's holder has to renew it; None: no leases.
         self.lease = lease
+        #: Seconds a callback worker counts as alive after it looked for work
+        #: (``claim_callback``); callbacks take agents only while one is (0: always).
+        self.callback_window = callback_window
+        #: engine -> when its callback worker last looked for work.
+        self.workers: dict[str, float] = {}
         #: Told of every reservation (the async adapter resolves ``wait()`` with it).
         self.on_reserved = on_reserved
         self.agents: dict[str, AgentRecord] = {}
@@ -233,19 +239,30 @@ class Reference:
         agent = self.agents[t.agent or ""]
         return Assignment(t.value(), agent.id, agent.config.endpoint, callback=t.callback)
 
+    def placeable(self) -> bool:
+        """Whether a callback worker is alive (callbacks take agents only then)."""
+        if self.callback_window <= 0:
+            return True
+        since = self.clock() - self.callback_window
+        return any(moment >= since for moment in self.workers.values())
+
+    def _open(self, t: TicketRecord) -> bool:
+        """A waiting ticket that may take an agent now."""
+        return t.stage == "waiting" and (not t.callback or self.placeable())
+
     def _agent_chooses(self, agent: AgentRecord) -> None:
         """Agent -> call: the best waiting ticket this agent is eligible for."""
         calls = [
             t
             for t in self.tickets.values()
-            if t.stage == "waiting" and eligible(agent.config, agent.state, t)
+            if self._open(t) and eligible(agent.config, agent.state, t)
         ]
         if calls:
             self._reserve(min(calls, key=call_order), agent)
 
     def _ticket_chooses(self, t: TicketRecord) -> None:
         """Call -> agent: the best eligible agent for this ticket, by its strategy."""
-        if t.stage != "waiting":
+        if not self._open(t):
             return
         free = [a for a in self.agents.values() if eligible(a.config, a.state, t)]
         if free:
@@ -289,12 +306,29 @@ class Reference:
     def add_agents(self, agents: Iterable[Agent]) -> None:
         """Create agents (logged out) or reload their configuration; run-time fields stay."""
         for config in agents:
+            fresh = Agent(**_fields(config))
             known = self.agents.get(config.id)
+            if known is not None and known.config.group != fresh.group:
+                self._leave_group(known)
+                known = None
             if known is None:
-                self.agents[config.id] = AgentRecord(Agent(**_fields(config)))
+                self.agents[config.id] = AgentRecord(fresh)
             else:
-                known.config = Agent(**_fields(config))
+                known.config = fresh
         self._settle()
+
+    def _leave_group(self, agent: AgentRecord) -> None:
+        """An agent moved to another routing group leaves this one logged out (a ringing
+        call goes back to waiting; a call in progress ends without them) and starts
+        afresh in the new group, as a new agent there."""
+        t = self.tickets.get(agent.ticket) if agent.ticket is not None else None
+        if t is not None:
+            self._release(t)
+            t.agent = agent.id if t.stage == "connected" else None
+        if agent.state != "logged_out":
+            self._set_state(agent, "logged_out", "moved")
+        if t is not None and t.stage == "reserved":
+            self._put_back(t, None, "0", "moved")
 
     def login(self, agent_id: str) -> Change:
         agent = self._known(agent_id)
@@ -469,7 +503,7 @@ class Reference:
         agent = self.agents[assignment.agent_id]
         now = self.clock()
         t.stage, t.lease_until = "completed", None
-        self._release(t)
+        held = self._release(t) is not None
         t.agent = agent.id
         handle = now - (t.connected_at if t.connected_at is not None else now)
         old = self.aht.get(t.queue)
@@ -477,6 +511,8 @@ class Reference:
             handle if old is None else (1 - _AHT_WEIGHT) * old + _AHT_WEIGHT * handle
         )
         self._ticket_event("completed", t, agent=agent.id)
+        if not held:
+            return True  # the agent moved to another group meanwhile
         wrap = wrap_up if wrap_up is not None else agent.config.wrap_up
         if wrap is None:
             wrap = self._queue(t.queue).wrap_up
@@ -548,7 +584,15 @@ class Reference:
         return True
 
     def claim_callback(self, engine: str) -> Assignment | None:
-        """The best reserved callback no worker has claimed yet, now ``engine``'s."""
+        """``engine``'s callback worker looks for work (its heartbeat): the best reserved
+        callback no worker has claimed yet becomes its own. A worker coming alive lets
+        the waiting callbacks take agents first, in call order."""
+        alive = self.placeable()
+        self.workers[engine] = self.clock()
+        if not alive:
+            for t in sorted(self.tickets.values(), key=call_order):
+                if t.callback:
+                    self._ticket_chooses(t)
         due = [
             t
             for t in self.tickets.values()

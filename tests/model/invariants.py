@@ -8,7 +8,7 @@ Each check returns the violations it found, as sentences; an empty list is a pas
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 from routing.kpis import ENDINGS, summarize
@@ -18,18 +18,26 @@ from routing.types import TERMINAL, Agent
 Snapshot = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
-def reservations(snapshot: Snapshot) -> list[str]:
-    """No agent holds two reservations; a reserved agent's ticket names them."""
+def reservations(
+    snapshot: Snapshot, profiles: Mapping[str, Agent], needs: Mapping[str, TicketRecord]
+) -> list[str]:
+    """No agent holds two reservations; a reserved agent's ticket names them (a call in
+    progress may outlive its agent's move to another routing group)."""
     found: list[str] = []
     agents, tickets = snapshot["agents"], snapshot["tickets"]
     holders = Counter(
-        t["agent"] for t in tickets.values() if t["stage"] in ("reserved", "connected")
+        t["agent"]
+        for call, t in tickets.items()
+        if t["stage"] == "reserved"
+        or (t["stage"] == "connected" and profiles[t["agent"]].group == needs[call].group)
     )
     for agent, count in holders.items():
         if count > 1:
             found.append(f"agent {agent} holds {count} tickets")
     for call, t in tickets.items():
         want = {"reserved": "reserved", "connected": "on_call"}.get(t["stage"])
+        if want == "on_call" and profiles[t["agent"]].group != needs[call].group:
+            continue  # moved to another group during the call
         if want and agents.get(t["agent"], {}).get("state") != want:
             found.append(f"{call} is {t['stage']} with {t['agent']}, who is not {want}")
     for agent, a in agents.items():
@@ -39,11 +47,17 @@ def reservations(snapshot: Snapshot) -> list[str]:
 
 
 def work_conserving(
-    snapshot: Snapshot, profiles: Mapping[str, Agent], needs: Mapping[str, TicketRecord]
+    snapshot: Snapshot,
+    profiles: Mapping[str, Agent],
+    needs: Mapping[str, TicketRecord],
+    closed: Set[str] = frozenset(),
 ) -> list[str]:
-    """No available agent is eligible for a waiting ticket."""
+    """No available agent is eligible for a waiting ticket (but the ``closed`` ones:
+    callbacks while no callback worker is alive)."""
     free = [a for a, row in snapshot["agents"].items() if row["state"] == "available"]
-    waiting = [c for c, row in snapshot["tickets"].items() if row["stage"] == "waiting"]
+    waiting = [
+        c for c, row in snapshot["tickets"].items() if row["stage"] == "waiting" and c not in closed
+    ]
     return [
         f"{agent} is available and eligible for waiting {call}"
         for agent in free
@@ -57,11 +71,14 @@ def best_call_first(
     after: Snapshot,
     profiles: Mapping[str, Agent],
     needs: Mapping[str, TicketRecord],
+    closed: Set[str] = frozenset(),
 ) -> list[str]:
     """Every reservation made by a step went to a ticket no still-waiting ticket the same
     agent could take comes before (priority, then arrival, then seq), across the group."""
     found: list[str] = []
-    waiting = [c for c, row in after["tickets"].items() if row["stage"] == "waiting"]
+    waiting = [
+        c for c, row in after["tickets"].items() if row["stage"] == "waiting" and c not in closed
+    ]
     for call, row in after["tickets"].items():
         old = before["tickets"].get(call)
         if row["stage"] != "reserved" or (
@@ -115,11 +132,12 @@ def all_of(
     after: Snapshot,
     profiles: Mapping[str, Agent],
     needs: Mapping[str, TicketRecord],
+    closed: Set[str] = frozenset(),
 ) -> list[str]:
     """Every snapshot invariant of one step."""
     return [
-        *reservations(after),
-        *work_conserving(after, profiles, needs),
-        *best_call_first(before, after, profiles, needs),
+        *reservations(after, profiles, needs),
+        *work_conserving(after, profiles, needs, closed),
+        *best_call_first(before, after, profiles, needs, closed),
         *terminal_once(before, after),
     ]

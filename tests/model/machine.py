@@ -132,6 +132,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.needs: dict[str, TicketRecord] = {}
         self.assigned: dict[str, str] = {}  # call -> the last agent reserved for it
         self.callbacks: dict[str, str] = {}
+        self.worker_seen: float | None = None  # when a callback worker last looked
         self.numbers = itertools.count(1)
         self.before: invariants.Snapshot = {"agents": {}, "tickets": {}}
 
@@ -363,7 +364,15 @@ class RoutingMachine(RuleBasedStateMachine):
     @precondition(lambda self: hasattr(self.peer.router, "claim_callback"))
     @rule()
     def claim_callback(self) -> None:
+        self.worker_seen = self.clock()
         self.both(lambda s: s.router.claim_callback())
+
+    def closed(self) -> set[str]:
+        """Callbacks while no callback worker is alive: they take no agent."""
+        window = self.model.router.reference.callback_window
+        if self.worker_seen is not None and self.worker_seen >= self.clock() - window:
+            return set()
+        return set(self.callbacks)
 
     # ---------------------------------------------------------------- time
 
@@ -389,7 +398,7 @@ class RoutingMachine(RuleBasedStateMachine):
         for call, row in mine["tickets"].items():
             if row["stage"] == "reserved":
                 self.assigned[call] = row["agent"]
-        found = invariants.all_of(self.before, mine, self.profiles, self.needs)
+        found = invariants.all_of(self.before, mine, self.profiles, self.needs, self.closed())
         assert not found, found
         self.before = mine
 

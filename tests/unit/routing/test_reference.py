@@ -26,7 +26,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def ref(clock: Clock) -> Reference:
-    return Reference(clock, lease=None)
+    return Reference(clock, lease=None, callback_window=10.0)
 
 
 def staff(ref: Reference, clock: Clock, *agents: Agent) -> None:
@@ -270,6 +270,7 @@ def test_callbacks_keep_their_place_and_can_be_unanswered(ref: Reference, clock:
     first = ref.enqueue("c1", "q", {})
     second = ref.enqueue("c2", "q", {})
     assert ref.request_callback(first, "+15551234")
+    assert ref.claim_callback("e1") is None  # a worker looks for work: it is alive
     staff(ref, clock, Agent("a", "PJSIP/1"))
     claimed = ref.claim_callback("e1")
     assert claimed is not None and claimed.ticket.id == first.id
@@ -280,6 +281,25 @@ def test_callbacks_keep_their_place_and_can_be_unanswered(ref: Reference, clock:
     assert ref.agents["a"].misses == 0
     assert held(ref, second).agent_id == "a"
     assert not ref.request_callback(second, "5551234")  # ringing: too late
+
+
+def test_no_agent_waits_on_a_callback_nobody_can_place(ref: Reference, clock: Clock) -> None:
+    """Callbacks take agents only while a callback worker looked for work within the
+    window; a worker coming alive lets them take agents first, in call order."""
+    callback = ref.enqueue("c1", "q", {})
+    assert ref.request_callback(callback, "5551234")
+    live = ref.enqueue("c2", "q", {})
+    staff(ref, clock, Agent("a", "PJSIP/1"), Agent("b", "PJSIP/2"))
+    assert held(ref, live).agent_id == "a"
+    assert (stage(ref, callback), ref.agents["b"].state) == ("waiting", "available")
+    claimed = ref.claim_callback("e1")
+    assert claimed is not None and (claimed.ticket.id, claimed.agent_id) == (callback.id, "b")
+    clock.now += ref.callback_window + 1  # the worker is gone
+    ref.abandon(claimed.ticket, "unanswered")
+    again = ref.enqueue("c3", "q", {"rare": 1})  # nobody: it waits
+    assert ref.request_callback(again, "5551234")
+    ref.requalify(again, {})  # b could take it, but no worker could place it
+    assert (stage(ref, again), ref.agents["b"].state) == ("waiting", "available")
 
 
 def test_languages_and_sites(ref: Reference, clock: Clock) -> None:
