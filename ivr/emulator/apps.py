@@ -167,9 +167,16 @@ VOICEMAIL_MAX = 300.0
 
 
 async def _voicemail(session: AgiSession, data: str) -> int:
-    """The caller leaves a message and hangs up: app_voicemail returns -1 then,
-    as it does on any hang-up (the engine must not take -1 for a live caller)."""
+    """The caller hears the greeting, leaves a message and hangs up: app_voicemail sets
+    VMSTATUS=SUCCESS and returns -1 then, as on any hang-up. A greeting Asterisk cannot
+    find (a system without its sound files: ``File vm-intro does not exist`` on a real
+    22.9.0) fails it on a live channel: VMSTATUS=FAILED and -1 (so -1 alone never says
+    whether the caller is still there)."""
+    if session.sounds.samples("vm-intro", session.env.get("agi_language", "en")) is None:
+        session.vars["VMSTATUS"] = "FAILED"
+        return -1
     event = await session.timeline.wait(VOICEMAIL_MAX, wants_dtmf=False)
+    session.vars["VMSTATUS"] = "SUCCESS"
     if event is not None:
         session._go_dead()
         return -1

@@ -65,3 +65,7 @@ class SoundCatalog:
 
     def add(self, name: str, samples: int) -> None:
         self._known[name] = samples
+
+    def forget(self, name: str) -> None:
+        """Play a system without ``name`` (its sound package not installed)."""
+        self._known.pop(name, None)

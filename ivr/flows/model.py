@@ -319,6 +319,10 @@ class Transfer(_Node):
 class Voicemail(_Node):
     type: Literal["voicemail"]
     mailbox: str
+    on_failure: Target | None = Field(
+        None,
+        description="where a caller goes when VoiceMail fails (none: the dialplan's fallback)",
+    )
 
 
 class Record(Prompted):

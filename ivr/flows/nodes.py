@@ -487,9 +487,24 @@ async def transfer(run: Run, node: m.Transfer) -> str | None:
 
 
 async def voicemail(run: Run, node: m.Voicemail) -> str | None:
-    await run.channel.exec("VoiceMail", run.render(node.mailbox), "u")
-    run.event("voicemail", mailbox=node.mailbox)
-    await run.channel.hangup()
+    channel = run.channel
+    result = await channel.exec("VoiceMail", run.render(node.mailbox), "u")
+    if channel.hung_up:  # a message is ended by hanging up: VoiceMail returns -1 then
+        run.event("voicemail", mailbox=node.mailbox)
+        return None
+    status = await channel.get_variable("VMSTATUS")
+    if result == -1 or status == "FAILED":
+        # On a live channel: no greeting to play, a locked mailbox... The caller is
+        # still there, so never hung up on: the node's way out, else the dialplan's
+        # fallback (AGISTATUS=FAILURE).
+        run.event("voicemail_failed", mailbox=node.mailbox, status=status or "")
+        if node.on_failure is not None:
+            return node.on_failure
+        await channel.send_failure()
+        run.trace.ended = "handed_back"
+        return None
+    run.event("voicemail", mailbox=node.mailbox, status=status or "")
+    await channel.hangup()
     return None
 
 
