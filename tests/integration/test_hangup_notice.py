@@ -398,4 +398,4 @@ class TestQueueCalls:
         )
         assert refused(result) == []
         assert result.commands[-1] == "NOOP probe"
-        assert centre.traces[0].ended == "caller_hangup"
+        assert centre.traces[0].ended == "voicemail"  # a message ended by hanging up
