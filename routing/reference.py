@@ -648,6 +648,16 @@ class Reference:
             self.end_wrap_up(agent.id, agent.wrap_ticket)
         return ended + len(wraps)
 
+    def forget_ended(self) -> int:
+        """Drop the ended tickets, and every event but those of tickets still in routing
+        (a long run's memory); :meth:`counters` and the stream stay consistent."""
+        ended = [t.id for t in self.tickets.values() if t.stage in TERMINAL]
+        for ticket_id in ended:
+            del self.tickets[ticket_id]
+        live = {str(ticket_id) for ticket_id in self.tickets}
+        self.events = [(m, e) for m, e in self.events if e.get("ticket") in live]
+        return len(ended)
+
     def note(self, event: str, **fields: str) -> None:
         """An event that is not a routing decision (survey, handoff, ivr_ended)."""
         self._emit(event, **fields)

@@ -18,26 +18,23 @@ from routing.types import TERMINAL, Agent
 Snapshot = Mapping[str, Mapping[str, Mapping[str, Any]]]
 
 
-def reservations(
-    snapshot: Snapshot, profiles: Mapping[str, Agent], needs: Mapping[str, TicketRecord]
-) -> list[str]:
-    """No agent holds two reservations; a reserved agent's ticket names them (a call in
-    progress may outlive its agent's move to another routing group)."""
+def reservations(snapshot: Snapshot, orphans: Set[str] = frozenset()) -> list[str]:
+    """No agent holds two reservations; a reserved agent's ticket names them. ``orphans``
+    are calls in progress whose agent was moved to another routing group meanwhile."""
     found: list[str] = []
     agents, tickets = snapshot["agents"], snapshot["tickets"]
     holders = Counter(
         t["agent"]
         for call, t in tickets.items()
-        if t["stage"] == "reserved"
-        or (t["stage"] == "connected" and profiles[t["agent"]].group == needs[call].group)
+        if t["stage"] == "reserved" or (t["stage"] == "connected" and call not in orphans)
     )
     for agent, count in holders.items():
         if count > 1:
             found.append(f"agent {agent} holds {count} tickets")
     for call, t in tickets.items():
         want = {"reserved": "reserved", "connected": "on_call"}.get(t["stage"])
-        if want == "on_call" and profiles[t["agent"]].group != needs[call].group:
-            continue  # moved to another group during the call
+        if call in orphans:
+            continue
         if want and agents.get(t["agent"], {}).get("state") != want:
             found.append(f"{call} is {t['stage']} with {t['agent']}, who is not {want}")
     for agent, a in agents.items():
@@ -133,11 +130,21 @@ def all_of(
     profiles: Mapping[str, Agent],
     needs: Mapping[str, TicketRecord],
     closed: Set[str] = frozenset(),
+    orphans: Set[str] = frozenset(),
 ) -> list[str]:
     """Every snapshot invariant of one step."""
     return [
-        *reservations(after, profiles, needs),
+        *reservations(after, orphans),
         *work_conserving(after, profiles, needs, closed),
         *best_call_first(before, after, profiles, needs, closed),
         *terminal_once(before, after),
     ]
+
+
+def orphaned(before: Snapshot, agent: str) -> set[str]:
+    """The calls in progress an agent leaves behind when moved to another group."""
+    return {
+        call
+        for call, t in before["tickets"].items()
+        if t["stage"] == "connected" and t["agent"] == agent
+    }

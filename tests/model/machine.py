@@ -133,6 +133,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.assigned: dict[str, str] = {}  # call -> the last agent reserved for it
         self.callbacks: dict[str, str] = {}
         self.worker_seen: float | None = None  # when a callback worker last looked
+        self.orphans: set[str] = set()  # calls in progress whose agent changed group
         self.numbers = itertools.count(1)
         self.before: invariants.Snapshot = {"agents": {}, "tickets": {}}
 
@@ -198,6 +199,9 @@ class RoutingMachine(RuleBasedStateMachine):
     @rule(agent=st.sampled_from(AGENTS), profile=profiles)
     def add_agent(self, agent: str, profile: dict[str, Any]) -> None:
         value = Agent(agent, f"PJSIP/{agent}", **profile)
+        known = self.profiles.get(agent)
+        if known is not None and known.group != value.group:
+            self.orphans |= invariants.orphaned(self.before, agent)
         self.profiles[agent] = value
         self.both(lambda s: s.router.add_agents([value]))
 
@@ -398,7 +402,9 @@ class RoutingMachine(RuleBasedStateMachine):
         for call, row in mine["tickets"].items():
             if row["stage"] == "reserved":
                 self.assigned[call] = row["agent"]
-        found = invariants.all_of(self.before, mine, self.profiles, self.needs, self.closed())
+        found = invariants.all_of(
+            self.before, mine, self.profiles, self.needs, self.closed(), self.orphans
+        )
         assert not found, found
         self.before = mine
 
