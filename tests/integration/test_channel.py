@@ -18,7 +18,16 @@ from ivr.errors import (
     UnsafeArgumentError,
     UsageError,
 )
-from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Press, SessionResult, Talk
+from ivr.testing import (
+    Action,
+    AsteriskEmulator,
+    DialOutcome,
+    Hangup,
+    Press,
+    SessionResult,
+    Talk,
+    Timeline,
+)
 
 Body = Callable[[Channel], Awaitable[Any]]
 
@@ -141,11 +150,16 @@ class TestCommands:
             Talk(1.0, on="RECORD FILE /tmp/msg2", after=0.6),
             Press("#", on="RECORD FILE /tmp/msg2", after=2.0),
         ]
-        value, _, _ = await run(agi_server, body, actions)
-        # Frames flow all along (0.5 s quiet, 3 s talk, 2 s quiet); the 1 s of
-        # trailing silence past s=1 is cut off: 5.52 s - 1 s = 36160 samples.
+        value, _, _ = await run(agi_server, body, [], timeline=Timeline(actions, dtx=False))
+        # A continuous phone: frames flow all along (0.5 s quiet, 3 s talk, 2 s quiet);
+        # the 1 s of trailing silence past s=1 is cut off: 5.52 s - 1 s = 36160 samples.
         assert value[0] == RecordResult("timeout", None, 36160)
         assert value[1].ended_by == "dtmf" and value[1].digit == "#"
+        # With silence suppression only the 3 s of talk come (24000 samples), and no
+        # silent frame ever trips s=: the take runs to its 20 s limit.
+        value, _, _ = await run(agi_server, body, [], timeline=Timeline(actions, dtx=True))
+        assert value[0] == RecordResult("timeout", None, 24000)
+        assert value[1].ended_by == "dtmf"
 
     async def test_exec_and_unknown_application(self, agi_server: FastAgiServer) -> None:
         """exec() returns the application's result; an unknown application says which."""
