@@ -85,6 +85,7 @@ class Soak:
         self.numbers = 0
         self.violations: list[str] = []
         self.orphans: set[str] = set()
+        self.composite = False  # the step was several operations (tick)
         self.before = self.ref.snapshot()
         configs = {
             q: QueueConfig(
@@ -146,6 +147,7 @@ class Soak:
         elif roll < 0.86:
             self.clock.now += rng.choice([0.5, 1.0, 3.0, 10.0, 31.0])
         elif roll < 0.93:
+            self.composite = True
             self.both("tick")
         elif roll < 0.97:
             self.both("renew", Pair("e1", None))
@@ -210,8 +212,9 @@ class Soak:
         needs = {t.call_id: t for t in self.ref.tickets.values()}
         closed = set() if self.ref.placeable() else {c for c, t in needs.items() if t.callback}
         self.violations += invariants.all_of(
-            self.before, after, profiles, needs, closed, self.orphans
+            self.before, after, profiles, needs, closed, self.orphans, composite=self.composite
         )
+        self.composite = False
         if self.redis is not None:
             theirs = self.run(self.redis.snapshot())
             mine = {part: dict(after[part]) for part in after}

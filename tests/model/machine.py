@@ -134,6 +134,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.callbacks: dict[str, str] = {}
         self.worker_seen: float | None = None  # when a callback worker last looked
         self.orphans: set[str] = set()  # calls in progress whose agent changed group
+        self.composite = False  # the step was several operations (tick)
         self.numbers = itertools.count(1)
         self.before: invariants.Snapshot = {"agents": {}, "tickets": {}}
 
@@ -386,6 +387,7 @@ class RoutingMachine(RuleBasedStateMachine):
 
     @rule()
     def tick(self) -> None:
+        self.composite = True
         self.both(lambda s: s.router.tick())
 
     @rule()
@@ -403,8 +405,15 @@ class RoutingMachine(RuleBasedStateMachine):
             if row["stage"] == "reserved":
                 self.assigned[call] = row["agent"]
         found = invariants.all_of(
-            self.before, mine, self.profiles, self.needs, self.closed(), self.orphans
+            self.before,
+            mine,
+            self.profiles,
+            self.needs,
+            self.closed(),
+            self.orphans,
+            composite=self.composite,
         )
+        self.composite = False
         assert not found, found
         self.before = mine
 
