@@ -14,13 +14,9 @@ if not was_live then
     for i = 1, #waiting, 2 do
       local rid = waiting[i]
       local r = rdef(rid)
-      if r and r.cb == 1 and not done[rid] then
-        local got = redis.call('ZRANGEBYLEX', K_WAIT, '[' .. rid .. '|',
-          '[' .. rid .. '|' .. HIGH, 'LIMIT', 0, 1)
-        if #got > 0 then
-          local tail = string.sub(got[1], #rid + 2)
-          if best == nil or lt(tail, best) then best, best_rid = tail, rid end
-        end
+      local tail = waiting[i + 1]
+      if r and r.cb == 1 and not done[rid] and (best == nil or lt(tail, best)) then
+        best, best_rid = tail, rid
       end
     end
     if best == nil then break end

@@ -1,8 +1,10 @@
 -- enqueue(call, queue, skills, any, lang, site, site_only, priority, strategy, customer,
--- id): a new waiting ticket (id and seq from the store-wide counter), then
--- call -> agent. Returns {id, agent, endpoint, arrival}.
+-- id|''): a new waiting ticket, then call -> agent. Its id and seq come from the
+-- store-wide counter: K_SEQ on a single Redis, ARGV on a cluster (another slot).
+-- Returns {id, agent, endpoint, arrival}.
 local call, queue, customer = ARGV[9], ARGV[10], ARGV[18]
 local tid = tonumber(ARGV[19])
+if tid == nil then tid = redis.call('INCR', K_SEQ) end
 local prefer = ''
 if customer ~= '' then prefer = redis.call('HGET', K_LAST, customer) or '' end
 local t = {
@@ -13,13 +15,20 @@ local t = {
   endpoint = '', holder = '', claimed_by = '', rid = '', group = GROUP, connected_at = '',
   served_by = '',
 }
-index_ticket(t)
+local rid, def = requirement(t)
+t.rid = rid
+ensure_requirement(rid, def)
 lease(t, ENGINE)
-tput(t)
 event('enqueued', 'ticket', t.id, 'call', call, 'queue', queue, 'site', t.site,
   'priority', t.priority, 'language', t.lang, 'caller', customer, 'group', GROUP,
   'skills', ARGV[11])
 quiet = t.id
-ticket_chooses(t)
-local now = tget(t.id)
-return {t.id, now.agent, now.endpoint, S(NOW)}
+-- Call -> agent before the ticket is indexed: a call served at once never waits.
+local a = best_agent(t)
+if a then
+  reserve(t, a)
+else
+  index_ticket(t)
+  tput(t)
+end
+return {t.id, t.agent, t.endpoint, S(NOW)}

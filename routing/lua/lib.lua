@@ -7,6 +7,8 @@ local K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF = KEYS[1], KEYS[2], KEYS[3
 local K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local K_CB, K_CBW, K_LAST, K_AHT, K_ENDED = KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
+local K_R2P, K_P2R, K_HEADS = KEYS[21], KEYS[22], KEYS[23]
+local K_SEQ = KEYS[24]  -- the store-wide ticket counter, on a single Redis only (else nil)
 
 -- ARGV common to every script; the operation's own arguments start at ARGV[9].
 local NOW = tonumber(ARGV[1])          -- the router's clock (injectable: tests drive it)
@@ -32,8 +34,11 @@ local function F(x)
   return string.format('%023.9f', x)
 end
 
--- Byte order (Lua's '<' on strings follows the server's locale).
+-- Byte order. Lua's '<' on strings follows the server's collation locale: it is
+-- used when that is byte order for the characters keys and ids are made of.
+local BYTEWISE = ('B' < 'a') and ('|' > 'z') and ('.' < '0') and ('-' < '.') and ('_' > 'Z')
 local function lt(a, b)
+  if BYTEWISE then return a < b end
   local n = math.min(#a, #b)
   for i = 1, n do
     local x, y = string.byte(a, i), string.byte(b, i)
@@ -73,19 +78,57 @@ end
 
 -- ------------------------------------------------------------------ records
 
+-- Records are read once per script and written once, at its end (flush): every
+-- aget/tget of one id returns the same table, and aput/tput only mark it.
+local agents_seen, agents_dirty = {}, {}
+local tickets_seen, tickets_dirty = {}, {}
+
 local function aget(aid)
-  local raw = redis.call('HGET', K_AGENT, aid)
-  if not raw then return nil end
-  return cjson.decode(raw)
+  local a = agents_seen[aid]
+  if a == nil then
+    local raw = redis.call('HGET', K_AGENT, aid)
+    if not raw then return nil end
+    a = cjson.decode(raw)
+    agents_seen[aid] = a
+  end
+  return a
 end
-local function aput(a) redis.call('HSET', K_AGENT, a.id, cjson.encode(a)) end
+local function aput(a)
+  agents_seen[a.id] = a
+  agents_dirty[a.id] = a
+end
 
 local function tget(tid)
-  local raw = redis.call('HGET', K_TICKET, tostring(tid))
-  if not raw then return nil end
-  return cjson.decode(raw)
+  tid = tostring(tid)
+  local t = tickets_seen[tid]
+  if t == nil then
+    local raw = redis.call('HGET', K_TICKET, tid)
+    if not raw then return nil end
+    t = cjson.decode(raw)
+    tickets_seen[tid] = t
+  end
+  return t
 end
-local function tput(t) redis.call('HSET', K_TICKET, t.id, cjson.encode(t)) end
+local function tput(t)
+  tickets_seen[t.id] = t
+  tickets_dirty[t.id] = t
+end
+local function tforget(tid)
+  tickets_seen[tid] = nil
+  tickets_dirty[tid] = nil
+  redis.call('HDEL', K_TICKET, tid)
+end
+local function aforget(aid)
+  agents_seen[aid] = nil
+  agents_dirty[aid] = nil
+  redis.call('HDEL', K_AGENT, aid)
+end
+
+local function flush()
+  for id, a in pairs(agents_dirty) do redis.call('HSET', K_AGENT, id, cjson.encode(a)) end
+  for id, t in pairs(tickets_dirty) do redis.call('HSET', K_TICKET, id, cjson.encode(t)) end
+  agents_dirty, tickets_dirty = {}, {}
+end
 
 local profiles = {}
 local function pdef(pid)
@@ -152,14 +195,38 @@ local function avail_members(a)
   }
 end
 
+-- Each profile's head per strategy, "<number>|<id>", in K_PFREE ("<pid>|li",
+-- "<pid>|rr", "<pid>|lo"), present while the profile has a free agent: a
+-- decision reads every eligible profile's head in one HMGET.
+local STRATEGY_KEYS = {'li', 'rr', 'lo'}
+
 local function index_agent(a)
-  for _, m in ipairs(avail_members(a)) do redis.call('ZADD', K_AVAIL, 0, m) end
-  redis.call('HINCRBY', K_PFREE, a.pid, 1)
+  local members = avail_members(a)
+  for i, key in ipairs(STRATEGY_KEYS) do
+    redis.call('ZADD', K_AVAIL, 0, members[i])
+    local mine = string.sub(members[i], #a.pid + 5)
+    local field = a.pid .. '|' .. key
+    local head = redis.call('HGET', K_PFREE, field)
+    if not head or lt(mine, head) then redis.call('HSET', K_PFREE, field, mine) end
+  end
 end
 
 local function unindex_agent(a)
-  for _, m in ipairs(avail_members(a)) do redis.call('ZREM', K_AVAIL, m) end
-  if redis.call('HINCRBY', K_PFREE, a.pid, -1) <= 0 then redis.call('HDEL', K_PFREE, a.pid) end
+  local members = avail_members(a)
+  for i, key in ipairs(STRATEGY_KEYS) do
+    redis.call('ZREM', K_AVAIL, members[i])
+    local field = a.pid .. '|' .. key
+    if redis.call('HGET', K_PFREE, field) == string.sub(members[i], #a.pid + 5) then
+      local prefix = a.pid .. '|' .. key .. '|'
+      local got = redis.call('ZRANGEBYLEX', K_AVAIL, '[' .. prefix, '[' .. prefix .. HIGH,
+        'LIMIT', 0, 1)
+      if #got > 0 then
+        redis.call('HSET', K_PFREE, field, string.sub(got[1], #prefix + 1))
+      else
+        redis.call('HDEL', K_PFREE, field)
+      end
+    end
+  end
 end
 
 local function staff(pid, delta)
@@ -223,27 +290,78 @@ local function order(t)
     string.format('%015d', N(t.seq)) .. '|' .. t.id
 end
 
+-- The eligibility graph, kept as two lexicographic sets: "<rid>|<pid>|<level>"
+-- (level: the profile's level in the requirement's primary skill) and
+-- "<pid>|<rid>|<cb>". An edge is computed once, when its profile or its
+-- requirement first appears; both are kept after their last member leaves.
+local function link(pid, p, rid, r)
+  if eligible(p, r) then
+    local main = primary(r.skills)
+    local level = 0
+    if main ~= '' then level = N(p.skills[main]) end
+    redis.call('ZADD', K_R2P, 0, rid .. '|' .. pid .. '|' .. string.format('%03d', level))
+    redis.call('ZADD', K_P2R, 0, pid .. '|' .. rid .. '|' .. r.cb)
+  end
+end
+
+local function ensure_requirement(rid, def)
+  if redis.call('HSETNX', K_REQUIRE, rid, cjson.encode(def)) == 0 then return end
+  requirements[rid] = def
+  local all = redis.call('HGETALL', K_PROFILE)
+  for i = 1, #all, 2 do link(all[i], cjson.decode(all[i + 1]), rid, def) end
+end
+
+local function ensure_profile(pid, body)
+  if redis.call('HSETNX', K_PROFILE, pid, body) == 0 then return end
+  local p = cjson.decode(body)
+  profiles[pid] = p
+  local all = redis.call('HGETALL', K_REQUIRE)
+  for i = 1, #all, 2 do link(pid, p, all[i], cjson.decode(all[i + 1])) end
+end
+
+-- Waiting tickets: "<rid>|<tail>" in K_WAIT (a requirement's range, in call
+-- order); each requirement's head tail in K_RWAIT (present while it has one), and
+-- every head, "<tail>|<rid>|<cb>", in K_HEADS (all requirements' heads in call order).
+local function set_head(rid, cb, old, new)
+  if old then redis.call('ZREM', K_HEADS, old .. '|' .. rid .. '|' .. cb) end
+  if new then
+    redis.call('HSET', K_RWAIT, rid, new)
+    redis.call('ZADD', K_HEADS, 0, new .. '|' .. rid .. '|' .. cb)
+  else
+    redis.call('HDEL', K_RWAIT, rid)
+  end
+end
+
+local function cb_of(t)
+  if t.callback ~= '' then return '1' end
+  return '0'
+end
+
 local function index_ticket(t)
   local rid, def = requirement(t)
   t.rid = rid
-  if redis.call('HINCRBY', K_RWAIT, rid, 1) == 1 then
-    redis.call('HSET', K_REQUIRE, rid, cjson.encode(def))
-    requirements[rid] = def
-  end
+  t.idx = 1
+  ensure_requirement(rid, def)
   local tail = order(t)
   redis.call('ZADD', K_WAIT, 0, rid .. '|' .. tail)
+  local head = redis.call('HGET', K_RWAIT, rid)
+  if not head or lt(tail, head) then set_head(rid, cb_of(t), head, tail) end
   redis.call('ZADD', K_QWAIT, 0, t.queue .. '|' .. tail)
   redis.call('HINCRBY', K_QCOUNT, t.queue, 1)
 end
 
 local function unindex_ticket(t)
+  if t.idx ~= 1 then return end
+  t.idx = 0
   local tail = order(t)
   redis.call('ZREM', K_WAIT, t.rid .. '|' .. tail)
   redis.call('ZREM', K_QWAIT, t.queue .. '|' .. tail)
-  if redis.call('HINCRBY', K_RWAIT, t.rid, -1) <= 0 then
-    redis.call('HDEL', K_RWAIT, t.rid)
-    redis.call('HDEL', K_REQUIRE, t.rid)
-    requirements[t.rid] = nil
+  if redis.call('HGET', K_RWAIT, t.rid) == tail then
+    local got = redis.call('ZRANGEBYLEX', K_WAIT, '[' .. t.rid .. '|', '[' .. t.rid .. '|' .. HIGH,
+      'LIMIT', 0, 1)
+    local new = nil
+    if #got > 0 then new = string.sub(got[1], #t.rid + 2) end
+    set_head(t.rid, cb_of(t), tail, new)
   end
   if redis.call('HINCRBY', K_QCOUNT, t.queue, -1) <= 0 then redis.call('HDEL', K_QCOUNT, t.queue) end
 end
@@ -274,85 +392,97 @@ end
 
 -- ---------------------------------------------------------------- matching
 
--- The head of one profile's index for a strategy: number (as text), agent id.
-local function agent_head(pid, key)
-  local got = redis.call('ZRANGEBYLEX', K_AVAIL, '[' .. pid .. '|' .. key .. '|',
-    '[' .. pid .. '|' .. key .. '|' .. HIGH, 'LIMIT', 0, 1)
-  if #got == 0 then return nil end
-  local f = fields(got[1])
-  return f[3], f[4]
+-- HMGET in slices (Lua's unpack has a bounded stack).
+local function hmget(key, names)
+  local out = {}
+  for start = 1, #names, 1000 do
+    local part = {}
+    for i = start, math.min(#names, start + 999) do part[#part + 1] = names[i] end
+    local got = redis.call('HMGET', key, unpack(part))
+    for i = 1, #got do out[#out + 1] = got[i] end
+  end
+  return out
 end
 
 local KEY_OF = {longest_idle = 'li', most_skilled = 'li', round_robin = 'rr', least_occupied = 'lo'}
 
--- Call -> agent: the best available agent eligible for ticket t, or nil.
--- One head per profile with a free agent: O(P log n).
+local function edge(rid, pid)
+  local got = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|' .. pid .. '|',
+    '[' .. rid .. '|' .. pid .. '|' .. HIGH, 'LIMIT', 0, 1)
+  return #got > 0
+end
+
+-- Call -> agent: the best available agent eligible for waiting ticket t, or nil.
+-- One head per eligible profile with a free agent: O(P log n).
 local function best_agent(t)
-  local r = {skills = t.skills, any = t.any, lang = t.lang, site_only = t.site_only, site = t.site}
   if t.callback ~= '' and not callbacks_placeable() then return nil end
+  local rid = t.rid
   if t.prefer ~= '' then
     local a = aget(t.prefer)
-    if a and a.state == 'available' and a.group == GROUP then
-      local p = pdef(a.pid)
-      if p and eligible(p, r) then return a end
-    end
+    if a and a.state == 'available' and a.group == GROUP and edge(rid, a.pid) then return a end
   end
   local key = KEY_OF[t.strategy] or 'li'
   local skilled = t.strategy == 'most_skilled'
-  local main = ''
-  if skilled then main = primary(t.skills) end
   local best, best_rank = nil, nil
-  local free_profiles = redis.call('HGETALL', K_PFREE)
-  for i = 1, #free_profiles, 2 do
-    local pid = free_profiles[i]
-    local p = pdef(pid)
-    if p and eligible(p, r) then
-      local num, aid = agent_head(pid, key)
-      if aid then
-        local rank = num .. '|' .. aid
-        if skilled then
-          local level = 0
-          if main ~= '' then level = N(p.skills[main]) end
-          rank = string.format('%03d', 100 - level) .. '|' .. rank
-        end
-        if best_rank == nil or lt(rank, best_rank) then best, best_rank = aid, rank end
-      end
+  local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)
+  if #edges == 0 then return nil end
+  local names, levels = {}, {}
+  for i, member in ipairs(edges) do  -- rid|pid|level
+    local pid, level = string.match(member, '^[^|]*|([^|]*)|(.*)$')
+    names[i] = pid .. '|' .. key
+    levels[i] = level
+  end
+  local heads = hmget(K_PFREE, names)
+  for i, head in ipairs(heads) do
+    if head then
+      local rank = head
+      if skilled then rank = string.format('%03d', 100 - N(levels[i])) .. '|' .. rank end
+      if best_rank == nil or lt(rank, best_rank) then best, best_rank = head, rank end
     end
   end
   if best == nil then return nil end
-  return aget(best)
+  return aget(fields(best)[2])
 end
 
 -- Agent -> call: the best waiting ticket agent a is eligible for, across every
--- queue of the group. One head per requirement with waiting tickets: O(R log n).
+-- queue of the group: the best head among the requirements the agent's profile
+-- serves. Either the profile's edges are read (one head each: O(R log n)), or,
+-- when there are fewer heads than edges, the heads in call order until the first
+-- the profile serves (an O(1) membership test each); whichever is shorter.
 local function best_ticket(a)
-  local p = pdef(a.pid)
-  if p == nil then return nil end
   local cb_ok = nil
-  local best = nil
-  local waiting = redis.call('HGETALL', K_RWAIT)
-  for i = 1, #waiting, 2 do
-    local rid = waiting[i]
-    local r = rdef(rid)
-    if r and eligible(p, r) then
-      local usable = true
-      if r.cb == 1 then
-        if cb_ok == nil then cb_ok = callbacks_placeable() end
-        usable = cb_ok
-      end
-      if usable then
-        local got = redis.call('ZRANGEBYLEX', K_WAIT, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH,
-          'LIMIT', 0, 1)
-        if #got > 0 then
-          local tail = string.sub(got[1], #rid + 2)
-          if best == nil or lt(tail, best) then best = tail end
+  local function usable(cb)
+    if cb ~= '1' then return true end
+    if cb_ok == nil then cb_ok = callbacks_placeable() end
+    return cb_ok
+  end
+  local from, to = '[' .. a.pid .. '|', '[' .. a.pid .. '|' .. HIGH
+  local heads = redis.call('ZCARD', K_HEADS)
+  if heads == 0 then return nil end
+  if heads <= redis.call('ZLEXCOUNT', K_P2R, from, to) then
+    local start = 0
+    while start < heads do
+      for _, member in ipairs(redis.call('ZRANGE', K_HEADS, start, start + 63)) do
+        local f = fields(member)  -- priority, arrival, seq, ticket, rid, cb
+        if usable(f[6]) and redis.call('ZSCORE', K_P2R, a.pid .. '|' .. f[5] .. '|' .. f[6]) then
+          return tget(f[4])
         end
       end
+      start = start + 64
     end
+    return nil
+  end
+  local best = nil
+  local edges = redis.call('ZRANGEBYLEX', K_P2R, from, to)
+  local names, cbs = {}, {}
+  for i, member in ipairs(edges) do  -- pid|rid|cb
+    names[i], cbs[i] = string.match(member, '^[^|]*|([^|]*)|(.*)$')
+  end
+  for i, head in ipairs(hmget(K_RWAIT, names)) do
+    if head and usable(cbs[i]) and (best == nil or lt(head, best)) then best = head end
   end
   if best == nil then return nil end
-  local f = fields(best)
-  return tget(f[4])
+  return tget(fields(best)[4])
 end
 
 local quiet = nil  -- the ticket whose engine learns of its reservation from the reply

@@ -13,9 +13,6 @@ end
 a = aget(a.id)
 if a.state ~= 'logged_out' then set_state(a, 'logged_out', 'moved') end
 if a.state == 'logged_out' then
-  redis.call('HDEL', K_AGENT, a.id)
-  if redis.call('HINCRBY', K_PROFILE, a.pid .. '#n', -1) <= 0 then
-    redis.call('HDEL', K_PROFILE, a.pid, a.pid .. '#n')
-  end
+  aforget(a.id)
 end
 return 1

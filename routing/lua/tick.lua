@@ -34,7 +34,7 @@ for _, aid in ipairs(redis.call('ZRANGEBYSCORE', K_WRAP, '-inf', S(NOW))) do
 end
 local old = redis.call('ZRANGEBYSCORE', K_ENDED, '-inf', S(NOW - KEEP_ENDED), 'LIMIT', 0, 1000)
 for _, tid in ipairs(old) do
-  redis.call('HDEL', K_TICKET, tid)
+  tforget(tid)
   redis.call('ZREM', K_ENDED, tid)
 end
 return done

@@ -7,9 +7,7 @@ local moved_agents = {}
 for i = 0, n - 1 do
   local base = 10 + i * 8
   local aid, pid = ARGV[base], ARGV[base + 6]
-  if redis.call('HSETNX', K_PROFILE, pid, ARGV[base + 7]) == 1 then
-    profiles[pid] = cjson.decode(ARGV[base + 7])
-  end
+  ensure_profile(pid, ARGV[base + 7])
   local a = aget(aid)
   local old_pid = nil
   if a == nil then
@@ -34,11 +32,6 @@ for i = 0, n - 1 do
       table.insert(moved_agents, a)
     end
     if STAFFED[a.state] then staff(pid, 1) end
-    redis.call('HINCRBY', K_PROFILE, pid .. '#n', 1)
-    if old_pid ~= nil and redis.call('HINCRBY', K_PROFILE, old_pid .. '#n', -1) <= 0 then
-      redis.call('HDEL', K_PROFILE, old_pid, old_pid .. '#n')
-      profiles[old_pid] = nil
-    end
   end
   aput(a)
 end

@@ -55,7 +55,9 @@ class Calls(Core):
         await self.know_group(group)
         config = self.queues.get(queue)
         site_only = 1 if site and config is not None and config.prefer_site else 0
-        new_id = int(await self.read(self.redis.incr(self.names.seq)))
+        new_id: int | str = ""  # on a single Redis, the script counts
+        if self.clients.kind == "cluster":
+            new_id = int(await self.read(self.redis.incr(self.names.seq)))
         raw = await self.run(
             "enqueue",
             group,

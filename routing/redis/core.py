@@ -135,10 +135,18 @@ class Core:
 
     # ------------------------------------------------------------ scripts
 
-    async def run(self, op: str, group: str, *args: Any, now: float | None = None) -> Any:
-        """Run ``op`` on ``group``'s keys; refusals of agent moves are InvalidTransition."""
+    def keys(self, group: str) -> list[str]:
+        """A group script's KEYS: the group's keys, then on a single Redis the store-wide
+        ticket counter (a cluster keeps it in another slot: ids come as ARGV there)."""
+        keys = self.names.group(group).all()
+        if self.clients.kind != "cluster":
+            keys.append(self.names.seq)
+        return keys
+
+    def argv(self, group: str, *args: Any, now: float | None = None) -> list[Any]:
+        """A script's ARGV: the common arguments (lib.lua), then the operation's."""
         moment = self.clock() if now is None else now
-        argv = [
+        return [
             repr(float(moment)),
             group,
             repr(float(self.lease)),
@@ -149,9 +157,13 @@ class Core:
             repr(float(self.keep_ended)),
             *args,
         ]
+
+    async def run(self, op: str, group: str, *args: Any, now: float | None = None) -> Any:
+        """Run ``op`` on ``group``'s keys; refusals of agent moves are InvalidTransition."""
+        argv = self.argv(group, *args, now=now)
         try:
             async with self._gate:
-                return await self._scripts[op](keys=self.names.group(group).all(), args=argv)
+                return await self._scripts[op](keys=self.keys(group), args=argv)
         except ResponseError as exc:
             text = str(exc)
             if text.startswith("agent "):

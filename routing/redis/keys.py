@@ -13,16 +13,16 @@ from dataclasses import dataclass
 
 __all__ = ["GROUP_KEYS", "GroupKeys", "Names"]
 
-#: The order is the scripts' (routing/lua/lib.lua names them K_AGENT ... K_ENDED).
+#: The order is the scripts' (routing/lua/lib.lua names them K_AGENT ... K_HEADS).
 GROUP_KEYS = (
     "agent",  # hash   agent id -> record (JSON)
     "ticket",  # hash   ticket id -> record (JSON)
-    "profile",  # hash   profile id -> {skills, langs, site}; "<pid>#n" -> members
+    "profile",  # hash   profile id -> {skills, langs, site} (kept once created)
     "pfree",  # hash   profile id -> available agents
     "pstaff",  # hash   profile id -> agents logged in, not paused or missed
     "avail",  # zset   "<pid>|li|<idle_since>|<id>", "|rr|<reserved_at>|", "|lo|<busy>|" (lex)
-    "require",  # hash   requirement id -> {queue, skills, any, lang, site_only, site, cb}
-    "rwait",  # hash   requirement id -> waiting tickets
+    "require",  # hash   requirement id -> {queue, skills, any, ...} (kept once created)
+    "rwait",  # hash   requirement id -> its head (the best waiting ticket's place)
     "wait",  # zset   "<rid>|<100-priority>|<arrival>|<seq>|<id>" (lex)
     "qwait",  # zset   "<queue>|<100-priority>|<arrival>|<seq>|<id>" (lex, positions)
     "qcount",  # hash   queue -> waiting tickets
@@ -35,6 +35,9 @@ GROUP_KEYS = (
     "last",  # hash   customer -> the agent who served them last
     "aht",  # hash   queue -> recent handle time
     "ended",  # zset   ticket id -> when it ended (forgotten after a while)
+    "r2p",  # zset   "<rid>|<pid>|<level in the primary skill>" (lex): who can serve
+    "p2r",  # zset   "<pid>|<rid>|<callback 0/1>" (lex): what a profile can serve
+    "heads",  # zset   "<place>|<rid>|<callback 0/1>" (lex): every requirement's head, best first
 )
 
 

@@ -9,6 +9,7 @@ servers afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import socket
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Cluster", "redis_cluster"]
+__all__ = ["Cluster", "redis_cluster", "running_cluster"]
 
 
 @dataclass(frozen=True)
@@ -61,22 +62,22 @@ def _wait(check: object, what: str, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():  # type: ignore[operator]
         if time.monotonic() > deadline:
-            pytest.fail(f"the test cluster did not come up: {what}")
+            raise RuntimeError(f"the test cluster did not come up: {what}")
         time.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Three masters, every slot assigned, cluster_state:ok on each."""
+@contextlib.contextmanager
+def running_cluster(folder: Path, masters: int = 3) -> Iterator[Cluster]:
+    """Start ``masters`` redis-servers in ``folder``, join them, stop them afterwards
+    (the fixture's and bench/routing.py's)."""
     binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
     if binary is None or cli is None:
-        pytest.fail("redis-server and redis-cli are needed (apt-get install redis-server)")
-    folder: Path = tmp_path_factory.mktemp("cluster")
-    ports = _ports(3)
+        raise RuntimeError("redis-server and redis-cli are needed (apt-get install redis-server)")
+    ports = _ports(masters)
     processes = []
     for port in ports:
         home = folder / str(port)
-        home.mkdir()
+        home.mkdir(parents=True)
         processes.append(
             subprocess.Popen(
                 [
@@ -109,3 +110,13 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
             process.terminate()
         for process in processes:
             process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Three masters, every slot assigned, cluster_state:ok on each."""
+    try:
+        with running_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+            yield cluster
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
