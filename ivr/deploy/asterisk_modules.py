@@ -7,7 +7,10 @@ to start it otherwise: ``Error loading module 'res_agi.so', missing
 dependency: res_speech``), the dialplan applications and functions it
 registers, the file extensions its formats play, its codec translators, the
 ``type=`` objects it adds to a sorcery file (pjsip.conf), its channel
-technologies and the configuration files it reads. Modules built into the
+technologies, the configuration files it reads, the AMI actions it registers,
+the AMI events it raises by name and those it makes reach the manager by
+forwarding a core topic to it (``DeviceStateChange``: res_manager_devicestate).
+Modules built into the
 ``asterisk`` binary (``builtin``) and what ``main/`` registers (``core``) are
 always there. :class:`ModuleTable` answers "which module do I load for this"
 and closes a set of modules over ``.requires``; a name the table cannot place
@@ -59,6 +62,9 @@ class Module:
     sorcery_types: tuple[str, ...]
     channel_types: tuple[str, ...]
     config_files: tuple[str, ...]
+    ami_actions: tuple[str, ...]
+    ami_events: tuple[str, ...]
+    ami_forwards: tuple[str, ...]
     variant_of: str | None
 
     @classmethod
@@ -79,6 +85,9 @@ class Module:
             sorcery_types=names("sorcery_types"),
             channel_types=names("channel_types"),
             config_files=names("config_files"),
+            ami_actions=names("ami_actions"),
+            ami_events=names("ami_events"),
+            ami_forwards=names("ami_forwards"),
             variant_of=row.get("variant_of"),
         )
 
@@ -96,6 +105,8 @@ class ModuleTable:
         self.core_functions = frozenset(f.casefold() for f in core.get("functions", ()))
         self.core_config_files = frozenset(core.get("config_files", ()))
         self.core_channel_types = frozenset(t.casefold() for t in core.get("channel_types", ()))
+        self.core_ami_actions = frozenset(a.casefold() for a in core.get("ami_actions", ()))
+        self.core_ami_events = frozenset(e.casefold() for e in core.get("ami_events", ()))
 
     @classmethod
     def load(cls, path: Path = TABLE_FILE) -> ModuleTable:
@@ -163,6 +174,30 @@ class ModuleTable:
         return self._only(
             "channel technology", name, self._registering("channel_types", name), wanted_by
         )
+
+    def ami_action(self, name: str, *, wanted_by: str) -> str | None:
+        """The module registering AMI action ``name``; None when the core (or a built-in
+        module: ``Originate`` is main/manager.c's) does. Matched without regard to case,
+        as ``action_find`` in main/manager.c does; an action no loaded module registers
+        is answered ``Invalid/unknown command``."""
+        if name.casefold() in self.core_ami_actions:
+            return None
+        return self._only("AMI action", name, self._registering("ami_actions", name), wanted_by)
+
+    def ami_event(self, name: str, *, wanted_by: str) -> str | None:
+        """The module without which AMI event ``name`` never reaches a manager session.
+
+        First a module that forwards the event's core topic to the manager
+        (``DeviceStateChange`` is made in main/devicestate.c but only
+        res_manager_devicestate forwards it); then None for an event the core raises;
+        then the module raising it.
+        """
+        forwarders = self._registering("ami_forwards", name)
+        if forwarders:
+            return self._only("AMI event", name, forwarders, wanted_by)
+        if name.casefold() in self.core_ami_events:
+            return None
+        return self._only("AMI event", name, self._registering("ami_events", name), wanted_by)
 
     def file_format(self, extension: str, *, wanted_by: str) -> str | None:
         """The format module that reads and writes files ending ``.extension``."""

@@ -12,14 +12,27 @@ the dialplan applications it registers (``ast_register_application_xml(app,
 "Dial";``, ``#define`` or a ``{ "Name", func }`` table), the dialplan functions
 (``struct ast_custom_function x = { .name = "CHANNEL", ... }`` registered with
 ``ast_custom_function_register*``), the file extensions of its formats
-(``struct ast_format_def``) and the codec pairs of its translators. The
-modules built into the ``asterisk`` binary (``main/Makefile``'s ``MOD_SRC``:
-cdr, cel, ccss, ``extconfig``, acl, ...) are listed with ``builtin: true``;
+(``struct ast_format_def``), the codec pairs of its translators and its AMI
+side: the actions it registers (``ami_actions``: ``ast_manager_register_xml("Name",
+...)``, ``ast_manager_register_xml_core``, ``ast_manager_register2``, the name
+resolved as for applications), the events it raises by name (``ami_events``:
+``manager_event``, ``ast_manager_event_blob_create``, ``ast_manager_publish_event``
+..., and those its documentation defines, ``<managerEvent name="...">``) and
+the events that reach the manager only because it forwards their topic there
+(``ami_forwards``: ``stasis_forward_all(ast_device_state_topic_all(),
+ast_manager_get_topic())`` in res_manager_devicestate; the events are those the
+``.to_ami`` callbacks of the message types of the file defining the topic create,
+``DeviceStateChange`` in main/devicestate.c). The modules built into the
+``asterisk`` binary (``main/Makefile``'s ``MOD_SRC``: cdr, cel, ccss,
+``extconfig``, acl, ...) are listed with ``builtin: true``;
 what the rest of ``main/`` registers is under ``core``. Module names are what
 the loader matches ``.requires`` against: a loadable module's ``.so`` file
 stem, a built-in one's ``AST_MODULE`` (``main/loader.c``: ``find_resource``,
 ``ast_module_register``). Names that cannot be resolved statically (functions
-``func_odbc`` makes from its configuration) are listed under ``unresolved``.
+``func_odbc`` makes from its configuration; at 22.9.0 also the events of two
+forwarded topics whose file has no ``.to_ami``: app_queue's
+``ast_queue_topic_all`` carries app_queue's own message types, and the core's
+``ast_mwi_topic_all``) are listed under ``unresolved``.
 """
 
 from __future__ import annotations
@@ -67,6 +80,7 @@ class _Source:
     raw: str
     code: str
     own: str  # ``code`` without the ``#define``s taken from headers
+    docs: str = ""  # ``raw`` and the XML documentation files that go with the sources
 
 
 @dataclass
@@ -89,6 +103,9 @@ class _Module:
     sorcery_types: list[str] = field(default_factory=list)
     channel_types: list[str] = field(default_factory=list)
     config_files: list[str] = field(default_factory=list)
+    ami_actions: list[str] = field(default_factory=list)
+    ami_events: list[str] = field(default_factory=list)
+    ami_forwards: list[str] = field(default_factory=list)
     variant_of: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -113,6 +130,9 @@ class _Module:
             "sorcery_types",
             "channel_types",
             "config_files",
+            "ami_actions",
+            "ami_events",
+            "ami_forwards",
         ):
             value = getattr(self, key)
             if value:
@@ -473,6 +493,128 @@ def _config_files(code: str) -> list[str]:
     return re.findall(r'"([A-Za-z0-9_-]+\.conf)(?=[",])', code)
 
 
+_AMI_ACTION_CALL = re.compile(r"\bast_manager_register(?:_xml(?:_core)?|2)?\s*\(")
+
+
+def _ami_actions(code: str, defs: dict[str, str], unresolved: list[str], where: str) -> list[str]:
+    """AMI actions registered with ``ast_manager_register_xml("Name", ...)``,
+    ``ast_manager_register_xml_core``, ``ast_manager_register2`` (or the older
+    ``ast_manager_register``), the name a literal, a variable or a ``#define``."""
+    names: list[str] = []
+    for m in _AMI_ACTION_CALL.finditer(code):
+        first = _arguments(_balanced(code, m.end() - 1))[0]
+        literal = _strings(first)
+        if literal is not None:
+            names.append(literal)
+        elif first in defs:
+            names.append(defs[first])
+        elif re.fullmatch(r"\w+", first):
+            unresolved.append(f"{where}: AMI action {first}")
+        # else: the function's own definition (``const char *action``) in main/manager.c
+    return names
+
+
+#: Calls naming the AMI event they raise: ``(category, "Event", ...)`` or, for
+#: ``ast_manager_publish_event``, ``("Event", category, ...)``.
+_AMI_EVENT_CALL = re.compile(
+    r"\b(manager_event|ast_manager_event|ast_manager_event_multichan"
+    r"|ast_manager_event_blob_create|ast_manager_publish_event)\s*\("
+)
+
+
+def _event_names(expr: str, defs: dict[str, str]) -> list[str]:
+    """An event name argument: a literal, ``cond ? "A" : "B"``, or a defined name."""
+    literal = _strings(expr)
+    if literal is not None:
+        names = [literal]
+    elif re.fullmatch(rf"[^\"]*\?\s*{_STRING}\s*:\s*{_STRING}\s*", expr):
+        names = [_strings(lit) or "" for lit in re.findall(_STRING, expr)]
+    elif expr in defs:
+        names = [defs[expr]]
+    else:
+        return []
+    return [n for n in names if re.fullmatch(r"[A-Za-z]\w*", n)]
+
+
+def _ami_events(code: str, defs: dict[str, str]) -> list[str]:
+    """AMI events the code raises by name (``manager_event(EVENT_FLAG_CALL, "Hangup",
+    ...)``, ``ast_manager_event_blob_create(..., "DeviceStateChange", ...)``,
+    ``ast_manager_publish_event("FullyBooted", ...)``). Names passed through a
+    helper's parameter are not followed."""
+    names: list[str] = []
+    for m in _AMI_EVENT_CALL.finditer(code):
+        args = _arguments(_balanced(code, m.end() - 1))
+        index = 0 if m.group(1) == "ast_manager_publish_event" else 1
+        if len(args) > index:
+            names += _event_names(args[index], defs)
+    return names
+
+
+def _documented_events(raw: str) -> list[str]:
+    """Events the sources document (``<managerEvent language="en_US" name="Hangup">`` in
+    a ``/*** DOCUMENTATION`` comment), where the raising code passes the name through
+    a helper (``queue_channel_to_ami("QueueCallerJoin", ...)``) or a variable."""
+    return re.findall(r'<managerEvent\b[^>]*?\bname="(\w+)"', raw)
+
+
+_TOPIC_DEF = re.compile(r"\bstruct\s+stasis_topic\s*\*\s*(\w+)\s*\(\s*void\s*\)\s*\{")
+_MESSAGE_TYPE = re.compile(r"\bSTASIS_MESSAGE_TYPE_DEFN(?:_LOCAL)?\s*\(")
+
+
+def _topic_events(code: str, defs: dict[str, str]) -> dict[str, list[str]]:
+    """``topic function -> AMI events`` for the topics a source file defines
+    (``struct stasis_topic *ast_device_state_topic_all(void)``): the events the
+    ``.to_ami`` callbacks of the file's message types
+    (``STASIS_MESSAGE_TYPE_DEFN(ast_device_state_message_type, .to_ami =
+    devstate_to_ami)``) create. Messages published on such a topic become
+    those events where the topic is forwarded to the manager's."""
+    topics = _TOPIC_DEF.findall(code)
+    if not topics:
+        return {}
+    events: list[str] = []
+    for m in _MESSAGE_TYPE.finditer(code):
+        for func in re.findall(r"\.to_ami\s*=\s*(\w+)", _balanced(code, m.end() - 1)):
+            body = re.search(rf"\b{func}\s*\([^;{{}}]*\)\s*\{{", code)
+            if body is not None:
+                events += _ami_events(_balanced(code, body.end() - 1, "{", "}"), defs)
+    return {topic: sorted(set(events)) for topic in topics}
+
+
+_FORWARD_CALL = re.compile(r"\bstasis_forward_all\s*\(")
+
+
+def _manager_forwards(
+    code: str,
+    defs: dict[str, str],
+    topics: dict[str, list[str]],
+    unresolved: list[str],
+    where: str,
+) -> list[str]:
+    """AMI events that reach the manager only because this module forwards their
+    topic to it: ``stasis_forward_all(ast_device_state_topic_all(), manager_topic)``
+    with ``manager_topic = ast_manager_get_topic();`` (res/res_manager_devicestate.c).
+    The events are those of the forwarded topic (:func:`_topic_events`)."""
+    assigned = dict(re.findall(r"\b(\w+)\s*=\s*(\w+)\s*\(\s*\)\s*;", code))
+
+    def topic(expr: str) -> str | None:
+        call = re.fullmatch(r"(\w+)\s*\(\s*\)", expr)
+        return call.group(1) if call else assigned.get(expr)
+
+    own = {**topics, **_topic_events(code, defs)}
+    events: list[str] = []
+    for m in _FORWARD_CALL.finditer(code):
+        args = _arguments(_balanced(code, m.end() - 1))
+        if len(args) != 2 or topic(args[1]) != "ast_manager_get_topic":
+            continue
+        source = topic(args[0])
+        found = own.get(source or "")
+        if found:
+            events += found
+        else:
+            unresolved.append(f"{where}: AMI events forwarded from {source or args[0]}")
+    return events
+
+
 def _moduleinfo_defaultenabled(raw: str) -> bool:
     m = re.search(r"/\*\*\*\s*MODULEINFO(.*?)\*\*\*/", raw, re.S)
     return not (m and re.search(r"<defaultenabled>\s*no\s*</defaultenabled>", m.group(1)))
@@ -508,10 +650,22 @@ def _load(git: _Git, paths: list[str]) -> _Source:
                     pending.append(candidate)
     own = "\n".join(git.code(p) for p in paths)
     code = own + "\n" + "\n".join(git.string_defines(h) for h in headers)
-    return _Source(paths, raw, code, own)
+    return _Source(paths, raw, code, own, raw + "\n" + _xml_docs(git, paths))
 
 
-def _fill(mod: _Module, src: _Source, unresolved: list[str]) -> None:
+def _xml_docs(git: _Git, paths: list[str]) -> str:
+    """The documentation kept out of the C files: ``main/manager_doc.xml`` next to
+    ``main/manager.c``, and the ``*.xml`` of a directory whose sources a Makefile adds
+    to a module (``res/res_pjsip/pjsip_manager.xml`` for res_pjsip)."""
+    found = [p.removesuffix(".c") + "_doc.xml" for p in paths]
+    dirs = {str(PurePosixPath(p).parent) for p in paths[1:]}
+    found += [p for p in sorted(git.tree) if str(PurePosixPath(p).parent) in dirs]
+    return "\n".join(
+        git.read(p) for p in dict.fromkeys(found) if p.endswith(".xml") and git.exists(p)
+    )
+
+
+def _fill(mod: _Module, src: _Source, unresolved: list[str], topics: dict[str, list[str]]) -> None:
     defs = _definitions(src.code)
     mod.applications = sorted(set(_applications(src.code, defs, unresolved, mod.name)))
     mod.functions = sorted(set(_functions(src.code, unresolved, mod.name)))
@@ -520,6 +674,9 @@ def _fill(mod: _Module, src: _Source, unresolved: list[str]) -> None:
     mod.sorcery_types = sorted(set(_sorcery_types(src.code, defs)))
     mod.channel_types = sorted(set(_channel_types(src.code, defs)))
     mod.config_files = sorted(set(_config_files(src.own)))
+    mod.ami_actions = sorted(set(_ami_actions(src.code, defs, unresolved, mod.name)))
+    mod.ami_events = sorted(set(_ami_events(src.code, defs) + _documented_events(src.docs)))
+    mod.ami_forwards = sorted(set(_manager_forwards(src.code, defs, topics, unresolved, mod.name)))
 
 
 def generate(git_dir: Path, ref: str) -> dict[str, Any]:
@@ -527,6 +684,13 @@ def generate(git_dir: Path, ref: str) -> dict[str, Any]:
     git = _Git(git_dir, ref)
     modules: dict[str, _Module] = {}
     unresolved: list[str] = []
+    main_sources = sorted(
+        p for p in git.tree if str(PurePosixPath(p).parent) == "main" and p.endswith(".c")
+    )
+    topics: dict[str, list[str]] = {}
+    for path in main_sources:
+        code = _load(git, [path]).code
+        topics.update(_topic_events(code, _definitions(code)))
     for directory in MODULE_DIRS:
         extra = _extra_sources(git, directory)
         for path in sorted(git.tree):
@@ -540,7 +704,7 @@ def generate(git_dir: Path, ref: str) -> dict[str, Any]:
             if not _module_info(mod, src.code, _definitions(src.code)):
                 continue  # a helper compiled into another module (sig_pri.c, ...)
             mod.defaultenabled = _moduleinfo_defaultenabled(src.raw)
-            _fill(mod, src, unresolved)
+            _fill(mod, src, unresolved, topics)
             modules[mod.name] = mod
     main_make = git.read("main/Makefile")
     m = re.search(r"^MOD_SRC:=(.*)$", main_make, re.M)
@@ -550,9 +714,11 @@ def generate(git_dir: Path, ref: str) -> dict[str, Any]:
     core_funcs: set[str] = set()
     core_confs: set[str] = set()
     core_techs: set[str] = set()
-    for path in sorted(git.tree):
+    core_actions: set[str] = set()
+    core_events: set[str] = set()
+    for path in main_sources:
         pp = PurePosixPath(path)
-        if str(pp.parent) != "main" or pp.suffix != ".c" or path in _REGISTRY_API:
+        if path in _REGISTRY_API:
             continue
         src = _load(git, [path])
         if path in builtin_files:
@@ -560,14 +726,16 @@ def generate(git_dir: Path, ref: str) -> dict[str, Any]:
             name = (_strings(named.group(1)) if named else None) or pp.stem
             mod = _Module(name=name, source=path, builtin=True)
             _module_info(mod, src.code, _definitions(src.code))
-            _fill(mod, src, unresolved)
+            _fill(mod, src, unresolved, topics)
             modules[name] = mod
         else:
-            _fill(core, src, unresolved)
+            _fill(core, src, unresolved, topics)
             core_apps.update(core.applications)
             core_funcs.update(core.functions)
             core_confs.update(core.config_files)
             core_techs.update(core.channel_types)
+            core_actions.update(core.ami_actions)
+            core_events.update(core.ami_events)
     return {
         "asterisk": {"ref": ref, "commit": git.commit},
         "generated_by": (
@@ -579,6 +747,8 @@ def generate(git_dir: Path, ref: str) -> dict[str, Any]:
             "functions": sorted(core_funcs),
             "config_files": sorted(core_confs),
             "channel_types": sorted(core_techs),
+            "ami_actions": sorted(core_actions),
+            "ami_events": sorted(core_events),
         },
         "modules": {name: modules[name].to_json() for name in sorted(modules)},
         "unresolved": sorted(set(unresolved)),

@@ -31,10 +31,19 @@ What Asterisk loads (``modules.conf``)
 :func:`module_plan` therefore derives the list from Asterisk's module table
 (:mod:`ivr.deploy.asterisk_modules`): the applications and functions of the
 rendered extensions.conf and of the engine (:data:`ENGINE_APPLICATIONS`,
-:data:`ENGINE_FUNCTIONS`), the channel technologies dialled, pjsip.conf's
+:data:`ENGINE_FUNCTIONS`), the AMI actions the engine sends and the AMI events
+it consumes (:data:`ENGINE_AMI_ACTIONS`, :data:`ENGINE_AMI_EVENTS`: without
+res_manager_devicestate Asterisk 22.9.0 answers ``DeviceStateList`` with
+``Invalid/unknown command`` and sends no ``DeviceStateChange``), the channel
+technologies dialled, pjsip.conf's
 ``type=`` objects and codecs, the file formats played and recorded, the readers
 of the rendered files and the few modules only a feature explains, then adds
 every module those require, transitively. Each line says why it is there.
+
+The ``require`` lines come after every ``load`` line: in ``load_resource_list``
+(main/loader.c, 22.9.0) the -2 of a required module that fails is overwritten by
+the -1 of any non-required module failing after it in the file, and Asterisk
+then starts without it (asterisk_conf/ASTERISK_FACTS.md §9).
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ from ivr.flows.source import PathKey
 __all__ = [
     "AMI_READ",
     "AMI_WRITE",
+    "ENGINE_AMI_ACTIONS",
+    "ENGINE_AMI_EVENTS",
     "ENGINE_APPLICATIONS",
     "ENGINE_FUNCTIONS",
     "FILES",
@@ -418,6 +429,37 @@ ENGINE_FUNCTIONS: Mapping[str, str] = {
     "CHANNEL": "SET VARIABLE CHANNEL(language) (ivr/flows/nodes.py: language node)",
 }
 
+#: The AMI actions the engine sends, and where (ivr/ami/permissions.py grants them;
+#: ivr/emulator/ami_classes.py has their classes). tests/unit/deploy greps ivr/ for
+#: every ``action(...)``, ``action_list(...)`` and ``_send(...)`` so this cannot drift.
+#: An action no loaded module registers is answered ``Response: Error`` /
+#: ``Message: Invalid/unknown command: X. Use Action: ListCommands ...``
+#: (main/manager.c ``process_message``).
+ENGINE_AMI_ACTIONS: Mapping[str, str] = {
+    "Login": "ivr/ami/client.py: log in",
+    "Logoff": "ivr/ami/client.py: close",
+    "Ping": "ivr/ami/client.py: keep-alive, a half-open link is dropped",
+    "Originate": "ivr/ami/client.py: callbacks (ivr/callbacks.py), supervisors' ChanSpy "
+    "(ivr/supervise.py)",
+    "Hangup": "ivr/ami/client.py: a supervisor's earlier spy (ivr/supervise.py)",
+    "Getvar": "ivr/ami/client.py: getvar",
+    "Setvar": "ivr/ami/client.py: setvar",
+    "CoreShowChannels": "ivr/ami/client.py: resync after a (re)connect, an agent's call "
+    "(ivr/callbacks.py, ivr/supervise.py)",
+    "DeviceStateList": "ivr/ami/client.py: presence resync after a (re)connect; refused, "
+    "the AMI connection never comes up",
+}
+
+#: The AMI events the engine consumes, and where: subscribed to (``ami.on(...)``,
+#: ``ami.events(...)``) or awaited as the end of its own action (``OriginateResponse``
+#: ends every Async Originate). tests/unit/deploy greps ivr/ so this cannot drift.
+ENGINE_AMI_EVENTS: Mapping[str, str] = {
+    "DeviceStateChange": "ivr/presence.py: agents follow their phones",
+    "DialEnd": "ivr/tracker.py, ivr/callbacks.py: answers",
+    "Hangup": "ivr/callbacks.py: a callback's legs ending",
+    "OriginateResponse": "ivr/ami/client.py: the end of every Async Originate",
+}
+
 #: File formats Asterisk must read or write for the engine.
 ENGINE_FILE_FORMATS: Mapping[str, str] = {
     "wav": "prompts (speech/tts.py), RECORD FILE ... wav (ivr/flows/nodes.py, "
@@ -537,6 +579,12 @@ def _engine_wants(wants: _Wants, d: Deployment) -> None:
         wants.add(table.function(func, wanted_by=f"the engine ({where})"), f"engine: {where}")
     if d.audiosocket:  # app_audiosocket requires it; said here for the reader
         wants.add("res_audiosocket", "AudioSocket() connects through it")
+    for action, where in ENGINE_AMI_ACTIONS.items():
+        module = table.ami_action(action, wanted_by=f"the engine's AMI action {action} ({where})")
+        wants.add(module, f"engine: AMI action {action} ({where})")
+    for event, where in ENGINE_AMI_EVENTS.items():
+        module = table.ami_event(event, wanted_by=f"the engine's AMI event {event} ({where})")
+        wants.add(module, f"engine: AMI event {event} ({where})")
 
 
 def _pjsip_wants(wants: _Wants, d: Deployment, pjsip: str) -> None:
@@ -596,13 +644,16 @@ def _modules(d: Deployment, files: Mapping[str, str]) -> str:
         "; ivr/deploy/asterisk_modules.json (asterisk_conf/ASTERISK_FACTS.md, modules).",
         "autoload=no",
         "",
+        "; Not required: a missing one is logged and the rest still starts.",
+    ]
+    lines += [f"load => {m.name}.so ; {m.why}" for m in plan.values() if not m.required]
+    lines += [
+        "",
         "; A required module that fails to load stops Asterisk: no call would reach the engine.",
+        "; Last on purpose: the loader's last pass keeps a failed require's -2 only if no",
+        "; load line after it fails too (main/loader.c load_resource_list; ASTERISK_FACTS.md §9).",
     ]
     lines += [f"require => {m.name}.so ; {m.why}" for m in plan.values() if m.required]
-    lines += ["", "; The rest: a missing one is logged and the rest still starts."]
-    for m in plan.values():
-        if not m.required:
-            lines.append(f"load => {m.name}.so ; {m.why}")
     return "\n".join(lines) + "\n"
 
 

@@ -90,6 +90,56 @@ FILES = {
         '\t.requires = "res_pjsip,"\n\t\t"res_pjsip_session",\n);\n'
     ),
     "channels/sig_helper.c": "int helper(void) { return 0; }\n",
+    # AMI: actions registered by name, a #define or the core's; a topic of main/ whose
+    # message type has a .to_ami, forwarded to the manager's topic by a module.
+    "main/manager.c": (
+        "int ast_manager_register2(const char *action, int auth, void *f) { return 0; }\n"
+        "static void init(void) {\n"
+        '\tast_manager_register_xml_core("Ping", 0, action_ping);\n'
+        '\tast_manager_register_xml_core("Originate", EVENT_FLAG_ORIGINATE, action_originate);\n'
+        '\tmanager_event(EVENT_FLAG_CALL, ok ? "OriginateResponse" : "OriginateFailed", "");\n'
+        '\tast_manager_publish_event("FullyBooted", EVENT_FLAG_SYSTEM, NULL);\n}\n'
+    ),
+    "main/devicestate.c": (
+        "static struct ast_manager_event_blob *devstate_to_ami(struct stasis_message *msg);\n"
+        "STASIS_MESSAGE_TYPE_DEFN(ast_device_state_message_type,\n"
+        "\t.to_ami = devstate_to_ami,\n);\n"
+        "struct stasis_topic *ast_device_state_topic_all(void)\n{\n\treturn topic;\n}\n"
+        "static struct ast_manager_event_blob *devstate_to_ami(struct stasis_message *msg)\n{\n"
+        '\treturn ast_manager_event_blob_create(EVENT_FLAG_CALL, "DeviceStateChange",\n'
+        '\t\t"Device: %s\\r\\n", d);\n}\n'
+    ),
+    "main/manager_doc.xml": (
+        '<docs>\n\t<managerEvent language="en_US" name="CoreShowChannel">\n'
+        "\t</managerEvent>\n</docs>\n"
+    ),
+    "res/Makefile": "$(call MOD_ADD_C,res_pjsip,$(wildcard res_pjsip/*.c))\n",
+    "res/res_pjsip.c": 'AST_MODULE_INFO_STANDARD(ASTERISK_GPL_KEY, "Basic SIP resource");\n',
+    "res/res_pjsip/location.c": (
+        'int x(void) { ast_manager_register_xml("PJSIPShowAors", EVENT_FLAG_SYSTEM, f); }\n'
+    ),
+    "res/res_pjsip/pjsip_manager.xml": (
+        '<docs>\n\t<managerEvent language="en_US" name="AorList">\n\t</managerEvent>\n</docs>\n'
+    ),
+    "res/res_manager_devicestate.c": (
+        '/*** DOCUMENTATION\n\t<manager name="DeviceStateList" language="en_US">\n'
+        "\t\t<xi:include xpointer=\"xpointer(/docs/managerEvent[@name='DeviceStateChange'])\" />\n"
+        '\t\t<managerEvent name="DeviceStateListComplete" language="en_US">\n'
+        "\t\t</managerEvent>\n\t</manager>\n ***/\n"
+        "static int load_module(void)\n{\n\tstruct stasis_topic *manager_topic;\n"
+        "\tmanager_topic = ast_manager_get_topic();\n"
+        "\tfwd = stasis_forward_all(ast_device_state_topic_all(), manager_topic);\n"
+        '\tif (ast_manager_register_xml("DeviceStateList", EVENT_FLAG_CALL | EVENT_FLAG_REPORTING,'
+        "\n\t\taction_devicestatelist)) {\n\t\treturn -1;\n\t}\n\treturn 0;\n}\n"
+        "AST_MODULE_INFO(ASTERISK_GPL_KEY, AST_MODFLAG_LOAD_ORDER,"
+        ' "Manager Device State Topic Forwarder",\n\t.load = load_module,\n);\n'
+    ),
+    "res/res_pjsip_pubsub.c": (
+        '#define AMI_SHOW_SUBSCRIPTIONS_INBOUND "PJSIPShowSubscriptionsInbound"\n'
+        "int load(void) { ast_manager_register_xml(AMI_SHOW_SUBSCRIPTIONS_INBOUND,\n"
+        "\tEVENT_FLAG_SYSTEM, ami_show_subscriptions_inbound); }\n"
+        'AST_MODULE_INFO_STANDARD(ASTERISK_GPL_KEY, "PJSIP event resource");\n'
+    ),
     "tests/test_x.c": 'AST_MODULE_INFO_STANDARD(ASTERISK_GPL_KEY, "Test");\n',
 }
 
@@ -158,6 +208,29 @@ def test_builtins_variants_and_what_is_not_a_module(table: dict[str, Any]) -> No
     assert mods["res_speech"]["description"] == "Generic Speech, API"
     assert mods["app_confbridge"]["support"] == "extended"
     assert "sig_helper" not in mods and "test_x" not in mods
+
+
+def test_ami_actions_events_and_forwarded_topics(table: dict[str, Any]) -> None:
+    """Actions by literal or #define; the core's (main/, not built in) under core;
+    events raised by name; a topic of main/ forwarded to the manager by a module."""
+    mods = table["modules"]
+    assert table["core"]["ami_actions"] == ["Originate", "Ping"]
+    assert table["core"]["ami_events"] == [
+        "CoreShowChannel",  # documented in main/manager_doc.xml
+        "DeviceStateChange",
+        "FullyBooted",
+        "OriginateFailed",
+        "OriginateResponse",
+    ]
+    devstate = mods["res_manager_devicestate"]
+    assert devstate["ami_actions"] == ["DeviceStateList"]
+    assert devstate["ami_forwards"] == ["DeviceStateChange"]
+    assert devstate["ami_events"] == ["DeviceStateListComplete"]  # the xpointer is no event
+    assert mods["res_pjsip"]["ami_actions"] == ["PJSIPShowAors"]  # MOD_ADD_C source
+    assert mods["res_pjsip"]["ami_events"] == ["AorList"]  # res/res_pjsip/*.xml
+    assert mods["res_pjsip_pubsub"]["ami_actions"] == ["PJSIPShowSubscriptionsInbound"]
+    assert "ami_actions" not in mods["res_agi"] and "ami_forwards" not in mods["res_agi"]
+    assert table["unresolved"] == []  # the definition of ast_manager_register2 is no action
 
 
 def test_strip_comments_keeps_strings() -> None:

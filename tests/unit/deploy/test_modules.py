@@ -9,6 +9,7 @@ module 'res_agi.so', missing dependency: res_speech``, then every ``AGI()`` is
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import re
@@ -25,6 +26,8 @@ from ivr.deploy.asterisk_modules import TABLE_FILE, ModuleTable, dialplan_names
 from ivr.deploy.cli import render_command
 from ivr.deploy.errors import ModuleTableError
 from ivr.deploy.render import (
+    ENGINE_AMI_ACTIONS,
+    ENGINE_AMI_EVENTS,
     ENGINE_APPLICATIONS,
     ENGINE_FUNCTIONS,
     FILES,
@@ -83,6 +86,103 @@ OLD_MODULES = [
     "res_audiosocket",
     "app_audiosocket",
 ]
+
+
+#: modules.conf as rendered before AMI actions and events were looked up (the example
+#: deployment): on a real 22.9.0 the engine's DeviceStateList got ``Invalid/unknown
+#: command`` and its AMI connection never came up.
+BEFORE_AMI_MODULES = [
+    *("app_dial", "app_queue", "app_verbose", "app_voicemail", "chan_pjsip", "pbx_config"),
+    *("res_agi", "res_pjproject", "res_pjsip", "res_pjsip_authenticator_digest"),
+    *("res_pjsip_pubsub", "res_pjsip_session", "res_sorcery_astdb", "res_sorcery_config"),
+    *("res_sorcery_memory", "res_speech", "app_audiosocket", "app_chanspy", "app_mixmonitor"),
+    *("bridge_builtin_features", "bridge_native_rtp", "bridge_simple", "codec_alaw"),
+    *("codec_gsm", "codec_ulaw", "format_gsm", "format_wav", "func_channel", "res_audiosocket"),
+    *("res_musiconhold", "res_pjsip_caller_id", "res_pjsip_endpoint_identifier_ip"),
+    *("res_pjsip_endpoint_identifier_user", "res_pjsip_nat"),
+    *("res_pjsip_outbound_authenticator_digest", "res_pjsip_outbound_registration"),
+    *("res_pjsip_registrar", "res_pjsip_sdp_rtp", "res_rtp_asterisk", "res_timing_timerfd"),
+]
+
+#: Calls of the engine's AMI client (ivr/ami/client.py) that subscribe to events and
+#: send actions, as tests/unit/ami/test_permissions.py reads them.
+SUBSCRIBE = {"on", "events"}
+SEND = {"action", "action_list", "_send"}
+#: Events the client waits for as the end of its own action, not through ``on``: every
+#: Async Originate ends with OriginateResponse.
+AWAITED = {"OriginateResponse"}
+
+
+def engine_sources() -> dict[str, str]:
+    """ivr/'s modules but the emulator's (it plays Asterisk), by relative path."""
+    return {
+        str(p.relative_to(ROOT)): p.read_text(encoding="utf-8")
+        for p in sorted((ROOT / "ivr").rglob("*.py"))
+        if "emulator" not in p.parts and p.name != "testing.py"
+    }
+
+
+def ami_used(source: str) -> tuple[set[str], set[str]]:
+    """(AMI actions sent, AMI events subscribed to) in ``source``: string literals passed
+    to ``x.action("Name", ...)``, ``x.action_list(...)``, ``x._send(...)`` (the first),
+    ``x.on("Name", ...)`` and ``x.events("A", "B")`` (all but ``"*"``)."""
+    actions: set[str] = set()
+    events: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        literals = [
+            a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)
+        ]
+        if node.func.attr in SEND and literals:
+            actions.add(literals[0])
+        elif node.func.attr in SUBSCRIBE:
+            events.update(name for name in literals if name != "*")
+    return actions, events
+
+
+def engine_ami() -> tuple[set[str], set[str]]:
+    actions: set[str] = set()
+    events: set[str] = set(AWAITED)
+    for source in engine_sources().values():
+        found_actions, found_events = ami_used(source)
+        actions |= found_actions
+        events |= found_events
+    return actions, events
+
+
+def unmet_ami(loaded: Iterable[str], actions: Iterable[str], events: Iterable[str]) -> list[str]:
+    """Every AMI action no loaded module (nor the core, nor a built-in module) registers,
+    and every AMI event that cannot reach the manager: one a module forwards there
+    needs that module; else the core or a loaded module must raise it."""
+    have = set(loaded)
+
+    def owners(key: str, name: str) -> set[str]:
+        low = name.casefold()
+        return {m for m, row in MODULES.items() if low in {v.casefold() for v in row.get(key, ())}}
+
+    def ok(found: set[str]) -> bool:
+        return bool(found & have) or any(map(is_builtin, found))
+
+    problems = []
+    for name in actions:
+        found = owners("ami_actions", name)
+        core = name.casefold() in {a.casefold() for a in TABLE["core"]["ami_actions"]}
+        assert found or core, f"AMI action {name} is registered by no module of the table"
+        if not core and not ok(found):
+            problems.append(f"AMI action {name}: needs one of {sorted(found)}")
+    for name in events:
+        forwarders = owners("ami_forwards", name)
+        if forwarders:
+            if not ok(forwarders):
+                problems.append(f"AMI event {name}: needs one of {sorted(forwarders)}")
+            continue
+        found = owners("ami_events", name)
+        core = name.casefold() in {e.casefold() for e in TABLE["core"]["ami_events"]}
+        assert found or core, f"AMI event {name} is raised by no module of the table"
+        if not core and not ok(found):
+            problems.append(f"AMI event {name}: needs one of {sorted(found)}")
+    return sorted(problems)
 
 
 def loaded_modules(modules_conf: str) -> dict[str, str]:
@@ -241,11 +341,81 @@ class TestModulesConf:
         engine = set(ENGINE_APPLICATIONS) - {"AudioSocket"}
         assert unmet(loaded, apps | engine, functions | set(ENGINE_FUNCTIONS)) == []
 
+    def test_every_ami_action_sent_and_event_consumed_has_its_module(
+        self, rendered: dict[str, str]
+    ) -> None:
+        """What ivr/ sends and subscribes to (read from the code, not from
+        ENGINE_AMI_*), checked against the table: a new action or event whose module is
+        not loaded fails here."""
+        actions, events = engine_ami()
+        assert {"Login", "Originate", "CoreShowChannels", "DeviceStateList"} <= actions
+        assert {"DeviceStateChange", "DialEnd", "Hangup", "OriginateResponse"} <= events
+        loaded = loaded_modules(rendered["modules.conf"])
+        assert unmet_ami(loaded, actions, events) == []
+        assert "res_manager_devicestate" in loaded
+
+    def test_the_ami_check_fails_on_the_modules_conf_of_before(self) -> None:
+        """The file before: no res_manager_devicestate, so DeviceStateList was
+        ``Invalid/unknown command`` and no DeviceStateChange came (a real 22.9.0)."""
+        actions, events = engine_ami()
+        assert unmet_ami(BEFORE_AMI_MODULES, actions, events) == [
+            "AMI action DeviceStateList: needs one of ['res_manager_devicestate']",
+            "AMI event DeviceStateChange: needs one of ['res_manager_devicestate']",
+        ]
+
+    def test_the_ami_modules_say_which_action_and_event(self, rendered: dict[str, str]) -> None:
+        line = next(
+            x for x in rendered["modules.conf"].splitlines() if "res_manager_devicestate" in x
+        )
+        assert line.startswith("load => res_manager_devicestate.so ; ")
+        assert "engine: AMI action DeviceStateList (ivr/ami/client.py" in line
+        assert "engine: AMI event DeviceStateChange (ivr/presence.py" in line
+
     def test_a_loaded_module_says_why(self, rendered: dict[str, str]) -> None:
         lines = [line for line in rendered["modules.conf"].splitlines() if line.startswith("load")]
         assert lines
         assert all(re.fullmatch(r"load => \w+\.so ; \S.*", line) for line in lines)
         assert "require => res_speech.so ; required by res_agi" in rendered["modules.conf"]
+
+
+def last_pass_result(modules_conf: str, failing: set[str]) -> int:
+    """``res`` of ``load_resource_list`` (main/loader.c, 22.9.0) when the modules in
+    ``failing`` cannot be loaded (their ``.so`` is absent) and the rest can.
+
+    Every pass walks the load order (modules.conf's order, ``AST_LIST_INSERT_TAIL`` in
+    ``add_to_load_order``); a module that loads leaves the list. A failing module gives
+    ``AST_MODULE_LOAD_DECLINE`` (``res = -1``) or, when required,
+    ``AST_MODULE_LOAD_FAILURE``, which sets ``res = -2`` only in the last pass, and
+    nothing stops the walk there: a later DECLINE sets ``res`` back to -1. -2 stops
+    start-up; -1 is ``Some non-required modules failed to load.`` and Asterisk goes on.
+    """
+    res = 0
+    for kind, name in re.findall(r"^(load|require)\s*=>\s*(\w+)\.so\b", modules_conf, re.M):
+        if name in failing:
+            res = -2 if kind == "require" else -1
+    return res
+
+
+class TestRequiredModulesStopStartUp:
+    """A failed ``require`` stops Asterisk only if no ``load`` line after it fails too
+    (a real 22.9.0 started "Ready" with six required PJSIP modules missing)."""
+
+    def test_require_lines_come_last(self, rendered: dict[str, str]) -> None:
+        kinds = re.findall(r"^(load|require) =>", rendered["modules.conf"], re.M)
+        assert kinds == sorted(kinds)  # every "load" before every "require"
+        assert "require" in kinds and "load" in kinds
+
+    def test_a_failed_require_with_a_failed_load_still_stops_start_up(
+        self, rendered: dict[str, str]
+    ) -> None:
+        """app_audiosocket missing (a load) and res_pjsip_session missing (a require)."""
+        text = rendered["modules.conf"]
+        assert last_pass_result(text, {"app_audiosocket", "res_pjsip_session"}) == -2
+        assert last_pass_result(text, {"app_audiosocket"}) == -1
+        old_order = "\n".join(
+            sorted(text.splitlines(), key=lambda line: not line.startswith("require"))
+        )
+        assert last_pass_result(old_order, {"app_audiosocket", "res_pjsip_session"}) == -1
 
 
 class TestEngineListsCannotDrift:
@@ -276,6 +446,35 @@ class TestEngineListsCannotDrift:
         for func, where in ENGINE_FUNCTIONS.items():
             for path in re.findall(r"ivr/[\w/]+\.py", where):
                 assert f'"{func}(' in (ROOT / path).read_text(), (func, path)
+
+    def test_every_ami_action_the_engine_sends_is_listed(self) -> None:
+        actions, _ = engine_ami()
+        assert actions == set(ENGINE_AMI_ACTIONS)
+        for action, where in ENGINE_AMI_ACTIONS.items():  # the file first named sends it
+            path = re.match(r"ivr/[\w/]+\.py", where)
+            assert path is not None, action
+            assert f'"{action}"' in (ROOT / path.group()).read_text(), (action, path.group())
+
+    def test_every_ami_event_the_engine_consumes_is_listed(self) -> None:
+        _, events = engine_ami()
+        assert events == set(ENGINE_AMI_EVENTS)
+        for event, where in ENGINE_AMI_EVENTS.items():
+            for path in re.findall(r"ivr/[\w/]+\.py", where):
+                assert re.search(rf"\b{event}\b", (ROOT / path).read_text()), (event, path)
+
+    def test_the_scan_sees_a_new_action_and_a_new_event(self) -> None:
+        """So that the two tests above are not vacuous."""
+        source = (
+            "async def f(ami):\n"
+            '    await ami.action("QueueStatus", {})\n'
+            '    ami.on("QueueMemberStatus", h)\n'
+            '    async with ami.events("PresenceStateChange", "DialEnd") as s:\n'
+            "        pass\n"
+        )
+        assert ami_used(source) == (
+            {"QueueStatus"},
+            {"QueueMemberStatus", "PresenceStateChange", "DialEnd"},
+        )
 
     def test_planned_applications_are_loaded_too(self, rendered: dict[str, str]) -> None:
         """MixMonitor / StopMixMonitor (call recording) need app_mixmonitor already."""
@@ -324,6 +523,47 @@ class TestUnknownNamesFailLoudly:
         assert table.application("VoiceMail", wanted_by="t") == "app_voicemail"
         assert MODULES["app_voicemail_imap"]["variant_of"] == "app_voicemail"
 
+    def test_an_ami_action_or_event_the_table_cannot_place(self) -> None:
+        table = _table(
+            {
+                "res_fwd": {"ami_forwards": ["DevChange"], "ami_actions": ["DevList"]},
+                "res_raiser": {"ami_events": ["DevChange", "Other"]},
+                "manager": {"builtin": True, "ami_events": ["OriginateResponse"]},
+            }
+        )
+        assert table.ami_action("devlist", wanted_by="t") == "res_fwd"  # strcasecmp
+        assert table.ami_event("DevChange", wanted_by="t") == "res_fwd"  # forwarder first
+        assert table.ami_event("Other", wanted_by="t") == "res_raiser"
+        assert table.ami_event("OriginateResponse", wanted_by="t") is None  # built in
+        with pytest.raises(ModuleTableError, match=r"AMI action 'NoSuchAction', wanted by t"):
+            table.ami_action("NoSuchAction", wanted_by="t")
+        with pytest.raises(ModuleTableError, match=r"AMI event 'NoSuchEvent', wanted by t"):
+            table.ami_event("NoSuchEvent", wanted_by="t")
+
+    def test_a_new_engine_ami_action_loads_its_module(
+        self, example: Deployment, secrets: dict[str, str], monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """QueueStatus (apps/app_queue.c) and PresenceStateChange (forwarded by
+        res_manager_presencestate): their modules come in, each saying why."""
+        render_module = importlib.import_module("ivr.deploy.render")
+        monkeypatch.setattr(
+            render_module, "ENGINE_AMI_ACTIONS", {**ENGINE_AMI_ACTIONS, "QueueStatus": "x"}
+        )
+        monkeypatch.setattr(
+            render_module, "ENGINE_AMI_EVENTS", {**ENGINE_AMI_EVENTS, "PresenceStateChange": "y"}
+        )
+        text = render(example, environ=secrets)["modules.conf"]
+        assert (
+            "load => res_manager_presencestate.so ; engine: AMI event PresenceStateChange (y)"
+            in text
+        )
+        assert re.search(
+            r"^require => app_queue\.so ; .*engine: AMI action QueueStatus \(x\)", text, re.M
+        )
+        monkeypatch.setattr(render_module, "ENGINE_AMI_ACTIONS", {"NoSuchAction": "a typo"})
+        with pytest.raises(ModuleTableError, match="AMI action 'NoSuchAction'"):
+            render(example, environ=secrets)
+
     def test_render_refuses_an_engine_application_asterisk_lacks(
         self,
         example: Deployment,
@@ -369,6 +609,31 @@ class TestTableFromTheSources:
             "res_pjsip_pubsub",
         ]
         assert MODULES["extconfig"]["builtin"] is True  # main/config.c's AST_MODULE
+
+    def test_ami_actions_and_events(self) -> None:
+        """DeviceStateList and DeviceStateChange's forwarding are res_manager_devicestate's;
+        the engine's other actions are main/manager.c's (the built-in module manager)."""
+        devstate = MODULES["res_manager_devicestate"]
+        assert devstate["ami_actions"] == ["DeviceStateList"]
+        assert devstate["ami_forwards"] == ["DeviceStateChange"]
+        assert devstate["source"] == "res/res_manager_devicestate.c"
+        presence = MODULES["res_manager_presencestate"]
+        assert (presence["ami_actions"], presence["ami_forwards"]) == (
+            ["PresenceStateList"],
+            ["PresenceStateChange"],
+        )
+        assert MODULES["manager"]["builtin"] is True
+        for action in ("Login", "Logoff", "Ping", "Originate", "Hangup", "CoreShowChannels"):
+            assert action in MODULES["manager"]["ami_actions"], action
+        assert "OriginateResponse" in MODULES["manager"]["ami_events"]
+        assert {"DialEnd", "Hangup", "DeviceStateChange"} <= set(TABLE["core"]["ami_events"])
+        assert "DeviceStateList" not in TABLE["core"]["ami_actions"]
+        assert MODULES["chan_pjsip"]["ami_actions"] == ["PJSIPHangup"]  # through a variable
+        assert "PJSIPShowEndpoints" in MODULES["res_pjsip"]["ami_actions"]  # a #define
+        table = ModuleTable.load()
+        assert table.ami_action("DeviceStateList", wanted_by="t") == "res_manager_devicestate"
+        assert table.ami_event("DeviceStateChange", wanted_by="t") == "res_manager_devicestate"
+        assert table.ami_action("Originate", wanted_by="t") is None
 
     def test_dialplan_names_reads_applications_and_functions(self) -> None:
         text = (
