@@ -7,8 +7,9 @@ with who made it.
 
     GET  /api/agents                      viewer      agents, states, skills
     PUT  /api/agents/{id}                 admin       create or change (endpoint, skills, team)
-    POST /api/agents/{id}/login|logout|resume         supervisor
-    POST /api/agents/{id}/pause           supervisor  {"reason": "lunch"}
+    POST /api/agents/{id}/login|logout|resume|ready   supervisor  (ready: end wrap-up now)
+    POST /api/agents/{id}/pause           supervisor  {"reason": "lunch"}; during a call it
+                                                      is pending until the call and wrap-up end
     PUT  /api/agents/{id}/skills          admin       {"billing": 7, "tv": 3}
     GET  /api/queues                      viewer      settings and waiting calls
     GET  /api/queues/{name}               viewer
@@ -21,7 +22,14 @@ with who made it.
 Errors are JSON ``{"error": ..., "problems": [{"at": ..., "message": ...}]}``
 with 400 (bad JSON), 401/403 (token, role), 404, 409 (a state change the
 agent's state does not allow), 422 (settings that do not validate) and 503
-(the routing store is unreachable).
+(the routing store is unreachable). Refused requests (401, 403, 404, 409,
+422) are written to the audit stream too, with who asked and why.
+
+A state change answers ``{"agent", "state", "result": "done|pending|unchanged",
+"changed", "pending"}``: a pause or logout asked during a call is ``pending``
+(it takes effect when the call and its wrap-up end); a logout of a ringing
+agent is done at once, the ringing stops and the caller goes back to the
+head of the queue.
 """
 
 from __future__ import annotations
@@ -40,12 +48,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ivr.auth import Principal, TokenBook
+from ivr.routing_config import agent_of
 from ivr.supervise import SupervisionError, Supervisors
-from routing.config import AgentConfig, QueueConfig, agent_skills
+from routing.config import AgentConfig, QueueConfig
 from routing.errors import RoutingError, RoutingUnavailable
 from routing.kpis import compute
-from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 from routing.states import InvalidTransition
 
 __all__ = ["build_api"]
@@ -87,23 +95,53 @@ def _principal(tokens: TokenBook, role: str, request: Request) -> Principal | Re
     return who
 
 
+#: Answers that refuse a request: audited with who asked and why.
+_REFUSED = frozenset({401, 403, 404, 409, 422})
+
+
 def _guarded(
-    tokens: TokenBook, role: str, handler: Handler
+    tokens: TokenBook, role: str, handler: Handler, router: RedisRouter
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         who = _principal(tokens, role, request)
         if isinstance(who, Response):
-            return who
-        try:
-            return await handler(request, who)
-        except InvalidTransition as exc:
-            return _error(409, str(exc))
-        except RoutingUnavailable as exc:
-            return _error(503, str(exc))
-        except RoutingError as exc:
-            return _error(409, str(exc))
+            response = who
+        else:
+            try:
+                response = await handler(request, who)
+            except InvalidTransition as exc:
+                response = _error(409, str(exc))
+            except RoutingUnavailable as exc:
+                return _error(503, str(exc))
+            except RoutingError as exc:
+                response = _error(409, str(exc))
+        if response.status_code in _REFUSED:
+            await _audit_refusal(router, request, who, response)
+        return response
 
     return endpoint
+
+
+async def _audit_refusal(
+    router: RedisRouter, request: Request, who: Principal | Response, response: Response
+) -> None:
+    """Write a refusal to the audit stream; a store that is away is logged, not hidden."""
+    actor = who.name if isinstance(who, Principal) else "(no valid token)"
+    try:
+        reason = json.loads(bytes(response.body)).get("error", "")
+    except ValueError:
+        reason = ""
+    try:
+        await router.audit(
+            actor,
+            "refused",
+            method=request.method,
+            path=request.url.path,
+            status=str(response.status_code),
+            reason=str(reason)[:200],
+        )
+    except RoutingError as exc:
+        log.error("api.audit_failed", error=str(exc), status=response.status_code)  # noqa: TRY400
 
 
 class _Handlers:
@@ -151,7 +189,7 @@ class _Handlers:
             config = AgentConfig.model_validate({**data, "id": agent_id})
         except ValidationError as exc:
             return _error(422, "the agent does not validate", _problems(exc))
-        await self.router.add_agents([Agent(config.id, config.endpoint, agent_skills(config))])
+        await self.router.add_agents([agent_of(config)])
         await self.router.audit(who.name, "agent.put", agent=agent_id, value=json.dumps(data))
         log.info("api.agent_changed", agent=agent_id, by=who.name)
         return JSONResponse(await self.router.agent(agent_id))
@@ -170,19 +208,31 @@ class _Handlers:
             "login": self.router.login,
             "logout": self.router.logout,
             "resume": self.router.resume,
+            "ready": self.router.end_wrap_up,
         }
-        changed = (
+        change = (
             await self.router.pause(agent_id, reason)
             if action == "pause"
             else await moves[action](agent_id)
         )
-        await self.router.audit(who.name, f"agent.{action}", agent=agent_id, reason=reason)
+        rang = None
+        if change.released is not None and self.supervisors is not None:
+            # A forced logout of a ringing agent: their phone stops ringing now.
+            rang = await self.supervisors.cancel_ring(change.released.endpoint)
+        await self.router.audit(
+            who.name, f"agent.{action}", agent=agent_id, reason=reason, result=change.result
+        )
+        row = await self.router.agent(agent_id, skills=False) or {}
         return JSONResponse(
             {
                 "agent": agent_id,
-                "state": await self.router.agent_state(agent_id),
-                "changed": changed,
-            }
+                "state": row.get("state"),
+                "result": change.result,
+                "changed": bool(change),
+                "pending": row.get("pending") or None,
+                "ring_cancelled": rang,
+            },
+            status_code=202 if change.result == "pending" else 200,
         )
 
     async def put_skills(self, request: Request, who: Principal) -> Response:
@@ -193,11 +243,20 @@ class _Handlers:
         data = await self.body(request)
         try:
             config = AgentConfig.model_validate(
-                {"id": agent_id, "endpoint": row["endpoint"], "skills": data}
+                {
+                    "id": agent_id,
+                    "endpoint": row["endpoint"],
+                    "skills": data,
+                    # everything else the agent had stays as it was
+                    "languages": row.get("languages") or [],
+                    "site": row.get("site") or "",
+                    "group": row.get("group") or "default",
+                    "wrap_up": row.get("wrap_up"),
+                }
             )
         except ValidationError as exc:
             return _error(422, "the skills do not validate", _problems(exc))
-        await self.router.add_agents([Agent(agent_id, row["endpoint"], dict(config.skills))])
+        await self.router.add_agents([agent_of(config)])
         await self.router.audit(who.name, "agent.skills", agent=agent_id, value=json.dumps(data))
         return JSONResponse(await self.router.agent(agent_id))
 
@@ -272,7 +331,7 @@ def build_api(
     h = _Handlers(router, supervisors)
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        return _guarded(tokens, role, handler)
+        return _guarded(tokens, role, handler, router)
 
     routes = [
         Route("/api/agents", guarded("viewer", h.list_agents), methods=["GET"]),
@@ -285,6 +344,7 @@ def build_api(
                     "logout": guarded("supervisor", h.act),
                     "pause": guarded("supervisor", h.act),
                     "resume": guarded("supervisor", h.act),
+                    "ready": guarded("supervisor", h.act),
                 }
             ),
             methods=["POST"],

@@ -32,15 +32,15 @@ from ivr.flows.problems import FlowError
 from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
 from ivr.presence import Presence
-from ivr.routing_config import load_routing_file
+from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
 from ivr.supervise import Supervisors
 from ivr.tracker import AnswerTracker
-from routing.config import RoutingConfig, agent_skills
+from routing.config import RoutingConfig
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 from speech.models import ModelStore
 from speech.recognizer import ModelRegistry, Recognizer
 
@@ -107,6 +107,7 @@ def build(
         transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
         internal_dial=settings.internal_dial,
         external_dial=settings.external_dial,
+        site=settings.site,
     )
     server = FastAgiServer(
         default=flow_handler(registry, engine),
@@ -142,7 +143,7 @@ async def _routing(
     stack.push_async_callback(router.close)
     try:
         await router.start()
-        await router.add_agents(Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents)
+        await router.add_agents(agent_of(a) for a in config.agents)
         for agent in config.agents:
             if agent.log_in and await router.agent_state(agent.id) == "logged_out":
                 await router.login(agent.id)

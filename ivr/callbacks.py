@@ -32,7 +32,7 @@ from ivr.ami.client import EventStream
 from ivr.numbers import callback_dial
 from routing.errors import RoutingError
 from routing.memory import Assignment
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 __all__ = ["CallbackWorker"]
 

@@ -66,6 +66,9 @@ class Settings:
     #: Outside numbers a ``transfer`` may dial: comma-separated patterns
     #: (``+8210*,+1800*``). Empty: no outside transfers at all.
     transfer_allow: str = ""
+    #: This engine's site, when several centres work as one pool (``IVR_SITE``):
+    #: queues with ``prefer_site`` offer its callers to agents of the same site first.
+    site: str = ""
     #: Dial strings for transfers: internal extensions and outside numbers.
     internal_dial: str = "PJSIP/{to}"
     external_dial: str = "PJSIP/{to}@trunk"

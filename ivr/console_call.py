@@ -27,11 +27,11 @@ from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
-from ivr.routing_config import load_routing_file
+from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys
-from routing.config import RoutingConfig, agent_skills
-from routing.memory import Agent, MemoryRouter
+from routing.config import RoutingConfig
+from routing.memory import MemoryRouter
 from speech.recognizer import ModelRegistry, Recognizer
 from speech.tts import Synthesizer
 
@@ -95,7 +95,7 @@ async def place_call(args: argparse.Namespace) -> int:
         return 2
     prompts = Path("var/prompts")
     config = _demo_routing()
-    agents = [Agent(a.id, a.endpoint, agent_skills(a)) for a in config.agents]
+    agents = [agent_of(a) for a in config.agents]
     agents = agents or list(DEMO_AGENTS)
     router = MemoryRouter(agents)
     synthesizer = Synthesizer(prompts)

@@ -26,7 +26,7 @@ import structlog
 
 from ivr.ami import AmiClient, AmiEvent, DeviceStateChange, Resync
 from routing.errors import RoutingError
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 from routing.states import InvalidTransition
 
 __all__ = ["IN_USE", "UNREACHABLE", "Presence"]

@@ -12,8 +12,8 @@ from typing import Any
 from ivr.config import Settings, load_settings
 from routing.errors import RoutingError
 from routing.kpis import compute
-from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
+from routing.types import DEFAULT_GROUP, Agent
 
 __all__ = ["add_commands"]
 
@@ -74,14 +74,34 @@ def _agents(args: argparse.Namespace) -> int:
                     return 2
                 skills[name] = int(level)
             skills = {k: v for k, v in skills.items() if v > 0}
-            await router.add_agents([Agent(args.agent, known[args.agent]["endpoint"], skills)])
+            row = known[args.agent]
+            wrap = row.get("wrap_up")
+            await router.add_agents(
+                [
+                    Agent(
+                        args.agent,
+                        row["endpoint"],
+                        skills,
+                        languages=tuple(row.get("languages") or ()),
+                        site=row.get("site") or "",
+                        group=row.get("group") or DEFAULT_GROUP,
+                        wrap_up=float(wrap) if wrap is not None else None,
+                    )
+                ]
+            )
             print(f"{args.agent}: " + " ".join(f"{k}={v}" for k, v in sorted(skills.items())))
             return 0
-        method = getattr(router, command)
+        method = getattr(router, "end_wrap_up" if command == "ready" else command)
         pausing = command == "pause"
-        changed = await (method(args.agent, args.reason) if pausing else method(args.agent))
+        change = await (method(args.agent, args.reason) if pausing else method(args.agent))
         state = await router.agent_state(args.agent)
-        print(f"{args.agent}: {state}" + ("" if changed else " (no change)"))
+        note = {"done": "", "pending": f" ({command} pending: when the call and wrap-up end)"}
+        print(f"{args.agent}: {state}" + note.get(change.result, " (no change)"))
+        if change.released is not None:
+            print(
+                f"{args.agent} was ringing: the caller is back at the head of the queue "
+                "(the API's logout also stops the ringing at once)"
+            )
         return 0
 
     return asyncio.run(_with_router(args, act))
@@ -144,6 +164,7 @@ def add_commands(commands: Any, agents: Any) -> None:
         ("logout", "an agent stops"),
         ("pause", "an agent takes a break (no calls)"),
         ("resume", "back from a break or a missed call"),
+        ("ready", "end an agent's wrap-up now"),
         ("skills", "set skills: ivr agents skills alice billing=5 tv=0"),
     ):
         sub = agents.add_parser(name, help=text)

@@ -6,9 +6,23 @@ from pathlib import Path
 from typing import Any
 
 from ivr.flows.problems import read_source, validate_model
-from routing.config import RoutingConfig
+from routing.config import AgentConfig, RoutingConfig, agent_skills
+from routing.types import Agent
 
-__all__ = ["load_routing", "load_routing_file"]
+__all__ = ["agent_of", "load_routing", "load_routing_file"]
+
+
+def agent_of(config: AgentConfig) -> Agent:
+    """The routing agent an ``agents:`` entry (or the API's PUT) describes."""
+    return Agent(
+        config.id,
+        config.endpoint,
+        agent_skills(config),
+        languages=tuple(config.languages),
+        site=config.site,
+        group=config.group,
+        wrap_up=config.wrap_up,
+    )
 
 
 def load_routing(path: Path | str, text: str | None = None) -> RoutingConfig:

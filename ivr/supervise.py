@@ -32,7 +32,7 @@ import structlog
 from ivr.ami import AmiActionError, AmiClient, AmiError, CoreShowChannel
 from ivr.auth import Principal
 from ivr.errors import IvrError
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 __all__ = ["MODES", "Supervision", "SupervisionError", "Supervisors"]
 
@@ -71,6 +71,22 @@ class Supervisors:
         self.router = router
         self.ami = ami
         self.ring_timeout = ring_timeout
+
+    async def cancel_ring(self, endpoint: str) -> str | None:
+        """Hang up ``endpoint``'s ringing (unanswered) leg, if it has one; its name.
+
+        A forced logout takes the caller back from a ringing agent: Dial in the
+        caller's engine then returns and the call waits for the next agent.
+        """
+        try:
+            channels = await self.ami.core_show_channels()
+            ringing = _ringing(channels, endpoint)
+            if ringing is not None:
+                await self.ami.hangup(ringing)
+        except AmiError as exc:
+            log.error("supervise.cancel_ring_failed", endpoint=endpoint, error=str(exc))  # noqa: TRY400
+            return None
+        return ringing
 
     async def agent_channel(self, endpoint: str) -> tuple[str, str] | None:
         """(channel name, uniqueid) of the endpoint's call in a bridge, or None."""
@@ -126,6 +142,20 @@ class Supervisors:
         except AmiError as exc:
             raise SupervisionError(f"Asterisk refused the supervision: {exc}", 503) from exc
         return Supervision(agent_id, mode, channel, supervisor, response.success, tuple(earlier))
+
+
+#: ast_channel_state: a leg that is up has answered.
+_UP = 6
+
+
+def _ringing(channels: list[CoreShowChannel], endpoint: str) -> str | None:
+    """The name of ``endpoint``'s leg that has not answered yet, or None."""
+    prefix = endpoint + "-"
+    for item in channels:
+        snapshot = item.channel
+        if snapshot.channel.startswith(prefix) and snapshot.state != _UP and not item.bridge_id:
+            return snapshot.channel
+    return None
 
 
 def _bridged(channels: list[CoreShowChannel], endpoint: str) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
@@ -24,7 +24,8 @@ from ivr.flows.clock import Clock, LoopClock
 from ivr.flows.model import Defaults, Flow, Text
 from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
 from routing.config import QueueConfig
-from routing.memory import Assignment, Ticket
+from routing.errors import RoutingError
+from routing.types import Router
 
 if TYPE_CHECKING:
     from ivr.speech_input import SpeechInput
@@ -39,39 +40,6 @@ _TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:]*)\}")
 
 class FlowRuntimeError(IvrError):
     """A flow cannot go on (a missing subflow, a forbidden transfer, …)."""
-
-
-class Router(Protocol):
-    async def enqueue(
-        self,
-        call_id: str,
-        queue: str,
-        skills: Mapping[str, int],
-        priority: int = 0,
-        *,
-        strategy: str = "longest_idle",
-        customer: str = "",
-        any_skills: Mapping[str, int] | None = None,
-    ) -> Ticket: ...
-    async def wait(self, ticket: Ticket) -> Assignment: ...
-    async def abandon(self, ticket: Ticket) -> None: ...
-    async def requalify(
-        self,
-        ticket: Ticket,
-        skills: Mapping[str, int],
-        priority: int | None = None,
-        any_skills: Mapping[str, int] | None = None,
-    ) -> None: ...
-    async def position(self, ticket: Ticket) -> int | None: ...
-    async def request_callback(self, ticket: Ticket, number: str) -> bool: ...
-    async def note(self, event: str, **fields: str) -> None: ...
-    async def staffed(
-        self, skills: Mapping[str, int], any_skills: Mapping[str, int] | None = None
-    ) -> int: ...
-    async def handle_time(self, queue: str) -> float | None: ...
-    async def connected(self, assignment: Assignment) -> None: ...
-    async def completed(self, assignment: Assignment) -> None: ...
-    async def missed(self, assignment: Assignment) -> None: ...
 
 
 @dataclass(slots=True)
@@ -113,14 +81,38 @@ class Engine:
     external_dial: str = "PJSIP/{to}@trunk"
     ring_timeout: int = 20
     spool: str = "/var/spool/asterisk/ivr"
+    #: This engine's site (several centres as one pool): queues may prefer it.
+    site: str = ""
     #: Watchers (``ivr call`` prints what the caller hears and what happens).
     on_prompt: Callable[[str], None] | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     async def run(self, channel: Channel, flow: Flow) -> Trace:
         run = Run(self, channel, flow)
-        await run.execute()
+        try:
+            await run.execute()
+        finally:
+            await self._ended(run)
         return run.trace
+
+    async def _ended(self, run: Run) -> None:
+        """Tell the KPIs how the call left the flow: contained when it never asked
+        for a person (no queue, no transfer); a store that is away is logged."""
+        if self.router is None:
+            return
+        asked = bool(run.last_queue) or any(
+            e["event"] in ("transferred", "faq_handoff") for e in run.trace.events
+        )
+        try:
+            await self.router.note(
+                "ivr_ended",
+                call=run.channel.uniqueid,
+                flow=run.flow.id,
+                contained="0" if asked else "1",
+                ended=run.trace.ended or "error",
+            )
+        except RoutingError as exc:
+            log.error("flow.ivr_ended_not_recorded", error=str(exc))  # noqa: TRY400
 
 
 class Run:

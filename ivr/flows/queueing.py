@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
@@ -47,6 +48,10 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
             strategy=config.strategy,
             customer="" if caller in ("", "unknown") else caller,
             any_skills=dict(config.any_skills) or None,
+            # The caller's language is a requirement (agents who list languages
+            # must speak it); the site is preferred while the queue says so.
+            language=run.language,
+            site=run.engine.site,
         )
     except RoutingError as exc:
         run.event("routing_unavailable", queue=node.queue, error=str(exc))
@@ -61,8 +66,8 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
             if assignment is None or assignment is _CALLBACK:
                 # A callback keeps the call's place in the queue without the caller.
                 leg.settled = assignment is _CALLBACK
-                return await _left(run, node, waiter, called_back=leg.settled)
-            leg.assignment = assignment
+                return await _left(run, node, waiter, leg)
+            leg.assignment, leg.reserved_at = assignment, time.time()
             await _hand_over(run, node, assignment)
             status = await _dial_agent(run, router, leg, config)
             run.event("dialled", agent=assignment.agent_id, status=status)
@@ -87,7 +92,7 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
             else:
                 # Whatever ended the wait (a hang-up anywhere, an overflow, an
                 # error), the call leaves the queue and a reserved agent is freed.
-                await _settle(run, "abandoned", router.abandon, ticket)
+                await _settle(run, leg.outcome, router.abandon, ticket, leg.outcome)
 
 
 class _Leg:
@@ -97,15 +102,21 @@ class _Leg:
         self.assignment: Any = None
         #: The agent answered (AMI's DialEnd, or DIALSTATUS).
         self.connected = False
+        #: When the engine learnt of the reservation (wall clock).
+        self.reserved_at = 0.0
         #: completed / abandoned / a callback's hand-over is recorded.
         self.settled = False
+        #: Why a call that never reached an agent left: the caller, or an overflow.
+        self.outcome = "caller"
 
 
 #: Tries of a settling transition (a Redis blip must not leave an agent held).
 _SETTLE_TRIES = 4
 
 
-async def _settle(run: Run, what: str, action: Callable[[Any], Awaitable[None]], arg: Any) -> None:
+async def _settle(
+    run: Run, what: str, action: Callable[..., Awaitable[None]], *args: Any
+) -> None:
     """Record how a queued call ended; retried, and never cut short by a cancellation
     (the server cancels a handler some time after the hang-up)."""
 
@@ -113,7 +124,7 @@ async def _settle(run: Run, what: str, action: Callable[[Any], Awaitable[None]],
         delay = 0.05
         for tries in range(1, _SETTLE_TRIES + 1):
             try:
-                await action(arg)
+                await action(*args)
             except RoutingError as exc:
                 if tries == _SETTLE_TRIES:
                     run.event("settle_failed", what=what, error=str(exc), tries=tries)
@@ -133,9 +144,9 @@ async def _settle(run: Run, what: str, action: Callable[[Any], Awaitable[None]],
         raise
 
 
-async def _left(run: Run, node: m.QueueNode, waiter: _Wait, *, called_back: bool) -> str | None:
+async def _left(run: Run, node: m.QueueNode, waiter: _Wait, leg: _Leg) -> str | None:
     """Where a call goes that leaves the hold without an agent."""
-    if called_back:
+    if leg.settled:  # a callback: the call keeps its place without the caller
         await play_files(run, await run.sound(_callback_confirmed(run)))
         await run.channel.hangup()
         return None
@@ -143,6 +154,7 @@ async def _left(run: Run, node: m.QueueNode, waiter: _Wait, *, called_back: bool
         run.event("abandoned", queue=node.queue)
         return None
     run.event("overflow", queue=node.queue, waited=round(waiter.waited()))
+    leg.outcome = "overflow"
     return node.on_failure
 
 
@@ -211,7 +223,13 @@ class _Wait:
                 if step.overflow:
                     return None
                 skills = step.skills if step.skills is not None else self.skills
-                await router.requalify(self.ticket, skills, step.priority, step.any_skills)
+                await router.requalify(
+                    self.ticket,
+                    skills,
+                    step.priority,
+                    step.any_skills,
+                    site_only=False if step.all_sites else None,
+                )
                 self.skills = dict(skills)
                 if step.any_skills is not None:
                     self.any_skills = dict(step.any_skills)
@@ -331,7 +349,12 @@ async def _dial_agent(run: Run, router: Any, leg: _Leg, config: QueueConfig) -> 
         status = await dial(run, assignment.endpoint, ring, options)
         if status == "ANSWER":
             leg.connected = True
-            await router.connected(assignment)
+            # Without AMI the answer is learnt when Dial returns, after the talk:
+            # ANSWEREDTIME (the talk's seconds) dates it, so ASA is the wait alone.
+            talk_began = await _answered_at(run)
+            # Never before the reservation (a clock that jumped, a wrong ANSWEREDTIME).
+            at = None if talk_began is None else max(talk_began, leg.reserved_at)
+            await router.connected(assignment, at=at)
         return status
 
     async def on_answer(answered: asyncio.Future[str]) -> None:
@@ -353,6 +376,19 @@ async def _dial_agent(run: Run, router: Any, leg: _Leg, config: QueueConfig) -> 
         leg.connected = True
         await router.connected(assignment)
     return status
+
+
+async def _answered_at(run: Run) -> float | None:
+    """When the agent answered, from Dial's ANSWEREDTIME; None when Asterisk did not say."""
+    try:
+        talked = await run.channel.get_variable("ANSWEREDTIME")
+    except AgiError:
+        return None
+    try:
+        seconds = float(talked or "")
+    except ValueError:
+        return None
+    return time.time() - seconds if 0 <= seconds < 86400 else None
 
 
 #: Variables handed to the agent's channel; caller-entered values, never sensitive ones.

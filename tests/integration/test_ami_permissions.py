@@ -18,7 +18,7 @@ from ivr.emulator.ami import AmiServer, AmiUser, users_from_manager_conf
 from ivr.emulator.ami_classes import ALL_CLASSES
 from ivr.presence import UNREACHABLE, Presence
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 from tests.unit.deploy.conftest import EXAMPLE, SECRETS
 
 ENGINE_USER = load_deployment(EXAMPLE).ami.user

@@ -16,7 +16,7 @@ from ivr.emulator.ami import EmuChannel, Pbx
 from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 LEE = Principal("lee", "supervisor")
 

@@ -14,7 +14,7 @@ from ivr.auth import TokenBook
 from ivr.errors import ConfigError
 from routing.config import QueueConfig
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 ADMIN = {"Authorization": "Bearer admin-token-0123"}
 SUPER = {"Authorization": "Bearer super-token-0123"}
@@ -92,7 +92,14 @@ async def test_bad_queue_settings_say_where_and_what(client: httpx.AsyncClient) 
 
 async def test_agent_states_through_the_api(client: httpx.AsyncClient) -> None:
     reply = await client.post("/api/agents/alice/login", headers=SUPER)
-    assert reply.json() == {"agent": "alice", "state": "available", "changed": True}
+    assert reply.json() == {
+        "agent": "alice",
+        "state": "available",
+        "result": "done",
+        "changed": True,
+        "pending": None,
+        "ring_cancelled": None,
+    }
     again = await client.post("/api/agents/alice/login", headers=SUPER)
     assert again.json()["changed"] is False  # a replay changes nothing
     paused = await client.post("/api/agents/alice/pause", json={"reason": "lunch"}, headers=SUPER)

@@ -33,7 +33,7 @@ from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.kpis import compute
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 FLOW = """
 id: centre
@@ -174,6 +174,7 @@ async def test_menu_queue_missed_answered_survey_kpis(centre: Centre) -> None:
         ("connected", "bob"),
         ("completed", "bob"),
         ("survey", ""),
+        ("ivr_ended", ""),  # for containment: this call reached an agent
     ]
     # bob was on_call from the answer (AMI DialEnd), before AGI's Dial returned.
     states = [(f["agent"], f["after"]) for f in events if f["event"] == "state"]
@@ -317,7 +318,7 @@ async def test_supervisor_barges_into_exactly_that_call(centre: Centre) -> None:
     spy = centre.emulator.pbx.spies[0]
     assert spy.spied == found[0] and spy.target == found[1]
     assert set(spy.options) >= {"u", "q", "E", "B"}
-    audit = await centre.router.audit_log()
+    audit = [a for a in await centre.router.audit_log() if a["action"].startswith("supervise")]
     assert [(a["actor"], a["action"], a["agent"]) for a in audit] == [
         ("lee", "supervise.barge", "ann"),
         ("lee", "supervise.whisper", "ann"),
@@ -417,8 +418,9 @@ async def test_a_refused_originate_blames_no_agent(centre: Centre) -> None:
         running.cancel()
         await worker.close()
         await weak.close()
-    events = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
-    assert "missed" not in events
+    events = [f for _, f in await centre.router.events(time.time() - 60)]
+    # The call went back to its place each time, never with the agent at fault.
+    assert not [f for f in events if f["event"] == "missed" and f.get("fault") != "0"]
     for agent in ("ann", "bob"):
         state = await centre.router.agent(agent)
         assert state is not None and state["missed"] == "0"

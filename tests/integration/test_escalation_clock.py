@@ -16,7 +16,7 @@ from ivr.flows.loader import load_flow
 from ivr.flows.ports import SpeechPrompts
 from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Press
 from routing.config import QueueConfig
-from routing.memory import Agent, MemoryRouter
+from routing.memory import Agent, Assignment, MemoryRouter
 
 FLOW = """
 id: hold
@@ -74,6 +74,15 @@ def events(trace: Trace) -> list[tuple[str, Any]]:
     return [(e["event"], e.get("after") or e.get("agent") or e.get("place")) for e in trace.events]
 
 
+
+async def on_a_call(router: MemoryRouter, agent_id: str) -> Assignment:
+    """Put ``agent_id`` on a call of its own (another queue), through the router."""
+    ticket = await router.enqueue(f"busy-{agent_id}", f"busy-{agent_id}", {})
+    assignment = await router.wait(ticket)
+    assert assignment.agent_id == agent_id
+    await router.connected(assignment)
+    return assignment
+
 async def test_steps_widen_the_skills_until_someone_can_help(tmp_path: Path) -> None:
     """Level 5 at first, 3 after 30 s, 1 after 60 s: the level-2 agent is rung at 60 s."""
     seen: list[str] = []
@@ -126,10 +135,10 @@ async def test_wait_estimate_shares_the_calls_ahead_among_the_agents(tmp_path: P
     estimates: dict[int, Any] = {}
     for count in (1, 3):
         agents = [Agent(f"a{i}", f"PJSIP/30{i}", {"billing": 7}) for i in range(count)]
-        for agent in agents:
-            agent.state = "on_call"  # all busy: the call waits
         clock = ManualClock()
         router = MemoryRouter(agents)
+        for agent in agents:
+            await on_a_call(router, agent.id)  # all busy: the call waits
         engine = Engine(
             flows={}.get,
             prompts=SpeechPrompts(tmp_path),
@@ -149,7 +158,10 @@ async def test_wait_estimate_shares_the_calls_ahead_among_the_agents(tmp_path: P
         emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path])
         try:
             call = asyncio.ensure_future(emulator.call("hold"))
-            while not any(kind == "enqueued" for kind, _ in router.events):
+            while not any(
+                kind == "enqueued" and data.get("queue") == "billing"
+                for kind, data in router.events
+            ):
                 await asyncio.sleep(0.01)
             await clock.advance(11)
             await clock.advance(2)  # the step at 12 s: overflow
@@ -207,9 +219,8 @@ async def run_callback_call(
 async def test_callback_key_keeps_the_place_and_hangs_up(tmp_path: Path) -> None:
     """On hold, the caller presses 5: the engine confirms the number, hangs up, and the
     call keeps its place; the agent freed later is handed over with the number."""
-    busy = Agent("a", "PJSIP/3001", {})
-    busy.state = "on_call"
-    router = MemoryRouter([busy])
+    router = MemoryRouter([Agent("a", "PJSIP/3001", {})])
+    busy = await on_a_call(router, "a")
     trace, result = await run_callback_call(
         tmp_path, router, [Press("5", on="WAIT FOR DIGIT", nth=3)], "5551234"
     )
@@ -218,18 +229,19 @@ async def test_callback_key_keeps_the_place_and_hangs_up(tmp_path: Path) -> None
     assert any("5 5 5 1 2 3 4" in p for p in trace.prompts)
     assert result.commands[-1] == "HANGUP"
     assert not any(kind == "abandoned" for kind, _ in router.events)
-    busy.state = "wrap_up"
-    router._move("a", "ready")  # the agent is free: the callback goes first, not 'other'
-    due = await asyncio.wait_for(router.next_callback(), 2)
+    # A callback worker is looking (callbacks are offered only while one is alive)...
+    worker = asyncio.ensure_future(router.next_callback())
+    assert await router.claim_callback() is None
+    await router.completed(busy)  # ...the agent is free: the callback goes first, not 'other'
+    due = await asyncio.wait_for(worker, 2)
     assert (due.agent_id, due.callback, due.ticket.queue) == ("a", "5551234", "billing")
     assert await router.position(behind) == 1
 
 
 async def test_no_callback_offer_without_a_callable_number(tmp_path: Path) -> None:
     """An anonymous caller is not offered a callback: the key does nothing."""
-    busy = Agent("a", "PJSIP/3001", {})
-    busy.state = "on_call"
-    router = MemoryRouter([busy])
+    router = MemoryRouter([Agent("a", "PJSIP/3001", {})])
+    await on_a_call(router, "a")
     trace, result = await run_callback_call(
         tmp_path, router, [Press("5", at=1.0), Hangup(at=3.0)], "anonymous"
     )
@@ -246,9 +258,8 @@ async def test_no_callback_promise_that_cannot_be_kept(
 ) -> None:
     """A number off the allow-list, or an engine that cannot place callbacks (no AMI):
     the key is not offered and does nothing; the caller is never told 'we will call'."""
-    busy = Agent("a", "PJSIP/3001", {})
-    busy.state = "on_call"
-    router = MemoryRouter([busy])
+    router = MemoryRouter([Agent("a", "PJSIP/3001", {})])
+    await on_a_call(router, "a")
     trace, _ = await run_callback_call(
         tmp_path, router, [Press("5", at=1.0), Hangup(at=3.0)], callerid, callbacks=callbacks
     )

@@ -32,7 +32,7 @@ from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.kpis import compute
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 
@@ -348,7 +348,8 @@ class TestQueueCalls:
         assert refused(result) == []
         assert await centre.router.agent_state("ann") == "available"
         kinds = [f["event"] for f in await centre.events() if f["event"] != "state"]
-        assert kinds[-2:] == ["connected", "completed"]
+        assert kinds[-3:] == ["connected", "completed", "ivr_ended"]
+        assert kinds.count("connected") == kinds.count("completed") == 1
         assert "abandoned" not in kinds
         trace = centre.traces[0]
         dialled = next(e for e in trace.events if e["event"] == "dialled")

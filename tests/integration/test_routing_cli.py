@@ -9,7 +9,7 @@ import pytest
 
 from ivr.cli import main
 from routing.memory import Agent
-from routing.redis_router import RedisRouter
+from routing.redis import RedisRouter
 
 
 @pytest.fixture
@@ -44,8 +44,10 @@ def test_agents_commands(config: str, redis_url: str, capsys: pytest.CaptureFixt
     assert main(["agents", "pause", "alice", "--reason", "lunch", "--config", config]) == 0
     assert main(["agents", "list", "--config", config]) == 0
     assert "paused" in capsys.readouterr().out
-    assert main(["agents", "login", "alice", "--config", config]) == 1
-    assert "login is allowed from logged_out" in capsys.readouterr().err
+    assert main(["agents", "login", "alice", "--config", config]) == 0  # logged in already
+    assert "alice: paused (no change)" in capsys.readouterr().out
+    assert main(["agents", "ready", "alice", "--config", config]) == 1  # not in wrap-up
+    assert "allowed from" in capsys.readouterr().err
     assert main(["agents", "resume", "alice", "--config", config]) == 0
     assert main(["agents", "skills", "alice", "billing=9", "--config", config]) == 0
     assert "alice: billing=9" in capsys.readouterr().out
