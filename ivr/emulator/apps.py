@@ -11,15 +11,16 @@ DialEnd with the DIALSTATUS, BridgeEnter on answer, its Hangup at the end.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 from ivr.emulator.audiosocket import audiosocket_app
-from ivr.emulator.caller import DialOutcome
+from ivr.emulator.caller import DialOutcome, Scheduled
 
 if TYPE_CHECKING:
     from ivr.emulator.agi import AgiSession
-    from ivr.emulator.ami import Pbx
+    from ivr.emulator.ami import EmuChannel, Pbx
 
 __all__ = ["Applications"]
 
@@ -130,7 +131,15 @@ class Applications:
             leg = pbx.begin_dial(
                 caller, targets[0], args[0], ringing=outcome.status != "CHANUNAVAIL"
             )
-        event = await session.timeline.wait(ring, wants_dtmf=False)
+        event, taken_back = await _ring(session, ring, leg)
+        if taken_back and leg is not None:
+            # The ringing leg was hung up (AMI Hangup: a forced logout): app_dial's
+            # handle_cause counts nothing for NORMAL_CLEARING, so "No one is available
+            # to answer": DialEnd and DIALSTATUS NOANSWER, and Dial returns 0.
+            if pbx is not None:
+                pbx.dial_end(caller, leg, "NOANSWER")
+            session.vars["DIALSTATUS"] = "NOANSWER"
+            return 0
         if event is not None:  # the caller hung up while it rang
             if pbx is not None and leg is not None:
                 pbx.finish_dial(caller, leg, "CANCEL")
@@ -156,6 +165,26 @@ class Applications:
                 pbx.unbridge(caller)
         # app_dial returns -1 after a bridged call unless 'g' asks to go on.
         return 0 if "g" in options else -1
+
+
+async def _ring(
+    session: AgiSession, seconds: float, leg: EmuChannel | None
+) -> tuple[Scheduled | None, bool]:
+    """Let the agent's phone ring: (the caller's hang-up, if any; True when the ringing
+    leg itself was hung up meanwhile, from the AMI)."""
+    ringing = asyncio.ensure_future(session.timeline.wait(seconds, wants_dtmf=False))
+    if leg is None:
+        return await ringing, False
+    gone = asyncio.ensure_future(leg.hungup.wait())
+    try:
+        await asyncio.wait({ringing, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (ringing, gone):
+            if not task.done():
+                task.cancel()
+    if ringing.done() and not ringing.cancelled():
+        return ringing.result(), False
+    return None, True
 
 
 async def _zero(session: AgiSession, data: str) -> int:
