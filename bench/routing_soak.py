@@ -80,6 +80,9 @@ class Soak:
         self.ref = Reference(self.clock, lease=LEASE, callback_window=10.0)
         self.redis = redis
         self.loop = asyncio.new_event_loop() if redis is not None else None
+        if redis is not None:
+            redis.clock, redis.ticking = self.clock, False  # the soak ticks, on its clock
+            self.run(redis.redis.flushall())
         self.tickets: dict[str, tuple[Ticket, Ticket | None]] = {}
         self.assigned: dict[str, str] = {}
         self.numbers = 0
@@ -223,7 +226,13 @@ class Soak:
                 "tickets": {c: r for c, r in theirs["tickets"].items() if c in mine["tickets"]},
             }
             if mine != theirs:
-                self.violations.append(f"event {n}: snapshots differ")
+                diff = [
+                    f"{key}: {mine[part].get(key)} / {theirs[part].get(key)}"
+                    for part in ("agents", "tickets")
+                    for key in sorted(set(mine[part]) | set(theirs[part]))
+                    if mine[part].get(key) != theirs[part].get(key)
+                ]
+                self.violations.append(f"event {n}: (reference / redis) {'; '.join(diff[:4])}")
         if n % CHECKPOINT == 0:
             events = self.ref.events
             self.violations += invariants.one_terminal_event(events)
@@ -280,10 +289,6 @@ def main() -> int:
 
         redis = RedisRouter.connect(args.redis, clock=Clock(), lease=LEASE)
     soak = Soak(args.seed, redis)
-    if redis is not None:
-        redis.clock = soak.clock
-        redis.ticking = False
-        soak.run(redis.redis.flushall())
     started = time.perf_counter()
     for n in range(1, args.events + 1):
         soak.step()

@@ -178,7 +178,8 @@ class Reference:
         self.tickets: dict[int, TicketRecord] = {}
         self.queues: dict[str, QueueConfig] = {}
         self.events: list[tuple[float, dict[str, str]]] = []
-        self.last_agent: dict[str, str] = {}
+        #: (routing group, customer) -> the agent who last answered them there.
+        self.last_agent: dict[tuple[str, str], str] = {}
         self.aht: dict[str, float] = {}
         self._ids = itertools.count(1)
         self._seq = itertools.count(1)
@@ -428,7 +429,7 @@ class Reference:
             arrival=self.clock(),
             seq=next(self._seq),
             strategy=strategy,
-            prefer=self.last_agent.get(customer, "") if customer else "",
+            prefer=self.last_agent.get((config.group, customer), "") if customer else "",
             customer=customer,
             engine=engine,
             lease_until=self._lease(),
@@ -479,7 +480,7 @@ class Reference:
         t.lease_until = self._lease()
         agent.misses = 0
         if t.customer:
-            self.last_agent[t.customer] = agent.id
+            self.last_agent[(t.group, t.customer)] = agent.id
         self._set_state(agent, "on_call")
         self._ticket_event("connected", t, agent=agent.id, at=at)
 

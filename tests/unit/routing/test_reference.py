@@ -121,7 +121,7 @@ def test_completed_without_connected_has_the_connected_effects(
     clock.now += 40
     ref.completed(again)
     assert ref.aht["q"] == pytest.approx(0.8 * 30 + 0.2 * 40)
-    assert ref.last_agent["555"] == "a"
+    assert ref.last_agent[("default", "555")] == "a"
     assert stage(ref, again.ticket) == "completed"
 
 
