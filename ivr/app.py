@@ -350,6 +350,7 @@ async def _start_ami(
         internal_dial=settings.internal_dial,
         allow=engine.transfer_allow,
         ring_timeout=engine.ring_timeout,
+        caller_id=settings.callback_caller_id,
     )
     tasks = [
         asyncio.ensure_future(_keep_connecting(ami)),

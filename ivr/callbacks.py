@@ -8,11 +8,17 @@ number (``Async: true``). So:
 
 * the agent does not answer (or the phone is unreachable): the agent goes to
   ``missed`` and the callback back to the head of its queue, like a live call;
-* the agent answers: they are ``on_call``; Asterisk dials the customer from
-  the agent's channel. ``DialEnd`` on that channel tells whether the customer
-  answered; the agent's hang-up ends the call and starts wrap-up.
-* the customer does not answer: the agent is freed and the callback is
-  recorded as ``callback_unanswered`` (no endless retries).
+* the agent answers: Asterisk dials the customer from the agent's channel.
+  ``DialEnd`` on that channel tells whether the customer answered: then the
+  call is ``connected`` (so a callback counts as answered only when the
+  customer answered), and the agent's hang-up ends it and starts wrap-up.
+* the customer does not answer (busy, no answer): the ticket ends
+  ``unanswered``, its own outcome; the agent is freed, not blamed (no endless
+  retries).
+
+Caller IDs: the agent's phone shows the customer's number; the customer sees
+``caller_id`` (the centre's number, ``IVR_CALLBACK_CALLER_ID``; Dial's
+``f()`` option), never their own number.
 
 The customer's number came from the caller ID: it is checked again here
 (digits only) and goes through the same allow-list as transfers before any
@@ -24,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
+from collections.abc import Awaitable
 
 import structlog
 
@@ -37,6 +45,24 @@ from routing.redis import RedisRouter
 __all__ = ["CallbackWorker"]
 
 log = structlog.get_logger("ivr.callbacks")
+
+_CALLER_ID = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+async def _settled(transition: Awaitable[None], what: str) -> None:
+    """Run a settling transition to its end even when cancelled, and report (never hide)
+    a failure: the router's outbox keeps a transition Redis could not take."""
+    task = asyncio.ensure_future(transition)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        try:
+            await task
+        except RoutingError as exc:
+            log.error("callback.settle_failed", what=what, error=str(exc))  # noqa: TRY400
+        raise
+    except RoutingError as exc:
+        log.error("callback.settle_failed", what=what, error=str(exc))  # noqa: TRY400
 
 
 class CallbackWorker:
@@ -53,7 +79,15 @@ class CallbackWorker:
         ring_timeout: float = 20.0,
         customer_timeout: float = 45.0,
         concurrency: int = 20,
+        caller_id: str = "",
     ) -> None:
+        if caller_id and not _CALLER_ID.match(caller_id):
+            raise ValueError(
+                f"callback caller ID {caller_id!r}: give the centre's number, "
+                "3 to 20 digits with an optional '+'"
+            )
+        #: What the customer sees: the centre's number (empty: the trunk's default).
+        self.caller_id = caller_id
         self.router = router
         self.ami = ami
         self.external_dial = external_dial
@@ -122,10 +156,11 @@ class CallbackWorker:
             return "refused"
         async with self.ami.events("DialEnd", "Hangup") as stream:
             try:
+                options = f",f({self.caller_id})" if self.caller_id else ""
                 response = await self.ami.originate(
                     assignment.endpoint,
                     application="Dial",
-                    data=f"{target},{int(self.customer_timeout)}",
+                    data=f"{target},{int(self.customer_timeout)}{options}",
                     timeout=self.ring_timeout,
                     caller_id=f'"Callback" <{assignment.callback}>',
                     variables={"IVR_CALLBACK_QUEUE": ticket.queue},
@@ -142,26 +177,28 @@ class CallbackWorker:
                 bound.info("callback.agent_missed", reason=response.reason)
                 await self.router.missed(assignment)
                 return "agent_missed"
-            await self.router.connected(assignment)
-            try:
-                return await self._talk(assignment, stream, response.channel)
-            finally:
-                # Whatever happens (a cancelled worker at shutdown too), the agent
-                # goes to wrap-up: never left on_call with nobody to end it.
-                with contextlib.suppress(Exception):
-                    await self.router.completed(assignment)
+            return await self._talk(assignment, stream, response.channel)
 
     async def _talk(self, assignment: Assignment, stream: EventStream, agent_channel: str) -> str:
         ticket = assignment.ticket
-        status = await self._customer_answer(stream, agent_channel)
+        try:
+            status = await self._customer_answer(stream, agent_channel)
+        except BaseException:
+            # Cancelled before the customer was heard (shutdown): the agent is freed.
+            await _settled(self.router.abandon(ticket, reason="unanswered"), "unanswered")
+            raise
         if status != "ANSWER":
             log.info("callback.unanswered", ticket=ticket.id, status=status)
-            await self.router.audit(
-                "engine", "callback_unanswered", queue=ticket.queue, status=status or ""
-            )
+            await _settled(self.router.abandon(ticket, reason="unanswered"), "unanswered")
             return "customer_unanswered"
+        await self.router.connected(assignment)
         log.info("callback.connected", ticket=ticket.id, agent=assignment.agent_id)
-        await self._hangup_of(stream, agent_channel)
+        try:
+            await self._hangup_of(stream, agent_channel)
+        finally:
+            # Whatever happens (a cancelled worker at shutdown too), the agent goes
+            # to wrap-up: never left on_call with nobody to end it.
+            await _settled(self.router.completed(assignment), "completed")
         log.info("callback.completed", ticket=ticket.id, agent=assignment.agent_id)
         return "completed"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,8 @@ class Settings:
     #: This engine's site, when several centres work as one pool (``IVR_SITE``):
     #: queues with ``prefer_site`` offer its callers to agents of the same site first.
     site: str = ""
+    #: The number a callback's customer sees (the centre's; ``IVR_CALLBACK_CALLER_ID``).
+    callback_caller_id: str = ""
     #: Dial strings for transfers: internal extensions and outside numbers.
     internal_dial: str = "PJSIP/{to}"
     external_dial: str = "PJSIP/{to}@trunk"
@@ -119,6 +122,14 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
         raise ConfigError(f"{where('log_format')}: use auto, json or console")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{where('log_level')}: use debug, info, warning or error")
+    caller_id = settings.callback_caller_id
+    if caller_id and not re.fullmatch(r"\+?[0-9]{3,20}", caller_id):
+        raise ConfigError(
+            f"{where('callback_caller_id')}: {caller_id!r} is not a number; give the "
+            "centre's number, 3 to 20 digits with an optional '+'"
+        )
+    if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
+        raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")
 
 
 def load_settings(

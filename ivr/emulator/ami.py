@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
@@ -442,14 +443,18 @@ class Pbx:
         *,
         dialstring: str | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        presented: str | None = None,
     ) -> EmuChannel | None:
         """Ring ``endpoint`` for ``caller``; return the answered channel (bridged), or None.
 
-        ``status`` is the DIALSTATUS the attempt ends with.
+        ``status`` is the DIALSTATUS the attempt ends with; ``presented`` the caller ID
+        Dial's ``f(x)`` option forces towards the called party.
         """
         if self.unreachable(endpoint):
             status = "CHANUNAVAIL"
-        dest = self.begin_dial(caller, endpoint, dialstring, ringing=status != "CHANUNAVAIL")
+        dest = self.begin_dial(
+            caller, endpoint, dialstring, ringing=status != "CHANUNAVAIL", presented=presented
+        )
         if status != "CHANUNAVAIL":
             await sleep(ring)
         if caller is not None and caller.name not in self.channels:
@@ -467,12 +472,16 @@ class Pbx:
         dialstring: str | None = None,
         *,
         ringing: bool = True,
+        presented: str | None = None,
     ) -> EmuChannel:
-        """The outgoing leg appears and rings: Newchannel, DialBegin, Newstate, RINGING."""
+        """The outgoing leg appears and rings: Newchannel, DialBegin, Newstate, RINGING.
+        The called party is shown the caller's ID, or ``presented`` (Dial's ``f(x)``)."""
         link = caller.linkedid if caller else None
         dest = self.endpoint_channel(endpoint, context="from-internal", exten="s", linkedid=link)
         if caller is not None:
             dest.conn_num, dest.conn_name = caller.cid_num, caller.cid_name
+        if presented is not None:
+            dest.conn_num, dest.conn_name = presented, "<unknown>"
         self.dial_begin(caller, dest, dialstring or endpoint.partition("/")[2])
         if ringing:
             self.newstate(dest, 5)
@@ -590,11 +599,15 @@ class Pbx:
     ) -> None:
         """Dial from an originated channel (a callback: the agent, then the customer)."""
         target, _, rest = data.partition(",")
-        timeout = float(rest.partition(",")[0] or 60)
+        raw_timeout, _, options = rest.partition(",")
+        timeout = float(raw_timeout or 60)
+        forced = re.search(r"f\(([^)]*)\)", options)
         ep = self.endpoints.get(target)
         status = _dial_status(ep)
         ring = min(ep.ring if ep else 0.0, timeout)
-        dest = await self.dial_endpoint(caller, target, status, ring, sleep=sleep)
+        dest = await self.dial_endpoint(
+            caller, target, status, ring, sleep=sleep, presented=forced.group(1) if forced else None
+        )
         if dest is not None:
             await sleep(ep.talk if ep is not None and ep.talk is not None else 0.1)
             self.end_call(dest)

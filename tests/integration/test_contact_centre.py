@@ -18,7 +18,7 @@ import pytest
 import uvicorn
 
 from ivr.agi.server import FastAgiServer
-from ivr.ami import AmiClient, AmiConfig
+from ivr.ami import AmiClient, AmiConfig, DialBegin
 from ivr.api import build_api
 from ivr.auth import TokenBook
 from ivr.callbacks import CallbackWorker
@@ -349,6 +349,39 @@ async def test_callback_rings_the_agent_then_the_customer(centre: Centre) -> Non
     kinds = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
     assert "callback_requested" in kinds and "completed" in kinds
     assert "abandoned" not in kinds
+
+
+async def test_a_callback_the_customer_does_not_answer_is_unanswered(centre: Centre) -> None:
+    """The agent answers, the customer's line is busy: the ticket ends unanswered (its
+    own outcome), never connected, so it never counts as answered; the agent is free.
+    The agent's phone shows the customer's number, the customer the centre's."""
+    await centre.router.pause("ann", "lunch")
+    await centre.router.pause("bob", "lunch")
+    centre.emulator.pbx.add_endpoint("PJSIP/5551234@trunk", outcome="busy")
+    await centre.call(
+        callerid="5551234", actions=[Keys("2"), Press("5", on="WAIT FOR DIGIT", nth=2)]
+    )
+    worker = CallbackWorker(
+        centre.router, centre.ami, allow=("555*",), ring_timeout=5, customer_timeout=5,
+        caller_id="+8225550100",
+    )  # fmt: skip
+    assert centre.emulator.ami is not None
+    async with centre.ami.events("DialBegin") as begins:
+        await centre.router.resume("bob")
+        assignment = await asyncio.wait_for(centre.router.next_callback(), 5)
+        outcome = await asyncio.wait_for(worker.place(assignment), 20)
+        await centre.ami.ping()
+        dials = [e for e in begins.pending() if isinstance(e, DialBegin)]
+    assert outcome == "customer_unanswered"
+    assert await centre.router.agent_state("bob") == "available"
+    events = [f for _, f in await centre.router.events(time.time() - 60)]
+    kinds = [f["event"] for f in events]
+    assert "unanswered" in kinds and "connected" not in kinds and "abandoned" not in kinds
+    queues, _ = compute(await centre.router.events(time.time() - 60), now=time.time())
+    assert queues["sales"].answered == 0
+    (customer,) = [d for d in dials if d.dest.channel.startswith("PJSIP/5551234@trunk")]
+    assert customer.dest.connected_line_num == "+8225550100"  # the centre, not themselves
+    assert customer.caller is not None and customer.caller.caller_id_num == "5551234"
 
 
 async def test_callback_to_a_number_off_the_allow_list_is_refused(centre: Centre) -> None:
