@@ -76,13 +76,15 @@ class Agents(Core):
         by_group: dict[str, list[Agent]] = {}
         for agent in agents:
             by_group.setdefault(agent.group or DEFAULT_GROUP, []).append(agent)
-        for group, members in by_group.items():
+        for group, asked in by_group.items():
             await self.know_group(group)
             directory = self.names.directory
-            before = await self.read(self.redis.hmget(directory, [a.id for a in members]))
-            for agent, old in zip(members, before, strict=True):
-                if old is not None and decode(old) != group:  # moved between groups
+            before = await self.read(self.redis.hmget(directory, [a.id for a in asked]))
+            for agent, old in zip(asked, before, strict=True):
+                if old is not None and decode(old) != group:
+                    # Moved between groups: logged out there, afresh here (ROUTING.md).
                     await self.run("remove", decode(old), agent.id)
+            members = asked
             mapping = {a.id: group for a in members}
             await self.read(self.redis.hset(directory, mapping=mapping))
             await self.read(self.redis.sadd(self.names.groups, group))
