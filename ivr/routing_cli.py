@@ -11,7 +11,7 @@ from typing import Any
 
 from ivr.config import Settings, load_settings
 from routing.errors import RoutingError
-from routing.kpis import compute
+from routing.kpis import compute, summarize
 from routing.redis import RedisRouter
 from routing.types import DEFAULT_GROUP, Agent
 
@@ -115,7 +115,8 @@ def _queues(args: argparse.Namespace) -> int:
             return 0
         now = time.time()
         events = await router.events(now - args.since)
-        queues, occupancy = compute(events, now=now, target=args.target)
+        summary = summarize(events, now=now, target=args.target)
+        queues, occupancy = summary.queues, summary.occupancy
         print(f"last {args.since / 60:g} min, service level target {args.target:g} s")
         print(
             f"{'queue':<12} {'offered':>7} {'answered':>8} {'abandon':>8} {'ASA s':>6} "
@@ -133,6 +134,20 @@ def _queues(args: argparse.Namespace) -> int:
                 f"{num(stats.csat, '.0%'):>5} {stats.waiting:>7} {stats.longest_wait:>7.0f}"
             )
         print(f"agent occupancy: {num(occupancy, '.0%')}")
+        for name, stats in sorted(queues.items()):
+            left = {
+                "overflowed": stats.overflowed,
+                "timed out": stats.timed_out,
+                "callbacks unanswered": stats.unanswered,
+            }
+            shown = ", ".join(f"{n} {k}" for k, n in left.items() if n)
+            if shown:
+                print(f"{name}: {shown}")
+        print(
+            f"IVR containment: {num(summary.containment, '.0%')} "
+            f"({summary.contained} of {summary.ivr_calls} calls ended in the flow); "
+            f"repeat callers: {summary.repeat_callers} of {summary.callers}"
+        )
         return 0
 
     return asyncio.run(_with_router(args, act))

@@ -60,6 +60,7 @@ def test_queue_stats(config: str, redis_url: str, capsys: pytest.CaptureFixture[
     out = capsys.readouterr().out
     line = next(row for row in out.splitlines() if row.startswith("billing"))
     assert line.split()[1:3] == ["2", "1"] and line.split()[-2] == "1"
+    assert "IVR containment:" in out and "repeat callers:" in out
     assert main(["queues", "list", "--config", config]) == 0
     assert "billing: 1 waiting" in capsys.readouterr().out
 
