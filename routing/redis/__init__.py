@@ -1,39 +1,46 @@
 """Skill-based routing on Redis: the answers of ``routing/ROUTING.md``, shared by
 every engine process, one atomic Lua script (``routing/lua/``) per decision.
 
-**Keys.** Every key of routing group ``G`` is ``<ns>:{g:G}:<name>`` (see
-:mod:`routing.redis.keys`), so one group lives in one Redis Cluster slot and a
+**Keys.** Every key of routing group ``G`` is ``<ns>:{g:G}:<name>``
+(:mod:`routing.redis.keys`), so one group lives in one Redis Cluster slot and a
 cluster spreads groups over its shards. Agents and tickets are JSON records in
-one hash per group. *Available agents* are grouped by **profile** (their
-exact skills, languages and site: a hash of them is the profile id) in one
-lexicographic sorted set, ``avail``, with three members per available agent,
-``<pid>|li|<idle_since>|<id>``, ``<pid>|rr|<reserved_at>|<id>`` and
-``<pid>|lo|<busy>|<id>``: numbers in fixed width, so byte order is the
-strategy's order and the id breaks ties. *Waiting tickets* are grouped by
-**requirement** (queue, skills, any-of skills, language, site when the
-queue keeps to the caller's site, and whether it is a callback) in ``wait``,
-``<rid>|<100-priority>|<arrival>|<seq>|<id>``: the call order.
+one hash each per group. Available agents are grouped by **profile** (their
+exact skills, languages and site; the profile id is a hash of them): the
+lexicographic set ``avail`` holds ``<pid>|li|<idle_since>|<id>``,
+``<pid>|rr|<reserved_at>|<id>`` and ``<pid>|lo|<busy>|<id>`` per free agent
+(numbers in fixed width, so byte order is the strategy's order, the id
+breaking ties), and ``pfree`` each profile's head per strategy. Waiting
+tickets are grouped by **requirement** (queue, skills, any-of skills, language,
+the site while the queue keeps to it, callback or not): ``wait`` holds
+``<rid>|<100-priority>|<arrival>|<seq>|<id>`` (call order), ``rwait`` each
+requirement's head, and ``heads`` every head in call order. The eligibility
+graph, ``r2p`` (``<rid>|<pid>|<level in the primary skill>``) and ``p2r``, is
+worked out once per profile and per requirement, when it first appears (O(R)
+or O(P) then), and kept.
 
-**Why a decision is O(P log n) and O(R log n).** All agents of a profile are
-equally eligible for any ticket, and all tickets of a requirement equally
-need any agent. So *call → agent* reads, for each of the P profiles with a free
-agent (hash ``pfree``) that satisfies the ticket, the head of that profile's
-range for the ticket's strategy (one ``ZRANGEBYLEX ... LIMIT 0 1``, O(log n)),
-and takes the best head (``most_skilled`` ranks the heads by the profile's
-level in the primary skill first); *agent → call* reads, for each of the R
-requirements with a waiting ticket (hash ``rwait``) that the agent's profile
-satisfies, the head of that requirement's range, and takes the best by
-(priority, arrival, seq). Nothing is windowed and nothing depends on the
-number of agents or calls beyond the log: the strategies are exact.
+**Why a decision is O(P log n) and O(R log n).** Every agent of a profile is
+equally eligible for any ticket, and every ticket of a requirement equally
+needs any agent. *Call → agent* reads the requirement's eligible profiles
+(one range of ``r2p``) and their heads for the ticket's strategy (one HMGET of
+``pfree``), and takes the best (``most_skilled`` ranks by the edge's level
+first): O(P) small reads plus O(log n) per index update, nothing per agent.
+*Agent → call* reads the profile's eligible requirements (``p2r``) and their
+heads (one HMGET of ``rwait``), and takes the best by (priority, arrival,
+seq); when the group has fewer waiting requirements than the profile has
+edges, it walks ``heads`` in call order instead and stops at the first the
+profile serves (an O(1) membership test each). No window, no walk of agents
+or calls: the strategies and the call order are exact, at any queue length.
 
-**KEYS.** Each script gets the same fixed list of its group's keys
-(:data:`routing.redis.keys.GROUP_KEYS`): the per-profile and per-requirement
-"sets" are ranges of one key, not keys of their own, and records are fields of
-one hash, so a script never touches a key it was not given; no key is built
-from ARGV or from data. Redis's scripting contract and Redis Cluster are both
-satisfied literally, and every key of the list shares the ``{g:G}`` tag.
-Keys outside groups (agent directory, queue settings, audit) are plain
-commands. ``now`` comes from the router's injectable clock as ARGV.
+**KEYS.** Each script of a group gets the same fixed list
+(:data:`routing.redis.keys.GROUP_KEYS`), and on a single Redis the store-wide
+ticket counter after it. Per-profile and per-requirement "sets" are ranges of
+one key, records are fields of one hash, so a script touches no key it was not
+given and none is built from ARGV or from data: Redis's scripting contract and
+Redis Cluster's one-slot rule both hold literally, every listed key sharing
+the ``{g:G}`` tag. (On a cluster the counter lives in another slot, so the
+router takes the ticket id from it first and passes it as ARGV.) Keys outside
+groups (agent directory, queue settings, audit) are plain commands. ``now``
+comes from the router's injectable clock as ARGV.
 
 **Leases, outbox, resets.** Waiting (not callback), reserved and connected
 tickets carry a lease renewed by the engine that holds them; ``tick`` ends

@@ -1,8 +1,9 @@
 """Key names: every key of routing group ``G`` carries the hash tag ``{g:G}``.
 
-A script of group ``G`` is called with :meth:`GroupKeys.all` as its ``KEYS``:
-the same fixed list for every operation, so every key a script touches is
-declared before it runs and all of them map to one Redis Cluster slot.
+A script of group ``G`` is called with :meth:`GroupKeys.all` as its ``KEYS``
+(and, on a single Redis, the store-wide ticket counter after them): the same
+fixed list for every operation, so every key a script touches is declared
+before it runs and, on a cluster, all of them map to one slot.
 Keys outside any group (the agent directory, queue settings, the audit
 stream) are read and written by plain commands, never by a script.
 """
@@ -18,7 +19,7 @@ GROUP_KEYS = (
     "agent",  # hash   agent id -> record (JSON)
     "ticket",  # hash   ticket id -> record (JSON)
     "profile",  # hash   profile id -> {skills, langs, site} (kept once created)
-    "pfree",  # hash   profile id -> available agents
+    "pfree",  # hash   "<pid>|<li|rr|lo>" -> the profile's head "<number>|<id>" (free agents)
     "pstaff",  # hash   profile id -> agents logged in, not paused or missed
     "avail",  # zset   "<pid>|li|<idle_since>|<id>", "|rr|<reserved_at>|", "|lo|<busy>|" (lex)
     "require",  # hash   requirement id -> {queue, skills, any, ...} (kept once created)

@@ -40,11 +40,14 @@ def _read(name: str) -> str:
 
 @cache
 def source(operation: str) -> str:
-    """The full text of one script: the library, then the operation."""
+    """The full text of one script: the library (lib.lua: keys, records, indexes;
+    decide.lua: decisions), then the operation."""
     # The operation runs as a function so that every record it changed is written
     # once, whichever way it returns.
     return (
         _read("lib")
+        + "\n"
+        + _read("decide")
         + "\nlocal function operation()\n"
         + _read(operation)
         + "\nend\nlocal result = operation()\nflush()\nreturn result\n"
