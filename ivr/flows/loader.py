@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ivr.flows.model import NODE_TYPES, Flow
+from ivr.flows.model import NODE_TYPES, Flow, Subflow
 from ivr.flows.problems import FlowError, Problem, problem_at, read_source
 from ivr.flows.source import PathKey, Source
 
-__all__ = ["FlowError", "Problem", "load_flow", "load_flows", "parse_flow"]
+__all__ = ["FlowError", "Problem", "load_flow", "load_flows", "missing_subflows", "parse_flow"]
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -227,8 +227,40 @@ def flow_files(paths: Iterable[Path]) -> list[Path]:
     return found
 
 
+def missing_subflows(
+    flows: Mapping[str, Flow], files: Mapping[str, Path | str]
+) -> dict[str, list[Problem]]:
+    """Subflow nodes naming a flow that is not in ``flows``, by the id of the flow that
+    holds them; each problem points at the node's ``flow:`` (``files``: where each flow
+    was read, to find the line)."""
+    found: dict[str, list[Problem]] = {}
+    known = sorted(flows)
+    for flow_id, flow in flows.items():
+        bad = [
+            (name, node.flow)
+            for name, node in flow.nodes.items()
+            if isinstance(node, Subflow) and node.flow not in flows
+        ]
+        if not bad:
+            continue
+        file = files.get(flow_id, flow_id)
+        try:
+            source: Source | None = read_source(file)
+        except FlowError:
+            source = None
+        for name, target in bad:
+            message = f"flow: no flow {target!r} is loaded; flows: {', '.join(known)}"
+            found.setdefault(flow_id, []).append(
+                problem_at(source, ("nodes", name, "flow"), message)
+                if source is not None
+                else Problem(str(file), 1, 1, f"nodes.{name}.{message}")
+            )
+    return found
+
+
 def load_flows(paths: Iterable[Path]) -> tuple[dict[str, Flow], list[Problem]]:
-    """Load every flow under ``paths``; flows by id, and all problems found."""
+    """Load every flow under ``paths``; flows by id, and all problems found (a subflow
+    naming a flow that is not there included: the flow is then left out)."""
     flows: dict[str, Flow] = {}
     problems: list[Problem] = []
     origin: dict[str, Path] = {}
@@ -245,4 +277,9 @@ def load_flows(paths: Iterable[Path]) -> tuple[dict[str, Flow], list[Problem]]:
             continue
         flows[flow.id] = flow
         origin[flow.id] = file
+    while broken := missing_subflows(flows, origin):
+        # Leaving a flow out can break another that uses it: until none is broken.
+        for flow_id, found in broken.items():
+            problems += found
+            del flows[flow_id]
     return flows, problems

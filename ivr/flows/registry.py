@@ -15,8 +15,8 @@ from pathlib import Path
 
 import structlog
 
-from ivr.flows.loader import flow_files, load_flow
-from ivr.flows.model import Flow
+from ivr.flows.loader import flow_files, load_flow, missing_subflows
+from ivr.flows.model import Flow, Subflow
 from ivr.flows.problems import FlowError, Problem
 
 __all__ = ["FlowRegistry"]
@@ -33,6 +33,8 @@ class FlowRegistry:
         self._origin: dict[Path, str] = {}
         self._stamps: dict[Path, tuple[int, int]] = {}
         self._refused: set[Path] = set()
+        #: Flows whose file went while another flow still uses them as a subflow.
+        self._kept: set[str] = set()
         self.generation = 0
 
     def get(self, flow_id: str) -> Flow | None:
@@ -60,6 +62,7 @@ class FlowRegistry:
             for path in self._refused:
                 self._stamps.pop(path, None)
             self._refused.clear()
+        changed: set[str] = set()
         for path in sorted(present):
             try:
                 stat = path.stat()
@@ -75,9 +78,65 @@ class FlowRegistry:
                 self._refused.add(path)
             else:
                 self._refused.discard(path)
+                changed.add(self._origin[path])
+        problems += self._keep_subflows(flows, changed)
         if flows != self._flows:
             self._flows = flows  # one assignment: readers see the old or the new set
             self.generation += 1
+        return problems
+
+    def _keep_subflows(self, flows: dict[str, Flow], changed: set[str]) -> list[Problem]:
+        """Refuse what would leave a subflow node pointing at no flow: a changed flow
+        naming a flow that is not there keeps its previous version; a flow removed (or
+        renamed) while another still uses it is kept until nothing uses it."""
+        problems: list[Problem] = []
+        for flow_id in list(self._kept):
+            used = any(
+                isinstance(n, Subflow) and n.flow == flow_id
+                for f in flows.values()
+                for n in f.nodes.values()
+            )
+            if not used:
+                self._kept.discard(flow_id)
+                flows.pop(flow_id, None)
+                log.info("flows.removed", flow=flow_id, why="no flow uses it any more")
+        files = {i: p for p, i in self._origin.items()}
+        for _ in range(len(flows) + 1):
+            broken = missing_subflows(flows, files)
+            if not broken:
+                break
+            for flow_id, found in broken.items():
+                if flow_id in changed:
+                    problems += found
+                    previous = self._flows.get(flow_id)
+                    if previous is not None and previous is not flows[flow_id]:
+                        flows[flow_id] = previous
+                    else:
+                        del flows[flow_id]
+                    changed.discard(flow_id)
+                    log.error(
+                        "flows.refused",
+                        flow=flow_id,
+                        problems=[str(p) for p in found],
+                        serving=f"the previous version of {flow_id!r}" if previous else "nothing",
+                    )
+                    continue
+                for node in flows[flow_id].nodes.values():
+                    target = node.flow if isinstance(node, Subflow) else None
+                    if target is not None and target not in flows and target in self._flows:
+                        flows[target] = self._flows[target]
+                        self._kept.add(target)
+                        problems.append(
+                            Problem(
+                                str(files.get(flow_id, flow_id)),
+                                1,
+                                1,
+                                f"flow {target!r} was removed or renamed but {flow_id!r} "
+                                "uses it as a subflow: it keeps serving until no flow does",
+                            )
+                        )
+                if flow_id in missing_subflows(flows, files):  # nothing to keep: drop it
+                    del flows[flow_id]
         return problems
 
     def _load(self, path: Path, flows: dict[str, Flow]) -> list[Problem]:

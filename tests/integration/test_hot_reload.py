@@ -129,3 +129,64 @@ def test_flows_cannot_read_the_engine_secrets() -> None:
         {"IVR_CRM_TOKEN": "t", "IVR_AMI_SECRET": "s", "IVR_API_TOKENS": "a", "HOME": "/root"}
     )
     assert seen == {"IVR_CRM_TOKEN": "t"}
+
+
+MAIN = """\
+id: main
+version: {version}
+nodes:
+  billing:
+    type: subflow
+    flow: {target}
+    next: bye
+  bye: {{type: hangup}}
+"""
+BILLING = "id: billing\nnodes:\n  bye: {type: hangup}\n"
+
+
+def put(path: Path, text: str, tick: int) -> None:
+    path.write_text(text)
+    stamp = time.time() + tick
+    os.utime(path, (stamp, stamp))
+
+
+class TestSubflowReferences:
+    def test_validate_names_the_line_of_a_missing_subflow(self, tmp_path: Path) -> None:
+        """`flow: biling` is a problem at its line, listing the flows there are."""
+        from ivr.flows.loader import load_flows
+
+        put(tmp_path / "main.yaml", MAIN.format(version=1, target="biling"), 1)
+        put(tmp_path / "billing.yaml", BILLING, 1)
+        flows, problems = load_flows([tmp_path])
+        assert sorted(flows) == ["billing"]
+        (problem,) = problems
+        assert str(problem).startswith(f"{tmp_path / 'main.yaml'}:6:")
+        assert "no flow 'biling' is loaded; flows: billing" in str(problem)
+
+    def test_the_cli_refuses_it(self, tmp_path: Path, capsys: object) -> None:
+        """`ivr validate` exits 1 on a subflow that names no flow."""
+        from ivr.cli import main
+
+        put(tmp_path / "main.yaml", MAIN.format(version=1, target="biling"), 1)
+        assert main(["validate", str(tmp_path)]) == 1
+
+    def test_a_reload_that_would_break_a_subflow_is_refused(self, tmp_path: Path) -> None:
+        """An edit to a missing subflow keeps the previous version; a deleted flow that
+        another still uses keeps serving until nothing uses it."""
+        main_file, billing_file = tmp_path / "main.yaml", tmp_path / "billing.yaml"
+        put(main_file, MAIN.format(version=1, target="billing"), 1)
+        put(billing_file, BILLING, 1)
+        registry = FlowRegistry(tmp_path)
+        assert registry.reload() == []
+        put(main_file, MAIN.format(version=2, target="biling"), 2)
+        problems = registry.reload()
+        assert problems and "no flow 'biling'" in str(problems[0])
+        assert registry.get("main").version == 1  # type: ignore[union-attr]
+        billing_file.unlink()
+        problems = registry.reload()
+        assert problems and "keeps serving until no flow does" in str(problems[0])
+        assert registry.get("billing") is not None
+        put(main_file, "id: main\nversion: 3\nnodes:\n  bye: {type: hangup}\n", 3)
+        assert registry.reload() == []
+        assert registry.get("main").version == 3  # type: ignore[union-attr]
+        assert registry.get("billing") is None  # nothing uses it now: gone
