@@ -143,9 +143,32 @@ def _announcement(args: argparse.Namespace) -> int:
     if not args.name:
         print("ivr: name the announcement, e.g. ivr announcement on outage", file=sys.stderr)
         return 2
+    known = _announcement_names(settings.flows_dir)
+    if args.name not in known and not (args.state == "off" and args.name in store.switches()):
+        where = ", ".join(sorted(known)) or "none"
+        print(
+            f"ivr: no announcement node named {args.name!r} in {settings.flows_dir}; "
+            f"known: {where}",
+            file=sys.stderr,
+        )
+        return 2
     store.switch(args.name, args.state == "on")
     print(f"{args.name}: {args.state} (running engines see it on the next call)")
     return 0
+
+
+def _announcement_names(folder: Path) -> set[str]:
+    """The names of every announcement node in the flows under ``folder``."""
+    from ivr.flows.loader import load_flows
+    from ivr.flows.model import Announcement
+
+    flows, _ = load_flows([folder])
+    return {
+        node.name
+        for flow in flows.values()
+        for node in flow.nodes.values()
+        if isinstance(node, Announcement)
+    }
 
 
 def _duration(text: str) -> float:

@@ -21,10 +21,11 @@ from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
 from ivr.app import DEMO_AGENTS
 from ivr.audiosocket.server import AudioSocketServer
+from ivr.config import load_settings
 from ivr.demo_api import start_demo_api
 from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
-from ivr.flows.ports import SpeechPrompts
+from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.routing_config import agent_of, load_routing_file
@@ -106,6 +107,8 @@ async def place_call(args: argparse.Namespace) -> int:
         prompts=SpeechPrompts(prompts, synthesizer),
         router=router,
         queues=config.queues,
+        # The switches `ivr announcement on NAME` sets: the same file the engine reads.
+        announcements=FileAnnouncements(load_settings().announcements_file),
         speech=SpeechInput(Recognizer(ModelRegistry()), synthesizer, server=sockets),
     )
     engine.on_prompt = lambda text: _say(f"🔊 {text}")

@@ -58,6 +58,15 @@ class TestMain:
         assert "Enter four digits." in out and "'variable': 'code', 'value': '4321'" in out
         assert "visited: ask > read_back > bye" in out
 
+    def test_call_hears_a_switched_on_announcement(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """`ivr announcement on outage` reaches a local `ivr call` too (the same file)."""
+        monkeypatch.setenv("IVR_ANNOUNCEMENTS_FILE", str(tmp_path / "switches.json"))
+        assert main(["announcement", "on", "outage"]) == 0
+        assert main(["call", "main", "--press", "1", "--fast"]) == 0
+        assert "We are aware of a service outage" in capsys.readouterr().out
+
     def test_call_unknown_flow(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["call", "nope", "--flows", str(SIMPLE), "--fast"]) == 2
         assert "no flow 'nope'" in capsys.readouterr().out
@@ -183,6 +192,11 @@ def test_announcement_switch(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert main(["announcement", "off", "outage", "--config", str(config)]) == 0
     assert not aio.run(store.active("outage"))
     assert main(["announcement", "on", "--config", str(config)]) == 2
+    capsys.readouterr()
+    assert main(["announcement", "on", "no_such", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert "no announcement node named 'no_such'" in err and "known: outage" in err
+    assert not aio.run(store.active("no_such"))
 
 
 def test_staffing_command(capsys: pytest.CaptureFixture[str]) -> None:
