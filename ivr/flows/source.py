@@ -131,6 +131,8 @@ def load_source(path: Path | str, text: str | None = None) -> Source:
         mark = exc.problem_mark or exc.context_mark
         where = Position(mark.line + 1, mark.column + 1) if mark else Position(1, 1)
         problem = exc.problem or exc.context or "invalid YAML"
+        if "'\\t'" in problem or "\t" in problem:
+            problem += "; YAML indents with spaces, not tabs: replace the tab with spaces"
         raise SourceError(file, where, f"YAML syntax: {problem}") from None
     except yaml.YAMLError as exc:
         raise SourceError(file, Position(1, 1), f"YAML: {exc}") from None

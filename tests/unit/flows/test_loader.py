@@ -61,3 +61,22 @@ def test_long_flows_load() -> None:
         lines += [f"  n{i}:", "    type: set", f"    variables: {{v: {i}}}", f"    next: n{i + 1}"]
     lines += ["  n3000:", "    type: hangup"]
     assert len(load_flow("long.yaml", "\n".join(lines)).nodes) == 3001
+
+
+def test_every_demo_menu_names_each_of_its_keys_in_every_language() -> None:
+    """A caller is told every key a demo menu takes, in each language it speaks."""
+    from ivr.flows.loader import load_flows
+    from ivr.flows.model import Menu
+
+    flows, problems = load_flows([Path(__file__).parents[3] / "dialplans"])
+    assert problems == []
+    for flow in flows.values():
+        for name, node in flow.nodes.items():
+            if not isinstance(node, Menu) or node.prompt is None:
+                continue
+            texts = node.prompt.values() if isinstance(node.prompt, dict) else [node.prompt]
+            for text in texts:
+                for option in node.options:
+                    assert option.digit is None or str(option.digit) in text, (
+                        f"{flow.id}.{name}: {text!r} never offers key {option.digit}"
+                    )

@@ -57,3 +57,11 @@ def test_merge_keys_and_empty_files_are_refused() -> None:
 def test_unreadable_file(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match=r"missing.yaml:1:1: cannot read it"):
         load_source(tmp_path / "missing.yaml")
+
+
+def test_a_tab_gets_the_hint_to_use_spaces() -> None:
+    """YAML cannot indent with tabs: the error says so, at the tab."""
+    with pytest.raises(SourceError) as info:
+        load_source("x.yaml", "id: a\nnodes:\n\tb: {type: hangup}\n")
+    assert str(info.value).startswith("x.yaml:3:1:")
+    assert "not tabs: replace the tab with spaces" in str(info.value)
