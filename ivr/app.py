@@ -124,6 +124,10 @@ def build(
 async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> None:
     """Run until SIGTERM or SIGINT, then drain: no new calls, running calls finish."""
     config = _routing_config(settings)  # a bad routing.yaml stops the engine before it starts
+    if settings.api_port:
+        # So do bad API tokens (a short one, an unknown role): every setting is checked
+        # before a port is opened or a model loaded.
+        TokenBook.from_environ()
     async with contextlib.AsyncExitStack() as stack:
         router = await _routing(settings, config, stack)
         await _serve(settings, router, config, ready)

@@ -214,3 +214,15 @@ def test_call_refuses_keys_a_phone_does_not_have(capsys: pytest.CaptureFixture[s
         main(["call", "echo", "--flows", str(SIMPLE), "--press", "1x"])
     assert exit_info.value.code == 2
     assert "only 0-9, * and #" in capsys.readouterr().err
+
+
+def test_a_short_api_token_stops_serve_before_anything_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tokens are checked with the other settings: no redis-server, no port, no model."""
+    monkeypatch.setenv("IVR_API_TOKENS", "lee:admin:short")
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"redis_dir: {tmp_path / 'redis'}\n")
+    assert main(["serve", "--config", str(config), "--port", "0"]) == 2
+    assert "shorter than 12" in capsys.readouterr().err
+    assert not (tmp_path / "redis").exists()  # the embedded Redis never started
