@@ -10,7 +10,8 @@ with who made it.
     POST /api/agents/{id}/login|logout|resume|ready   supervisor  (ready: end wrap-up now)
     POST /api/agents/{id}/pause           supervisor  {"reason": "lunch"}; during a call it
                                                       is pending until the call and wrap-up end
-    PUT  /api/agents/{id}/skills          admin       {"billing": 7, "tv": 3}
+    PUT  /api/agents/{id}/skills          admin       {"billing": 7, "tv": 3}: all of them
+    PATCH /api/agents/{id}/skills         admin       {"tv": 5, "chat": 0}: these only (0 removes)
     GET  /api/queues                      viewer      settings and waiting calls
     GET  /api/queues/{name}               viewer
     PUT  /api/queues/{name}               admin       the routing.yaml form of one queue
@@ -235,12 +236,26 @@ class _Handlers:
             status_code=202 if change.result == "pending" else 200,
         )
 
-    async def put_skills(self, request: Request, who: Principal) -> Response:
+    async def patch_skills(self, request: Request, who: Principal) -> Response:
+        """Change only the skills named; level 0 removes one (PUT replaces them all)."""
+        return await self.put_skills(request, who, merge=True)
+
+    async def put_skills(
+        self, request: Request, who: Principal, *, merge: bool = False
+    ) -> Response:
         agent_id = request.path_params["agent"]
         row = await self.router.agent(agent_id)
         if row is None:
             return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
         data = await self.body(request)
+        if merge:
+            if not isinstance(data, dict):
+                return _error(400, 'send a JSON object of levels, e.g. {"billing": 7, "tv": 0}')
+            bad = [k for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool)]
+            if bad:
+                return _error(422, f"levels are whole numbers 0-10 (0 removes): {bad[0]!r}")
+            skills = {**dict(row.get("skills") or {}), **data}
+            data = {k: v for k, v in skills.items() if v != 0}
         try:
             config = AgentConfig.model_validate(
                 {
@@ -257,7 +272,8 @@ class _Handlers:
         except ValidationError as exc:
             return _error(422, "the skills do not validate", _problems(exc))
         await self.router.add_agents([agent_of(config)])
-        await self.router.audit(who.name, "agent.skills", agent=agent_id, value=json.dumps(data))
+        action = "agent.skills.patch" if merge else "agent.skills"
+        await self.router.audit(who.name, action, agent=agent_id, value=json.dumps(data))
         return JSONResponse(await self.router.agent(agent_id))
 
     async def list_queues(self, request: Request, who: Principal) -> Response:
@@ -350,6 +366,7 @@ def build_api(
             methods=["POST"],
         ),
         Route("/api/agents/{agent}/skills", guarded("admin", h.put_skills), methods=["PUT"]),
+        Route("/api/agents/{agent}/skills", guarded("admin", h.patch_skills), methods=["PATCH"]),
         Route("/api/queues", guarded("viewer", h.list_queues), methods=["GET"]),
         Route("/api/queues/{name}", guarded("viewer", h.get_queue), methods=["GET"]),
         Route("/api/queues/{name}", guarded("admin", h.put_queue), methods=["PUT"]),

@@ -132,6 +132,14 @@ async def test_skills_and_new_agents(
     assert bad.status_code == 422 and bad.json()["problems"][0]["at"] == "endpoint"
     skills = await client.put("/api/agents/alice/skills", json={"billing": 11}, headers=ADMIN)
     assert skills.status_code == 422
+    # PATCH changes the skills it names and keeps the others; 0 removes one.
+    await client.put("/api/agents/alice/skills", json={"billing": 9, "tv": 3}, headers=ADMIN)
+    patched = await client.patch("/api/agents/alice/skills", json={"tv": 5}, headers=ADMIN)
+    assert patched.json()["skills"] == {"billing": 9, "tv": 5}
+    patched = await client.patch("/api/agents/alice/skills", json={"billing": 0}, headers=ADMIN)
+    assert patched.json()["skills"] == {"tv": 5}
+    bad = await client.patch("/api/agents/alice/skills", json={"tv": "x"}, headers=ADMIN)
+    assert bad.status_code == 422
 
 
 async def test_roles_and_tokens(routers: tuple[RedisRouter, RedisRouter]) -> None:
