@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,16 @@ def _announcement_names(folder: Path) -> set[str]:
     }
 
 
+def _moment(text: str) -> datetime:
+    """A time for ``ivr call --at``: ISO 8601, with or without an offset."""
+    try:
+        return datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: write a date and time, e.g. '2026-12-02 10:00' or '2026-12-02T10:00+09:00'"
+        ) from None
+
+
 def _duration(text: str) -> float:
     """Seconds from '1800', '30m', '1h' or '90s'."""
     units = {"s": 1, "m": 60, "h": 3600}
@@ -313,6 +324,13 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--callerid", default="5551234")
     call.add_argument("--language", help="start in this language")
     call.add_argument("--fast", action="store_true", help="skip waits instead of real time")
+    call.add_argument(
+        "--at",
+        metavar="TIME",
+        type=_moment,
+        help="the time the call happens (business hours): '2026-12-02 10:00' in the flow's "
+        "hours timezone, or with an offset ('2026-12-02T10:00+09:00')",
+    )
     call.set_defaults(func=_call)
 
     _flow_commands(commands)

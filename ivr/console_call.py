@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ivr import log
 from ivr.agi.channel import Channel
@@ -25,6 +27,7 @@ from ivr.config import load_settings
 from ivr.demo_api import start_demo_api
 from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.model import Flow, Hours
 from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
@@ -72,6 +75,18 @@ def _demo_routing() -> RoutingConfig:
         return RoutingConfig()
 
 
+def _at(moment: datetime, flow: Flow | None) -> datetime:
+    """``--at``: a time without an offset is in the flow's business-hours timezone (the
+    one its schedule is written in), else UTC."""
+    if moment.tzinfo is not None:
+        return moment
+    zone = next(
+        (n.timezone for n in (flow.nodes.values() if flow else ()) if isinstance(n, Hours)),
+        "UTC",
+    )
+    return moment.replace(tzinfo=ZoneInfo(zone))
+
+
 async def place_call(args: argparse.Namespace) -> int:
     log.configure(json=False, level="warning")
     language = args.language or "ko"
@@ -111,6 +126,10 @@ async def place_call(args: argparse.Namespace) -> int:
         announcements=FileAnnouncements(load_settings().announcements_file),
         speech=SpeechInput(Recognizer(ModelRegistry()), synthesizer, server=sockets),
     )
+    if args.at is not None:
+        moment = _at(args.at, registry.get(args.flow))
+        _say(f"   (the call happens at {moment:%Y-%m-%d %H:%M %Z})")
+        engine.clock = lambda: moment
     engine.on_prompt = lambda text: _say(f"🔊 {text}")
     engine.on_event = lambda kind, data: _say(f"   · {kind} {data}" if data else f"   · {kind}")
     traces: list[Trace] = []

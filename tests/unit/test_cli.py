@@ -67,6 +67,17 @@ class TestMain:
         assert main(["call", "main", "--press", "1", "--fast"]) == 0
         assert "We are aware of a service outage" in capsys.readouterr().out
 
+    def test_call_at_a_given_time(self, capsys: pytest.CaptureFixture[str]) -> None:
+        """`--at` sets the clock the business hours read: a Wednesday morning reaches the
+        menu, a Saturday afternoon the closed message (which says Saturdays are open)."""
+        assert main(["call", "main", "--at", "2026-12-02 10:00", "--fast", "--press", "3"]) == 0
+        assert "For English, press 1." in capsys.readouterr().out
+        assert main(["call", "main", "--at", "2026-12-06 15:00", "--fast"]) == 0
+        out = capsys.readouterr().out
+        assert "10 to 2 on Saturdays" in out and "visited: outage > hours > closed" in out
+        with pytest.raises(SystemExit):
+            main(["call", "main", "--at", "next tuesday"])
+
     def test_call_unknown_flow(self, capsys: pytest.CaptureFixture[str]) -> None:
         assert main(["call", "nope", "--flows", str(SIMPLE), "--fast"]) == 2
         assert "no flow 'nope'" in capsys.readouterr().out
