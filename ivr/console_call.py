@@ -33,7 +33,7 @@ from ivr.flows.problems import FlowError
 from ivr.flows.registry import FlowRegistry
 from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
-from ivr.testing import AsteriskEmulator, DialOutcome, Keys
+from ivr.testing import AsteriskEmulator, DialOutcome, Exchange, Keys, SessionResult
 from routing.config import RoutingConfig
 from routing.memory import MemoryRouter
 from speech.recognizer import ModelRegistry, Recognizer
@@ -87,6 +87,19 @@ def _at(moment: datetime, flow: Flow | None) -> datetime:
     return moment.replace(tzinfo=ZoneInfo(zone))
 
 
+async def _call_engine(
+    args: argparse.Namespace, timeline: Timeline, speed: float | None, interactive: bool
+) -> int:
+    """``--engine HOST:PORT``: the call goes to a running engine, shown as it goes."""
+    host, _, port = args.engine.rpartition(":")
+    emulator = AsteriskEmulator(
+        host or "127.0.0.1", int(port), speed=speed, on_exchange=_show_exchange
+    )
+    if args.at is not None:
+        _say("   (--at applies to local calls; the running engine keeps its own clock)")
+    return await _dial(emulator, args, timeline, None, interactive)
+
+
 async def place_call(args: argparse.Namespace) -> int:
     log.configure(json=False, level="warning")
     language = args.language or "ko"
@@ -100,9 +113,7 @@ async def place_call(args: argparse.Namespace) -> int:
     speed = None if args.fast or not interactive else 1.0
     timeline = Timeline(list(steps), speed=speed, dtx=True)
     if args.engine:
-        host, _, port = args.engine.rpartition(":")
-        emulator = AsteriskEmulator(host or "127.0.0.1", int(port), speed=speed)
-        return await _dial(emulator, args, timeline, None, interactive)
+        return await _call_engine(args, timeline, speed, interactive)
     registry = FlowRegistry(args.flows)
     for problem in registry.reload():
         _say(f"! {problem}")
@@ -191,4 +202,37 @@ async def _dial(
     if result.dialled:
         _say(f"dialled: {', '.join(result.dialled)}")
     _say(f"AGISTATUS={result.agistatus}")
+    if result.agistatus == "FAILURE":
+        _say(_why_failed(result, args))
     return 1 if result.agistatus == "FAILURE" else 0
+
+
+def _why_failed(result: SessionResult, args: argparse.Namespace) -> str:
+    """What AGISTATUS=FAILURE means here, as Asterisk's dialplan would take it."""
+    where = args.engine or "the engine"
+    if not result.connected:
+        return (
+            f"! nothing answered at {where}: is `ivr serve` running there? "
+            "(Asterisk would send this caller to the entry's fallback)"
+        )
+    if not result.exchanges:
+        return (
+            f"! {where} refused the call at once: it has no flow {args.flow!r} "
+            "(see `ivr validate` and the engine's log for the flows it serves)"
+        )
+    return (
+        f"! {where} gave the call up after {len(result.exchanges)} commands "
+        "(an engine error: its log says which, with this call's uniqueid)"
+    )
+
+
+def _show_exchange(exchange: Exchange) -> None:
+    """A running engine's side of the call: what it plays, asks and does."""
+    command = exchange.sent.decode("utf-8", "replace").rstrip("\n")
+    reply = exchange.received.decode("utf-8", "replace").strip().splitlines()
+    verb = " ".join(command.split()[:2])
+    if verb in ("STREAM FILE", "GET OPTION", "GET DATA"):
+        name = command.split()[2].strip('"').rsplit("/", 1)[-1]
+        _say(f"🔊 (prompt {name})   ← {reply[-1] if reply else ''}")
+    elif verb.startswith(("WAIT FOR", "EXEC", "RECORD FILE", "SAY ")):
+        _say(f"   {command}   ← {reply[-1] if reply else ''}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from ivr.emulator.agi import AGI_BUF_LEN, AgiSession, Exchange, SessionResult
@@ -83,7 +83,10 @@ class AsteriskEmulator:
         record_dir: Path | None = None,
         agi_buffer: int = AGI_BUF_LEN,
         hangup_notice: str = "timed",
+        on_exchange: Callable[[Exchange], None] | None = None,
     ) -> None:
+        #: Told of every command and reply of every call as they happen.
+        self.on_exchange = on_exchange
         #: When a hang-up during a command is told: ``timed`` (as Asterisk 22.9: about
         #: 40 ms after the interrupted reply, or with the next command if it comes
         #: first), ``next_command`` (only then) or ``after_reply`` (at once).
@@ -213,7 +216,7 @@ class AsteriskEmulator:
                 asyncio.open_connection(self.host, self.port), self.connect_timeout
             )
         except (OSError, TimeoutError):
-            return SessionResult(agistatus="FAILURE")
+            return SessionResult(agistatus="FAILURE", connected=False)
         apps = Applications(
             {**self.dial, **(dial or {})},
             self.default_dial,
@@ -233,5 +236,6 @@ class AsteriskEmulator:
             record_dir=self.record_dir,
             buffer_size=self.agi_buffer,
             notice=self.hangup_notice,
+            on_exchange=self.on_exchange,
         )
         return await session.run()

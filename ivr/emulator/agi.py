@@ -89,6 +89,8 @@ class SessionResult:
     audiosockets: list[AudioSocketRecord] = field(default_factory=list)
     #: The command a closed AGI socket cut short (§8.6), if any.
     closed_mid_command: str | None = None
+    #: False when the engine could not be reached at all (AGISTATUS=FAILURE at once).
+    connected: bool = True
 
     @property
     def commands(self) -> list[str]:
@@ -116,7 +118,10 @@ class AgiSession:
         buffer_size: int = AGI_BUF_LEN,
         notice_delay: float = NOTICE_DELAY,
         notice: str = "timed",
+        on_exchange: Callable[[Exchange], None] | None = None,
     ) -> None:
+        #: Told of every command and its reply as it happens (``ivr call --engine``).
+        self.on_exchange = on_exchange
         if notice not in NOTICE_MODES:
             raise ValueError(f"notice is one of {', '.join(NOTICE_MODES)}, not {notice!r}")
         #: When a hang-up during a command is told (NOTICE_MODES).
@@ -210,7 +215,10 @@ class AgiSession:
                 reply = await self._run_command(text.removesuffix("\n"))
                 if reply is None:  # the engine closed the socket mid-command
                     break
-                self.result.exchanges.append(Exchange(line, reply))
+                exchange = Exchange(line, reply)
+                self.result.exchanges.append(exchange)
+                if self.on_exchange is not None:
+                    self.on_exchange(exchange)
                 self.writer.write(reply)
                 await self.writer.drain()
                 if self._notice_owed and self.notice == "after_reply":

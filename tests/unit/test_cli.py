@@ -237,3 +237,52 @@ def test_a_short_api_token_stops_serve_before_anything_opens(
     assert main(["serve", "--config", str(config), "--port", "0"]) == 2
     assert "shorter than 12" in capsys.readouterr().err
     assert not (tmp_path / "redis").exists()  # the embedded Redis never started
+
+
+@pytest.fixture
+def engine_port() -> Any:
+    """A FastAGI engine serving tests/data/flows/simple, on its own loop in a thread."""
+    import threading
+
+    from ivr.agi.server import FastAgiServer
+    from ivr.app import flow_handler
+    from ivr.flows.interpreter import Engine
+    from ivr.flows.ports import SpeechPrompts
+    from ivr.flows.registry import FlowRegistry
+
+    loop = asyncio.new_event_loop()
+    registry = FlowRegistry(SIMPLE)
+    assert registry.reload() == []
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(Path("var/prompts")))
+    server = FastAgiServer(default=flow_handler(registry, engine), port=0)
+    loop.run_until_complete(server.start())
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.port
+    finally:
+        asyncio.run_coroutine_threadsafe(server.drain(1), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_call_on_a_running_engine_shows_the_call(
+    engine_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`--engine` prints what the engine plays and runs, not only AGISTATUS."""
+    argv = ["call", "echo", "--engine", f"127.0.0.1:{engine_port}", "--press", "4321", "--fast"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "🔊 (prompt" in out and "AGISTATUS=" in out
+
+
+def test_call_on_a_running_engine_says_why_it_failed(
+    engine_port: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An unknown flow there: the engine refused it at once, and the reason is given."""
+    assert main(["call", "nope", "--engine", f"127.0.0.1:{engine_port}", "--fast"]) == 1
+    out = capsys.readouterr().out
+    assert "AGISTATUS=FAILURE" in out and "it has no flow 'nope'" in out
+    assert main(["call", "nope", "--engine", f"127.0.0.1:{free_port()}", "--fast"]) == 1
+    assert "nothing answered at" in capsys.readouterr().out
