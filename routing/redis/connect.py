@@ -32,6 +32,16 @@ class Clients:
     main: Any
     kind: str  # "plain", "cluster" or "sentinel"
     url: str
+    #: Other clients to close with it (Sentinel's connections to the sentinels).
+    others: tuple[Any, ...] = ()
+
+    async def aclose(self) -> None:
+        if self.kind == "plain":
+            await self.main.aclose(close_connection_pool=True)
+        else:
+            await self.main.aclose()
+        for other in self.others:
+            await other.aclose()
 
     async def subscriber(self) -> Any:
         """A client whose ``pubsub()`` hears the store's notices."""
@@ -77,7 +87,7 @@ def open_clients(url: str, connections: int) -> Clients:
             password=parts.password,
             db=db,
         )
-        return Clients(sentinel.master_for(path[0]), "sentinel", url)
+        return Clients(sentinel.master_for(path[0]), "sentinel", url, tuple(sentinel.sentinels))
     if scheme not in ("redis", "rediss", "unix"):
         raise ValueError(
             f"{url}: use redis://, rediss://, unix://, redis+cluster:// or redis+sentinel://"

@@ -216,17 +216,10 @@ class Service(Core):
                 # Bounded, and without waiting on the cancellation itself (a Redis
                 # call in flight can turn it into an error the loop goes on from).
                 await asyncio.wait({task}, timeout=2.0)
-        closing = asyncio.ensure_future(self._close_clients())
+        closing = asyncio.ensure_future(self.clients.aclose())
         await asyncio.wait({closing}, timeout=5.0)
         if not closing.done():
             closing.cancel()
-
-    async def _close_clients(self) -> None:
-        client: Any = self.redis
-        if self.clients.kind == "plain":
-            await client.aclose(close_connection_pool=True)
-        else:
-            await client.aclose()
 
     async def load_queues(self) -> Any:
         raise NotImplementedError

@@ -1,4 +1,5 @@
-"""A real three-master Redis Cluster for tests, from the installed redis-server.
+"""A real three-master Redis Cluster for tests, from the installed redis-server
+(and a real Sentinel watching a master).
 
 Three ``redis-server --cluster-enabled yes`` on free loopback ports (each with
 its bus port, +10000, free too) in a temporary folder, joined by
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["Cluster", "redis_cluster", "running_cluster"]
+__all__ = ["Cluster", "redis_cluster", "redis_sentinel", "running_cluster"]
 
 
 @dataclass(frozen=True)
@@ -120,3 +121,32 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
             yield cluster
     except RuntimeError as exc:
         pytest.fail(str(exc))
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A master and a Sentinel monitoring it as ``main``: the redis+sentinel:// URL."""
+    folder: Path = tmp_path_factory.mktemp("sentinel")
+    master, sentinel = _ports(2)
+    config = folder / "sentinel.conf"
+    config.write_text(
+        f"port {sentinel}\nbind 127.0.0.1\ndir {folder}\n"
+        f"sentinel monitor main 127.0.0.1 {master} 1\n"
+        "sentinel down-after-milliseconds main 5000\n"
+    )
+    processes = [
+        subprocess.Popen(
+            ["redis-server", "--port", str(master), "--bind", "127.0.0.1", "--save", "",
+             "--dir", str(folder)],
+            stdout=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(["redis-server", str(config), "--sentinel"], stdout=subprocess.DEVNULL),
+    ]  # fmt: skip
+    try:
+        _wait(lambda: _cli(sentinel, "ping").strip() == "PONG", f"sentinel on {sentinel}")
+        yield f"redis+sentinel://127.0.0.1:{sentinel}/main"
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(10)

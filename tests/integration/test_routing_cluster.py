@@ -1,17 +1,22 @@
-"""Routing on a real three-master Redis Cluster: two routing groups whose hash tags
-land on different masters, each group's decisions one script on its own shard,
-calls reserved in both."""
+"""Scale-out: routing on a real three-master Redis Cluster (two routing groups whose
+hash tags land on different masters, each group's decisions one script on its own
+shard, calls reserved in both), and through a real Sentinel."""
 
 from __future__ import annotations
 
 import asyncio
 
 from redis.crc import key_slot
+from redis.exceptions import RedisError
 
 from routing.config import QueueConfig
 from routing.redis import RedisRouter
 from routing.types import Agent
-from tests.integration.redis_cluster import Cluster, redis_cluster  # noqa: F401
+from tests.integration.redis_cluster import (  # noqa: F401
+    Cluster,
+    redis_cluster,
+    redis_sentinel,
+)
 
 
 def _groups_on_two_masters(router: RedisRouter) -> tuple[str, str]:
@@ -68,3 +73,25 @@ async def test_two_groups_on_two_shards(redis_cluster: Cluster) -> None:  # noqa
     finally:
         await router.close()
         await other.close()
+
+
+async def test_sentinel_finds_the_master(redis_sentinel: str) -> None:  # noqa: F811
+    """redis+sentinel://: a real Sentinel (redis-server --sentinel) monitoring a real
+    master; the router finds the master through it and routes a call."""
+    router = RedisRouter.connect(redis_sentinel)
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                await router.redis.ping()
+                break
+            except (RedisError, OSError):
+                assert asyncio.get_running_loop().time() < deadline, "sentinel did not answer"
+                await asyncio.sleep(0.1)
+        await router.redis.flushall()
+        await router.add_agents([Agent("ann", "PJSIP/1")])
+        await router.login("ann")
+        ticket = await router.enqueue("c1", "q", {})
+        assert (await asyncio.wait_for(router.wait(ticket), 5)).agent_id == "ann"
+    finally:
+        await router.close()

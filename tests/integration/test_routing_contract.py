@@ -476,3 +476,36 @@ async def test_redis_down_is_routing_unavailable() -> None:
     with pytest.raises(RoutingUnavailable, match="unreachable"):
         await router.add_agents([Agent("a", "PJSIP/1")])
     await router.close()
+
+
+async def test_a_lost_engine_s_calls_end_by_their_leases(redis_url: str) -> None:
+    """An engine dies with a ringing call, a call on the line and a caller on hold: no
+    more renewals, so another engine's ticker ends all three lease_expired and frees
+    both agents (the on-call one through the end of wrap-up)."""
+    dead = RedisRouter.connect(redis_url, lease=1.0)
+    await dead.redis.flushall()
+    await dead.add_agents([Agent("ann", "PJSIP/1"), Agent("bob", "PJSIP/2")])
+    await dead.login("ann")
+    await dead.login("bob")
+    talking = await asyncio.wait_for(dead.wait(await dead.enqueue("c1", "q", {})), 2)
+    await dead.connected(talking)
+    await asyncio.wait_for(dead.wait(await dead.enqueue("c2", "q", {})), 2)
+    await dead.enqueue("c3", "q", {})
+    await dead.close()
+    alive = RedisRouter.connect(redis_url, lease=1.0)
+    await alive.start()
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while (await alive.snapshot())["tickets"]["c3"]["stage"] != "lease_expired":
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.05)
+        snapshot = await alive.snapshot()
+        assert {c: row["stage"] for c, row in snapshot["tickets"].items()} == dict.fromkeys(
+            ("c1", "c2", "c3"), "lease_expired"
+        )
+        assert {a: row["state"] for a, row in snapshot["agents"].items()} == {
+            "ann": "available",
+            "bob": "available",
+        }
+    finally:
+        await alive.close()
