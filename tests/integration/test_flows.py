@@ -108,3 +108,43 @@ def test_graph_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     root = ET.fromstring(picture.read_text())
     texts = {t.text for t in root.iter("{http://www.w3.org/2000/svg}text")}
     assert {"menu", "billing", "survey", "closed"} <= texts
+    assert any("안내" in (t or "") for t in texts)  # Korean phrases drawn as text
+
+
+def test_graph_is_laid_out_without_overlaps(tmp_path: Path) -> None:
+    """Graphviz lays the flow out: no two boxes overlap, every label is whole and inside
+    the picture, and the font can draw Hangul (a font with Korean glyphs is installed)."""
+    import subprocess
+    import xml.etree.ElementTree as ET
+
+    from ivr.flows.graph import FONT, svg
+    from ivr.flows.loader import load_flows
+
+    flows, _ = load_flows([ROOT / "dialplans"])
+    root = ET.fromstring(svg(flows["main"]))
+    ns = "{http://www.w3.org/2000/svg}"
+    boxes = []
+    for group in root.iter(f"{ns}g"):
+        if group.get("class") != "node":
+            continue
+        polygon = group.find(f"{ns}polygon")
+        path = group.find(f"{ns}path")
+        shape = polygon if polygon is not None else path
+        assert shape is not None
+        raw = shape.get("points") or shape.get("d") or ""
+        cleaned = raw.replace("M", " ").replace("C", " ").replace(",", " ")
+        numbers = [float(n) for n in cleaned.split()]
+        xs, ys = numbers[0::2], numbers[1::2]
+        boxes.append((min(xs), min(ys), max(xs), max(ys)))
+    assert len(boxes) == len(flows["main"].nodes)
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1 :]:
+            apart = a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1]
+            assert apart, f"boxes overlap: {a} {b}"
+    labels = [t.text or "" for t in root.iter(f"{ns}text")]
+    assert not any(label.endswith("…") and len(label) < 10 for label in labels)
+    family = FONT.split(",")[0]
+    listed = subprocess.run(
+        ["fc-list", ":lang=ko", "family"], check=True, capture_output=True, text=True
+    )
+    assert family.lower().replace(" ", "") in listed.stdout.lower().replace(" ", "")
