@@ -31,6 +31,7 @@ from ivr.flows.ports import FileAnnouncements, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
+from ivr.instance import engine_lock
 from ivr.presence import Presence
 from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
@@ -129,6 +130,15 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         # before a port is opened or a model loaded.
         TokenBook.from_environ()
     async with contextlib.AsyncExitStack() as stack:
+        if not settings.redis_url:
+            # Its own redis-server: one engine per folder, or the second refuses now.
+            stack.enter_context(
+                engine_lock(
+                    settings.redis_dir,
+                    agi=f"{settings.agi_host}:{settings.agi_port}",
+                    api=settings.api_port or "off",
+                )
+            )
         router = await _routing(settings, config, stack)
         await _serve(settings, router, config, ready)
 

@@ -165,6 +165,20 @@ def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
         assert queues["billing"]["config"]["skills"] == {"billing": 3}
         changed = _api(api_port, "PUT", "/api/queues/billing", {"aht": 99})
         assert changed["aht"] == 99
+        # A second engine on the same folders (a second ./dev run) refuses at once,
+        # naming the first, and leaves it alone.
+        second = subprocess.run(
+            [sys.executable, "-m", "ivr.cli", "serve", "--port", str(free_port())],
+            capture_output=True,
+            text=True,
+            env={**env, "IVR_API_PORT": "0", "IVR_AUDIOSOCKET_PORT": "0"},
+            timeout=30,
+            check=False,
+        )
+        assert second.returncode == 2, second.stderr
+        assert "another engine already runs" in second.stderr
+        assert f"pid {proc.pid}" in second.stderr and f"127.0.0.1:{port}" in second.stderr
+        assert _api(api_port, "GET", "/api/queues")["queues"]["billing"]["config"]["aht"] == 99
         from ivr.testing import AsteriskEmulator, Keys
 
         async def call() -> list[str]:
