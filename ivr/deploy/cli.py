@@ -27,7 +27,17 @@ def render_command(args: argparse.Namespace) -> int:
 
     deploy = args.deploy or Path(os.environ.get("IVR_DEPLOY_FILE") or DEFAULT_DEPLOY_FILE)
     try:
-        written = write(load_deployment(deploy), args.outdir)
+        deployment = load_deployment(deploy)
+        environ: dict[str, str] = dict(os.environ)
+        if args.demo:
+            filled = _demo_secrets(deployment.model_dump(), environ)
+            if filled:
+                print(
+                    f"ivr: --demo: placeholder secrets for {', '.join(sorted(filled))} "
+                    "(DEMO-ONLY values: never use these files with a real Asterisk)",
+                    file=sys.stderr,
+                )
+        written = write(deployment, args.outdir, environ=environ)
     except DeploymentError as exc:
         for problem in exc.problems:
             print(problem, file=sys.stderr)
@@ -47,6 +57,23 @@ def render_command(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     return 0
+
+
+def _demo_secrets(data: object, environ: dict[str, str]) -> list[str]:
+    """Fill every secret variable the deployment names (``*_env``) that is not set with a
+    marked placeholder; the names filled."""
+    filled: list[str] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key.endswith("_env") and isinstance(value, str) and value not in environ:
+                environ[value] = "0000" if "PIN" in value.upper() else f"DEMO-ONLY-{value.lower()}"
+                filled.append(value)
+            else:
+                filled += _demo_secrets(value, environ)
+    elif isinstance(data, list):
+        for item in data:
+            filled += _demo_secrets(item, environ)
+    return filled
 
 
 def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,5 +98,10 @@ def add_commands(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]
         type=Path,
         metavar="FILE",
         help=f"deployment file (default: $IVR_DEPLOY_FILE or {DEFAULT_DEPLOY_FILE})",
+    )
+    render.add_argument(
+        "--demo",
+        action="store_true",
+        help="fill secrets that are not set with marked placeholders (to look at the files)",
     )
     render.set_defaults(func=render_command)

@@ -73,3 +73,35 @@ class TestRenderCommand:
     def test_render_needs_an_outdir(self) -> None:
         with pytest.raises(SystemExit):
             parse(["asterisk-conf", "render"])
+
+
+class TestFirstHour:
+    def test_demo_renders_without_any_secret_set(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The README's line works as written: --demo fills marked placeholders."""
+        for key in SECRETS:
+            monkeypatch.delenv(key, raising=False)
+        out = tmp_path / "out"
+        args = parse(["asterisk-conf", "render", str(out), "--deploy", str(EXAMPLE), "--demo"])
+        assert args.func(args) == 0
+        err = capsys.readouterr().err
+        assert "placeholder secrets for" in err and "never use these files" in err
+        assert "DEMO-ONLY-ami_secret" in (out / "manager.conf").read_text()
+        # Without --demo the same command says which variable to export.
+        args = parse(["asterisk-conf", "render", str(tmp_path / "x"), "--deploy", str(EXAMPLE)])
+        assert args.func(args) == 2
+
+    def test_env_example_loads_in_a_shell(self) -> None:
+        """docker/.env.example is valid shell: `set -a; . docker/.env.example` works."""
+        import subprocess
+
+        example = Path(__file__).resolve().parents[3] / "docker" / ".env.example"
+        shown = subprocess.run(
+            ["bash", "-c", f'set -ae; . "{example}"; printf %s "$IVR_API_TOKENS"'],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert shown.stderr == ""
+        assert shown.stdout.count(":") == 4  # both NAME:ROLE:TOKEN entries, one variable
