@@ -81,6 +81,7 @@ def test_fairness_strategies_are_exact(ref: Reference, clock: Clock, strategy: s
 
 
 def test_requalify_keeps_an_escalated_priority(ref: Reference, clock: Clock) -> None:
+    """A requalify without a priority keeps the one an earlier step raised."""
     ticket = ref.enqueue("c", "q", {"x": 5}, 0)
     ref.requalify(ticket, {"x": 5}, priority=50)
     ref.requalify(ticket, {"x": 3})  # a later step that changes skills only
@@ -138,6 +139,7 @@ def test_a_ring_no_answer_frees_the_agent_for_the_best_call_first(
 
 
 def test_reload_and_relogin_keep_run_time_fields(ref: Reference, clock: Clock) -> None:
+    """A config reload and a repeated login change no run-time field (idle, fairness, misses)."""
     staff(ref, clock, Agent("a", "PJSIP/1"), Agent("b", "PJSIP/2"))
     ref.missed(held(ref, ref.enqueue("c", "q", {})))  # a missed once; b has the call
     ref.resume("a")
@@ -157,6 +159,7 @@ def test_reload_and_relogin_keep_run_time_fields(ref: Reference, clock: Clock) -
 
 
 def test_a_stale_wrap_up_timer_ends_nothing(ref: Reference, clock: Clock) -> None:
+    """A wrap-up's timer ends only the wrap-up of its own ticket, never a later one."""
     ref.queues["q"] = QueueConfig(wrap_up=10)
     staff(ref, clock, Agent("a", "PJSIP/1"))
     first = held(ref, ref.enqueue("c1", "q", {}))
@@ -204,6 +207,7 @@ def test_replayed_transitions_change_nothing(ref: Reference, clock: Clock) -> No
 
 
 def test_pending_pause_and_logout(ref: Reference, clock: Clock) -> None:
+    """A pause or logout asked during a call waits for its end; resume cancels it."""
     staff(ref, clock, Agent("a", "PJSIP/1"), Agent("b", "PJSIP/2"))
     one = held(ref, ref.enqueue("c1", "q", {}))
     ref.connected(one)
@@ -236,6 +240,7 @@ def test_forced_logout_of_a_ringing_agent(ref: Reference, clock: Clock) -> None:
 
 
 def test_wrap_up_per_queue_and_per_agent(ref: Reference, clock: Clock) -> None:
+    """The queue's wrap-up applies unless the agent has their own; end_wrap_up ends it early."""
     ref.queues["q"] = QueueConfig(wrap_up=30)
     staff(ref, clock, Agent("a", "PJSIP/1"), Agent("quick", "PJSIP/2", wrap_up=0))
     for agent in ("a", "quick"):
@@ -251,6 +256,8 @@ def test_wrap_up_per_queue_and_per_agent(ref: Reference, clock: Clock) -> None:
 
 
 def test_leases_end_tickets_whose_engine_is_gone(clock: Clock) -> None:
+    """An unrenewed lease ends its ticket lease_expired and frees the agent, who then
+    takes the next call."""
     ref = Reference(clock, lease=30)
     staff(ref, clock, Agent("a", "PJSIP/1"))
     talking = held(ref, ref.enqueue("c1", "q", {}, engine="e1"))
@@ -267,6 +274,8 @@ def test_leases_end_tickets_whose_engine_is_gone(clock: Clock) -> None:
 
 
 def test_callbacks_keep_their_place_and_can_be_unanswered(ref: Reference, clock: Clock) -> None:
+    """A callback keeps its place, is claimed by one worker, and may end unanswered
+    (the agent not blamed)."""
     first = ref.enqueue("c1", "q", {})
     second = ref.enqueue("c2", "q", {})
     assert ref.request_callback(first, "+15551234")
@@ -303,6 +312,8 @@ def test_no_agent_waits_on_a_callback_nobody_can_place(ref: Reference, clock: Cl
 
 
 def test_languages_and_sites(ref: Reference, clock: Clock) -> None:
+    """The caller's language must be spoken; a site-preferring queue widens to every
+    site on requalify."""
     ref.queues["q"] = QueueConfig(prefer_site=True)
     staff(
         ref,
@@ -319,6 +330,7 @@ def test_languages_and_sites(ref: Reference, clock: Clock) -> None:
 
 
 def test_routing_groups_do_not_share_agents(ref: Reference, clock: Clock) -> None:
+    """An agent serves only the queues of their routing group."""
     ref.queues["kr"] = QueueConfig(group="kr")
     staff(ref, clock, Agent("a", "PJSIP/1"))
     ticket = ref.enqueue("c", "kr", {})
@@ -328,6 +340,7 @@ def test_routing_groups_do_not_share_agents(ref: Reference, clock: Clock) -> Non
 
 
 def test_refusals_name_what_is_allowed(ref: Reference) -> None:
+    """Refused requests say what is allowed."""
     ref.add_agents([Agent("a", "PJSIP/1")])
     with pytest.raises(InvalidTransition, match="logged_out; pause is allowed from available"):
         ref.pause("a")
