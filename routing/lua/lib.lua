@@ -305,14 +305,16 @@ local function link(pid, p, rid, r)
 end
 
 local function ensure_requirement(rid, def)
-  if redis.call('HSETNX', K_REQUIRE, rid, cjson.encode(def)) == 0 then return end
+  if requirements[rid] or redis.call('HEXISTS', K_REQUIRE, rid) == 1 then return end
+  redis.call('HSET', K_REQUIRE, rid, cjson.encode(def))
   requirements[rid] = def
   local all = redis.call('HGETALL', K_PROFILE)
   for i = 1, #all, 2 do link(all[i], cjson.decode(all[i + 1]), rid, def) end
 end
 
 local function ensure_profile(pid, body)
-  if redis.call('HSETNX', K_PROFILE, pid, body) == 0 then return end
+  if profiles[pid] or redis.call('HEXISTS', K_PROFILE, pid) == 1 then return end
+  redis.call('HSET', K_PROFILE, pid, body)
   local p = cjson.decode(body)
   profiles[pid] = p
   local all = redis.call('HGETALL', K_REQUIRE)
