@@ -424,9 +424,11 @@ class RoutingMachine(RuleBasedStateMachine):
             *invariants.one_terminal_event(reference.events),
             *invariants.kpis_match(reference.events, reference.counters(), self.clock()),
         ]
-        stream = getattr(self.peer.router, "stream", None)
-        if stream is not None:
-            events = self.runner.run(stream())
+        stream = getattr(self.peer.router, "stream", None) or getattr(
+            self.peer.router, "events", None
+        )
+        if callable(stream):
+            events = self.runner.run(stream(0.0))
             found += invariants.one_terminal_event(events)
             found += invariants.kpis_match(events, reference.counters(), self.clock())
         assert not found, found
