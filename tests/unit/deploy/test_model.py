@@ -159,7 +159,8 @@ class TestExample:
 
     def test_paths_are_relative_to_the_file(self, tmp_path: Path) -> None:
         (tmp_path / "flows").mkdir()
-        (tmp_path / "flows" / "main.yaml").write_text((ROOT / "dialplans/main.yaml").read_text())
+        for name in ("main.yaml", "billing.yaml"):  # main uses billing as a subflow
+            (tmp_path / "flows" / name).write_text((ROOT / "dialplans" / name).read_text())
         path = tmp_path / "deploy.yaml"
         path.write_text(GOOD.replace(str(ROOT / "dialplans"), "flows"))
         assert load_deployment(path).base == tmp_path
