@@ -11,14 +11,14 @@ import contextlib
 import dataclasses
 import os
 import signal
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 import structlog
 import uvicorn
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer, Handler
-from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError, AmiSetupError
+from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError, AmiSetupError, Resync
 from ivr.api import build_api
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
@@ -129,6 +129,7 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
         # So do bad API tokens (a short one, an unknown role): every setting is checked
         # before a port is opened or a model loaded.
         TokenBook.from_environ()
+    resets = _Resets()
     async with contextlib.AsyncExitStack() as stack:
         if not settings.redis_url:
             # Its own redis-server: one engine per folder, or the second refuses now.
@@ -139,12 +140,32 @@ async def serve(settings: Settings, *, ready: asyncio.Event | None = None) -> No
                     api=settings.api_port or "off",
                 )
             )
-        router = await _routing(settings, config, stack)
-        await _serve(settings, router, config, ready)
+        router = await _routing(settings, config, stack, resets)
+        await _serve(settings, router, config, ready, resets)
+
+
+class _Resets:
+    """What the engine does when Redis comes back without its data (a restart without
+    persistence, a failover that lost writes): agents again from routing.yaml, their
+    phones again from AMI (the router itself puts this engine's callers back)."""
+
+    def __init__(self) -> None:
+        self.hooks: list[Callable[[], Awaitable[None]]] = []
+
+    async def run(self) -> None:
+        log.warning("routing.reset", then="agents from routing.yaml, phones from AMI")
+        for hook in self.hooks:
+            try:
+                await hook()
+            except (RoutingError, AmiError) as exc:
+                log.error("routing.rebuild_failed", error=str(exc))  # noqa: TRY400
 
 
 async def _routing(
-    settings: Settings, config: RoutingConfig, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    config: RoutingConfig,
+    stack: contextlib.AsyncExitStack,
+    resets: _Resets,
 ) -> RedisRouter:
     """Redis routing: the configured server, or a private redis-server the engine runs."""
     url = settings.redis_url
@@ -153,14 +174,22 @@ async def _routing(
         url = await embedded.start()
         stack.push_async_callback(embedded.stop)
         log.info("routing.embedded_redis", socket=str(embedded.socket))
-    router = RedisRouter.connect(url)
+    # Transitions Redis could not take wait here and are replayed when it returns.
+    outbox = settings.redis_dir.parent / "routing-outbox.jsonl"
+    router = RedisRouter.connect(url, outbox=outbox, on_reset=resets.run)
     stack.push_async_callback(router.close)
-    try:
-        await router.start()
+
+    async def agents() -> None:
         await router.add_agents(agent_of(a) for a in config.agents)
         for agent in config.agents:
             if agent.log_in and await router.agent_state(agent.id) == "logged_out":
                 await router.login(agent.id)
+        await router.replace_queues(config.queues)
+
+    resets.hooks.append(agents)
+    try:
+        await router.start()
+        await agents()
     except RoutingError as exc:
         log.error("routing.unavailable", error=str(exc), then="fallbacks")  # noqa: TRY400
     return router
@@ -176,21 +205,23 @@ def _routing_config(settings: Settings) -> RoutingConfig:
 
 
 async def _serve(
-    settings: Settings, router: RedisRouter, config: RoutingConfig, ready: asyncio.Event | None
+    settings: Settings,
+    router: RedisRouter,
+    config: RoutingConfig,
+    ready: asyncio.Event | None,
+    resets: _Resets,
 ) -> None:
     server, registry, engine = build(settings, router)
     # routing.yaml's queues become every engine's; the API changes them at run
     # time and the router keeps this mapping current (it is read per call).
-    router.queues.update(config.queues)
-    with contextlib.suppress(RoutingError):
-        await router.replace_queues(config.queues)
+    router.queues.update(config.queues)  # pushed to Redis with the agents (_routing)
     engine.queues = router.queues
     engine.spool = str(settings.spool_dir)
     async with contextlib.AsyncExitStack() as speech_stack:
         await _start_speech(settings, engine, registry, speech_stack)
         await server.start()
         await _serve_started(
-            settings, router, server, registry=registry, engine=engine, ready=ready
+            settings, router, server, registry=registry, engine=engine, ready=ready, resets=resets
         )
 
 
@@ -269,6 +300,7 @@ async def _serve_started(
     registry: FlowRegistry,
     engine: Engine,
     ready: asyncio.Event | None,
+    resets: _Resets,
 ) -> None:
     prompts = _speech_prompts(engine, settings)
 
@@ -286,7 +318,7 @@ async def _serve_started(
     watcher = asyncio.ensure_future(registry.watch(on_change=render_prompts))
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(builder.cancel)
-        supervisors = await _start_ami(settings, router, engine, stack)
+        supervisors = await _start_ami(settings, router, engine, stack, resets)
         api = await _start_api(settings, router, supervisors)
         await _run_until_stopped(
             settings, server, registry=registry, watcher=watcher, api=api, ready=ready
@@ -340,7 +372,11 @@ class _ApiServer(uvicorn.Server):
 
 
 async def _start_ami(
-    settings: Settings, router: RedisRouter, engine: Engine, stack: contextlib.AsyncExitStack
+    settings: Settings,
+    router: RedisRouter,
+    engine: Engine,
+    stack: contextlib.AsyncExitStack,
+    resets: _Resets,
 ) -> Supervisors | None:
     """AMI when configured: phones drive agents' availability, callbacks are placed,
     supervisors can listen in. Asterisk may come up after the engine: it keeps trying."""
@@ -355,6 +391,14 @@ async def _start_ami(
     presence = Presence(router)
     ami = AmiClient(config, on_resync=presence.resync)
     presence.attach(ami)
+
+    async def phones_again() -> None:
+        """After Redis lost its data: every phone's state again, as after a reconnect."""
+        if ami.connected:
+            states = await ami.device_states()
+            presence.resync(Resync((), states, reconnected=True))
+
+    resets.hooks.append(phones_again)
     engine.answers = AnswerTracker()  # agents on_call from the answer, not Dial's end
     engine.answers.attach(ami)
     worker = CallbackWorker(
