@@ -112,6 +112,8 @@ class Service(Core):
                 await self._service()
             except RoutingUnavailable as exc:  # resumes when Redis returns
                 log.debug("routing.tick_unavailable %s", exc)
+            except Exception:  # an on_reset that failed, a bug: said, and ticking goes on
+                log.exception("routing.tick_failed")
 
     async def _service(self) -> None:
         if not self.ticking:
