@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from redis.crc import key_slot
 from redis.exceptions import RedisError
 
 from routing.config import QueueConfig
 from routing.redis import RedisRouter
+from routing.redis.connect import open_clients
 from routing.types import Agent
 from tests.integration.redis_cluster import (  # noqa: F401
     Cluster,
@@ -95,3 +97,21 @@ async def test_sentinel_finds_the_master(redis_sentinel: str) -> None:  # noqa: 
         assert (await asyncio.wait_for(router.wait(ticket), 5)).agent_id == "ann"
     finally:
         await router.close()
+
+
+async def test_urls_choose_the_client() -> None:
+    """Every URL form IVR_REDIS_URL accepts, and a clear refusal of the others."""
+    for url, kind in (
+        ("redis://127.0.0.1:6379/0", "plain"),
+        ("rediss://127.0.0.1:6380/0", "plain"),
+        ("unix:///run/redis.sock", "plain"),
+        ("redis+cluster://127.0.0.1:7000,127.0.0.1:7001", "cluster"),
+        ("redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/main/2", "sentinel"),
+    ):
+        clients = open_clients(url, 4)
+        assert clients.kind == kind, url
+        await clients.aclose()
+    with pytest.raises(ValueError, match="names the service"):
+        open_clients("redis+sentinel://127.0.0.1:26379", 4)
+    with pytest.raises(ValueError, match="use redis://"):
+        open_clients("http://127.0.0.1", 4)
