@@ -379,6 +379,16 @@ class RoutingMachine(RuleBasedStateMachine):
             return set()
         return set(self.callbacks)
 
+    @precondition(lambda self: bool(self.needs))
+    @rule(data=st.data(), skills=needs, any_skills=st.one_of(st.none(), levels))
+    def reads(
+        self, data: st.DataObject, skills: dict[str, int], any_skills: dict[str, int] | None
+    ) -> None:
+        """Positions in the queue and the staff able to serve agree too."""
+        call = data.draw(st.sampled_from(self._calls()))
+        self.both(lambda s: s.router.position(s.tickets[call]))
+        self.both(lambda s: s.router.staffed(skills, any_skills))
+
     # ---------------------------------------------------------------- time
 
     @rule(seconds=st.sampled_from((0.5, 1.0, 3.0, 10.0, 31.0)))
