@@ -120,6 +120,8 @@ class RoutingMachine(RuleBasedStateMachine):
     """Reference and ``other`` in lockstep (``other`` set by :func:`machine_for`)."""
 
     other: Factory = reference_router
+    #: Reloads keep an existing agent's routing group (no moves between groups).
+    keep_groups = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -199,8 +201,10 @@ class RoutingMachine(RuleBasedStateMachine):
 
     @rule(agent=st.sampled_from(AGENTS), profile=profiles)
     def add_agent(self, agent: str, profile: dict[str, Any]) -> None:
-        value = Agent(agent, f"PJSIP/{agent}", **profile)
         known = self.profiles.get(agent)
+        if known is not None and self.keep_groups:
+            profile = {**profile, "group": known.group}
+        value = Agent(agent, f"PJSIP/{agent}", **profile)
         if known is not None and known.group != value.group:
             self.orphans |= invariants.orphaned(self.before, agent)
         self.profiles[agent] = value
@@ -454,9 +458,13 @@ def _difference(mine: invariants.Snapshot, theirs: invariants.Snapshot) -> str:
     return "snapshots differ: " + "; ".join(lines)
 
 
-def machine_for(other: Factory) -> type[RoutingMachine]:
+def machine_for(other: Factory, *, keep_groups: bool = False) -> type[RoutingMachine]:
     """The state machine with ``other`` as the second router."""
-    return type("RoutingMachineFor", (RoutingMachine,), {"other": staticmethod(other)})
+    return type(
+        "RoutingMachineFor",
+        (RoutingMachine,),
+        {"other": staticmethod(other), "keep_groups": keep_groups},
+    )
 
 
 __all__ = ["LEASE", "TERMINAL", "FakeClock", "RoutingMachine", "machine_for", "reference_router"]
