@@ -41,6 +41,7 @@ from ivr.errors import (
 from ivr.log import debug_enabled
 
 __all__ = [
+    "ENGINE_HANGUP",
     "Channel",
     "ChannelState",
     "DigitsResult",
@@ -70,6 +71,8 @@ DEAD_OK: Final = frozenset(
         "VERBOSE",
     }
 )
+#: ``hangup_how`` when the engine itself hung the call up (HANGUP), not the caller.
+ENGINE_HANGUP: Final = "hung up by the engine"
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(?:\([A-Za-z0-9_,\-]*\))?")
 _DIGITS = re.compile(r"[0-9*#A-Da-d]*")
 
@@ -436,7 +439,7 @@ class Channel:
         if reply.value == -1:
             raise AgiError(f"no channel named {channel!r}", command="HANGUP")
         if channel is None:
-            self._mark_hangup("hung up by the engine", by_caller=False)
+            self._mark_hangup(ENGINE_HANGUP, by_caller=False)
             self._hangup_raised = True
 
     async def stream_file(

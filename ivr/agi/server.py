@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from ivr.agi.channel import Channel, Transport
+from ivr.agi.channel import ENGINE_HANGUP, Channel, Transport
 from ivr.agi.connection import AgiConnection
 from ivr.agi.protocol import Environment
 from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
@@ -224,7 +224,11 @@ class FastAgiServer:
         channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, task.cancel))
         try:
             await handler(channel)
-            self.stats.completed += 1
+            # A flow that ends on the caller's hang-up returns normally: still a hang-up.
+            if channel.hung_up and channel.hangup_how != ENGINE_HANGUP:
+                self.stats.hangups += 1
+            else:
+                self.stats.completed += 1
         except ChannelHangup:
             self.stats.hangups += 1
             if debug_enabled():

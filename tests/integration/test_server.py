@@ -196,3 +196,29 @@ class TestDrain:
         result = await asyncio.wait_for(running, 2)
         assert result.agistatus == "FAILURE"
         assert server.active_calls == 0
+
+
+async def test_a_flow_that_ends_on_the_callers_hang_up_counts_as_a_hang_up(
+    agi_server: FastAgiServer,
+) -> None:
+    """engine.stopped's figures: a call whose caller hung up is a hang-up even when the
+    handler ended normally (a flow's run catches the hang-up); the engine's own HANGUP
+    is a completed call."""
+    from ivr.errors import ChannelHangup
+
+    async def caller_leaves(channel: Channel) -> None:
+        try:
+            await channel.stream_file("demo-congrats")
+        except ChannelHangup:
+            return  # as Run.execute does
+
+    async def engine_ends(channel: Channel) -> None:
+        await channel.hangup()
+
+    agi_server.route("leaves", caller_leaves)
+    agi_server.route("ends", engine_ends)
+    emulator = AsteriskEmulator(port=agi_server.port)
+    await emulator.call("leaves", actions=[Hangup(on="STREAM FILE", after=0.5)])
+    await emulator.call("ends")
+    await agi_server.drain(1)
+    assert (agi_server.stats.hangups, agi_server.stats.completed) == (1, 1)
