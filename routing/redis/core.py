@@ -107,6 +107,7 @@ class Core:
         self._held: dict[TicketKey, dict[str, Any]] = {}
         self._early: collections.OrderedDict[TicketKey, tuple[str, str]] = collections.OrderedDict()
         self._agent_groups: dict[str, str] = {}
+        self._keys: dict[str, list[str]] = {}
         self._generations: dict[str, str] = {}
         self._closed = False
         self._callback_due = asyncio.Event()
@@ -138,9 +139,12 @@ class Core:
     def keys(self, group: str) -> list[str]:
         """A group script's KEYS: the group's keys, then on a single Redis the store-wide
         ticket counter (a cluster keeps it in another slot: ids come as ARGV there)."""
-        keys = self.names.group(group).all()
-        if self.clients.kind != "cluster":
-            keys.append(self.names.seq)
+        keys = self._keys.get(group)
+        if keys is None:
+            keys = self.names.group(group).all()
+            if self.clients.kind != "cluster":
+                keys.append(self.names.seq)
+            self._keys[group] = keys
         return keys
 
     def argv(self, group: str, *args: Any, now: float | None = None) -> list[Any]:
