@@ -26,6 +26,11 @@ BUDGET = settings(
 )
 
 
+#: A soak runs as long as it takes (pytest-timeout's 0: no limit).
+LIMIT = pytest.mark.timeout(0 if SOAK else 120)
+
+
+@LIMIT
 def test_reference_against_a_second_reference() -> None:
     """Two instances of the reference agree on every answer and snapshot, and every
     invariant of ROUTING.md holds after every step (no double reservation, work-conserving,
@@ -49,6 +54,7 @@ def _redis_router_class() -> Any:
 REDIS_BUDGET = settings(BUDGET, max_examples=2_000 if SOAK else 40)
 
 
+@LIMIT
 @pytest.mark.skipif(_redis_router_class() is None, reason="no Redis router with clock= yet")
 def test_redis_router_against_the_reference(redis_url: str) -> None:
     """The Redis router gives the reference's answers, snapshots, positions, staffing and
