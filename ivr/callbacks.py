@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 from collections.abc import Awaitable
 
@@ -47,6 +48,23 @@ __all__ = ["CallbackWorker"]
 log = structlog.get_logger("ivr.callbacks")
 
 _CALLER_ID = re.compile(r"^\+?[0-9]{3,20}$")
+
+
+def _handed(assignment: Assignment) -> dict[str, str]:
+    """The variables a callback's agent leg gets: the same as a live call's (the flow,
+    the queue, what the caller chose), inherited by the customer's leg too."""
+    ticket = assignment.ticket
+    variables = {"IVR_CALLBACK_QUEUE": ticket.queue, "__IVR_QUEUE": ticket.queue}
+    try:
+        stored = json.loads(assignment.context) if assignment.context else {}
+    except ValueError:
+        stored = {}
+    if isinstance(stored, dict):
+        if isinstance(stored.get("flow"), str):
+            variables["__IVR_FLOW"] = stored["flow"]
+        if isinstance(stored.get("context"), str):
+            variables["__IVR_CONTEXT"] = stored["context"]
+    return variables
 
 
 async def _settled(transition: Awaitable[None], what: str) -> None:
@@ -163,7 +181,7 @@ class CallbackWorker:
                     data=f"{target},{int(self.customer_timeout)}{options}",
                     timeout=self.ring_timeout,
                     caller_id=f'"Callback" <{assignment.callback}>',
-                    variables={"IVR_CALLBACK_QUEUE": ticket.queue},
+                    variables=_handed(assignment),
                 )
             except AmiError as exc:
                 # Not the agent's doing (refused, AMI gone): no miss; it goes back to

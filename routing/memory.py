@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -75,6 +76,7 @@ class MemoryRouter:
         self.queues: dict[str, QueueConfig] = self.reference.queues
         self.agents = _Agents(self.reference)
         self._futures: dict[int, asyncio.Future[Assignment]] = {}
+        self._contexts: dict[int, str] = {}
         self._callback_due = asyncio.Event()
         staff = list(agents)
         self.reference.add_agents(staff)
@@ -211,12 +213,15 @@ class MemoryRouter:
         the call goes back to its place in the queue."""
         self.reference.missed(assignment, agent_fault=agent_fault)
 
-    async def request_callback(self, ticket: Ticket, number: str) -> bool:
-        """Keep the call's place without the caller on the line; False when too late."""
+    async def request_callback(self, ticket: Ticket, number: str, context: str = "") -> bool:
+        """Keep the call's place without the caller on the line; False when too late.
+        ``context`` goes to the agent with the callback (not a routing matter)."""
         check_callback_number(number)
         done = self.reference.request_callback(ticket, number)
         if done:
             self._drop(ticket.id)  # the caller is gone; a callback worker takes it
+            if context:
+                self._contexts[ticket.id] = context
         return done
 
     async def next_callback(self, poll: float = 1.0) -> Assignment:
@@ -224,7 +229,7 @@ class MemoryRouter:
         every ``poll`` seconds keeps this engine's callback worker alive."""
         while True:
             self._callback_due.clear()
-            claimed = self.reference.claim_callback(self.engine_id)
+            claimed = self._with_context(self.reference.claim_callback(self.engine_id))
             if claimed is not None:
                 return claimed
             with contextlib.suppress(TimeoutError):
@@ -232,7 +237,13 @@ class MemoryRouter:
 
     async def claim_callback(self) -> Assignment | None:
         """A reserved callback for this engine to place, if any (``next_callback`` waits)."""
-        return self.reference.claim_callback(self.engine_id)
+        return self._with_context(self.reference.claim_callback(self.engine_id))
+
+    def _with_context(self, claimed: Assignment | None) -> Assignment | None:
+        if claimed is None:
+            return None
+        context = self._contexts.pop(claimed.ticket.id, "")
+        return dataclasses.replace(claimed, context=context) if context else claimed
 
     async def position(self, ticket: Ticket) -> int | None:
         return self.reference.position(ticket)

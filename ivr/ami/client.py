@@ -41,6 +41,7 @@ from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.manager import Manager
 from panoramisk.message import Message as PanoramiskMessage
 
+from ivr.agi.protocol import escape_app_arg
 from ivr.ami.config import AmiConfig
 from ivr.ami.errors import (
     AmiActionError,
@@ -146,6 +147,12 @@ class _Manager(Manager):  # type: ignore[misc]
     def connection_lost(self, exc: object) -> None:
         self._connected = False
         self._client._lost()
+
+
+def _variable(value: str) -> str:
+    """An Originate variable's value escaped as one application argument; one holding
+    CR, LF or NUL is left for the header check to refuse, naming the header."""
+    return value if any(c in value for c in "\r\n\0") else escape_app_arg(value)
 
 
 class EventStream:
@@ -528,7 +535,10 @@ class AmiClient:
         if other_channel_id:
             headers["OtherChannelId"] = other_channel_id
         if variables:
-            headers["Variable"] = [f"{k}={v}" for k, v in variables.items()]
+            # Asterisk splits a Variable header as application arguments (commas,
+            # quotes, backslashes: man_do_variable_value): escaped, a value arrives
+            # whole, JSON included.
+            headers["Variable"] = [f"{k}={_variable(v)}" for k, v in variables.items()]
         headers["Async"] = "true"
         result = await self._send(
             "Originate",

@@ -51,6 +51,7 @@ from ivr.emulator.ami_classes import (
     action_allowed,
     parse_classes,
 )
+from ivr.emulator.apps import split_app_args
 
 __all__ = [
     "AmiServer",
@@ -218,6 +219,8 @@ class Pbx:
         self.global_vars: dict[str, str] = {}
         #: Every ChanSpy run, in order (ended ones too).
         self.spies: list[SpyRecord] = []
+        #: Every originated channel that came up, with the variables it got.
+        self.originated: list[tuple[str, dict[str, str]]] = []
         #: The ChanSpys still running, by spyer channel name.
         self.spying: dict[str, SpyRecord] = {}
         self.extensions: dict[tuple[str, str], Callable[[EmuChannel], Awaitable[None]]] = {}
@@ -569,9 +572,15 @@ class Pbx:
             return
         if any(cid):
             chan.cid_num, chan.cid_name = cid
-        for assignment in headers.get_all("Variable"):
-            key, _, value = assignment.partition("=")
-            chan.variables[key] = value
+        for header in headers.get_all("Variable"):
+            # man_do_variable_value (main/manager.c): the value is split as
+            # application arguments (commas separate, quotes and backslashes go),
+            # then each item at its first '='; items without one are dropped.
+            for item in split_app_args(header.lstrip()):
+                key, sep, value = item.partition("=")
+                if sep and key:
+                    chan.variables[key] = value
+        self.originated.append((name, dict(chan.variables)))
         self.originate_response(
             action_id, ok=True, chan=chan, name=name, where=where, reason=4, caller_id=cid
         )

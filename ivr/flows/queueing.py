@@ -206,7 +206,9 @@ class _Wait:
             assignment = await _hold(self.run, router, self.ticket, timeout, self.callback_digit)
             if assignment is _CALLBACK:
                 number = self.run.channel.env.callerid
-                if await router.request_callback(self.ticket, number):
+                # The agent gets what a live call's agent gets (IVR_FLOW, IVR_CONTEXT).
+                handed = json.dumps({"flow": self.run.flow.id, "context": context_of(self.run)})
+                if await router.request_callback(self.ticket, number, handed):
                     self.run.event("callback_requested", queue=self.ticket.queue)
                     return _CALLBACK
                 continue  # an agent was reserved meanwhile: the next hold returns them
@@ -395,17 +397,29 @@ async def _answered_at(run: Run) -> float | None:
 _HANDOFF_BYTES = 900
 
 
-async def _hand_over(run: Run, node: m.QueueNode, assignment: Any) -> None:
-    """What the caller chose, said and entered goes to the agent: channel variables
-    inherited by the agent's leg (``__`` prefix) and an event for the console."""
-    shown = {
+def _shown(run: Run) -> dict[str, Any]:
+    """The call's variables an agent may see: never sensitive ones."""
+    return {
         name: value
         for name, value in run.variables.items()
         if name not in run.sensitive and name not in ("call",) and not name.startswith("_")
     }
+
+
+def context_of(run: Run) -> str:
+    """What the caller chose, said and entered, as the JSON the agent's leg gets."""
+    shown = _shown(run)
     context = json.dumps(shown, ensure_ascii=False, separators=(",", ":"), default=str)
     if len(context.encode()) > _HANDOFF_BYTES:
         context = json.dumps({"caller": shown.get("caller")}, ensure_ascii=False, default=str)
+    return context
+
+
+async def _hand_over(run: Run, node: m.QueueNode, assignment: Any) -> None:
+    """What the caller chose, said and entered goes to the agent: channel variables
+    inherited by the agent's leg (``__`` prefix) and an event for the console."""
+    shown = _shown(run)
+    context = context_of(run)
     channel = run.channel
     with contextlib.suppress(AgiError):
         await channel.set_variable("__IVR_FLOW", run.flow.id)

@@ -19,6 +19,8 @@ from routing.redis.core import Core, decode, ticket_of
 from routing.types import OUTCOME_STAGE, Assignment, Strategy, Ticket, check_callback_number
 
 STRATEGIES = get_args(Strategy)
+#: Seconds a callback's context is kept for its worker (a day: callbacks wait hours).
+CONTEXT_KEPT = 86400
 
 __all__ = ["Calls"]
 
@@ -193,9 +195,14 @@ class Calls(Core):
         if not assignment.callback:
             await self._look(key)
 
-    async def request_callback(self, ticket: Ticket, number: str) -> bool:
-        """Keep the call's place without the caller; False when it is not waiting."""
+    async def request_callback(self, ticket: Ticket, number: str, context: str = "") -> bool:
+        """Keep the call's place without the caller; False when it is not waiting.
+        ``context`` (what the caller chose, JSON) goes to the agent with the callback."""
         check_callback_number(number)
+        if context:
+            # Written first: a worker may claim the callback as soon as it is one.
+            key = self.names.group(ticket.group).context(ticket.id)
+            await self.read(self.redis.set(key, context, ex=CONTEXT_KEPT))
         done = await self.transition("callback", ticket.group, ticket.id, number)
         if done is None or int(done):  # None: kept in the outbox, done when replayed
             self.forget((ticket.group, ticket.id))
@@ -214,11 +221,15 @@ class Calls(Core):
             raw = await self.run("claim", group, "1")
             if raw:
                 record = json.loads(raw)
+                ticket = ticket_of(record)
+                key = self.names.group(group).context(ticket.id)
+                context = await self.read(self.redis.get(key))
                 return Assignment(
-                    ticket_of(record),
+                    ticket,
                     str(record["agent"]),
                     str(record["endpoint"]),
                     callback=str(record["callback"]),
+                    context=decode(context) if context else "",
                 )
         return None
 

@@ -53,6 +53,11 @@ class GroupKeys:
         """string: a random token; gone means Redis lost the group's data (plain commands)."""
         return f"{self.prefix}:gen"
 
+    def context(self, ticket: int) -> str:
+        """string: what the caller chose before asking for a callback (plain commands;
+        the worker that claims the callback reads it, it expires on its own)."""
+        return f"{self.prefix}:cbctx:{ticket}"
+
     def all(self) -> list[str]:
         return [f"{self.prefix}:{name}" for name in GROUP_KEYS]
 

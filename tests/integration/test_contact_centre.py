@@ -6,6 +6,7 @@ a callback placed agent first; AMI lost and resynced mid-call."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -346,6 +347,12 @@ async def test_callback_rings_the_agent_then_the_customer(centre: Centre) -> Non
     outcome = await asyncio.wait_for(worker.place(assignment), 20)
     assert outcome == "completed"
     assert await centre.router.agent_state("bob") == "available"
+    # The agent's leg got what a live call's agent gets: the flow, the queue and what
+    # the caller chose, JSON intact through AMI's Variable header (commas, quotes).
+    (_, variables), = centre.emulator.pbx.originated
+    assert (variables["__IVR_FLOW"], variables["__IVR_QUEUE"]) == ("centre", "sales")
+    context = json.loads(variables["__IVR_CONTEXT"])
+    assert context["caller"] == {"number": "5551234", "name": "unknown"}
     kinds = [f["event"] for _, f in await centre.router.events(time.time() - 60)]
     assert "callback_requested" in kinds and "completed" in kinds
     assert "abandoned" not in kinds
