@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import json
 import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+from ivr.agi.channel import Channel
 from ivr.errors import AgiError, ChannelHangup
 from ivr.flows import model as m
 from ivr.flows.interpreter import Run
@@ -25,6 +27,7 @@ from ivr.flows.playing import play_files
 from ivr.numbers import callback_dial
 from routing.config import QueueConfig
 from routing.errors import RoutingError
+from routing.types import Assignment, Router, Ticket
 
 __all__ = ["dial", "queue"]
 
@@ -63,13 +66,13 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
         waiter = _Wait(run, config, ticket, node.callback_digit)
         while True:
             assignment = await waiter.next_agent()
-            if assignment is None or assignment is _CALLBACK:
+            if not isinstance(assignment, Assignment):
                 # A callback keeps the call's place in the queue without the caller.
                 leg.settled = assignment is _CALLBACK
                 return await _left(run, node, waiter, leg)
             leg.assignment, leg.reserved_at = assignment, time.time()
             await _hand_over(run, node, assignment)
-            status = await _dial_agent(run, router, leg, config)
+            status = await _dial_agent(run, router, leg, assignment, config)
             run.event("dialled", agent=assignment.agent_id, status=status)
             if leg.connected or status == "ANSWER":
                 # Answered: whoever hung up first, the agent's call is over now.
@@ -99,7 +102,7 @@ class _Leg:
     """Where one queued call stands with its agent, for whatever ends the node."""
 
     def __init__(self) -> None:
-        self.assignment: Any = None
+        self.assignment: Assignment | None = None
         #: The agent answered (AMI's DialEnd, or DIALSTATUS).
         self.connected = False
         #: When the engine learnt of the reservation (wall clock).
@@ -162,7 +165,7 @@ class _Wait:
     """A call on hold: music, escalation steps over its wait, position notices."""
 
     def __init__(
-        self, run: Run, config: QueueConfig, ticket: Any, callback_digit: str | None = None
+        self, run: Run, config: QueueConfig, ticket: Ticket, callback_digit: str | None = None
     ) -> None:
         self.run = run
         self.config = config
@@ -196,7 +199,7 @@ class _Wait:
             times.append(self.announced + self.config.announce_every)
         return min(times) if times else None
 
-    async def next_agent(self) -> Any:
+    async def next_agent(self) -> Held:
         """The assignment, or None when the caller hung up or a step overflowed."""
         router = self.run.engine.router
         assert router is not None
@@ -275,7 +278,15 @@ class _Wait:
 
 
 #: What the hold returns when the caller pressed the callback key.
-_CALLBACK: Final = object()
+class _Asked(enum.Enum):
+    """What the hold returns when the caller pressed the callback key."""
+
+    CALLBACK = "callback"
+
+
+_CALLBACK: Final = _Asked.CALLBACK
+#: What the hold ends with: an agent, the callback key, or nothing (hung up, a step).
+Held = Assignment | _Asked | None
 
 
 def _callback_confirmed(run: Run) -> dict[str, str]:
@@ -287,8 +298,8 @@ def _callback_confirmed(run: Run) -> dict[str, str]:
 
 
 async def _hold(
-    run: Run, router: Any, ticket: Any, timeout: float | None = None, key: str | None = None
-) -> Any:
+    run: Run, router: Router, ticket: Ticket, timeout: float | None = None, key: str | None = None
+) -> Held:
     """Music on hold until an agent is reserved, the caller hangs up, ``timeout``, or
     (when ``key`` is offered) the caller presses it: then :data:`_CALLBACK`.
 
@@ -302,7 +313,9 @@ async def _hold(
     waiting = asyncio.ensure_future(router.wait(ticket))
     stop = asyncio.Event()
     listening = asyncio.ensure_future(_listen_for(channel, key, stop)) if key else None
-    watched = {hangup, waiting} if listening is None else {waiting, listening}
+    watched: set[asyncio.Future[Any]] = (
+        {hangup, waiting} if listening is None else {waiting, listening}
+    )
     try:
         await run.engine.hold_clock.wait(watched, timeout)
     finally:
@@ -331,7 +344,7 @@ async def _hold(
     return waiting.result()
 
 
-async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
+async def _listen_for(channel: Channel, key: str, stop: asyncio.Event) -> bool:
     """WAIT FOR DIGIT in one-second slices until ``key`` comes (True) or ``stop`` is set."""
     while not stop.is_set():
         if await channel.wait_for_digit(1000) == key:
@@ -339,12 +352,13 @@ async def _listen_for(channel: Any, key: str, stop: asyncio.Event) -> bool:
     return False
 
 
-async def _dial_agent(run: Run, router: Any, leg: _Leg, config: QueueConfig) -> str | None:
+async def _dial_agent(
+    run: Run, router: Router, leg: _Leg, assignment: Assignment, config: QueueConfig
+) -> str | None:
     """Ring the reserved agent; they are ``on_call`` from the answer when AMI tells it
     (the tracker), else from DIALSTATUS. ``g``: the caller comes back to the flow
     (the survey) when the agent hangs up. ``leg.connected`` says whether they answered,
     whatever the order in which Asterisk reports the end of the call."""
-    assignment = leg.assignment
     ring, options = config.ring_timeout, "g" + config.dial_options
     tracker = run.engine.answers
     if tracker is None:
@@ -415,7 +429,7 @@ def context_of(run: Run) -> str:
     return context
 
 
-async def _hand_over(run: Run, node: m.QueueNode, assignment: Any) -> None:
+async def _hand_over(run: Run, node: m.QueueNode, assignment: Assignment) -> None:
     """What the caller chose, said and entered goes to the agent: channel variables
     inherited by the agent's leg (``__`` prefix) and an event for the console."""
     shown = _shown(run)
