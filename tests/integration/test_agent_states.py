@@ -15,19 +15,18 @@ from typing import Any
 import httpx
 import pytest
 
-from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
 from ivr.auth import TokenBook
-from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.interpreter import Engine
 from ivr.flows.ports import SpeechPrompts
-from ivr.flows.registry import FlowRegistry
 from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys, SessionResult
 from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 FLOW = """
 id: centre
@@ -72,10 +71,7 @@ async def until(check: Callable[[], Awaitable[bool]], deadline: float = 10.0) ->
 
 @pytest.fixture
 async def floor(redis_url: str, tmp_path: Path) -> AsyncIterator[Floor]:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "centre.yaml").write_text(FLOW)
-    registry = FlowRegistry(tmp_path / "flows")
-    assert registry.reload() == []
+    registry = flows_in(tmp_path / "flows", {"centre": FLOW})
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
@@ -94,15 +90,7 @@ async def floor(redis_url: str, tmp_path: Path) -> AsyncIterator[Floor]:
         queues=router.queues,
         answers=tracker,
     )
-    traces: list[Trace] = []
-
-    async def handle(channel: Any) -> None:
-        flow = registry.get(channel.env.script)
-        assert flow is not None
-        traces.append(await engine.run(channel, flow))
-
-    server = FastAgiServer(default=handle, port=0)
-    await server.start()
+    server, _ = await serving(registry, engine)
     emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path / "prompts"], speed=1.0)
     ami_server = await emulator.start_ami()
     for endpoint in ("PJSIP/1001", "PJSIP/1002"):

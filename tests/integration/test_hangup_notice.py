@@ -26,13 +26,13 @@ from ivr.ami import AmiClient, AmiConfig
 from ivr.errors import ChannelHangup
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
-from ivr.flows.registry import FlowRegistry
 from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Keys, SessionResult
 from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.kpis import compute
 from routing.memory import Agent
 from routing.redis import RedisRouter
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 DEAD = b"511 Command Not Permitted on a dead channel or intercept routine\n"
 
@@ -283,10 +283,7 @@ class Centre:
 async def centre(
     request: pytest.FixtureRequest, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[Centre]:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "centre.yaml").write_text(FLOW)
-    registry = FlowRegistry(tmp_path / "flows")
-    assert registry.reload() == []
+    registry = flows_in(tmp_path / "flows", {"centre": FLOW})
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
@@ -301,15 +298,7 @@ async def centre(
         queues={"sales": QueueConfig.model_validate({"ring_timeout": 15})},
         answers=tracker,
     )
-    traces: list[Trace] = []
-
-    async def handle(channel: Any) -> None:
-        flow = registry.get(channel.env.script)
-        assert flow is not None
-        traces.append(await engine.run(channel, flow))
-
-    server = FastAgiServer(default=handle, port=0)
-    await server.start()
+    server, traces = await serving(registry, engine)
     emulator = AsteriskEmulator(
         port=server.port, sound_dirs=[tmp_path / "prompts"], hangup_notice=request.param[1]
     )

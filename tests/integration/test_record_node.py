@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from ivr.agi.server import FastAgiServer
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
-from ivr.flows.registry import FlowRegistry
 from ivr.testing import AsteriskEmulator, Hangup, SessionResult, Talk, Timeline
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 FLOW = """
 id: message
@@ -45,24 +44,13 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "message.yaml").write_text(FLOW)
-    registry = FlowRegistry(tmp_path / "flows")
-    assert registry.reload() == []
+    registry = flows_in(tmp_path / "flows", {"message": FLOW})
     spool = tmp_path / "spool"
     spool.mkdir()
     engine = Engine(
         flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"), spool=str(spool)
     )
-    traces: list[Trace] = []
-
-    async def handle(channel: Any) -> None:
-        flow = registry.get(channel.env.script)
-        assert flow is not None
-        traces.append(await engine.run(channel, flow))
-
-    server = FastAgiServer(default=handle, port=0)
-    await server.start()
+    server, traces = await serving(registry, engine)
     emulator = AsteriskEmulator(
         port=server.port, sound_dirs=[tmp_path / "prompts"], record_dir=tmp_path
     )

@@ -12,11 +12,10 @@ from typing import Any
 
 import pytest
 
-from ivr.agi.server import FastAgiServer
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
-from ivr.flows.registry import FlowRegistry
 from ivr.testing import AsteriskEmulator, Hangup, SessionResult, SoundCatalog
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 FLOWS = {
     "message": """
@@ -49,21 +48,9 @@ class Rig:
 
 @pytest.fixture
 async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    (tmp_path / "flows").mkdir()
-    for name, text in FLOWS.items():
-        (tmp_path / "flows" / f"{name}.yaml").write_text(text)
-    registry = FlowRegistry(tmp_path / "flows")
-    assert registry.reload() == []
+    registry = flows_in(tmp_path / "flows", FLOWS)
     engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"))
-    traces: list[Trace] = []
-
-    async def handle(channel: Any) -> None:
-        flow = registry.get(channel.env.script)
-        assert flow is not None
-        traces.append(await engine.run(channel, flow))
-
-    server = FastAgiServer(default=handle, port=0)
-    await server.start()
+    server, traces = await serving(registry, engine)
     try:
         yield Rig(server.port, tmp_path / "prompts", traces)
     finally:
