@@ -170,7 +170,8 @@ class CallbackWorker:
         target = self.dial_string(assignment.callback)
         if target is None:
             bound.warning("callback.refused", why="number not on the allow-list")
-            await self.router.abandon(ticket, reason="callback number not allowed")
+            # Its own outcome, never an abandon: the number left the allow-list meanwhile.
+            await _settled(self.router.abandon(ticket, reason="unanswered"), "unanswered")
             return "refused"
         async with self.ami.events("DialEnd", "Hangup") as stream:
             try:
