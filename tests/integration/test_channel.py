@@ -342,4 +342,4 @@ async def test_hangup_seen_while_no_command_runs(agi_server: FastAgiServer) -> N
     result = await emulator.call("idle", actions=[Hangup(at=0.3)])
     assert len(woke) == 2 and woke[0] < 1.0
     assert result.commands == ["ANSWER", "NOOP cleanup"]
-    assert agi_server.stats.completed == 1
+    assert agi_server.stats.hangups == 1  # the handler ended normally, the caller hung up

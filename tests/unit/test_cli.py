@@ -258,12 +258,15 @@ def engine_port() -> Any:
     """A FastAGI engine serving tests/data/flows/simple, on its own loop in a thread."""
     import threading
 
+    from ivr import log
     from ivr.agi.server import FastAgiServer
     from ivr.app import flow_handler
     from ivr.flows.interpreter import Engine
     from ivr.flows.ports import SpeechPrompts
     from ivr.flows.registry import FlowRegistry
 
+    # Logs to this test's stderr: an earlier test's main() bound structlog to its own.
+    log.configure(json=False, level="warning")
     loop = asyncio.new_event_loop()
     registry = FlowRegistry(SIMPLE)
     assert registry.reload() == []

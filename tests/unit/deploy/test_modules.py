@@ -579,7 +579,7 @@ class TestUnknownNamesFailLoudly:
             render(example, environ=secrets)
         for key, value in secrets.items():
             monkeypatch.setenv(key, value)
-        args = type("Args", (), {"deploy": EXAMPLE, "outdir": tmp_path / "out"})()
+        args = type("Args", (), {"deploy": EXAMPLE, "outdir": tmp_path / "out", "demo": False})()
         assert render_command(args) == 2
         assert "NoSuchApp" in capsys.readouterr().err
         assert not (tmp_path / "out").exists()
