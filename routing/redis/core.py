@@ -24,6 +24,7 @@ from routing.errors import RoutingUnavailable
 from routing.redis.connect import Clients
 from routing.redis.keys import Names
 from routing.redis.outbox import Outbox
+from routing.redis.pipe import FallbackError, pipe_for
 from routing.redis.scripts import register
 from routing.states import InvalidTransition
 from routing.types import DEFAULT_GROUP, Assignment, Ticket
@@ -100,6 +101,8 @@ class Core:
         #: Queue settings shared by every engine; updated in place.
         self.queues: dict[str, QueueConfig] = {}
         self._scripts = register(self.redis)
+        #: The routing scripts' batched path on a single Redis (None: redis-py's own).
+        self._pipe = pipe_for(self.redis) if clients.kind == "plain" else None
         self._gate = asyncio.Semaphore(64)
         self._waiters: dict[TicketKey, asyncio.Future[Assignment]] = {}
         self._tickets: dict[TicketKey, Ticket] = {}
@@ -165,9 +168,16 @@ class Core:
     async def run(self, op: str, group: str, *args: Any, now: float | None = None) -> Any:
         """Run ``op`` on ``group``'s keys; refusals of agent moves are InvalidTransition."""
         argv = self.argv(group, *args, now=now)
+        script = self._scripts[op]
         try:
             async with self._gate:
-                return await self._scripts[op](keys=self.keys(group), args=argv)
+                if self._pipe is not None:
+                    keys = self.keys(group)
+                    try:
+                        return await self._pipe.call(self._pipe.pack(script.sha, group, keys, argv))
+                    except FallbackError:
+                        pass  # not loaded, or the connection went: the ordinary way
+                return await script(keys=self.keys(group), args=argv)
         except ResponseError as exc:
             text = str(exc)
             if text.startswith("agent "):

@@ -218,6 +218,8 @@ class Service(Core):
                 # Bounded, and without waiting on the cancellation itself (a Redis
                 # call in flight can turn it into an error the loop goes on from).
                 await asyncio.wait({task}, timeout=2.0)
+        if self._pipe is not None:
+            await self._pipe.aclose()
         closing = asyncio.ensure_future(self.clients.aclose())
         await asyncio.wait({closing}, timeout=5.0)
         if not closing.done():
