@@ -38,10 +38,11 @@ local function best_agent(t)
   local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)
   if #edges == 0 then return nil end
   local names, levels = {}, {}
-  for i, member in ipairs(edges) do  -- rid|pid|level
-    local pid, level = string.match(member, '^[^|]*|([^|]*)|(.*)$')
-    names[i] = pid .. '|' .. key
-    levels[i] = level
+  local from, suffix = #rid + 2, '|' .. key
+  for i, member in ipairs(edges) do  -- rid|pid|level (neither id holds a '|')
+    local bar = string.find(member, '|', from, true)
+    names[i] = string.sub(member, from, bar - 1) .. suffix
+    if skilled then levels[i] = string.sub(member, bar + 1) end
   end
   local heads = hmget(K_PFREE, names)
   for i, head in ipairs(heads) do
