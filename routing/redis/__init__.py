@@ -42,6 +42,13 @@ router takes the ticket id from it first and passes it as ARGV.) Keys outside
 groups (agent directory, queue settings, audit) are plain commands. ``now``
 comes from the router's injectable clock as ARGV.
 
+**One write per turn.** On a single Redis (TCP or Unix socket) the scripts
+the engine's callers start in one turn of the event loop go out together on
+one connection, their group's KEYS packed once, and their replies come back
+in order (:mod:`routing.redis.pipe`); a NOSCRIPT reply or a lost connection
+sends the call through redis-py's ordinary EVALSHA. A cluster or Sentinel
+client always takes the ordinary way.
+
 **Leases, outbox, resets.** Waiting (not callback), reserved and connected
 tickets carry a lease renewed by the engine that holds them; ``tick`` ends
 those whose lease passed (``lease_expired``) and the wrap-ups that are due. A
