@@ -64,6 +64,10 @@ def ticket_of(record: Mapping[str, Any]) -> Ticket:
     )
 
 
+#: Scripts whose second run is not harmless (a second ticket): never resent.
+ONCE = frozenset({"enqueue"})
+
+
 class Core:
     """Shared state of the router (see the package docstring for the keys)."""
 
@@ -174,9 +178,11 @@ class Core:
                 if self._pipe is not None:
                     keys = self.keys(group)
                     try:
-                        return await self._pipe.call(self._pipe.pack(script.sha, group, keys, argv))
+                        packed = self._pipe.pack(script.sha, group, keys, argv)
+                        # An enqueue that ran twice is two tickets: never sent twice.
+                        return await self._pipe.call(packed, resend_safe=op not in ONCE)
                     except FallbackError:
-                        pass  # not loaded, or the connection went: the ordinary way
+                        pass  # not loaded, or never sent: the ordinary way
                 return await script(keys=self.keys(group), args=argv)
         except ResponseError as exc:
             text = str(exc)

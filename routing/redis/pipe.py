@@ -8,9 +8,12 @@ group's KEYS packed once, and come back in order (Redis runs them one after
 another as it would have anyway: each script is atomic on its own).
 
 Only the routing scripts use it, only on a plain or Unix-socket Redis. A
-reply that says the script is not loaded, or a lost connection, sends the call
-the ordinary way (redis-py's EVALSHA with its loading and retries), as if this
-path were not there.
+reply that says the script is not loaded, or a connection that could not be
+opened, sends the call the ordinary way (redis-py's EVALSHA with its loading),
+as if this path were not there. A connection lost once the script was written
+is sent again that way only for scripts whose second run changes nothing (the
+transitions, idempotent per ticket): an enqueue run twice would be two
+tickets, so its caller gets the error instead.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ from typing import Any
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 __all__ = ["FallbackError", "Pipe", "pipe_for"]
 
 
 class FallbackError(Exception):
     """This path could not carry the call: send it the ordinary way."""
+
+
+class _NotSentError(RedisConnectionError):
+    """The batch never left: no connection could be opened for it."""
 
 
 def _bulk(value: bytes) -> bytes:
@@ -82,8 +88,13 @@ class Pipe:
             out.append(b"\r\n")
         return b"".join(out)
 
-    async def call(self, packed: bytes) -> Any:
-        """Send one packed command with the others of this turn; its reply."""
+    async def call(self, packed: bytes, *, resend_safe: bool = True) -> Any:
+        """Send one packed command with the others of this turn; its reply.
+
+        A connection lost after the write means Redis may have run it: only a
+        script whose second run changes nothing (``resend_safe``: every
+        transition is idempotent per ticket) is then sent again the ordinary way.
+        """
         if self._closed:
             raise FallbackError
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -96,8 +107,12 @@ class Pipe:
             self._flusher = asyncio.ensure_future(self._flush())
         try:
             return await future
-        except (RedisConnectionError, RedisTimeoutError, OSError, NoScriptError) as exc:
-            raise FallbackError from exc
+        except (_NotSentError, NoScriptError) as exc:
+            raise FallbackError from exc  # Redis never ran it: safe to send again
+        except (RedisConnectionError, OSError) as exc:
+            if resend_safe:
+                raise FallbackError from exc
+            raise
 
     async def _flush(self) -> None:
         try:
@@ -106,6 +121,15 @@ class Pipe:
                 self._buffer, self._queued = [], []
                 try:
                     conn = await self._connection()
+                except BaseException as exc:
+                    for future in futures:
+                        if not future.done():
+                            future.set_exception(_NotSentError(f"pipe: {exc!r}"))
+                    self._drop(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                try:
                     self._inflight.extend(futures)
                     assert self._more is not None
                     self._more.set()
@@ -120,9 +144,9 @@ class Pipe:
                         raise
         finally:
             self._flushing = False
-            for future in self._queued:  # only when cancelled (closing)
+            for future in self._queued:  # only when cancelled (closing): never sent
                 if not future.done():
-                    future.set_exception(RedisConnectionError("pipe: closed"))
+                    future.set_exception(_NotSentError("pipe: closed"))
             self._buffer, self._queued = [], []
 
     async def _connection(self) -> Any:
