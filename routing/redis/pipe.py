@@ -164,14 +164,17 @@ class Pipe:
         inflight = self._inflight
         try:
             while True:
-                if not inflight:
-                    more.clear()
-                    await more.wait()
-                    continue
+                # Always reading, also with nothing in flight: a Redis that restarts
+                # while the pipe is idle is seen at once (EOF), so the next script goes
+                # out on a new connection instead of into a dead one.
                 try:
                     reply: Any = await conn.read_response(disconnect_on_error=False)
                 except ResponseError as exc:
                     reply = exc
+                if not inflight:  # RESP2 sends nothing unasked: out of step
+                    if self._conn is conn:
+                        self._drop(RedisConnectionError("pipe: a reply nobody asked for"))
+                    return
                 future = inflight.popleft()
                 if future.done():
                     continue  # its caller went away
