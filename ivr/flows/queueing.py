@@ -386,8 +386,15 @@ async def _dial_agent(
             if not answered.done():
                 watcher.cancel()  # no answer heard: nothing is in flight
             # else the connection is being recorded: let it finish, never cut it.
-            with contextlib.suppress(asyncio.CancelledError, RoutingError):
+            try:
                 await watcher
+            except asyncio.CancelledError:
+                if not watcher.cancelled():
+                    raise  # this call's own task is being cancelled
+                # else the watcher we cancelled: no answer was heard
+            except RoutingError as exc:
+                # Reported, and mended: completed() connects an unrecorded answer first.
+                run.event("connect_failed", agent=assignment.agent_id, error=str(exc))
     if status == "ANSWER" and not leg.connected:
         leg.connected = True
         await router.connected(assignment)
