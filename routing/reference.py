@@ -176,6 +176,9 @@ class Reference:
         self.on_reserved = on_reserved
         self.agents: dict[str, AgentRecord] = {}
         self.tickets: dict[int, TicketRecord] = {}
+        #: (group, call id) -> the call's latest ticket: an enqueue is idempotent
+        #: while that ticket is not in a terminal stage.
+        self._live: dict[tuple[str, str], int] = {}
         self.queues: dict[str, QueueConfig] = {}
         self.events: list[tuple[float, dict[str, str]]] = []
         #: (routing group, customer) -> the agent who last answered them there.
@@ -415,6 +418,9 @@ class Reference:
         if not 0 <= priority <= 100:
             raise ValueError(f"priority {priority}; allowed: 0 to 100")
         config = self._queue(queue)
+        live = self.tickets.get(self._live.get((config.group, call_id), 0))
+        if live is not None and live.stage not in TERMINAL:
+            return live.value()  # the same request again (a retry): the same ticket
         t = TicketRecord(
             id=next(self._ids),
             call_id=call_id,
@@ -435,6 +441,7 @@ class Reference:
             lease_until=self._lease(),
         )
         self.tickets[t.id] = t
+        self._live[(t.group, call_id)] = t.id
         self._ticket_event(
             "enqueued", t, priority=priority, language=language, caller=customer,
             group=t.group, skills=json.dumps(dict(t.skills), sort_keys=True),
@@ -655,6 +662,7 @@ class Reference:
         ended = [t.id for t in self.tickets.values() if t.stage in TERMINAL]
         for ticket_id in ended:
             del self.tickets[ticket_id]
+        self._live = {k: v for k, v in self._live.items() if v in self.tickets}
         live = {str(ticket_id) for ticket_id in self.tickets}
         self.events = [(m, e) for m, e in self.events if e.get("ticket") in live]
         return len(ended)

@@ -3,6 +3,12 @@
 -- store-wide counter: K_SEQ on a single Redis, ARGV on a cluster (another slot).
 -- Returns {id, agent, endpoint, arrival}.
 local call, queue, customer = ARGV[9], ARGV[10], ARGV[18]
+-- The same request again (a client's retry after a lost reply): the same ticket.
+local live = redis.call('HGET', K_CALLS, call)
+if live then
+  local old = tget(live)
+  if old then return {old.id, old.agent, old.endpoint, old.arrival} end
+end
 local tid = tonumber(ARGV[19])
 if tid == nil then tid = redis.call('INCR', K_SEQ) end
 local prefer = ''
@@ -15,6 +21,7 @@ local t = {
   endpoint = '', holder = '', claimed_by = '', rid = '', group = GROUP, connected_at = '',
   served_by = '',
 }
+redis.call('HSET', K_CALLS, call, t.id)
 local rid, def = requirement(t)
 t.rid = rid
 ensure_requirement(rid, def)

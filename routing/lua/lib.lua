@@ -7,8 +7,8 @@ local K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF = KEYS[1], KEYS[2], KEYS[3
 local K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
 local K_CB, K_CBW, K_LAST, K_AHT, K_ENDED = KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
-local K_R2P, K_P2R, K_HEADS = KEYS[21], KEYS[22], KEYS[23]
-local K_SEQ = KEYS[24]  -- the store-wide ticket counter, on a single Redis only (else nil)
+local K_R2P, K_P2R, K_HEADS, K_CALLS = KEYS[21], KEYS[22], KEYS[23], KEYS[24]
+local K_SEQ = KEYS[25]  -- the store-wide ticket counter, on a single Redis only (else nil)
 
 -- ARGV common to every script; the operation's own arguments start at ARGV[9].
 local NOW = tonumber(ARGV[1])          -- the router's clock (injectable: tests drive it)
@@ -388,6 +388,7 @@ local function finish(t, stage, ...)
   t.stage = stage
   unlease(t)
   tput(t)
+  if redis.call('HGET', K_CALLS, t.call) == t.id then redis.call('HDEL', K_CALLS, t.call) end
   redis.call('ZADD', K_ENDED, NOW, t.id)
   event(stage, 'ticket', t.id, 'queue', t.queue, 'site', t.site, 'call', t.call, ...)
 end

@@ -8,6 +8,7 @@ for _, t in ipairs(tickets) do
     t.stage = 'waiting'
     t.agent, t.endpoint, t.holder, t.claimed_by, t.rid = '', '', '', '', ''
     index_ticket(t)
+    redis.call('HSET', K_CALLS, t.call, t.id)
     if t.callback == '' then lease(t, ENGINE) end
     tput(t)
     event('restored', 'ticket', t.id, 'call', t.call, 'queue', t.queue, 'site', t.site)

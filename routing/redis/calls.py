@@ -88,6 +88,8 @@ class Calls(Core):
             group=group,
         )
         key = (group, ticket.id)
+        if key in self._waiters:  # the call's live ticket, asked for again: the same
+            return self._tickets[key]
         self._tickets[key] = ticket
         self._waiters[key] = asyncio.get_running_loop().create_future()
         self._held[key] = {

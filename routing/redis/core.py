@@ -64,10 +64,6 @@ def ticket_of(record: Mapping[str, Any]) -> Ticket:
     )
 
 
-#: Scripts whose second run is not harmless (a second ticket): never resent.
-ONCE = frozenset({"enqueue"})
-
-
 class Core:
     """Shared state of the router (see the package docstring for the keys)."""
 
@@ -179,8 +175,9 @@ class Core:
                     keys = self.keys(group)
                     try:
                         packed = self._pipe.pack(script.sha, group, keys, argv)
-                        # An enqueue that ran twice is two tickets: never sent twice.
-                        return await self._pipe.call(packed, resend_safe=op not in ONCE)
+                        # Every script may run twice (an enqueue is idempotent per
+                        # call id, transitions per ticket): a lost reply is resent.
+                        return await self._pipe.call(packed)
                     except FallbackError:
                         pass  # not loaded, or never sent: the ordinary way
                 return await script(keys=self.keys(group), args=argv)

@@ -39,6 +39,7 @@ GROUP_KEYS = (
     "r2p",  # zset   "<rid>|<pid>|<level in the primary skill>" (lex): who can serve
     "p2r",  # zset   "<pid>|<rid>|<callback 0/1>" (lex): what a profile can serve
     "heads",  # zset   "<place>|<rid>|<callback 0/1>" (lex): every requirement's head, best first
+    "calls",  # hash   call id -> its ticket while not ended (an enqueue is idempotent per call)
 )
 
 

@@ -11,9 +11,9 @@ Only the routing scripts use it, only on a plain or Unix-socket Redis. A
 reply that says the script is not loaded, or a connection that could not be
 opened, sends the call the ordinary way (redis-py's EVALSHA with its loading),
 as if this path were not there. A connection lost once the script was written
-is sent again that way only for scripts whose second run changes nothing (the
-transitions, idempotent per ticket): an enqueue run twice would be two
-tickets, so its caller gets the error instead.
+sends it again that way too: Redis may have run it, and a second run changes
+nothing (an enqueue is idempotent per call id, every transition per ticket;
+``routing/ROUTING.md``).
 """
 
 from __future__ import annotations
@@ -88,12 +88,12 @@ class Pipe:
             out.append(b"\r\n")
         return b"".join(out)
 
-    async def call(self, packed: bytes, *, resend_safe: bool = True) -> Any:
+    async def call(self, packed: bytes) -> Any:
         """Send one packed command with the others of this turn; its reply.
 
-        A connection lost after the write means Redis may have run it: only a
-        script whose second run changes nothing (``resend_safe``: every
-        transition is idempotent per ticket) is then sent again the ordinary way.
+        A connection lost after the write means Redis may have run it: it is sent
+        again the ordinary way, which is safe because a second run of any routing
+        script changes nothing.
         """
         if self._closed:
             raise FallbackError
@@ -107,12 +107,8 @@ class Pipe:
             self._flusher = asyncio.ensure_future(self._flush())
         try:
             return await future
-        except (_NotSentError, NoScriptError) as exc:
-            raise FallbackError from exc  # Redis never ran it: safe to send again
-        except (RedisConnectionError, OSError) as exc:
-            if resend_safe:
-                raise FallbackError from exc
-            raise
+        except (RedisConnectionError, OSError, NoScriptError) as exc:
+            raise FallbackError from exc
 
     async def _flush(self) -> None:
         try:

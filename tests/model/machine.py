@@ -285,6 +285,31 @@ class RoutingMachine(RuleBasedStateMachine):
 
         self.both(enqueue)
 
+    @precondition(lambda self: bool(self.needs))
+    @rule(data=st.data())
+    def enqueue_again(self, data: st.DataObject) -> None:
+        """A client's retry of an enqueue whose reply was lost: the call's live ticket
+        comes back, and nothing else changes."""
+        live = sorted(
+            c for c, row in self.before["tickets"].items()
+            if row["stage"] in ("waiting", "reserved", "connected")
+        )  # fmt: skip
+        if not live:
+            return
+        call = data.draw(st.sampled_from(live), label="call")
+        need = self.needs[call]
+
+        async def again(side: Side) -> Ticket:
+            ticket: Ticket = await side.router.enqueue(
+                call, need.queue, dict(need.skills), need.priority, strategy=need.strategy,
+                customer=need.customer, any_skills=dict(need.any_skills),
+                language=need.language, site=need.site,
+            )  # fmt: skip
+            assert ticket.id == side.tickets[call].id, "a retried enqueue made a second ticket"
+            return ticket
+
+        self.both(again)
+
     @precondition(lambda self: bool(self.assigned))
     @rule(data=st.data(), late=st.sampled_from((None, 0.0, 2.0)))
     def connected(self, data: st.DataObject, late: float | None) -> None:
