@@ -27,7 +27,7 @@ from ivr.config import Settings
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
-from ivr.flows.ports import FileAnnouncements, SpeechPrompts
+from ivr.flows.ports import FileAnnouncements, PooledHttp, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
@@ -103,6 +103,7 @@ def build(
         flows=registry.get,
         prompts=SpeechPrompts(settings.prompts_dir),
         router=router or MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
+        http=PooledHttp(),  # one pooled client for every call, closed in _serve
         announcements=FileAnnouncements(settings.announcements_file),
         environ=flow_environ(os.environ),
         transfer_allow=tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip()),
@@ -217,7 +218,13 @@ async def _serve(
     router.queues.update(config.queues)  # pushed to Redis with the agents (_routing)
     engine.queues = router.queues
     engine.spool = str(settings.spool_dir)
+    # Prompts a crashed engine made from its calls' data (a PIN read back) go now.
+    private = _speech_prompts(engine, settings).private
+    private.sweep()
     async with contextlib.AsyncExitStack() as speech_stack:
+        speech_stack.callback(private.close)
+        if isinstance(engine.http, PooledHttp):
+            speech_stack.push_async_callback(engine.http.aclose)
         await _start_speech(settings, engine, registry, speech_stack)
         await server.start()
         await _serve_started(

@@ -7,15 +7,26 @@ processor masks values the flow marks sensitive before anything renders.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
 from contextvars import ContextVar
 from typing import Any, Final
 
 import structlog
 
-__all__ = ["MASK", "bind_call", "configure", "debug_enabled", "mask_sensitive", "sensitive_keys"]
+__all__ = [
+    "MASK",
+    "bind_call",
+    "configure",
+    "debug_enabled",
+    "mask_keys",
+    "mask_sensitive",
+    "masked_keys",
+    "masking",
+    "sensitive_keys",
+]
 
 _debug = False
 
@@ -26,16 +37,43 @@ def debug_enabled() -> bool:
 
 
 MASK: Final = "***"
-#: Keys whose values must never reach a log line in this context (a PIN, say).
+#: Keys whose values must never reach a log line in this context: the variables
+#: a call's flow marks sensitive, and, while a sensitive node listens, the keys
+#: that carry what the caller said. A context variable, so it follows the call's
+#: task (and the tasks and threads it starts), never another call's.
 sensitive_keys: ContextVar[frozenset[str]] = ContextVar("sensitive_keys", default=frozenset())
 _ALWAYS_MASKED: Final = frozenset({"password", "secret", "pin", "token"})
+
+
+def masked_keys() -> frozenset[str]:
+    """Every key masked in the current context."""
+    return sensitive_keys.get() | _ALWAYS_MASKED
+
+
+def mask_keys(*keys: str) -> None:
+    """Mask ``keys`` from now on in the current context (the rest of a call's task)."""
+    current = sensitive_keys.get()
+    if not current.issuperset(keys):
+        sensitive_keys.set(current | frozenset(keys))
+
+
+@contextlib.contextmanager
+def masking(*keys: str) -> Iterator[None]:
+    """Mask ``keys`` within the block (a sensitive node hearing the caller); keys
+    :func:`mask_keys` adds meanwhile stay masked after it."""
+    added = frozenset(keys) - sensitive_keys.get()
+    sensitive_keys.set(sensitive_keys.get() | added)
+    try:
+        yield
+    finally:
+        sensitive_keys.set(sensitive_keys.get() - added)
 
 
 def mask_sensitive(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
 ) -> MutableMapping[str, Any]:
     """structlog processor: replace sensitive values with ``***``."""
-    masked = sensitive_keys.get() | _ALWAYS_MASKED
+    masked = masked_keys()
     for key in list(event_dict):
         if key in masked:
             event_dict[key] = MASK

@@ -40,6 +40,7 @@ from ivr.audiosocket.session import AudioSocketSession, Dtmf
 from ivr.errors import AgiError, ApplicationNotFoundError, ChannelHangup
 from speech.audio import SAMPLE_RATE, read_wav, to_pcm
 from speech.errors import ModelNotFoundError, SpeechError
+from speech.private import CallFolder
 from speech.recognizer import Final, Recognizer, Result, SpeechStarted, Utterance
 from speech.tts import Synthesizer
 
@@ -64,6 +65,10 @@ class Listen:
     #: played first (files cannot be streamed over AudioSocket: no barge-in then).
     text: str = ""
     voice: str | None = None
+    #: The text is made from the call's data (a value read back): never cached, but
+    #: streamed from memory over AudioSocket, or for RECORD FILE written into this
+    #: call's own folder (removed when the call ends).
+    private: CallFolder | None = None
     files: tuple[str, ...] = ()
     #: Phrases the grammar allows (options and synonyms); None: free-form.
     phrases: Sequence[str] | None = None
@@ -145,11 +150,11 @@ class SpeechInput:
 
     async def _over_audiosocket(self, channel: Channel, request: Listen) -> Heard | None:
         assert self.server is not None
-        pcm = (
-            await self.synthesizer.pcm(request.text, request.language, request.voice)
-            if request.text
-            else b""
-        )
+        pcm = b""
+        if request.text and request.private is not None:
+            pcm = await self.synthesizer.pcm_private(request.text, request.language, request.voice)
+        elif request.text:
+            pcm = await self.synthesizer.pcm(request.text, request.language, request.voice)
         prompt = len(pcm) / _BYTES_PER_SECOND
         utterance = await self.recognizer.start(
             request.language,
@@ -274,7 +279,12 @@ class SpeechInput:
 
     async def _over_recording(self, channel: Channel, request: Listen) -> Heard:
         if request.text:
-            path = await self.synthesizer.render(request.text, request.language, request.voice)
+            if request.private is not None:
+                path = await self.synthesizer.render_private(
+                    request.text, request.language, request.voice, request.private.new_file()
+                )
+            else:
+                path = await self.synthesizer.render(request.text, request.language, request.voice)
             played = await channel.stream_file(str(path.resolve().with_suffix("")), request.keys)
             if played.digit:
                 return Heard("key", digit=played.digit, via="record")

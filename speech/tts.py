@@ -1,5 +1,10 @@
 """Offline prompts: text to 8 kHz mono 16-bit WAV with pyttsx3 on espeak-ng, cached on disk.
 
+Only fixed text (a flow's own words) is cached. Text made from a call's data
+(a PIN read back, a balance) goes through :meth:`Synthesizer.render_private`
+into a per-call file (``speech.private``) or :meth:`Synthesizer.pcm_private`
+straight to AudioSocket, and is never cached.
+
 Asterisk plays the files by path (without the ``.wav``), so the prompt folder
 must be shared with Asterisk; AudioSocket streams ``pcm()`` (raw 8 kHz s16le)
 from the same cache. A prompt's file name is a hash of (text, language, voice,
@@ -140,6 +145,8 @@ class Synthesizer:
         self._pyttsx3_failed = engine == "espeak-ng"
         self._failures = 0  # worker failures in a row
         self.rendered = 0  # prompts actually synthesized (not from the cache)
+        #: Prompts made from a call's data (per call, never cached).
+        self.private_rendered = 0
         #: Prompts the espeak-ng command rendered because the pyttsx3 worker failed.
         self.fallbacks = 0
 
@@ -175,6 +182,20 @@ class Synthesizer:
         """The prompt as raw 8 kHz signed-linear little-endian mono (for AudioSocket)."""
         path = await self.render(text, language, voice)
         return await asyncio.to_thread(_read_frames, path)
+
+    async def render_private(self, text: str, language: str, voice: str | None, path: Path) -> Path:
+        """Text made from a call's data, rendered into ``path`` (a per-call file with a
+        random name, see ``speech.private``): never cached, never left in a scratch file."""
+        pcm, rate = await self._speak_private(text, voice or language)
+        await asyncio.to_thread(_write, path, pcm, rate)
+        self.private_rendered += 1
+        return path
+
+    async def pcm_private(self, text: str, language: str, voice: str | None = None) -> bytes:
+        """Text made from a call's data as raw 8 kHz PCM (for AudioSocket): no file at all."""
+        pcm, rate = await self._speak_private(text, voice or language)
+        self.private_rendered += 1
+        return await asyncio.to_thread(_phone_pcm, pcm, rate)
 
     async def build(
         self, items: Iterable[tuple[str, str] | tuple[str, str, str | None]]
@@ -224,6 +245,22 @@ class Synthesizer:
                 self._failures = 0
                 return spoken
         return await self._speak_with_espeak(text, voice)
+
+    async def _speak_private(self, text: str, voice: str) -> tuple[bytes, int]:
+        """Speak text that must leave no file behind.
+
+        The espeak-ng command reads the text on stdin and writes the audio on
+        stdout: nothing touches the disk. The pyttsx3 worker writes a scratch
+        file it keeps until its next prompt (and its driver may write it again
+        late), so it is used only without the command, and is discarded with
+        its scratch folder right after.
+        """
+        if shutil.which(self.executable) is not None:
+            return await self._speak_with_espeak(text, voice)
+        try:
+            return await self._speak(text, voice)
+        finally:
+            self._discard_worker()
 
     async def _speak_with_pyttsx3(self, text: str, voice: str) -> tuple[bytes, int]:
         async with self._turn:  # the time limit counts from the worker's turn, not the queue
@@ -297,6 +334,10 @@ def _write(path: Path, pcm: bytes, rate: int) -> None:
     partial = path.with_suffix(f".{os.getpid()}.part")
     write_wav(partial, samples)
     partial.replace(path)  # atomic: Asterisk never sees half a file
+
+
+def _phone_pcm(pcm: bytes, rate: int) -> bytes:
+    return to_pcm(resample(from_pcm(pcm), rate))
 
 
 def _read_frames(path: Path) -> bytes:

@@ -5,6 +5,11 @@ One :class:`Run` per call holds the call's variables, language and trace
 :mod:`ivr.flows.nodes`; this module is the loop, the context and the
 services a node may use. A call keeps the :class:`Flow` object it started
 with, so a hot reload never changes a call in progress.
+
+What a caller typed or said never outlives the call: a prompt made from the
+call's variables is rendered into the call's own folder (removed when the
+call ends, however it ends), and values a flow marks sensitive are masked in
+its trace, its events and every log line of the call.
 """
 
 from __future__ import annotations
@@ -22,16 +27,18 @@ from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, IvrError
 from ivr.flows.clock import Clock, LoopClock
 from ivr.flows.model import Defaults, Flow, Text
-from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, Prompts, UrllibHttp
+from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, PooledHttp, Prompts
+from ivr.log import MASK, mask_keys, sensitive_keys
 from routing.config import QueueConfig
 from routing.errors import RoutingError
 from routing.types import Router
+from speech.private import CallFolder
 
 if TYPE_CHECKING:
     from ivr.speech_input import SpeechInput
     from ivr.tracker import AnswerTracker
 
-__all__ = ["Engine", "FlowRuntimeError", "Router", "Run", "Trace"]
+__all__ = ["Engine", "FlowRuntimeError", "Rendered", "Router", "Run", "Spoken", "Trace"]
 
 log = structlog.get_logger("ivr.flows")
 MAX_STEPS = 10_000
@@ -55,6 +62,28 @@ class Trace:
     sensitive: set[str] = field(default_factory=set)
 
 
+#: How a prompt that holds a sensitive value shows in traces and on the console.
+HIDDEN_PROMPT = "*** (holds a sensitive value)"
+
+
+class Rendered(str):
+    """Text already made from the call's data: said as it is, never rendered again
+    (a value from a service that holds ``${...}`` stays words)."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Spoken:
+    """Words to say on a call, in its language."""
+
+    text: str
+    voice: str | None = None
+    #: Made from the call's data (a variable, a recognised answer): rendered for
+    #: this call only, into its own folder or straight to AudioSocket, never cached.
+    private: bool = False
+
+
 @dataclass(slots=True)
 class Engine:
     """The services every call's run shares (the interpreter's ports)."""
@@ -64,7 +93,8 @@ class Engine:
     router: Router | None = None
     #: Queues from routing.yaml: skills, steps, notices (a flow's own values win).
     queues: Mapping[str, QueueConfig] = field(default_factory=dict)
-    http: HttpClient = field(default_factory=UrllibHttp)
+    #: One pooled client for every call (closed with the engine: ``PooledHttp.aclose``).
+    http: HttpClient = field(default_factory=PooledHttp)
     announcements: Announcements = field(default_factory=MemoryAnnouncements)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     #: What a call on hold waits by (escalation steps, notices); tests move it by hand.
@@ -88,11 +118,17 @@ class Engine:
     on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     async def run(self, channel: Channel, flow: Flow) -> Trace:
+        # The keys this call masks in logs are its own (a test may run calls in one task).
+        masked = sensitive_keys.set(sensitive_keys.get())
         run = Run(self, channel, flow)
         try:
             await run.execute()
         finally:
-            await self._ended(run)
+            run.close()  # before anything else can fail or wait: a hang-up, a cancel
+            try:
+                await self._ended(run)
+            finally:
+                sensitive_keys.reset(masked)
         return run.trace
 
     async def _ended(self, run: Run) -> None:
@@ -125,8 +161,13 @@ class Run:
         self.language = flow.defaults.language
         self.current = flow
         self._touched_sensitive = False
+        self._touched_variable = False
+        #: The node being run (its name in the flow being walked).
+        self.node = ""
+        self._folder: CallFolder | None = None
         self.trace = Trace()
         self.sensitive: set[str] = set()
+        self.mark_sensitive(*flow.sensitive)
         #: The queue the call was last in (survey answers count towards it).
         self.last_queue = ""
         env = channel.env
@@ -164,7 +205,9 @@ class Run:
                 # is not a reply): no node runs for a caller who has gone.
                 raise ChannelHangup("the caller hung up", how=self.channel.hangup_how)
             node = flow.nodes[name]
-            self.current = flow
+            if flow is not self.current:
+                self.mark_sensitive(*flow.sensitive)
+            self.current, self.node = flow, name
             self.trace.nodes.append(name if flow is self.flow else f"{flow.id}.{name}")
             structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
             if node.type == "subflow":
@@ -193,6 +236,8 @@ class Run:
         """The text in the call's language (falls back to the flow's default, then any)."""
         if value is None:
             return ""
+        if isinstance(value, Rendered):
+            return str(value)
         if isinstance(value, str):
             return self.render(value)
         chosen = value.get(self.language) or value.get(self.defaults.language)
@@ -213,6 +258,7 @@ class Run:
                 found = self.lookup(name)
                 if name.split(".")[0] in self.sensitive:
                     self._touched_sensitive = True
+            self._touched_variable = True
             text = "" if found is None else str(found)
             return urllib.parse.quote(text, safe="") if url else text
 
@@ -228,31 +274,62 @@ class Run:
             value = value[part]
         return value
 
-    async def sound(self, text: Text | None, file: str | list[str] | None = None) -> list[str]:
-        """The sound names to play for a node's text or files, recording what was said."""
+    async def sound(
+        self,
+        text: Text | None,
+        file: str | list[str] | None = None,
+        *,
+        private: bool = False,
+        sensitive: bool = False,
+    ) -> list[str]:
+        """The sound names to play for a node's text or files, recording what was said.
+
+        Text made from the call's variables (or ``private``: built from what the
+        caller said) is rendered for this call only; fixed text is cached.
+        """
         if file is not None:
             files = [file] if isinstance(file, str) else list(file)
             self.trace.prompts += [f"file:{f}" for f in files]
             return files
-        said, voice = self.spoken(text)
-        if not said:
+        spoken = self.spoken(text, private=private, sensitive=sensitive)
+        if not spoken.text:
             return []
-        return [await self.engine.prompts.sound_for(said, self.language, voice)]
+        prompts = self.engine.prompts
+        if spoken.private:
+            return [
+                await prompts.private_sound(
+                    spoken.text, self.language, spoken.voice, self.call_folder()
+                )
+            ]
+        return [await prompts.sound_for(spoken.text, self.language, spoken.voice)]
 
-    def spoken(self, text: Text | None) -> tuple[str, str | None]:
-        """The words to say in the call's language and the voice, recorded as said."""
-        self._touched_sensitive = False
-        said = self.text(text)
+    def spoken(self, *texts: Text | None, private: bool = False, sensitive: bool = False) -> Spoken:
+        """The words to say (``texts`` one after the other) in the call's language and
+        the voice, recorded as said; private when a variable went into them."""
+        self._touched_sensitive = self._touched_variable = False
+        said = " ".join(filter(None, (self.text(text) for text in texts)))
         if not said:
-            return "", None
+            return Spoken("")
         # A prompt that speaks a sensitive value (a PIN read back) is masked in
         # the trace and logs; only the synthesizer sees the words.
-        shown = "*** (holds a sensitive value)" if self._touched_sensitive else said
+        shown = HIDDEN_PROMPT if sensitive or self._touched_sensitive else said
         self.trace.prompts.append(shown)
         if self.engine.on_prompt is not None:
             self.engine.on_prompt(shown)
         voice = self.defaults.voice if self.language == self.defaults.language else None
-        return said, voice
+        return Spoken(said, voice, private or self._touched_variable)
+
+    def call_folder(self) -> CallFolder:
+        """This call's folder for its own prompts (made on first use, removed at the end)."""
+        if self._folder is None:
+            self._folder = self.engine.prompts.call_folder()
+        return self._folder
+
+    def close(self) -> None:
+        """Remove every file made for this call (the call has ended)."""
+        folder, self._folder = self._folder, None
+        if folder is not None:
+            folder.remove()
 
     def uses_sensitive(self, template: str) -> bool:
         """True when rendering ``template`` reads a sensitive variable."""
@@ -261,7 +338,8 @@ class Run:
         return self._touched_sensitive
 
     def event(self, kind: str, /, **data: Any) -> None:
-        masked = {k: ("***" if k in self.sensitive else v) for k, v in data.items()}
+        hidden = self.sensitive | sensitive_keys.get()
+        masked = {k: (MASK if k in hidden else v) for k, v in data.items()}
         self.trace.events.append({"event": kind, **masked})
         if self.engine.on_event is not None:
             self.engine.on_event(kind, masked)
@@ -270,4 +348,9 @@ class Run:
     def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
         self.variables[name] = value
         if sensitive:
-            self.sensitive.add(name)
+            self.mark_sensitive(name)
+
+    def mark_sensitive(self, *names: str) -> None:
+        """Never log, show or hand over these variables (their values are masked)."""
+        self.sensitive.update(names)
+        mask_keys(*names)

@@ -65,12 +65,41 @@ class Play(_Node):
         return self
 
 
+_VARIABLE = re.compile(r"\$\{[^}]*\}")
+
+
 class Say(_Node):
+    """A value said the way Asterisk says it: ``digits`` with SAY DIGITS (one by one,
+    any language), ``number`` with SAY NUMBER where Asterisk knows the language's
+    number words (else spoken by TTS for this call only), and ``date``, ``time``,
+    ``currency`` by TTS. A value from a variable is never cached as a prompt."""
+
     type: Literal["say"]
-    value: str = Field(description="what to say: a literal or a ${variable} template")
-    as_: Literal["digits", "number", "date", "time", "currency"] = Field(alias="as")
+    value: str = Field(
+        description="what to say: a literal or a ${variable} template (a PIN, a balance)"
+    )
+    as_: Literal["digits", "number", "date", "time", "currency"] = Field(
+        alias="as",
+        description="digits: SAY DIGITS (0-9, * and #, one by one); number: SAY NUMBER "
+        "(a whole number; other values are spoken by TTS); date, time, currency: TTS",
+    )
     currency: str = "USD"
     next: Target
+
+    @model_validator(mode="after")
+    def _sayable(self) -> Say:
+        literal = _VARIABLE.sub("", self.value).strip()
+        if self.as_ == "digits" and not re.fullmatch(r"[0-9*#\s-]*", literal):
+            raise ValueError(
+                f"'as: digits' says keypad digits; {self.value!r} holds other characters "
+                "(give digits or a ${variable})"
+            )
+        if self.as_ == "number" and not re.fullmatch(r"-?[0-9]*(\.[0-9]+)?", literal):
+            raise ValueError(
+                f"'as: number' says a number; {self.value!r} is not one (give a number "
+                "or a ${variable})"
+            )
+        return self
 
 
 class Prompted(_Node):
@@ -152,12 +181,19 @@ class Gather(Prompted):
         return self
 
 
+_SENSITIVE_SPEECH = (
+    "what the caller says is never logged and masked in events and traces (as "
+    "'sensitive' digits are); the variable is sensitive too"
+)
+
+
 class Speech(Prompted):
     type: Literal["speech"]
     variable: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     grammar: list[str] | None = Field(None, description="allowed phrases; none: free-form")
     confidence: float = Field(0.6, ge=0, le=1)
     confirm: bool = False
+    sensitive: bool = Field(False, description=_SENSITIVE_SPEECH)
     end_silence: float = Field(0.8, gt=0, le=10)
     max_utterance: float = Field(10.0, gt=0, le=60)
     next: Target
@@ -183,6 +219,11 @@ class Faq(Prompted):
     )
     end_silence: float = Field(0.8, gt=0, le=10)
     max_utterance: float = Field(10.0, gt=0, le=60)
+    sensitive: bool = Field(
+        False,
+        description="what the caller asks is never logged and masked in events and "
+        "traces (the question it matched too)",
+    )
     next: Target = Field(description="after an answer")
 
 
@@ -406,6 +447,11 @@ class Flow(_Strict):
     description: str | None = None
     entry: Target | None = Field(None, description="the first node; default: the first listed")
     defaults: Defaults = Field(default_factory=Defaults)
+    sensitive: list[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]] = Field(
+        default_factory=list,
+        description="variables never logged, shown or handed to an agent (a balance an http "
+        "node maps, say); prompts that use them are masked in traces",
+    )
     nodes: dict[Annotated[str, Field(pattern=NAME)], Node] = Field(min_length=1)
 
     @property

@@ -1,5 +1,10 @@
 """What each node type does on a call. A handler returns the next node's name,
 or ``None`` when the call has left the flow (hung up, transferred, in voicemail).
+
+Nodes that hear the caller mask what was heard when the flow says
+``sensitive: true`` (events, traces and every log line of the call meanwhile,
+see :func:`ivr.log.masking`); prompts made from what a caller said or typed
+are private to the call (``Run.sound``).
 """
 
 from __future__ import annotations
@@ -12,24 +17,35 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
+
+import structlog
 
 from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
-from ivr.flows.interpreter import Run
+from ivr.flows.interpreter import Rendered, Run
 from ivr.flows.playing import KEYS, ask, play_files
+from ivr.flows.ports import ReplyTooLargeError
 from ivr.flows.queueing import dial, queue
+from ivr.log import masking
 from ivr.numbers import EXTENSION, NUMBER
 from ivr.speech_input import Heard, Listen, SpeechInput
 from routing.errors import RoutingError
 from speech.faq import FaqEntry, FaqMatcher
 
-__all__ = ["HANDLERS"]
+__all__ = ["HANDLERS", "says_numbers"]
+
+log = structlog.get_logger("ivr.flows")
 
 Handler = Callable[[Run, Any], Awaitable[str | None]]
+_T = TypeVar("_T")
+
+#: Keys of events and log lines that carry what a caller said: masked while a
+#: sensitive speech or FAQ node runs (``speech.result`` logs ``phrase`` too).
+_HEARD = ("phrase", "text", "value", "asked", "question", "candidate", "words")
 
 
 async def play(run: Run, node: m.Play) -> str | None:
@@ -37,21 +53,63 @@ async def play(run: Run, node: m.Play) -> str | None:
     return node.next
 
 
+#: Languages whose number words Asterisk's say.c knows (``say_number_full``, 22.9.0).
+#: Any other language would hear its numbers with English grammar: TTS says them.
+_NUMBER_LANGUAGES = frozenset(
+    {"en", "cs", "da", "de", "es", "fr", "gr", "ja", "he", "hu", "is", "it", "ka"}
+    | {"nl", "no", "pl", "pt", "ru", "se", "th", "zh", "ur", "vi", "dr", "ps"}
+)
+#: SAY NUMBER reads an int (sscanf "%30d"): larger values are spoken by TTS.
+_INT_MAX = 2**31 - 1
+_KEY_SOUNDS = {"*": "digits/star", "#": "digits/pound"}
+
+
+def says_numbers(language: str) -> bool:
+    """True when Asterisk's SAY NUMBER knows ``language``'s number words."""
+    return language[:2].lower() in _NUMBER_LANGUAGES
+
+
 async def say(run: Run, node: m.Say) -> str | None:
+    """Digits and whole numbers by Asterisk (no prompt file at all); the rest by TTS,
+    rendered for this call only when the value comes from a variable."""
     value = run.render(node.value)
+    sensitive = run.uses_sensitive(node.value)
     channel = run.channel
-    hidden = channel.sensitive() if run.uses_sensitive(node.value) else contextlib.nullcontext()
-    if node.as_ == "digits":
-        with hidden:
-            await channel.say_digits(re.sub(r"[^0-9*#]", "", value))
-    elif node.as_ == "number":
-        number = re.match(r"\s*(-?\d+)", value)
-        with hidden:
-            await channel.say_number(int(number.group(1)) if number else 0)
-    else:
-        phrase = _spoken(node.as_, value, node.currency)
-        await play_files(run, await run.sound(phrase))
+    number = _whole(value) if node.as_ == "number" else None
+    try:
+        with channel.sensitive() if sensitive else contextlib.nullcontext():
+            if node.as_ == "digits":
+                await _say_digits(run, re.sub(r"[^0-9*#]", "", value))
+                return node.next
+            if number is not None and says_numbers(run.language):
+                await channel.say_number(number)
+                return node.next
+    except PlaybackError as exc:
+        run.event("prompt_failed", sound=f"say {node.as_}", error=str(exc))
+        return node.next
+    phrase = value.strip() if node.as_ == "number" else _spoken(node.as_, value, node.currency)
+    private = "${" in node.value
+    files = await run.sound(Rendered(phrase), private=private, sensitive=sensitive)
+    await play_files(run, files)
     return node.next
+
+
+async def _say_digits(run: Run, digits: str) -> None:
+    """SAY DIGITS; leading * or # as sound files (Asterisk reads the argument with
+    sscanf "%d" first and refuses one that does not start with a digit)."""
+    lead = len(digits) - len(digits.lstrip("*#"))
+    for key in digits[:lead]:
+        await run.channel.stream_file(_KEY_SOUNDS[key], "")
+    if digits[lead:]:
+        await run.channel.say_digits(digits[lead:])
+
+
+def _whole(value: str) -> int | None:
+    """The value as a whole number SAY NUMBER can say, or None."""
+    match = re.fullmatch(r"\s*(-?\d{1,10})\s*", value)
+    if match is None or abs(int(match.group(1))) > _INT_MAX:
+        return None
+    return int(match.group(1))
 
 
 def _spoken(kind: str, value: str, currency: str) -> str:
@@ -131,13 +189,14 @@ async def _menu_by_voice(
             digit = await ask(run, files, KEYS, timeout)
             heard = Heard("key", digit=digit) if digit else Heard("noinput")
         else:
-            said, voice = run.spoken(_joined(run, intro, node.prompt))
+            spoken = run.spoken(intro, node.prompt)
             heard = await port.listen(
                 run.channel,
                 Listen(
                     language=run.language,
-                    text=said,
-                    voice=voice,
+                    text=spoken.text,
+                    voice=spoken.voice,
+                    private=run.call_folder() if spoken.private else None,
                     files=(node.file,) if node.file else (),
                     phrases=phrases,
                     keys=KEYS,
@@ -171,15 +230,6 @@ async def _menu_by_voice(
             return retry.goto
         intro = retry.prompt if retry is not None and retry.prompt else None
     return node.on_failure
-
-
-def _joined(run: Run, first: m.Text | None, second: m.Text | None) -> m.Text | None:
-    """Two texts said as one prompt (an apology, then the question)."""
-    if first is None:
-        return second
-    if second is None:
-        return first
-    return f"{run.text(first)} {run.text(second)}"
 
 
 def luhn(digits: str) -> bool:
@@ -267,21 +317,25 @@ async def speech(run: Run, node: m.Speech) -> str | None:
     retries = run.defaults.retries if node.retries is None else node.retries
     timeout = node.timeout or run.defaults.timeout
     intro: m.Text | None = None
-    for attempt in range(retries + 1):
-        heard = await _hear(
-            run, port, node, intro, phrases=node.grammar, keys="", threshold=node.confidence
-        )
-        value = heard.phrase if heard.kind == "speech" else None
-        if node.grammar is None and heard.text and heard.confidence >= node.confidence:
-            value = heard.text  # free-form: the words themselves
-        run.event("heard", kind=heard.kind, phrase=heard.phrase, text=heard.text,
-                  confidence=round(heard.confidence, 2), via=heard.via)  # fmt: skip
-        if value and (not node.confirm or await _confirmed(run, port, value, timeout)):
-            run.set(node.variable, value)
-            run.event("recognised", variable=node.variable, value=value)
-            return node.next
-        run.event("no_input" if heard.kind == "noinput" else "no_match", attempt=attempt + 1)
-        intro = _SORRY
+    with masking(*_HEARD) if node.sensitive else contextlib.nullcontext():
+        for attempt in range(retries + 1):
+            heard = await _hear(
+                run, port, node, intro, phrases=node.grammar, keys="", threshold=node.confidence
+            )
+            value = heard.phrase if heard.kind == "speech" else None
+            if node.grammar is None and heard.text and heard.confidence >= node.confidence:
+                value = heard.text  # free-form: the words themselves
+            run.event("heard", kind=heard.kind, phrase=heard.phrase, text=heard.text,
+                      confidence=round(heard.confidence, 2), via=heard.via)  # fmt: skip
+            if value and (
+                not node.confirm
+                or await _confirmed(run, port, value, timeout, sensitive=node.sensitive)
+            ):
+                run.set(node.variable, value, sensitive=node.sensitive)
+                run.event("recognised", variable=node.variable, value=value)
+                return node.next
+            run.event("no_input" if heard.kind == "noinput" else "no_match", attempt=attempt + 1)
+            intro = _SORRY
     return node.on_failure
 
 
@@ -296,13 +350,14 @@ async def _hear(
     threshold: float,
 ) -> Heard:
     """Say ``intro`` (an apology) and the node's prompt, and hear the answer."""
-    said, voice = run.spoken(_joined(run, intro, node.prompt))
+    spoken = run.spoken(intro, node.prompt)
     return await port.listen(
         run.channel,
         Listen(
             language=run.language,
-            text=said,
-            voice=voice,
+            text=spoken.text,
+            voice=spoken.voice,
+            private=run.call_folder() if spoken.private else None,
             files=(node.file,) if node.file else (),
             phrases=phrases,
             keys=keys,
@@ -314,13 +369,16 @@ async def _hear(
     )
 
 
-async def _confirmed(run: Run, port: SpeechInput, value: str, timeout: float) -> bool:
+async def _confirmed(
+    run: Run, port: SpeechInput, value: str, timeout: float, *, sensitive: bool
+) -> bool:
+    """Read the answer back (a prompt for this call only) and ask if it is right."""
     question, (yes, no) = _CONFIRM.get(run.language, _CONFIRM["en"])
-    said, voice = run.spoken(question.format(value=value))
+    spoken = run.spoken(Rendered(question.format(value=value)), private=True, sensitive=sensitive)
     heard = await port.listen(
         run.channel,
-        Listen(language=run.language, text=said, voice=voice, phrases=[yes, no], keys="12",
-               no_input=timeout),
+        Listen(language=run.language, text=spoken.text, voice=spoken.voice,
+               private=run.call_folder(), phrases=[yes, no], keys="12", no_input=timeout),
     )  # fmt: skip
     agreed = heard.digit == "1" or heard.phrase == yes
     run.event("confirmed" if agreed else "not_confirmed", value=value)
@@ -343,6 +401,18 @@ async def faq(run: Run, node: m.Faq) -> str | None:
     words = sorted(
         {w for e in node.entries for w in e.question.split()} | set(node.handoff_phrases)
     )
+    with masking(*_HEARD) if node.sensitive else contextlib.nullcontext():
+        following = await _ask_faq(run, port, node, matcher, words)
+    if following is None:
+        run.event("faq_handoff", asked="unanswered")
+        return node.handoff
+    return following
+
+
+async def _ask_faq(
+    run: Run, port: SpeechInput, node: m.Faq, matcher: FaqMatcher, words: list[str]
+) -> str | None:
+    """The FAQ's tries: the node to go to, or None when no try was answered."""
     retries = run.defaults.retries if node.retries is None else node.retries
     intro: m.Text | None = None
     for attempt in range(retries + 1):
@@ -355,14 +425,16 @@ async def faq(run: Run, node: m.Faq) -> str | None:
         found = matcher.match(text) if text else None
         if found is not None:
             entry, score = found
-            run.event("faq_answer", question=node.entries[int(entry.key)].question,
-                      score=round(score, 2))  # fmt: skip
-            await play_files(run, await run.sound(entry.answer))
+            item = node.entries[int(entry.key)]
+            run.event("faq_answer", question=item.question, score=round(score, 2))
+            # The flow's own text (a template, private if it uses a variable); which
+            # answer it was says what the caller asked, so a sensitive node hides it.
+            files = await run.sound(item.answer, sensitive=node.sensitive)
+            await play_files(run, files)
             return node.next
         run.event("no_input" if not text else "no_match", attempt=attempt + 1)
         intro = _SORRY
-    run.event("faq_handoff", asked="unanswered")
-    return node.handoff
+    return None
 
 
 async def branch(run: Run, node: m.Branch) -> str | None:
@@ -432,16 +504,23 @@ async def language(run: Run, node: m.Language) -> str | None:
 
 
 async def http(run: Run, node: m.Http) -> str | None:
+    """A lookup on the engine's pooled client, with one deadline for the whole request;
+    a caller who hangs up meanwhile ends it at once (nothing goes on in a thread)."""
     url = run.render(node.url, url=True)
     headers = {k: run.render(v, env=True) for k, v in node.headers.items()}
     body = None
     if node.body is not None:
         body = {k: run.render(v) if isinstance(v, str) else v for k, v in node.body.items()}
     try:
-        reply = await asyncio.wait_for(
-            run.engine.http.request(node.method, url, headers, body, node.timeout),
-            node.timeout + 1,
+        reply = await _until_hangup(
+            run, run.engine.http.request(node.method, url, headers, body, node.timeout)
         )
+    except ReplyTooLargeError as exc:
+        # The service is misbehaving, not the call: an operator must hear of it.
+        log.error("flow.http_reply_too_large", flow=run.current.id, node=run.node,  # noqa: TRY400
+                  url=node.url, error=str(exc))  # fmt: skip
+        run.event("http_failed", url=node.url, error=str(exc))
+        return node.on_error
     except (OSError, TimeoutError) as exc:
         run.event("http_failed", url=node.url, error=str(exc) or type(exc).__name__)
         return node.on_error
@@ -455,6 +534,24 @@ async def http(run: Run, node: m.Http) -> str | None:
         run.set(variable, value)
     run.event("http_ok", url=node.url, status=reply.status)
     return node.next
+
+
+async def _until_hangup(run: Run, work: Awaitable[_T]) -> _T:
+    """``work``'s result, or :class:`ChannelHangup` as soon as the caller hangs up
+    (``work`` is cancelled then, and has ended when this returns)."""
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(run.channel.wait_for_hangup())
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()
+            await asyncio.wait({job})  # its connection is closed before the call goes on
+    if job.cancelled() and gone.done() and not gone.cancelled():
+        channel = run.channel
+        raise ChannelHangup("the caller hung up during an HTTP request", how=channel.hangup_how)
+    return job.result()
 
 
 async def goto(run: Run, node: m.Goto) -> str | None:

@@ -1,8 +1,10 @@
 """Every prompt text of a flow, so they are all synthesised before a caller needs one.
 
 ``ivr prompts build`` and the engine (at start and on each reload) render
-them ahead; a text with ``${...}`` depends on the call and is rendered when
-it is said (then cached too).
+them ahead (FAQ answers too: a cached answer rendered only when first asked
+would tell when a caller asked it). A text with ``${...}`` depends on the
+call: it is rendered for that call only, into its own folder, and never
+cached (``Run.sound``).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from ivr.flows.model import Flow
 
 __all__ = ["flow_languages", "prompt_texts"]
 
-_TEXT_FIELDS = frozenset({"say", "prompt"})
+_TEXT_FIELDS = frozenset({"say", "prompt", "answer"})
 
 
 def _texts(value: Any) -> Iterator[tuple[str | None, str]]:

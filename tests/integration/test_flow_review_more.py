@@ -145,15 +145,12 @@ def test_overnight_span_is_always_closed_and_not_rejected():
     assert is_open(node, datetime.fromisoformat("2026-01-05T23:00:00+01:00"))  # Monday 23:00
 
 
-# urllib leaves the socket of a reply that is not HTTP to the garbage collector.
-@pytest.mark.filterwarnings("ignore::ResourceWarning")
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 def test_http_garbage_reply_goes_to_on_error():
     import asyncio
     import socket
     import threading
 
-    from ivr.flows.ports import UrllibHttp
+    from ivr.flows.ports import PooledHttp
 
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -166,11 +163,13 @@ def test_http_garbage_reply_goes_to_on_error():
         c.close()
 
     threading.Thread(target=serve, daemon=True).start()
-    with pytest.raises((OSError, TimeoutError)):  # the only errors the http node catches
-        asyncio.run(
-            UrllibHttp().request("GET", f"http://127.0.0.1:{s.getsockname()[1]}/", {}, None, 2)
-        )
-    s.close()
-    import gc
+    async def fetch():
+        client = PooledHttp()
+        try:
+            return await client.request("GET", f"http://127.0.0.1:{s.getsockname()[1]}/", {}, None, 2)
+        finally:
+            await client.aclose()
 
-    gc.collect()
+    with pytest.raises((OSError, TimeoutError)):  # the only errors the http node catches
+        asyncio.run(fetch())
+    s.close()
