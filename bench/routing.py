@@ -79,6 +79,7 @@ async def load_agents(router: RedisRouter, agents: list[Agent], group: str = DEF
         return
     keys = router.keys(group)
     act = router._scripts["act"]
+    await act.lib.load()  # a pipeline queues the calls: the library must be there first
     for start in range(0, len(agents), 2000):
         pipe = router.redis.pipeline(transaction=False)
         for agent in agents[start : start + 2000]:
@@ -159,7 +160,7 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
     for procs in (1, 2):
         rates[procs] = await asyncio.to_thread(cycles_per_second, url, procs, seconds)
     stats = await router.redis.info("commandstats")
-    scripts = stats.get("cmdstat_evalsha", {})
+    scripts = stats.get("cmdstat_fcall", {})
     cycles = sum(rates.values()) * seconds
     redis_ms = scripts.get("usec", 0) / 1000 / cycles if cycles else 0.0
     # 4. Assignments alone (enqueue -> reserved; connected and completed come later in a

@@ -1,24 +1,28 @@
--- Shared by every routing script (prepended at load, then decide.lua, then the
--- operation, which runs as a function; records it changed are written at the end).
+-- Shared by every routing operation. routing/redis/scripts.py puts this file,
+-- decide.lua and every operation (each a function) into one Redis Functions
+-- library, loaded once per server: nothing here is rebuilt per call. A library's
+-- locals outlive a call, so bind() sets each call's keys, arguments and caches;
+-- records an operation changed are written once, at its end (flush).
 --
--- KEYS are the same fixed list for every script of a group (routing/redis/keys.py):
--- every key a script touches is declared, none is built from data.
-local K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP = KEYS[11], KEYS[12], KEYS[13], KEYS[14], KEYS[15]
-local K_CB, K_CBW, K_LAST, K_AHT, K_ENDED = KEYS[16], KEYS[17], KEYS[18], KEYS[19], KEYS[20]
-local K_R2P, K_P2R, K_HEADS, K_CALLS = KEYS[21], KEYS[22], KEYS[23], KEYS[24]
-local K_SEQ = KEYS[25]  -- the store-wide ticket counter, on a single Redis only (else nil)
+-- KEYS are the same fixed list for every operation of a group (routing/redis/keys.py):
+-- every key an operation touches is declared, none is built from data.
+local KEYS, ARGV
+local K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF
+local K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT
+local K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP
+local K_CB, K_CBW, K_LAST, K_AHT, K_ENDED
+local K_R2P, K_P2R, K_HEADS, K_CALLS
+local K_SEQ  -- the store-wide ticket counter, on a single Redis only (else nil)
 
--- ARGV common to every script; the operation's own arguments start at ARGV[9].
-local NOW = tonumber(ARGV[1])          -- the router's clock (injectable: tests drive it)
-local GROUP = ARGV[2]
-local LEASE = tonumber(ARGV[3])        -- seconds a lease lasts without renewal
-local ENGINE = ARGV[4]                 -- the calling engine
-local MAX_MISSES = tonumber(ARGV[5])
-local CHANNEL = ARGV[6]                -- pub/sub prefix (channels are not keys)
-local CB_WINDOW = tonumber(ARGV[7])    -- a callback worker counts as alive this long; 0: always
-local KEEP_ENDED = tonumber(ARGV[8])   -- seconds an ended ticket is kept (replays find it)
+-- ARGV common to every operation; the operation's own arguments start at ARGV[9].
+local NOW          -- the router's clock (injectable: tests drive it)
+local GROUP
+local LEASE        -- seconds a lease lasts without renewal
+local ENGINE       -- the calling engine
+local MAX_MISSES
+local CHANNEL      -- pub/sub prefix (channels are not keys)
+local CB_WINDOW    -- a callback worker counts as alive this long; 0: always
+local KEEP_ENDED   -- seconds an ended ticket is kept (replays find it)
 
 local HIGH = '\255'
 local STAFFED = {available = true, reserved = true, on_call = true, wrap_up = true}
@@ -152,6 +156,22 @@ local function rdef(rid)
     requirements[rid] = r
   end
   return r
+end
+
+-- One call's keys, arguments and empty caches.
+local function bind(keys, args)
+  KEYS, ARGV = keys, args
+  K_AGENT, K_TICKET, K_PROFILE, K_PFREE, K_PSTAFF = keys[1], keys[2], keys[3], keys[4], keys[5]
+  K_AVAIL, K_REQUIRE, K_RWAIT, K_WAIT, K_QWAIT = keys[6], keys[7], keys[8], keys[9], keys[10]
+  K_QCOUNT, K_EVENTS, K_LEASE, K_HOLDER, K_WRAP = keys[11], keys[12], keys[13], keys[14], keys[15]
+  K_CB, K_CBW, K_LAST, K_AHT, K_ENDED = keys[16], keys[17], keys[18], keys[19], keys[20]
+  K_R2P, K_P2R, K_HEADS, K_CALLS = keys[21], keys[22], keys[23], keys[24]
+  K_SEQ = keys[25]
+  NOW, GROUP, LEASE, ENGINE = tonumber(args[1]), args[2], tonumber(args[3]), args[4]
+  MAX_MISSES, CHANNEL, CB_WINDOW = tonumber(args[5]), args[6], tonumber(args[7])
+  KEEP_ENDED = tonumber(args[8])
+  agents_seen, agents_dirty, tickets_seen, tickets_dirty = {}, {}, {}, {}
+  profiles, requirements = {}, {}
 end
 
 -- ------------------------------------------------------------- eligibility

@@ -31,7 +31,11 @@ edges, it walks ``heads`` in call order instead and stops at the first the
 profile serves (an O(1) membership test each). No window, no walk of agents
 or calls: the strategies and the call order are exact, at any queue length.
 
-**KEYS.** Each script of a group gets the same fixed list
+**One library.** The operations are one Redis Functions library (``FCALL``),
+loaded once per server and again when a server lost it
+(:mod:`routing.redis.scripts`); Redis 7 or newer.
+
+**KEYS.** Each operation of a group gets the same fixed list
 (:data:`routing.redis.keys.GROUP_KEYS`), and on a single Redis the store-wide
 ticket counter after it. Per-profile and per-requirement "sets" are ranges of
 one key, records are fields of one hash, so a script touches no key it was not
@@ -45,8 +49,9 @@ comes from the router's injectable clock as ARGV.
 **One write per turn.** On a single Redis (TCP or Unix socket) the scripts
 the engine's callers start in one turn of the event loop go out together on
 one connection, their group's KEYS packed once, and their replies come back
-in order (:mod:`routing.redis.pipe`); a NOSCRIPT reply or a lost connection
-sends the call through redis-py's ordinary EVALSHA. A cluster or Sentinel
+in order (:mod:`routing.redis.pipe`); a "Function not found" reply or a lost
+connection sends the call through redis-py's ordinary FCALL (which loads the
+library first when needed). A cluster or Sentinel
 client always takes the ordinary way.
 
 **Leases, outbox, resets.** Waiting (not callback), reserved and connected

@@ -174,7 +174,7 @@ class Core:
                 if self._pipe is not None:
                     keys = self.keys(group)
                     try:
-                        packed = self._pipe.pack(script.sha, group, keys, argv)
+                        packed = self._pipe.pack(script.name, group, keys, argv)
                         # Every script may run twice (an enqueue is idempotent per
                         # call id, transitions per ticket): a lost reply is resent.
                         return await self._pipe.call(packed)

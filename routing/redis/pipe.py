@@ -1,15 +1,15 @@
-"""The scripts of one engine written together on one connection (a single Redis).
+"""The routing calls of one engine written together on one connection (a single Redis).
 
-Every routing decision is one EVALSHA. Sent one per pooled connection, each
+Every routing decision is one FCALL. Sent one per pooled connection, each
 costs the engine a packing of 40-odd arguments and a write, and Redis a read
 and a write per client. Here the scripts that the engine's callers start in
 the same turn of the event loop go out in one write on one connection, their
 group's KEYS packed once, and come back in order (Redis runs them one after
 another as it would have anyway: each script is atomic on its own).
 
-Only the routing scripts use it, only on a plain or Unix-socket Redis. A
-reply that says the script is not loaded, or a connection that could not be
-opened, sends the call the ordinary way (redis-py's EVALSHA with its loading),
+Only the routing functions use it, only on a plain or Unix-socket Redis. A
+reply that says the library is not loaded, or a connection that could not be
+opened, sends the call the ordinary way (redis-py's FCALL, loading the library),
 as if this path were not there. A connection lost once the script was written
 sends it again that way too: Redis may have run it, and a second run changes
 nothing (an enqueue is idempotent per call id, every transition per ticket;
@@ -24,7 +24,9 @@ from typing import Any
 
 from redis.asyncio.connection import Connection, ConnectionPool, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import ResponseError
+
+from routing.redis.scripts import missing
 
 __all__ = ["FallbackError", "Pipe", "pipe_for"]
 
@@ -62,18 +64,18 @@ class Pipe:
         self._flusher: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Future[Any]] = set()
 
-    def head(self, sha: str, group: str, keys: list[str]) -> tuple[int, bytes]:
-        """EVALSHA, the sha, the number of keys and the keys: packed once per group."""
-        head = self._heads.get((sha, group))
+    def head(self, function: str, group: str, keys: list[str]) -> tuple[int, bytes]:
+        """FCALL, the function, the number of keys and the keys: packed once per group."""
+        head = self._heads.get((function, group))
         if head is None:
-            parts = [b"EVALSHA", sha.encode(), str(len(keys)).encode()]
+            parts = [b"FCALL", function.encode(), str(len(keys)).encode()]
             parts += [self._encode(k) for k in keys]
             head = (len(parts), b"".join(_bulk(p) for p in parts))
-            self._heads[(sha, group)] = head
+            self._heads[(function, group)] = head
         return head
 
-    def pack(self, sha: str, group: str, keys: list[str], args: list[Any]) -> bytes:
-        count, head = self.head(sha, group, keys)
+    def pack(self, function: str, group: str, keys: list[str], args: list[Any]) -> bytes:
+        count, head = self.head(function, group, keys)
         encoding, errors = self._encoding, self._errors
         out = [b"*%d\r\n" % (count + len(args)), head]
         for value in args:
@@ -107,8 +109,12 @@ class Pipe:
             self._flusher = asyncio.ensure_future(self._flush())
         try:
             return await future
-        except (RedisConnectionError, OSError, NoScriptError) as exc:
+        except (RedisConnectionError, OSError) as exc:
             raise FallbackError from exc
+        except ResponseError as exc:
+            if missing(exc):
+                raise FallbackError from exc
+            raise
 
     async def _flush(self) -> None:
         try:

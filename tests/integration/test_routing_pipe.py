@@ -1,6 +1,6 @@
 """A routing script whose reply is lost is sent again, and runs once in effect.
 
-A TCP proxy in front of a real redis-server forwards an ``EVALSHA`` to Redis
+A TCP proxy in front of a real redis-server forwards an ``FCALL`` to Redis
 and then cuts the engine's connection before the reply comes back: Redis ran
 the script, the engine does not know it. The engine sends it again (the
 ordinary redis-py path); an enqueue is idempotent per call id (routing/ROUTING.md),
@@ -82,7 +82,7 @@ class CuttingProxy:
 
 async def test_an_enqueue_whose_reply_was_lost_is_one_ticket(redis_url: str) -> None:
     socket_path = redis_url.removeprefix("unix://")
-    proxy = CuttingProxy(socket_path, b"EVALSHA")
+    proxy = CuttingProxy(socket_path, b"FCALL")
     await proxy.start()
     router = RedisRouter.connect(f"redis://127.0.0.1:{proxy.port}", namespace="pipecut")
     try:
