@@ -3,6 +3,18 @@
 Every problem becomes a :class:`Problem` that reads
 ``dialplans/x.yaml:LINE:COL: what is wrong; what is allowed``; all problems
 of a file are reported together, not just the first.
+
+Flows are read under limits that real flows never reach and hostile files
+reach at once (each refusal names the file, the key where there is one, and
+the limit; a reloading engine keeps serving the previous version):
+
+* a flow file holds at most 1 MiB (:data:`MAX_FLOW_BYTES`), checked before it is read;
+* at most 100,000 values (keys, items and texts, aliases counted as expanded),
+  counted while the YAML is composed (:data:`MAX_FLOW_VALUES`);
+* one text (a prompt, a phrase) at most 10,000 characters, some ten minutes of
+  speech (:data:`MAX_TEXT`);
+* at most 5,000 nodes in one flow (:data:`MAX_NODES`): a larger one is split
+  into subflows.
 """
 
 from __future__ import annotations
@@ -17,9 +29,31 @@ from pydantic import BaseModel, ValidationError
 
 from ivr.flows.model import NODE_TYPES, Flow, Subflow
 from ivr.flows.problems import FlowError, Problem, problem_at, read_source
-from ivr.flows.source import PathKey, Source
+from ivr.flows.source import Limits, PathKey, Source, SourceError, load_source
 
-__all__ = ["FlowError", "Problem", "load_flow", "load_flows", "missing_subflows", "parse_flow"]
+__all__ = [
+    "FLOW_LIMITS",
+    "MAX_NODES",
+    "FlowError",
+    "Problem",
+    "load_flow",
+    "load_flows",
+    "missing_subflows",
+    "parse_flow",
+]
+
+MAX_FLOW_BYTES = 1 << 20
+MAX_FLOW_VALUES = 100_000
+MAX_TEXT = 10_000
+MAX_NODES = 5_000
+#: What one flow file may hold (see the module's docstring).
+FLOW_LIMITS = Limits(
+    max_bytes=MAX_FLOW_BYTES,
+    max_values=MAX_FLOW_VALUES,
+    max_text=MAX_TEXT,
+    what="a flow file",
+    hint="split the flow into subflows",
+)
 
 
 def _model_of(annotation: Any) -> type[BaseModel] | None:
@@ -193,6 +227,14 @@ def parse_flow(source: Source) -> Flow:
 
     if not isinstance(source.data, dict):
         raise FlowError([problem_at(source, (), "a flow is a mapping with 'id' and 'nodes'")])
+    nodes = source.data.get("nodes")
+    if isinstance(nodes, dict) and len(nodes) > MAX_NODES:
+        # Before the model and the graph checks, whose work grows with the nodes.
+        message = (
+            f"nodes: {len(nodes):,} nodes; a flow holds at most {MAX_NODES:,}: "
+            "split it into subflows"
+        )
+        raise FlowError([problem_at(source, ("nodes",), message, key=True)])
     try:
         flow = Flow.model_validate(source.data)
     except ValidationError as exc:
@@ -209,7 +251,12 @@ def parse_flow(source: Source) -> Flow:
 
 def load_flow(path: Path | str, text: str | None = None) -> Flow:
     """Load and check one flow file; raises :class:`FlowError` listing every problem."""
-    return parse_flow(read_source(path, text))
+    try:
+        source = load_source(path, text, limits=FLOW_LIMITS)
+    except SourceError as exc:
+        problem = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
+        raise FlowError([problem]) from None
+    return parse_flow(source)
 
 
 def flow_files(paths: Iterable[Path]) -> list[Path]:
