@@ -53,6 +53,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from ivr.ami.permissions import AMI_READ, AMI_WRITE
 from ivr.deploy.asterisk_modules import ModuleTable, default_table, dialplan_names
@@ -121,22 +122,44 @@ def render(deployment: Deployment, *, environ: Mapping[str, str] | None = None) 
     return {name: header + files[name] for name in FILES}
 
 
+#: The files that hold secrets (the AMI secret, phone and trunk passwords, voicemail PINs).
+SECRET_FILES: Final = frozenset({"manager.conf", "pjsip.conf", "voicemail.conf"})
+
+
 def write(
     deployment: Deployment, outdir: Path, *, environ: Mapping[str, str] | None = None
 ) -> list[Path]:
     """Render and write the files into ``outdir`` (created); the paths written.
 
-    Files holding secrets are written readable by the owner only.
+    Files holding secrets are readable by their owner only (0600) from the moment
+    they exist: created with that mode, and an existing file narrowed to it before
+    a byte is written (never written first and ``chmod``-ed after). A symbolic link
+    in place of a file is refused, so the secrets cannot be sent elsewhere.
     """
     files = render(deployment, environ=environ)
     outdir.mkdir(parents=True, exist_ok=True)
     written = []
     for name, text in files.items():
         path = outdir / name
-        path.write_text(text, encoding="utf-8")
-        path.chmod(0o600 if name in ("manager.conf", "pjsip.conf", "voicemail.conf") else 0o644)
+        _write_private(path, text, 0o600 if name in SECRET_FILES else 0o644)
         written.append(path)
     return written
+
+
+def _write_private(path: Path, text: str, mode: int) -> None:
+    """Write ``text`` to ``path`` through a descriptor opened with ``mode``."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(path, flags, mode)  # a new file: mode & ~umask, never wider
+    try:
+        # An existing file keeps its old mode through O_CREAT: set it on the open file,
+        # emptied by O_TRUNC, before the secrets go in (and 0644 exactly, whatever the umask).
+        os.fchmod(fd, mode)
+        stream = os.fdopen(fd, "w", encoding="utf-8")
+    except BaseException:
+        os.close(fd)
+        raise
+    with stream:
+        stream.write(text)
 
 
 class _Secrets:
