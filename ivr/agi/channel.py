@@ -10,10 +10,11 @@ channel (a missing sound file) apart from a hang-up.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any, Final, NoReturn, Protocol
 
@@ -158,7 +159,10 @@ class Channel:
         self._transport = transport
         self._parser = ReplyParser()
         self._events: list[Reply | HangupNotice] = []
-        self._lock = asyncio.Lock()
+        #: A command is outstanding; others wait in ``_waiters`` for their turn.
+        self._busy = False
+        self._waiters: collections.deque[asyncio.Future[None]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._command_timeout = command_timeout
         self._broken: str | None = None
         self.hung_up = False
@@ -235,12 +239,55 @@ class Channel:
         510 and 520 replies raise :class:`UnknownCommandError` and
         :class:`UsageError`.
         """
-        line = encode_command(verb, *args)
-        async with self._lock:
-            reply = await self._exchange(verb.upper(), line, timeout)
-        if reply.code in (510, 520):
-            raise self._fail(verb.upper(), reply)
-        return reply
+        return await self._send(verb.upper(), encode_command(verb, *args), timeout, ok=False)
+
+    def _ok(
+        self, verb: str, *args: str | int, timeout: float | None = None
+    ) -> Coroutine[Any, Any, Reply]:
+        """:meth:`command` for a reply that must be ``200``, else :class:`AgiError`.
+
+        A plain function handing back :meth:`_send`'s coroutine: one frame
+        less on every resumption of every command. The arguments are encoded
+        (and refused) at once, before anything is awaited.
+        """
+        return self._send(verb, encode_command(verb, *args), timeout, ok=True)
+
+    # One command at a time: a flag and a queue, not an asyncio.Lock (whose
+    # ``async with`` costs two coroutines per command). The turn is handed
+    # straight to the first waiter, first come first served.
+
+    async def _wait_turn(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        if self._waiters is None:
+            self._waiters = collections.deque()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._next_turn()  # handed the turn as we were cancelled: pass it on
+            raise
+
+    @contextlib.asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        """Hold the turn for a block (the rare paths; commands take it inline)."""
+        if self._busy:
+            await self._wait_turn()
+        else:
+            self._busy = True
+        try:
+            yield
+        finally:
+            self._next_turn()
+
+    def _next_turn(self) -> None:
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)  # the turn passes on; _busy stays set
+                return
+        self._busy = False
 
     def _check_usable(self, verb: str) -> None:
         if self._closed:
@@ -251,8 +298,24 @@ class Channel:
         if self.hung_up and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
 
+    async def _send(self, verb: str, line: bytes, timeout: float | None, ok: bool) -> Reply:
+        """Send ``line`` (the encoded ``verb`` command) in turn and return its reply."""
+        if self._busy:
+            await self._wait_turn()
+        else:
+            self._busy = True
+        try:
+            reply = await self._exchange(verb, line, timeout)
+        finally:
+            self._next_turn()
+        code = reply.code
+        if code != 200 and (ok or code in {510, 520}):
+            raise self._fail(verb, reply)
+        return reply
+
     async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
-        self._check_usable(verb)
+        if self._closed or self._broken or self.hung_up:
+            self._check_usable(verb)
         limit = self._command_timeout if timeout is None else timeout
         try:
             await self._transport.write(line)
@@ -261,17 +324,24 @@ class Channel:
         self.commands_sent += 1
         try:
             if self._swept:
-                self.waiting_task = asyncio.current_task()
-                self.deadline = asyncio.get_running_loop().time() + limit if limit else 0.0
+                loop = self._loop
+                if loop is None:
+                    loop = self._loop = asyncio.get_running_loop()
+                self.waiting_task = asyncio.current_task(loop)
+                self.deadline = loop.time() + limit if limit else 0.0
                 try:
-                    reply = await self._reply_for(verb)
+                    reply = await self._next_reply()
+                    if verb == "EXEC" and reply.code == 200 and reply.value == 1:
+                        await self._exec_usage()
                 finally:
                     self.deadline = 0.0
                     self.waiting_task = None
             else:
                 # asyncio.timeout, not wait_for: no extra task per command.
                 async with asyncio.timeout(limit or None):
-                    reply = await self._reply_for(verb)
+                    reply = await self._next_reply()
+                    if verb == "EXEC" and reply.code == 200 and reply.value == 1:
+                        await self._exec_usage()
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if self.expired and task is not None:
@@ -285,6 +355,17 @@ class Channel:
             raise
         except TimeoutError:
             self._timeout(verb, limit)
+        return self._check_reply(verb, line, reply)
+
+    def _check_reply(self, verb: str, line: bytes, reply: Reply) -> Reply:
+        if self._events and any(isinstance(e, Reply) for e in self._events):
+            # One command, one reply: a second one now means a value held a
+            # line break (GET VARIABLE sends values raw) and forged a reply.
+            self._broken = "Asterisk sent two replies to one command"
+            raise AgiError(
+                f"{self._broken} ({verb}); a variable value probably holds a line break",
+                command=verb,
+            )
         if debug_enabled():
             log.debug(
                 "agi.reply",
@@ -303,33 +384,23 @@ class Channel:
         # the hang-up is raised by the next command a dead channel refuses.
         return reply
 
-    async def _reply_for(self, verb: str) -> Reply:
-        reply = await self._next_reply()
-        if verb == "EXEC" and reply.code == 200 and reply.value == 1:
-            # handle_exec passes an application's 1 on as RESULT_SHOWUSAGE:
-            # the EXEC usage block follows the reply and belongs to it.
-            usage = await self._next_reply()
-            if usage.code != 520:
-                self._broken = "EXEC returned 1 without the usage block Asterisk sends"
-                raise AgiError(self._broken, command=verb)
-        if any(isinstance(e, Reply) for e in self._events):
-            # One command, one reply: a second one now means a value held a
-            # line break (GET VARIABLE sends values raw) and forged a reply.
-            self._broken = "Asterisk sent two replies to one command"
-            raise AgiError(
-                f"{self._broken} ({verb}); a variable value probably holds a line break",
-                command=verb,
-            )
-        return reply
+    async def _exec_usage(self) -> None:
+        # handle_exec passes an application's 1 on as RESULT_SHOWUSAGE: the
+        # EXEC usage block follows the reply and belongs to it.
+        usage = await self._next_reply()
+        if usage.code != 520:
+            self._broken = "EXEC returned 1 without the usage block Asterisk sends"
+            raise AgiError(self._broken, command="EXEC")
 
     def _timeout(self, verb: str, limit: float) -> NoReturn:
         self._broken = f"no reply to {verb} within {limit:g} s"
         raise CommandTimeout(f"Asterisk did not answer {verb} within {limit:g} s", command=verb)
 
     async def _next_reply(self) -> Reply:
+        events = self._events
         while True:
-            while self._events:
-                event = self._events.pop(0)
+            while events:
+                event = events.pop(0)
                 if isinstance(event, HangupNotice):
                     self._mark_hangup("HANGUP notice")
                     continue
@@ -343,7 +414,7 @@ class Channel:
             if not data:
                 self._closed = True
                 self._raise_hangup("connection closed")
-            self._events.extend(self._parser.feed(data))
+            events += self._parser.feed(data)
 
     def _fail(self, verb: str, reply: Reply) -> AgiError:
         raw = reply.raw.decode("utf-8", "replace").strip()
@@ -353,12 +424,6 @@ class Channel:
             usage = " ".join(reply.usage)
             return UsageError(f"wrong arguments for {verb}: {usage}", command=verb, reply=raw)
         return AgiError(f"{verb} failed: {raw}", command=verb, reply=raw)
-
-    async def _ok(self, verb: str, *args: str | int, timeout: float | None = None) -> Reply:
-        reply = await self.command(verb, *args, timeout=timeout)
-        if reply.code != 200:
-            raise self._fail(verb, reply)
-        return reply
 
     async def _probe_hangup(self) -> None:
         """After a -1, learn whether the channel hung up or the command just failed;
@@ -397,7 +462,7 @@ class Channel:
         """
         if not line.endswith(b"\n") or line.count(b"\n") != 1 or b"\x00" in line:
             raise UnsafeArgumentError("send_raw takes exactly one LF-terminated line")
-        async with self._lock:
+        async with self._turn():
             await self._transport.write(line)
             out = bytearray()
             while True:
@@ -420,7 +485,7 @@ class Channel:
         res_agi.c treats a line starting with ``failure`` as the script's
         failure; the generated dialplan routes that to a queue or voicemail.
         """
-        async with self._lock:
+        async with self._turn():
             self._broken = "handed back to the dialplan"
             await self._transport.write(b"failure\n")
 

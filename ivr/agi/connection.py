@@ -43,15 +43,21 @@ class AgiConnection(asyncio.Protocol):
         #: Called once the socket is up (the server refuses past its limit here).
         self.on_made: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
-        self.peer = ""
+        self._peername: object = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def peer(self) -> str:
+        """The peer's address, for logs (formatted only when asked for)."""
+        return "" if self._peername is None else str(self._peername)
 
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.peer = str(transport.get_extra_info("peername"))
-        loop = asyncio.get_running_loop()
+        self._peername = transport.get_extra_info("peername")
+        self._loop = loop = asyncio.get_running_loop()
         self._timer = loop.call_later(self._env_timeout, self._env_expired)
         if self.on_made is not None:
             self.on_made()
@@ -61,11 +67,18 @@ class AgiConnection(asyncio.Protocol):
             self._take_environment(data)
             return
         self._buffer.append(data)
-        seen, self._tail = self._tail + data, (self._tail + data).rpartition(b"\n")[2][-8:]
-        if self._waiter is None and self.on_idle_hangup is not None and _has_notice(seen):
-            # Asterisk announces a hang-up at once, even between commands; a
-            # call waiting on something else (a queue) learns of it now.
-            self.on_idle_hangup("HANGUP notice")
+        tail = self._tail
+        if self._waiter is None and self.on_idle_hangup is not None:
+            seen = tail + data if tail else data
+            if _has_notice(seen):
+                # Asterisk announces a hang-up at once, even between commands; a
+                # call waiting on something else (a queue) learns of it now.
+                self.on_idle_hangup("HANGUP notice")
+        # The unfinished last line, kept to see a HANGUP split across reads.
+        if data[-1:] == b"\n":
+            self._tail = b""
+        else:
+            self._tail = (tail + data).rpartition(b"\n")[2][-8:]
         self._wake()
 
     def eof_received(self) -> bool:
@@ -141,7 +154,8 @@ class AgiConnection(asyncio.Protocol):
         while not self._buffer:
             if self._closed:
                 return b""
-            self._waiter = asyncio.get_running_loop().create_future()
+            loop = self._loop or asyncio.get_running_loop()
+            self._waiter = loop.create_future()
             try:
                 await self._waiter
             finally:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final
+from typing import Final, NamedTuple
 from urllib.parse import parse_qsl, unquote
 
 from ivr.errors import AgiProtocolError, UnsafeArgumentError
@@ -48,7 +48,8 @@ MAX_ARGS: Final = 128
 
 _FORBIDDEN = ("\r", "\n", "\x00")
 _VERB = re.compile(r"[A-Za-z]+(?: [A-Za-z]+)*")
-_NEEDS_QUOTES = re.compile(r'[\s"\\]|[\x00-\x1f\x7f]')
+#: An argument that can go bare: no space, quote, backslash or control character.
+_BARE = re.compile(r'[^\s"\\\x00-\x1f\x7f]+')
 _ENV_KEY = re.compile(r"agi_[a-z0-9_]+")
 _ARG_KEY = re.compile(r"agi_arg_([0-9]+)")
 _REPLY_LINE = re.compile(r"([0-9]{3})([ -])(.*)", re.DOTALL)
@@ -135,12 +136,14 @@ def _build_environment(variables: dict[str, str]) -> Environment:
     script, query = _split_script(variables.get("agi_network_script", ""))
     numbered: list[tuple[int, str]] = []
     for key, value in variables.items():
-        match = _ARG_KEY.fullmatch(key)
-        if match:
-            numbered.append((int(match.group(1)), value))
+        if key.startswith("agi_arg_"):
+            match = _ARG_KEY.fullmatch(key)
+            if match:
+                numbered.append((int(match.group(1)), value))
     numbered.sort()
     return Environment(
-        variables=MappingProxyType(dict(variables)),
+        # The parser is done with the dict: it is handed over, not copied.
+        variables=MappingProxyType(variables),
         script=script,
         query=MappingProxyType(query),
         args=tuple(value for _, value in numbered),
@@ -176,7 +179,6 @@ _RANK: Final = {key: index for index, key in enumerate(ENV_ORDER)}
 #: Values Asterisk writes raw that a caller (or a far network) controls: a line
 #: break in them must not end the block or forge a key (a CNAM with LF, say).
 CALLER_KEYS: Final = frozenset({"agi_callerid", "agi_calleridname", "agi_dnid", "agi_rdnis"})
-_ENV_LINE = re.compile(r"(agi_[a-z0-9_]+):(?: ?)(.*)", re.DOTALL)
 
 
 def _next_key(key: str) -> str:
@@ -210,26 +212,35 @@ class EnvironmentParser:
         if self.done:
             raise AgiProtocolError("the environment block was already complete")
         buffer = self._buffer
-        buffer += data
-        last = buffer.rfind(b"\n")
+        if buffer:
+            buffer += data
+            data = bytes(buffer)
+            buffer.clear()
+        last = data.rfind(b"\n")
         if last < 0:
-            if len(buffer) > MAX_ENVIRONMENT_BYTES:
+            if len(data) > MAX_ENVIRONMENT_BYTES:
                 raise AgiProtocolError("environment line too long; is this Asterisk?")
+            buffer += data
             return None
         self._size += last
         if self._size > MAX_ENVIRONMENT_BYTES:
             raise AgiProtocolError("environment block too large")
-        lines = bytes(buffer[:last]).split(b"\n")
-        rest = bytes(buffer[last + 1 :])
-        buffer.clear()
-        for index, raw in enumerate(lines):
-            if raw or self._continues():
-                self._take_line(decode_text(raw))
+        block, rest = data[:last], data[last + 1 :]
+        try:
+            # One decode for the whole block; a block that is not UTF-8 is
+            # decoded line by line (each line UTF-8 or else Latin-1), as before.
+            lines = block.decode("utf-8").split("\n")
+        except UnicodeDecodeError:
+            lines = [decode_text(raw) for raw in block.split(b"\n")]
+        for index, line in enumerate(lines):
+            if line or self._continues():
+                self._take_line(line)
                 continue
             self.done = True
-            self.remainder = (
-                b"\n".join(lines[index + 1 :]) + (b"\n" if index + 1 < len(lines) else b"") + rest
-            )
+            if index + 1 < len(lines):  # more lines after the blank one: keep their bytes
+                self.remainder = b"\n".join(block.split(b"\n")[index + 1 :]) + b"\n" + rest
+            else:
+                self.remainder = rest
             if not self._variables:
                 raise AgiProtocolError("empty environment block; expected agi_* lines")
             return _build_environment(self._variables)
@@ -241,16 +252,20 @@ class EnvironmentParser:
         return self._last in CALLER_KEYS and "agi_threadid" not in self._variables
 
     def _take_line(self, line: str) -> None:
-        match = _ENV_LINE.fullmatch(line)
-        if match is not None:
-            key = match.group(1)
+        # ``agi_<name>: <value>`` (the space is optional), read without a regex
+        # for the keys setup_env() writes; other agi_* names are checked by one.
+        key, colon, value = line.partition(":")
+        if colon and (key in _RANK or (key.startswith("agi_") and _ENV_KEY.fullmatch(key))):
+            if value[:1] == " ":
+                value = value[1:]
+            last = self._last
             repeated = key in self._variables
-            trusted = self._last not in CALLER_KEYS and not self._last.startswith("agi_arg_")
+            trusted = last not in CALLER_KEYS and not last.startswith("agi_arg_")
             # After a value a caller controls, only the very next key of
             # setup_env()'s order starts a new line; anything else is the value's.
-            follows = key == _next_key(self._last) if not trusted else True
+            follows = key == _next_key(last) if not trusted else True
             if not repeated and follows:
-                self._variables[key] = match.group(2)
+                self._variables[key] = value
                 self._last = key
                 return
             if repeated and trusted:
@@ -274,19 +289,26 @@ def encode_environment(variables: Mapping[str, str]) -> bytes:
 # Replies
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+#: The ``fields`` of a reply that has none (shared: it cannot be changed).
+_NO_FIELDS: Final[Mapping[str, str]] = MappingProxyType({})
+
+
+class Reply(NamedTuple):
     """One reply line (or the 520 usage block) from Asterisk.
 
     ``result`` is the raw token after ``result=``: an integer for most
     commands, the digits for ``GET DATA``, empty on a ``GET DATA`` timeout,
     ``None`` for 510/511/520 replies.
+
+    An immutable named tuple, as aiohttp's parsed messages are: one is made
+    for every reply, and a tuple is built several times faster than a
+    frozen dataclass.
     """
 
     code: int
     result: str | None = None
     data: str | None = None
-    fields: Mapping[str, str] = field(default_factory=dict)
+    fields: Mapping[str, str] = _NO_FIELDS
     message: str = ""
     usage: tuple[str, ...] = ()
     raw: bytes = b""
@@ -322,11 +344,12 @@ def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     """Parse one complete (non-usage) reply line, without its newline."""
     if line.startswith("200 result="):  # the common case, one regex
         if " " not in line:
-            return Reply(code=200, result=line[11:], raw=raw)
+            return Reply(200, line[11:], None, _NO_FIELDS, "", (), raw)
         fast = _REPLY_200.fullmatch(line)
         if fast is not None:
-            fields = dict(_FIELD.findall(fast.group(3))) if fast.group(3) else {}
-            return Reply(code=200, result=fast.group(1), data=fast.group(2), fields=fields, raw=raw)
+            result, data, tail = fast.groups()
+            fields = dict(_FIELD.findall(tail)) if tail else _NO_FIELDS
+            return Reply(200, result, data, fields, "", (), raw)
     match = _REPLY_LINE.fullmatch(line)
     if match is None:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")
@@ -358,6 +381,10 @@ class ReplyParser:
         return bool(self._buffer) or self._usage is not None
 
     def feed(self, data: bytes) -> list[Event]:
+        if data and not self._buffer and self._usage is None and data.find(b"\n") == len(data) - 1:
+            # The usual read: exactly one whole line, nothing buffered.
+            event = self._take_line(data)
+            return [event] if event is not None else []
         self._buffer += data
         events: list[Event] = []
         while True:
@@ -373,7 +400,10 @@ class ReplyParser:
                 events.append(event)
 
     def _take_line(self, raw: bytes) -> Event | None:
-        line = decode_text(raw[:-1])
+        try:
+            line = raw[:-1].decode("utf-8")
+        except UnicodeDecodeError:
+            line = raw[:-1].decode("latin-1")
         if self._usage is not None:
             self._usage_raw += raw
             if line.startswith("520 "):
@@ -399,20 +429,21 @@ class ReplyParser:
 
 
 def _check(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnsafeArgumentError(
-            f"value {value[:40]!r} is not valid Unicode (a lone surrogate); decode input with "
-            "errors='replace' first"
-        ) from None
-    for bad in _FORBIDDEN:
-        if bad in value:
-            name = {"\r": "CR", "\n": "LF", "\x00": "NUL"}[bad]
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
             raise UnsafeArgumentError(
-                f"value {value[:40]!r} contains {name}; AGI has no escape for it and it would "
-                "start a second command. Strip control characters before passing it on."
-            )
+                f"value {value[:40]!r} is not valid Unicode (a lone surrogate); decode input "
+                "with errors='replace' first"
+            ) from None
+    if "\r" in value or "\n" in value or "\x00" in value:
+        bad = next(char for char in _FORBIDDEN if char in value)
+        name = {"\r": "CR", "\n": "LF", "\x00": "NUL"}[bad]
+        raise UnsafeArgumentError(
+            f"value {value[:40]!r} contains {name}; AGI has no escape for it and it would "
+            "start a second command. Strip control characters before passing it on."
+        )
     return value
 
 
@@ -426,7 +457,7 @@ def token(value: str | int) -> str:
     """One argument: bare when that is unambiguous, else quoted."""
     text = str(value)
     _check(text)
-    if text and not _NEEDS_QUOTES.search(text):
+    if _BARE.fullmatch(text):
         return text
     return quote(text)
 
@@ -437,6 +468,10 @@ class Quoted(str):
     __slots__ = ()
 
 
+#: Verbs already checked, with their number of words (a command's verbs are few).
+_VERBS: dict[str, int] = {}
+
+
 def encode_command(verb: str, *args: str | int) -> bytes:
     """Encode one command line, e.g. ``encode_command("STREAM FILE", "beep", Quoted(""))``.
 
@@ -445,12 +480,34 @@ def encode_command(verb: str, *args: str | int) -> bytes:
     raised. Lines end with LF only: Asterisk keeps a CR as part of the last
     argument.
     """
-    if not _VERB.fullmatch(verb):
-        raise UnsafeArgumentError(f"AGI command verb {verb!r} must be words of letters")
-    if len(args) + verb.count(" ") + 1 > MAX_ARGS - 1:
+    verb_words = _VERBS.get(verb)
+    if verb_words is None:
+        if not _VERB.fullmatch(verb):
+            raise UnsafeArgumentError(f"AGI command verb {verb!r} must be words of letters")
+        verb_words = verb.count(" ") + 1
+        if len(_VERBS) < 256:
+            _VERBS[verb] = verb_words
+    if len(args) + verb_words > MAX_ARGS - 1:
         raise UnsafeArgumentError(f"too many arguments ({len(args)}); Asterisk keeps {MAX_ARGS}")
-    words = [verb] + [quote(a) if isinstance(a, Quoted) else token(a) for a in args]
-    line = (" ".join(words) + "\n").encode("utf-8")
+    words = [verb]
+    for arg in args:
+        if type(arg) is str:
+            # Bare needs no check: the pattern admits no CR, LF or NUL (nor any
+            # control character, space, quote or backslash); a lone surrogate
+            # is caught by the encoding below.
+            words.append(arg if _BARE.fullmatch(arg) else quote(arg))
+        elif type(arg) is int:
+            words.append(str(arg))  # digits and '-' only
+        elif isinstance(arg, Quoted):
+            words.append(quote(arg))
+        else:
+            words.append(token(arg))
+    try:
+        line = (" ".join(words) + "\n").encode("utf-8")
+    except UnicodeEncodeError:
+        for arg in args:
+            _check(str(arg))  # raises, naming the value
+        raise UnsafeArgumentError("command is not valid Unicode") from None
     if len(line) > MAX_COMMAND_BYTES:
         raise UnsafeArgumentError(
             f"command is {len(line)} bytes; Asterisk runs anything past {MAX_COMMAND_BYTES} "
@@ -472,6 +529,8 @@ def escape_app_arg(value: str) -> str:
     files: the application splits on it itself.)
     """
     _check(value)
+    if _APP_SPECIAL.search(value) is None:
+        return value
     return _APP_SPECIAL.sub(r"\\\1", value)
 
 
