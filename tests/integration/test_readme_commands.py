@@ -59,8 +59,8 @@ def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     commands = []
     for block in re.findall(r"```sh\n(.*?)```", text, flags=re.DOTALL):
-        for line in block.splitlines():
-            line = line.strip()
+        for raw in block.splitlines():
+            line = raw.strip()
             if not line.startswith(".venv/bin/ivr "):
                 continue
             # A comment starts with a '#' at the start of a word, as in the shell
@@ -83,7 +83,7 @@ def test_every_readme_example_is_classified() -> None:
     assert known - found == set(), "examples listed here that the README no longer has"
 
 
-RUNNABLE = [c for c in EXPECT]
+RUNNABLE = list(EXPECT)
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +101,7 @@ def test_readme_example_runs(command: str, project_copy: Path, tmp_path: Path) -
     words = shlex.split(command)
     if words[1] == "asterisk-conf":  # the README's /tmp/asterisk, kept inside the test's folder
         words[words.index("/tmp/asterisk")] = str(tmp_path / "asterisk")
-    done = subprocess.run(  # noqa: S603 - the project's own CLI, arguments from its README
+    done = subprocess.run(  # the project's own CLI, arguments from its README
         [str(IVR), *words[1:]],
         cwd=project_copy,
         capture_output=True,
