@@ -3,7 +3,10 @@
 Validated once at start-up; a bad value stops the engine with a message that
 names the key (``IVR_AGI_PORT``, ``agi_port`` in the file, or ``--port``)
 and what is allowed. Secrets never come from here but from the environment
-or a secrets file (see the AMI issue).
+or a secrets file (see the AMI issue). So do the peers allowed to reach
+FastAGI and AudioSocket (``IVR_AGI_ALLOW``, :mod:`ivr.peers`), read by the
+listeners themselves: a listener bound beyond loopback without them stops
+the engine here, before any port is opened.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 import yaml
 
 from ivr.errors import ConfigError
+from ivr.peers import ALLOW_VARIABLE, exposed, loopback_only, parse_allow
 
 __all__ = ["Settings", "load_settings"]
 
@@ -96,6 +100,21 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
     return value
 
 
+def _check_peers(
+    settings: Settings, sources: Mapping[str, str], environ: Mapping[str, str]
+) -> None:
+    """FastAGI and AudioSocket have no authentication: beyond loopback, only allowed peers."""
+    if parse_allow(environ.get(ALLOW_VARIABLE, "")):
+        return
+    listeners = [("FastAGI", "agi_host")]
+    if settings.audiosocket_port:
+        listeners.append(("AudioSocket", "audiosocket_host"))
+    for listener, key in listeners:
+        host = getattr(settings, key)
+        if not loopback_only(host):
+            raise exposed(listener, host, sources.get(key, key))
+
+
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(key: str) -> str:
         return sources.get(key, key)
@@ -169,4 +188,5 @@ def load_settings(
             sources[name] = flag
     settings = Settings(**values)
     _check(settings, sources)
+    _check_peers(settings, sources, environ)
     return settings

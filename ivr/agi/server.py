@@ -6,14 +6,17 @@ logic in :class:`~ivr.agi.channel.Channel`. It routes by the script path of
 closes the socket when a handler ends (Asterisk holds the channel until it
 does). A call it cannot take gets the ``failure`` line, which ends the AGI
 with ``AGISTATUS=FAILURE`` so that the dialplan's fallback (a plain queue or
-voicemail) takes the caller instead of dropping them.
+voicemail) takes the caller instead of dropping them. FastAGI has no
+authentication: bound beyond loopback, the server admits only the peers of
+``IVR_AGI_ALLOW`` and closes any other connection before reading a byte
+(:mod:`ivr.peers`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -23,6 +26,7 @@ from ivr.agi.connection import AgiConnection
 from ivr.agi.protocol import Environment
 from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
 from ivr.log import debug_enabled
+from ivr.peers import Network, PeerFilter
 
 __all__ = ["FastAgiServer", "Handler", "ServerStats"]
 
@@ -45,6 +49,8 @@ class ServerStats:
     dropped: int = 0
     errors: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
+    #: Connections from peers IVR_AGI_ALLOW does not admit, closed at once.
+    peers_refused: int = 0
 
 
 class FastAgiServer:
@@ -61,11 +67,15 @@ class FastAgiServer:
         command_timeout: float = 10.0,
         env_timeout: float = 5.0,
         hangup_grace: float = 5.0,
+        allow: str | Sequence[Network] | None = None,
     ) -> None:
+        """``allow``: the peers admitted when ``host`` is beyond loopback (CIDRs, as text or
+        networks); ``None`` reads ``IVR_AGI_ALLOW`` from the environment."""
         if max_calls < 1:
             raise ConfigError(f"max_calls={max_calls}: must be at least 1")
         if command_timeout < 0 or env_timeout <= 0 or hangup_grace < 0:
             raise ConfigError("timeouts must be positive numbers of seconds")
+        self.peers = PeerFilter("FastAGI", host, allow)
         self._routes: dict[str, Handler] = dict(routes or {})
         self._default = default
         self.host = host
@@ -138,7 +148,12 @@ class FastAgiServer:
 
     # ---------------------------------------------------------- connections
 
-    def _connection(self) -> AgiConnection:
+    def _connection(self) -> asyncio.Protocol:
+        if self.peers.open:
+            return self._admitted()
+        return _PeerGate(self)
+
+    def _admitted(self) -> AgiConnection:
         self.stats.accepted += 1
         connection = AgiConnection(self._on_environment, self._on_drop, self.env_timeout)
         if len(self._waiting) >= self.max_calls:
@@ -146,6 +161,12 @@ class FastAgiServer:
             connection.on_made = connection.refuse
         self._waiting.add(connection)
         return connection
+
+    def _turn_away(self, transport: asyncio.Transport, peername: object) -> None:
+        """Close a peer that IVR_AGI_ALLOW does not admit: nothing read, nothing sent."""
+        self.stats.peers_refused += 1
+        self.peers.refuse(peername)
+        transport.abort()
 
     def _on_drop(self, connection: AgiConnection, why: str) -> None:
         self._waiting.discard(connection)
@@ -262,3 +283,22 @@ class FastAgiServer:
         log.warning("agi.fallback", why=why)
         with contextlib.suppress(ConnectionError, OSError):
             await channel.send_failure()
+
+
+class _PeerGate(asyncio.Protocol):
+    """A new connection's first protocol when the server is bound beyond loopback: it looks
+    at the peer once, then either closes the socket or hands it to an
+    :class:`AgiConnection` (``set_protocol``), which then gets every byte directly."""
+
+    def __init__(self, server: FastAgiServer) -> None:
+        self._server = server
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        peername = transport.get_extra_info("peername")
+        if not self._server.peers.admits(peername):
+            self._server._turn_away(transport, peername)
+            return
+        connection = self._server._admitted()
+        transport.set_protocol(connection)
+        connection.connection_made(transport)

@@ -9,6 +9,8 @@ ends a session after 2 s with no frame either way, and a phone with silence
 suppression sends none while its caller is quiet), yields the caller's audio
 and keys as events, and ends with a hang-up frame (the AGI ``EXEC`` then
 returns 0). Transport only: what the audio means is the consumer's business.
+Bound beyond loopback, it admits only the peers of ``IVR_AGI_ALLOW``
+(:mod:`ivr.peers`): anyone else could speak into a caller's recognition.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Sequence
 from typing import Final, Literal
 
 import structlog
@@ -32,6 +35,7 @@ from ivr.audiosocket.session import (
     PlaybackResult,
 )
 from ivr.errors import ConfigError
+from ivr.peers import Network, PeerFilter
 
 __all__ = [
     "Audio",
@@ -69,13 +73,17 @@ class AudioSocketServer:
         overflow: Literal["block", "drop"] = "block",
         close_grace: float = 1.0,
         keepalive: bool = True,
+        allow: str | Sequence[Network] | None = None,
     ) -> None:
+        """``allow``: the peers admitted when ``host`` is beyond loopback (CIDRs, as text or
+        networks); ``None`` reads ``IVR_AGI_ALLOW`` from the environment."""
         if max_queued < 1:
             raise ConfigError(f"max_queued={max_queued}: must be at least 1 event")
         if overflow not in ("block", "drop"):
             raise ConfigError(f"overflow={overflow!r}: use 'block' or 'drop'")
         if connect_timeout <= 0 or uuid_timeout <= 0 or close_grace < 0:
             raise ConfigError("AudioSocket timeouts must be positive numbers of seconds")
+        self.peers = PeerFilter("AudioSocket", host, allow)
         self.host = host
         self._port = port
         self.connect_timeout = connect_timeout
@@ -169,6 +177,11 @@ class AudioSocketServer:
         return len(self._expected)
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peername = writer.get_extra_info("peername")
+        if not self.peers.admits(peername):
+            self.peers.refuse(peername)
+            writer.transport.abort()  # nothing read, nothing sent
+            return
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)

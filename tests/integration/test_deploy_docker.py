@@ -176,7 +176,7 @@ class TestDockerfile:
 
     def test_health_check_and_ports(self, instructions: list[tuple[str, str]]) -> None:
         words = dict(instructions)
-        assert "4573" in words["HEALTHCHECK"]
+        assert "http://127.0.0.1:8090/health" in words["HEALTHCHECK"]
         assert words["EXPOSE"].split() == ["4573", "4574"]
         assert words["CMD"] == '["ivr", "serve"]'
 
