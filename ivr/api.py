@@ -5,6 +5,9 @@ settings live in Redis and are announced by pub/sub). Each request needs a
 bearer token (:mod:`ivr.auth`); every change is written to the audit stream
 with who made it.
 
+    GET  /health                          (no token)  200 {"status": "ok"} while the routing
+                                                      store answers, else 503: for load
+                                                      balancers and compose health checks
     GET  /api/agents                      viewer      agents, states, skills
     PUT  /api/agents/{id}                 admin       create or change (endpoint, skills, team)
     POST /api/agents/{id}/login|logout|resume|ready   supervisor  (ready: end wrap-up now)
@@ -15,15 +18,18 @@ with who made it.
     GET  /api/queues                      viewer      settings and waiting calls
     GET  /api/queues/{name}               viewer
     PUT  /api/queues/{name}               admin       the routing.yaml form of one queue
-    GET  /api/queues/{name}/stats         viewer      ?interval=3600 (seconds)
+    GET  /api/queues/{name}/stats         viewer      ?interval=3600: seconds, more than 0 and
+                                                      at most 604800 (7 days)
     GET  /api/audit                       admin       newest changes
     POST /api/supervise                   supervisor  {"agent": ID, "mode": "listen|whisper|barge",
-                                                       "from": "PJSIP/2001"}
+                                                       "from": "PJSIP/2001"}: "from" is one of the
+                                                      supervisor's own phones (the token file's)
 
 Errors are JSON ``{"error": ..., "problems": [{"at": ..., "message": ...}]}``
-with 400 (bad JSON), 401/403 (token, role), 404, 409 (a state change the
-agent's state does not allow), 422 (settings that do not validate) and 503
-(the routing store is unreachable). Refused requests (401, 403, 404, 409,
+with 400 (bad JSON), 401/403 (token, role, a phone that is not the
+supervisor's), 404, 409 (a state change the agent's state does not allow),
+422 (settings or a query that do not validate) and 503 (the routing store is
+unreachable). Refused requests (401, 403, 404, 409,
 422) are written to the audit stream too, with who asked and why.
 
 A state change answers ``{"agent", "state", "result": "done|pending|unchanged",
@@ -35,8 +41,10 @@ head of the queue.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -48,7 +56,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ivr.auth import Principal, TokenBook
+from ivr.auth import ENDPOINT, Principal, TokenBook
 from ivr.routing_config import agent_of
 from ivr.supervise import SupervisionError, Supervisors
 from routing.config import AgentConfig, QueueConfig
@@ -62,6 +70,12 @@ __all__ = ["build_api"]
 log = structlog.get_logger("ivr.api")
 
 Handler = Callable[[Request, Principal], Awaitable[Response]]
+
+#: The longest KPI window: a week of events is read at most (a viewer must not make
+#: the engine read the whole stream).
+MAX_INTERVAL = 7 * 24 * 3600
+#: How long /health waits for the routing store.
+HEALTH_TIMEOUT = 2.0
 
 
 def _error(status: int, message: str, problems: list[dict[str, str]] | None = None) -> Response:
@@ -79,10 +93,13 @@ def _problems(exc: ValidationError) -> list[dict[str, str]]:
     return out
 
 
-def _principal(tokens: TokenBook, role: str, request: Request) -> Principal | Response:
-    """Whose token the request carries, or the refusal to send."""
+def _principal(
+    tokens: TokenBook, role: str, request: Request
+) -> tuple[Principal | None, Response | None]:
+    """Whose token the request carries (None: no valid one), and the refusal to send, if
+    any: a principal whose role falls short is known, and audited by name."""
     if not tokens:
-        return _error(
+        return None, _error(
             401,
             "the API has no tokens configured; set IVR_API_TOKENS "
             "('NAME:ROLE:TOKEN;...') or IVR_API_TOKENS_FILE and restart",
@@ -90,10 +107,10 @@ def _principal(tokens: TokenBook, role: str, request: Request) -> Principal | Re
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     who = tokens.who(token.strip()) if scheme.lower() == "bearer" else None
     if who is None:
-        return _error(401, "send 'Authorization: Bearer <token>' with a valid token")
+        return None, _error(401, "send 'Authorization: Bearer <token>' with a valid token")
     if not who.may(role):
-        return _error(403, f"{who.name} is {who.role}; this needs the {role} role")
-    return who
+        return who, _error(403, f"{who.name} is {who.role}; this needs the {role} role")
+    return who, None
 
 
 #: Answers that refuse a request: audited with who asked and why.
@@ -104,10 +121,11 @@ def _guarded(
     tokens: TokenBook, role: str, handler: Handler, router: RedisRouter
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        who = _principal(tokens, role, request)
-        if isinstance(who, Response):
-            response = who
+        who, refusal = _principal(tokens, role, request)
+        if refusal is not None:
+            response = refusal
         else:
+            assert who is not None
             try:
                 response = await handler(request, who)
             except InvalidTransition as exc:
@@ -124,10 +142,10 @@ def _guarded(
 
 
 async def _audit_refusal(
-    router: RedisRouter, request: Request, who: Principal | Response, response: Response
+    router: RedisRouter, request: Request, who: Principal | None, response: Response
 ) -> None:
     """Write a refusal to the audit stream; a store that is away is logged, not hidden."""
-    actor = who.name if isinstance(who, Principal) else "(no valid token)"
+    actor = who.name if who is not None else "(no valid token)"
     try:
         reason = json.loads(bytes(response.body)).get("error", "")
     except ValueError:
@@ -164,6 +182,10 @@ class _Handlers:
             return _error(
                 400, 'send {"agent": ID, "mode": "listen|whisper|barge", "from": ENDPOINT}'
             )
+        if ENDPOINT.match(data["from"]) and not who.owns(data["from"]):
+            # The call's audio goes to "from": only a phone of the supervisor's own (what
+            # is not an endpoint at all is refused below, 422).
+            return _error(403, _not_own_phone(who, data["from"]))
         try:
             done = await self.supervisors.spy(who, data["agent"], data["mode"], data["from"])
         except SupervisionError as exc:
@@ -317,10 +339,17 @@ class _Handlers:
 
     async def queue_stats(self, request: Request, who: Principal) -> Response:
         name = request.path_params["name"]
+        raw = request.query_params.get("interval", "3600")
         try:
-            interval = float(request.query_params.get("interval", "3600"))
+            interval = float(raw)
         except ValueError:
-            return _error(400, "interval is a number of seconds")
+            interval = math.nan
+        if not 0 < interval <= MAX_INTERVAL:  # nan and inf fail it too
+            message = (
+                f"interval is a number of seconds more than 0 and at most {MAX_INTERVAL} "
+                f"(7 days), not {raw[:40]!r}"
+            )
+            return _error(422, message, [{"at": "interval", "message": message}])
         now = time.time()
         config = self.router.queues.get(name) or QueueConfig()
         queues, occupancy = compute(
@@ -340,6 +369,36 @@ class _Handlers:
         return JSONResponse({"audit": await self.router.audit_log()})
 
 
+def _not_own_phone(who: Principal, endpoint: str) -> str:
+    if not who.phones:
+        return (
+            f"{who.name} has no phones in the token file, so supervision cannot ring one; "
+            f"add them to {who.name}'s entry (NAME ROLE TOKEN PJSIP/2001 in "
+            "IVR_API_TOKENS_FILE, NAME:ROLE:TOKEN:PJSIP/2001 in IVR_API_TOKENS)"
+        )
+    return (
+        f"{endpoint!r} is not one of {who.name}'s phones ({', '.join(who.phones)}); "
+        "supervise from your own phone"
+    )
+
+
+def _health(router: RedisRouter) -> Callable[[Request], Awaitable[Response]]:
+    async def health(request: Request) -> Response:
+        """200 while the routing store answers, else 503; no token (load balancers)."""
+        try:
+            await asyncio.wait_for(router.read(router.redis.ping()), HEALTH_TIMEOUT)
+        except (RoutingError, TimeoutError) as exc:
+            # The detail (addresses) is logged, not shown to whoever asks.
+            log.warning("api.unhealthy", error=str(exc) or f"no answer in {HEALTH_TIMEOUT:g} s")
+            return JSONResponse(
+                {"status": "unavailable", "reason": "the routing store does not answer"},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ok"})
+
+    return health
+
+
 def build_api(
     router: RedisRouter, tokens: TokenBook, supervisors: Supervisors | None = None
 ) -> Starlette:
@@ -350,6 +409,7 @@ def build_api(
         return _guarded(tokens, role, handler, router)
 
     routes = [
+        Route("/health", _health(router), methods=["GET"]),
         Route("/api/agents", guarded("viewer", h.list_agents), methods=["GET"]),
         Route("/api/agents/{agent}", guarded("admin", h.put_agent), methods=["PUT"]),
         Route(

@@ -60,7 +60,7 @@ nodes:
     next: bye
   bye: {type: hangup, say: Goodbye.}
 """
-TOKENS = TokenBook.from_environ({"IVR_API_TOKENS": "lee:supervisor:lee-token-0123456"})
+TOKENS = TokenBook.from_environ({"IVR_API_TOKENS": "lee:supervisor:lee-token-0123456:PJSIP/2001"})
 
 
 @dataclass

@@ -104,4 +104,4 @@ class TestFirstHour:
             check=True,
         )
         assert shown.stderr == ""
-        assert shown.stdout.count(":") == 4  # both NAME:ROLE:TOKEN entries, one variable
+        assert shown.stdout.count(":") == 5  # NAME:ROLE:TOKEN, NAME:ROLE:TOKEN:PHONE: one variable
