@@ -1,25 +1,36 @@
 """FastAGI throughput: our server against panoramisk's ``fast_agi``, same run, same calls.
 
-Each engine runs in its own process (one core each on a 2-core machine); this
-process plays Asterisk with the project's emulator (``ivr.testing``). Every
-call runs the same realistic command mix through the same handler logic:
+Each engine runs in its own process; this process plays Asterisk with the
+project's emulator (``ivr.testing``), the same emulator for both, so both
+engines get the same replies to the same commands. Every call runs the same
+command mix through the same handler logic:
 
     ANSWER, GET FULL VARIABLE ${CALLERID(num)}, SET VARIABLE, STREAM FILE
     (interruptible), GET DATA (the caller types 4 digits), SAY DIGITS,
     EXEC Dial (agent answers, 'g'), GET VARIABLE DIALSTATUS, VERBOSE, HANGUP
 
-Phases, for each engine:
-  * concurrency: N calls ramped in at R calls/s in real time (prompts, digit
-    waits and the agent call take their real length), so they overlap;
-    reports how many completed intact, the peak concurrent calls and the
+Phases:
+  * concurrency (each engine in turn): N calls ramped in at R calls/s in real
+    time (prompts, digit waits and the agent call take their real length), so
+    they overlap; how many completed intact, the peak concurrent calls and the
     engine's peak RSS per 1,000 calls.
-  * throughput: W workers place calls back to back for T seconds with waits
-    skipped; reports calls/s and commands/s.
-Engine overhead per command is measured inside each engine: from the moment
-the reply's bytes are read to the moment the next command is written.
+  * throughput (the two engines interleaved): W workers place calls back to
+    back with waits skipped, in rounds of T seconds, ours and the peer's in
+    turn (the order swapped every round, so both see the same machine load).
+    The engine's own CPU time (user + system, read from /proc for that
+    process alone) over exactly the calls it completed gives *calls per
+    engine CPU-second*; the median and the spread over the rounds are
+    reported, and the ratio is taken round by round. No instrumentation runs
+    in this phase.
+  * overhead: the same calls with a meter in each engine, from the moment a
+    reply's bytes are read to the moment the next command is written.
+  * early close: one peer sends half an environment block and closes; then
+    50 normal calls get 5 s to complete.
 
-    python bench/agi_throughput.py                 # full run (about 2 minutes)
-    python bench/agi_throughput.py --quick         # smaller, for a smoke test
+    python bench/agi_throughput.py                     # full run (about 3 minutes)
+    python bench/agi_throughput.py --quick             # smaller, for a smoke test
+    python bench/agi_throughput.py --phases throughput # the CPU-second figure alone
+    python bench/agi_throughput.py --loop uvloop       # both engines on uvloop
 """
 
 from __future__ import annotations
@@ -34,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +58,38 @@ from ivr.testing import AsteriskEmulator, DialOutcome, Press  # noqa: E402
 
 EXPECTED_COMMANDS = 10
 DIAL = {"PJSIP/1001": DialOutcome("ANSWER", ring=1.0, talk=2.0)}
+PHASES = ("concurrency", "throughput", "overhead", "early-close")
+IMPLS = ("ours", "panoramisk")
 
 
 # --------------------------------------------------------------------- engines
 
 
+def _nothing() -> None:
+    pass
+
+
 class Meter:
-    """Engine-side time between reading a reply and writing the next command."""
+    """Engine-side time between reading a reply and writing the next command.
+
+    Off unless switched on (SIGUSR1), so that the throughput phase runs
+    without it; SIGUSR2 prints the figures and switches it off.
+    """
 
     def __init__(self) -> None:
         self.samples: list[float] = []
+        self.on = False
+        self.install: Callable[[], None] = _nothing
+        self.uninstall: Callable[[], None] = _nothing
+
+    def start(self) -> None:
+        self.samples.clear()
+        self.on = True
+        self.install()
+
+    def stop(self) -> None:
+        self.on = False
+        self.uninstall()
 
     def wrap(self, read: Any, write: Any) -> tuple[Any, Any]:
         last = [0.0]
@@ -97,8 +131,15 @@ async def run_ours(port: int, meter: Meter) -> None:
             self._bench_read = 0.0  # type: ignore[attr-defined]
         await original_write(self, data)
 
-    AgiConnection.read = timed_read  # type: ignore[method-assign]
-    AgiConnection.write = timed_write  # type: ignore[method-assign]
+    def install() -> None:
+        AgiConnection.read = timed_read  # type: ignore[method-assign]
+        AgiConnection.write = timed_write  # type: ignore[method-assign]
+
+    def uninstall() -> None:
+        AgiConnection.read = original_read  # type: ignore[method-assign]
+        AgiConnection.write = original_write  # type: ignore[method-assign]
+
+    meter.install, meter.uninstall = install, uninstall
 
     async def handler(ch: Channel) -> None:
         await ch.answer()
@@ -121,9 +162,10 @@ async def run_panoramisk(port: int, meter: Meter) -> None:
     from panoramisk import fast_agi
 
     async def handler(request: Any) -> None:
-        read, write = meter.wrap(request.reader.readline, request.writer.write)
-        request.reader.readline = read
-        request.writer.write = write
+        if meter.on:
+            read, write = meter.wrap(request.reader.readline, request.writer.write)
+            request.reader.readline = read
+            request.writer.write = write
         send = request.send_command
         await send("ANSWER")
         reply = await send("GET FULL VARIABLE ${CALLERID(num)}")
@@ -153,7 +195,7 @@ async def serve_until_term(meter: Meter, close: Any) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGUSR1, meter.samples.clear)
+    loop.add_signal_handler(signal.SIGUSR1, meter.start)
     loop.add_signal_handler(signal.SIGUSR2, lambda: print_stats(meter))
     print("READY", flush=True)
     await stop.wait()
@@ -161,8 +203,9 @@ async def serve_until_term(meter: Meter, close: Any) -> None:
 
 
 def print_stats(meter: Meter) -> None:
+    meter.stop()
     samples = sorted(meter.samples)
-    out = {"n": len(samples)}
+    out: dict[str, float] = {"n": len(samples)}
     if samples:
         out |= {
             "p50_ms": samples[len(samples) // 2] * 1000,
@@ -201,7 +244,12 @@ class Engine:
     def rss(self) -> int:
         return int(self.ps.memory_info().rss)
 
-    def reset_meter(self) -> None:
+    def cpu(self) -> float:
+        """User + system CPU seconds of the engine process alone."""
+        times = self.ps.cpu_times()
+        return float(times.user + times.system)
+
+    def start_meter(self) -> None:
         self.proc.send_signal(signal.SIGUSR1)
 
     def stats(self) -> dict[str, Any]:
@@ -214,6 +262,8 @@ class Engine:
 
     def stop(self) -> bool:
         """Stop the engine; False when it had to be killed (its loop was frozen)."""
+        if self.proc.poll() is not None:
+            return False
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.communicate(timeout=10)
@@ -278,6 +328,7 @@ async def concurrency(engine: Engine, calls: int, rate: float) -> dict[str, Any]
 
 
 async def throughput(engine: Engine, workers: int, seconds: float) -> dict[str, Any]:
+    """Calls back to back for ``seconds``; the engine's CPU over exactly those calls."""
     emulator = AsteriskEmulator(port=engine.port, dial=DIAL)
     counts = {"calls": 0, "bad": 0, "commands": 0}
     deadline = time.perf_counter() + seconds
@@ -291,15 +342,67 @@ async def throughput(engine: Engine, workers: int, seconds: float) -> dict[str, 
             counts["commands"] += len(result.exchanges)
             counts["bad"] += not call_ok(result)
 
+    cpu_before = engine.cpu()
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(workers)))
     elapsed = time.perf_counter() - started
+    # Every call counted was completed and closed by now, so the CPU read
+    # after the last one covers all their work and nothing else.
+    cpu = engine.cpu() - cpu_before
     return {
+        "calls": counts["calls"],
         "calls_per_s": counts["calls"] / elapsed,
         "commands_per_s": counts["commands"] / elapsed,
         "bad_calls": counts["bad"],
-        "engine_cpu_s": 0.0,
+        "engine_cpu_s": cpu,
+        "calls_per_cpu_s": counts["calls"] / cpu if cpu else float("nan"),
     }
+
+
+async def interleaved(
+    engines: dict[str, Engine], rounds: int, workers: int, seconds: float
+) -> dict[str, dict[str, Any]]:
+    """Throughput rounds, ours and the peer in turn (order swapped each round)."""
+    for engine in engines.values():  # warm both up (code paths, allocator, caches)
+        await throughput(engine, workers, min(1.0, seconds))
+    runs: dict[str, list[dict[str, Any]]] = {impl: [] for impl in engines}
+    for index in range(rounds):
+        order = list(engines) if index % 2 == 0 else list(reversed(engines))
+        for impl in order:
+            runs[impl].append(await throughput(engines[impl], workers, seconds))
+        line = {impl: round(runs[impl][-1]["calls_per_cpu_s"]) for impl in engines}
+        print(f"  round {index + 1}: calls per engine CPU-second {line}", file=sys.stderr)
+    out: dict[str, dict[str, Any]] = {}
+    for impl, rows in runs.items():
+        per_cpu = [row["calls_per_cpu_s"] for row in rows]
+        out[impl] = {
+            "calls_per_s": statistics.median(row["calls_per_s"] for row in rows),
+            "commands_per_s": statistics.median(row["commands_per_s"] for row in rows),
+            "bad_calls": sum(row["bad_calls"] for row in rows),
+            "engine_cpu_s": sum(row["engine_cpu_s"] for row in rows),
+            "calls_per_cpu_s": statistics.median(per_cpu),
+            "calls_per_cpu_s_min": min(per_cpu),
+            "calls_per_cpu_s_max": max(per_cpu),
+            "rounds": per_cpu,
+        }
+    if len(engines) == 2:
+        ours, peer = (runs[impl] for impl in IMPLS)
+        ratios = [
+            a["calls_per_cpu_s"] / b["calls_per_cpu_s"] for a, b in zip(ours, peer, strict=True)
+        ]
+        out["ours"] |= {
+            "ratio_per_cpu": statistics.median(ratios),
+            "ratio_min": min(ratios),
+            "ratio_max": max(ratios),
+        }
+    return out
+
+
+async def overhead(engine: Engine, workers: int, seconds: float) -> dict[str, Any]:
+    engine.start_meter()
+    await asyncio.sleep(0.1)  # the signal is handled between two turns of the loop
+    await throughput(engine, workers, seconds)
+    return {f"overhead_{k}": v for k, v in engine.stats().items()}
 
 
 async def early_close(engine: Engine, calls: int = 50, window: float = 5.0) -> dict[str, Any]:
@@ -321,71 +424,94 @@ async def early_close(engine: Engine, calls: int = 50, window: float = 5.0) -> d
     return {"after_early_close_completed": ok, "after_early_close_of": calls}
 
 
-async def bench_one(impl: str, args: argparse.Namespace) -> dict[str, Any]:
-    engine = Engine(impl, args.loop)
-    try:
-        conc = await concurrency(engine, args.calls, args.rate)
-        engine.reset_meter()
-        cpu_before = sum(engine.ps.cpu_times()[:2])
-        thr = await throughput(engine, args.workers, args.seconds)
-        thr["engine_cpu_s"] = sum(engine.ps.cpu_times()[:2]) - cpu_before
-        thr["calls_per_cpu_s"] = thr["calls_per_s"] * args.seconds / thr["engine_cpu_s"]
-        latency = engine.stats()
-        robust = await early_close(engine)
-    finally:
-        robust_exit = engine.stop() if engine.proc.poll() is None else False
-    return {
-        "impl": impl,
-        **conc,
-        **thr,
-        **{f"overhead_{k}": v for k, v in latency.items()},
-        **robust,
-        "clean_exit": robust_exit,
-    }
-
-
-def report(rows: list[dict[str, Any]]) -> None:
-    ours, peer = rows
-    print(f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, load: list[float]) -> None:
+    ours, peer = rows["ours"], rows["panoramisk"]
+    print(
+        f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, loop {args.loop}, "
+        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+    )
     fields = [
         ("concurrent calls completed", "completed", "{:.0f}"),
         ("calls dropped", "dropped", "{:.0f}"),
         ("peak concurrent calls", "peak_concurrent", "{:.0f}"),
         ("peak RSS per 1,000 calls (MB)", "rss_per_1000_mb", "{:.1f}"),
-        ("calls/s (waits skipped)", "calls_per_s", "{:.0f}"),
-        ("commands/s", "commands_per_s", "{:.0f}"),
-        ("engine CPU s in throughput phase", "engine_cpu_s", "{:.1f}"),
-        ("calls per engine CPU-second", "calls_per_cpu_s", "{:.0f}"),
-        ("engine overhead p50 per command (ms)", "overhead_p50_ms", "{:.3f}"),
-        ("engine overhead p99 per command (ms)", "overhead_p99_ms", "{:.3f}"),
+        ("calls/s (waits skipped), median", "calls_per_s", "{:.0f}"),
+        ("commands/s, median", "commands_per_s", "{:.0f}"),
+        ("calls per engine CPU-second, median", "calls_per_cpu_s", "{:.0f}"),
+        ("  lowest round", "calls_per_cpu_s_min", "{:.0f}"),
+        ("  highest round", "calls_per_cpu_s_max", "{:.0f}"),
+        ("calls that went wrong (throughput)", "bad_calls", "{:.0f}"),
+        ("engine overhead p50 per command (ms)", "overhead_p50_ms", "{:.4f}"),
+        ("engine overhead p99 per command (ms)", "overhead_p99_ms", "{:.4f}"),
         ("calls done after a peer closed early", "after_early_close_completed", "{:.0f}"),
         ("engine stopped cleanly on SIGTERM", "clean_exit", "{:.0f}"),
     ]
     print(f"{'':40} {'ours':>12} {'panoramisk':>12} {'ours/peer':>10}")
     for label, key, fmt in fields:
+        if key not in ours and key not in peer:
+            continue
         a, b = ours.get(key, float("nan")), peer.get(key, float("nan"))
         ratio = a / b if b else float("nan")
         print(f"{label:40} {fmt.format(a):>12} {fmt.format(b):>12} {ratio:>10.2f}")
+    if "ratio_per_cpu" in ours:
+        print(
+            f"ours/peer per engine CPU-second, round by round: median {ours['ratio_per_cpu']:.2f}"
+            f" (lowest {ours['ratio_min']:.2f}, highest {ours['ratio_max']:.2f},"
+            f" {args.rounds} rounds of {args.seconds:g} s each)"
+        )
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    rows = []
-    for impl in ("ours", "panoramisk"):
-        print(f"running {impl} ...", file=sys.stderr, flush=True)
-        rows.append(await bench_one(impl, args))
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    report(rows)
+    phases = set(args.phases)
+    load = [os.getloadavg()[0]]
+    engines = {impl: Engine(impl, args.loop) for impl in IMPLS}
+    rows: dict[str, dict[str, Any]] = {impl: {"impl": impl} for impl in IMPLS}
+    try:
+        if "concurrency" in phases:
+            for impl, engine in engines.items():
+                print(f"concurrency: {impl} ...", file=sys.stderr, flush=True)
+                rows[impl] |= await concurrency(engine, args.calls, args.rate)
+        if "throughput" in phases:
+            print("throughput, interleaved:", file=sys.stderr, flush=True)
+            for impl, row in (
+                await interleaved(engines, args.rounds, args.workers, args.seconds)
+            ).items():
+                rows[impl] |= row
+        if "overhead" in phases:
+            for impl, engine in engines.items():
+                print(f"overhead: {impl} ...", file=sys.stderr, flush=True)
+                rows[impl] |= await overhead(engine, args.workers, min(args.seconds, 5.0))
+        if "early-close" in phases:
+            # Last: it freezes panoramisk's loop for good.
+            for impl, engine in engines.items():
+                print(f"early close: {impl} ...", file=sys.stderr, flush=True)
+                rows[impl] |= await early_close(engine)
+    finally:
+        for impl, engine in engines.items():
+            rows[impl]["clean_exit"] = engine.stop()
+    load.append(os.getloadavg()[0])
+    for row in rows.values():
+        print(json.dumps(row), file=sys.stderr, flush=True)
+    report(rows, args, load)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=["ours", "panoramisk"], help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=IMPLS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=2000, help="concurrent-phase calls")
     parser.add_argument("--rate", type=float, default=400.0, help="new calls per second")
     parser.add_argument("--workers", type=int, default=50, help="throughput-phase workers")
-    parser.add_argument("--seconds", type=float, default=15.0, help="throughput-phase length")
-    parser.add_argument("--quick", action="store_true", help="200 calls, 3 s")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of a throughput round")
+    parser.add_argument("--rounds", type=int, default=6, help="throughput rounds per engine")
+    parser.add_argument(
+        "--phases",
+        nargs="+",
+        choices=PHASES,
+        default=list(PHASES),
+        help="phases to run (default: all)",
+    )
+    parser.add_argument("--quick", action="store_true", help="200 calls, 3 rounds of 3 s")
     parser.add_argument(
         "--loop",
         choices=["asyncio", "uvloop"],
@@ -414,7 +540,7 @@ def main() -> None:
             asyncio.run(run(args.port, meter))
         return
     if args.quick:
-        args.calls, args.seconds = 200, 3.0
+        args.calls, args.seconds, args.rounds = 200, 3.0, 3
     asyncio.run(main_async(args))
 
 

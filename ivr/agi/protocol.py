@@ -9,6 +9,7 @@ captured sessions in ``shared/asterisk/transcripts/agi-sessions.json``.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -132,14 +133,13 @@ def _split_script(raw: str) -> tuple[str, dict[str, str]]:
     return unquote(path).strip("/"), dict(pairs)
 
 
-def _build_environment(variables: dict[str, str]) -> Environment:
+def _build_environment(variables: dict[str, str], args: bool) -> Environment:
     script, query = _split_script(variables.get("agi_network_script", ""))
     numbered: list[tuple[int, str]] = []
-    for key, value in variables.items():
-        if key.startswith("agi_arg_"):
-            match = _ARG_KEY.fullmatch(key)
-            if match:
-                numbered.append((int(match.group(1)), value))
+    for key, value in variables.items() if args else ():
+        match = _ARG_KEY.fullmatch(key)
+        if match:
+            numbered.append((int(match.group(1)), value))
     numbered.sort()
     return Environment(
         # The parser is done with the dict: it is handed over, not copied.
@@ -179,6 +179,13 @@ _RANK: Final = {key: index for index, key in enumerate(ENV_ORDER)}
 #: Values Asterisk writes raw that a caller (or a far network) controls: a line
 #: break in them must not end the block or forge a key (a CNAM with LF, say).
 CALLER_KEYS: Final = frozenset({"agi_callerid", "agi_calleridname", "agi_dnid", "agi_rdnis"})
+#: Keys after which any new key may follow ("": the first line).
+_OPEN_AFTER: Final = frozenset({"", *ENV_ORDER}) - CALLER_KEYS
+#: The key that follows each one in setup_env()'s order.
+_NEXT_KEY: Final[dict[str, str]] = {
+    **dict(itertools.pairwise(ENV_ORDER)),
+    ENV_ORDER[-1]: "agi_arg_1",
+}
 
 
 def _next_key(key: str) -> str:
@@ -203,6 +210,7 @@ class EnvironmentParser:
         self._buffer = bytearray()
         self._variables: dict[str, str] = {}
         self._last = ""
+        self._args = False  # an agi_arg_N key was seen
         self._size = 0
         self.remainder = b""
         self.done = False
@@ -232,20 +240,39 @@ class EnvironmentParser:
             lines = block.decode("utf-8").split("\n")
         except UnicodeDecodeError:
             lines = [decode_text(raw) for raw in block.split(b"\n")]
+        end = self._take_lines(lines)
+        if end < 0:
+            buffer += rest
+            return None
+        self.done = True
+        if end + 1 < len(lines):  # more lines after the blank one: keep their bytes
+            self.remainder = b"\n".join(block.split(b"\n")[end + 1 :]) + b"\n" + rest
+        else:
+            self.remainder = rest
+        if not self._variables:
+            raise AgiProtocolError("empty environment block; expected agi_* lines")
+        return _build_environment(self._variables, self._args)
+
+    def _take_lines(self, lines: list[str]) -> int:
+        """Take whole lines; the index of the blank line that ends the block, or -1."""
+        variables = self._variables
         for index, line in enumerate(lines):
-            if line or self._continues():
+            if line:
+                # The usual line: the next of setup_env()'s keys, first time seen,
+                # after a value no caller controls (or right after one that is).
+                key, sep, value = line.partition(": ")
+                if sep and key in _RANK and key not in variables:
+                    last = self._last
+                    if last in _OPEN_AFTER or _NEXT_KEY.get(last) == key:
+                        variables[key] = value
+                        self._last = key
+                        continue
                 self._take_line(line)
-                continue
-            self.done = True
-            if index + 1 < len(lines):  # more lines after the blank one: keep their bytes
-                self.remainder = b"\n".join(block.split(b"\n")[index + 1 :]) + b"\n" + rest
+            elif self._continues():
+                self._take_line(line)
             else:
-                self.remainder = rest
-            if not self._variables:
-                raise AgiProtocolError("empty environment block; expected agi_* lines")
-            return _build_environment(self._variables)
-        buffer += rest
-        return None
+                return index
+        return -1
 
     def _continues(self) -> bool:
         """A blank line inside a caller-controlled value, not the end of the block."""
@@ -267,6 +294,7 @@ class EnvironmentParser:
             if not repeated and follows:
                 self._variables[key] = value
                 self._last = key
+                self._args = self._args or key.startswith("agi_arg_")
                 return
             if repeated and trusted:
                 raise AgiProtocolError(f"environment key {key!r} sent twice")
@@ -383,6 +411,12 @@ class ReplyParser:
     def feed(self, data: bytes) -> list[Event]:
         if data and not self._buffer and self._usage is None and data.find(b"\n") == len(data) - 1:
             # The usual read: exactly one whole line, nothing buffered.
+            if data.startswith(b"200 result="):
+                try:
+                    line = data[:-1].decode("utf-8")
+                except UnicodeDecodeError:
+                    line = data[:-1].decode("latin-1")
+                return [parse_reply_line(line, data)]
             event = self._take_line(data)
             return [event] if event is not None else []
         self._buffer += data
