@@ -112,6 +112,10 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
     )
     _debug = numeric <= logging.DEBUG
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
+    # httpx logs every request's full URL at info (an http node's URL may hold what
+    # a caller typed); the http node logs its outcome itself, with the flow's template.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
 
 
 def bind_call(**values: str) -> None:

@@ -838,20 +838,26 @@ class Recording:
 
 
 def _number_files(number: int) -> list[str]:
-    """The prompts ``SAY NUMBER`` plays in English (say.c, simplified)."""
+    """The prompts ``SAY NUMBER`` plays: say.c's get_number_str_en (22.9.0), which every
+    language without a syntax of its own also takes (Korean among them)."""
+    if number == 0:
+        return ["digits/0"]
     files: list[str] = []
     if number < 0:
         files.append("digits/minus")
-        number = -number
-    if number >= 1000:
-        files += [*_number_files(number // 1000), "digits/thousand"]
-        number %= 1000
+        number = 0 if number == -(2**31) else -number
+    for size, word in ((10**9, "billion"), (10**6, "million"), (1000, "thousand")):
+        if number >= size:
+            if number >= 2**31 - 1:
+                return files  # "Number is too big for me": what was built so far
+            files += [*_number_files(number // size), f"digits/{word}"]
+            number %= size
     if number >= 100:
         files += [f"digits/{number // 100}", "digits/hundred"]
         number %= 100
     if number >= 20:
         files.append(f"digits/{number - number % 10}")
         number %= 10
-    if number or not files:
+    if number:
         files.append(f"digits/{number}")
     return files

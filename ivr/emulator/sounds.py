@@ -32,8 +32,11 @@ _STOCK: dict[str, int] = {
     "please-try-again": 8000 * 2,
 }
 _STOCK.update({f"digits/{n}": 4400 for n in range(10)})
+_STOCK.update({f"digits/{n}": 5600 for n in range(11, 20)})  # SAY NUMBER says 11-19 whole
 _STOCK.update({f"digits/{n}": 5200 for n in (10, 20, 30, 40, 50, 60, 70, 80, 90)})
 _STOCK.update({"digits/hundred": 4800, "digits/thousand": 5600, "digits/minus": 4000})
+_STOCK.update({"digits/million": 5600, "digits/billion": 5600})
+_STOCK.update({"digits/star": 4000, "digits/pound": 4400})
 _STOCK.update({f"letters/{c}": 4000 for c in "abcdefghijklmnopqrstuvwxyz"})
 
 
