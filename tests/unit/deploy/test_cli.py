@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.deploy.cli import add_commands, render_command
+from ivr.cli.deploy import add_commands, render_command
 from tests.unit.deploy.conftest import EXAMPLE, SECRETS
 
 

@@ -23,7 +23,7 @@ import pytest
 
 from ivr.deploy import Deployment, render
 from ivr.deploy.asterisk_modules import TABLE_FILE, ModuleTable, dialplan_names
-from ivr.deploy.cli import render_command
+from ivr.cli.deploy import render_command
 from ivr.deploy.errors import ModuleTableError
 from ivr.deploy.render import (
     ENGINE_AMI_ACTIONS,

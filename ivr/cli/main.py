@@ -47,7 +47,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from ivr.console_call import place_call
+    from ivr.cli.call import place_call
 
     return asyncio.run(place_call(args))
 
@@ -217,7 +217,7 @@ def _staffing(args: argparse.Namespace) -> int:
     from routing.erlang import agents_needed, staffing
 
     if args.queue:
-        from ivr.routing_cli import measured
+        from ivr.cli.routing import measured
 
         got = measured(args)
         if got is None:
@@ -390,16 +390,16 @@ def _flow_commands(commands: Any) -> None:
     staff.add_argument("--shrinkage", type=float, default=0.0, help="e.g. 0.3 for 30 %%")
     staff.add_argument("--max-occupancy", type=float, default=1.0, help="e.g. 0.85")
     staff.set_defaults(func=_staffing)
-    from ivr.routing_cli import add_commands
+    from ivr.cli.routing import add_commands
 
     add_commands(commands, agent_commands)
-    from ivr.deploy.cli import add_commands as add_deploy_commands
+    from ivr.cli.deploy import add_commands as add_deploy_commands
 
     add_deploy_commands(commands)
-    from ivr.supervise_cli import add_commands as add_supervise_commands
+    from ivr.cli.supervise import add_commands as add_supervise_commands
 
     add_supervise_commands(commands)
-    from ivr.speech_cli import add_commands as add_speech_commands
+    from ivr.cli.speech import add_commands as add_speech_commands
 
     add_speech_commands(commands)
 
