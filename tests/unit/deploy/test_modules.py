@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 
+from ivr.cli.deploy import render_command
 from ivr.deploy import Deployment, render
 from ivr.deploy.asterisk_modules import TABLE_FILE, ModuleTable, dialplan_names
-from ivr.cli.deploy import render_command
 from ivr.deploy.errors import ModuleTableError
 from ivr.deploy.render import (
     ENGINE_AMI_ACTIONS,
