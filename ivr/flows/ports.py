@@ -161,7 +161,7 @@ class PooledHttp:
             # are the same length, so only a stalled pool or a trickle reaches this one.
             async with asyncio.timeout(timeout):
                 return await self._exchange(method, url, dict(headers), body, timeout)
-        except httpx.TimeoutException:  # only if httpx times out on its own
+        except (TimeoutError, httpx.TimeoutException):
             raise TimeoutError(f"no complete reply within {timeout:g} s") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError) as exc:
             # The message names the kind of failure, never the URL (it may hold a
@@ -177,7 +177,8 @@ class PooledHttp:
             declared = response.headers.get("content-length", "")
             if declared.isdigit() and int(declared) > self.limit:
                 raise ReplyTooLargeError(
-                    f"the reply is {int(declared):,} bytes, more than the {self.limit:,} allowed"
+                    f"the reply is {int(declared):,} bytes, more than the {self.limit:,} "
+                    "bytes allowed"
                 )
             raw = bytearray()
             async for chunk in response.aiter_raw():
