@@ -23,7 +23,7 @@ from ivr.api import build_api
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
 from ivr.callbacks import CallbackWorker
-from ivr.config import Settings
+from ivr.config import Settings, speech_languages
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
@@ -269,10 +269,21 @@ async def _start_speech(
         server=sockets,
         advertise=settings.audiosocket_advertise,
         spool=settings.spool_dir,
+        languages=speech_languages(settings),
     )
     ready: list[str] = []
+    allowed = speech_languages(settings)
     for flow in (f for f in map(registry.get, registry.ids) if f is not None):
         for language in sorted(flow_languages(flow)):
+            if allowed and language not in allowed:
+                if flow.defaults.speech == "required":
+                    raise ConfigError(
+                        f"flow {flow.id!r} requires speech in {language!r}, which "
+                        f"IVR_SPEECH_LANGUAGES ({settings.speech_languages}) leaves out: add "
+                        f"it there (or set the flow's defaults.speech: optional)"
+                    )
+                log.info("speech.language_off", flow=flow.id, language=language)
+                continue
             if speech.speaks(language):
                 ready.append(language)
             elif flow.defaults.speech == "required":

@@ -49,6 +49,10 @@ class Settings:
     spool_dir: Path = Path("/var/spool/asterisk/ivr")
     #: Vosk models installed with ``ivr speech models install`` (Korean is built in).
     models_dir: Path = Path("var/models")
+    #: Which languages' recognition models load (``IVR_SPEECH_LANGUAGES=ko,en``);
+    #: empty: every language a flow uses. Each model costs memory (the Korean one
+    #: about 480 MB), so an engine that serves one language loads one.
+    speech_languages: str = ""
     #: The AudioSocket server for speech (Asterisk streams the caller's audio to it);
     #: port 0 turns speech over AudioSocket off (RECORD FILE is used instead).
     audiosocket_host: str = "127.0.0.1"
@@ -115,6 +119,15 @@ def _check_peers(
             raise exposed(listener, host, sources.get(key, key))
 
 
+def _check_languages(settings: Settings, where: str) -> None:
+    for language in speech_languages(settings):
+        if not re.fullmatch(r"[A-Za-z]{2,3}([_-][A-Za-z0-9]{2,8})?", language):
+            raise ConfigError(
+                f"{where}: {language!r} is not a language code; give codes such as ko or "
+                "en, comma-separated"
+            )
+
+
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(key: str) -> str:
         return sources.get(key, key)
@@ -147,6 +160,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             f"{where('callback_caller_id')}: {caller_id!r} is not a number; give the "
             "centre's number, 3 to 20 digits with an optional '+'"
         )
+    _check_languages(settings, where("speech_languages"))
     if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
         raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")
 
@@ -190,3 +204,8 @@ def load_settings(
     _check(settings, sources)
     _check_peers(settings, sources, environ)
     return settings
+
+
+def speech_languages(settings: Settings) -> frozenset[str]:
+    """The languages whose models may load; empty: no limit."""
+    return frozenset(p.strip() for p in settings.speech_languages.split(",") if p.strip())

@@ -112,8 +112,11 @@ class SpeechInput:
         advertise: str = "",
         spool: Path | None = None,
         connect_timeout: float = 3.0,
+        languages: frozenset[str] = frozenset(),
     ) -> None:
         self.recognizer = recognizer
+        #: The languages whose models may load (``IVR_SPEECH_LANGUAGES``); empty: all.
+        self.languages = languages
         self.synthesizer = synthesizer
         self.server = server
         #: host:port Asterisk connects to (the server's own address by default).
@@ -123,8 +126,9 @@ class SpeechInput:
         self._missing: set[str] = set()
 
     def speaks(self, language: str) -> bool:
-        """True when a model for ``language`` is installed (else menus take keys only)."""
-        if language in self._missing:
+        """True when a model for ``language`` is installed and allowed to load (else
+        menus take keys only)."""
+        if language in self._missing or (self.languages and language not in self.languages):
             return False
         try:
             self.recognizer.registry.path_for(language)
