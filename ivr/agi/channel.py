@@ -76,6 +76,7 @@ DEAD_OK: Final = frozenset(
 ENGINE_HANGUP: Final = "hung up by the engine"
 _VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*(?:\([A-Za-z0-9_,\-]*\))?")
 _DIGITS = re.compile(r"[0-9*#A-Da-d]*")
+_APPLICATION = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 
 
 class ChannelState(enum.IntEnum):
@@ -305,7 +306,36 @@ class Channel:
         else:
             self._busy = True
         try:
-            reply = await self._exchange(verb, line, timeout)
+            if self._closed or self._broken or self.hung_up:
+                self._check_usable(verb)
+            limit = self._command_timeout if timeout is None else timeout
+            try:
+                await self._transport.write(line)
+            except (ConnectionError, OSError):
+                self._raise_hangup("socket closed")
+            self.commands_sent += 1
+            try:
+                if self._swept:
+                    loop = self._loop
+                    if loop is None:
+                        loop = self._loop = asyncio.get_running_loop()
+                    self.waiting_task = asyncio.current_task(loop)
+                    self.deadline = loop.time() + limit if limit else 0.0
+                    try:
+                        reply = await self._next_reply(verb)
+                    finally:
+                        self.deadline = 0.0
+                        self.waiting_task = None
+                else:
+                    # asyncio.timeout, not wait_for: no extra task per command.
+                    async with asyncio.timeout(limit or None):
+                        reply = await self._next_reply(verb)
+            except asyncio.CancelledError:
+                self._cancelled(verb, limit)
+                raise
+            except TimeoutError:
+                self._timeout(verb, limit)
+            self._check_reply(verb, line, reply)
         finally:
             self._next_turn()
         code = reply.code
@@ -313,51 +343,20 @@ class Channel:
             raise self._fail(verb, reply)
         return reply
 
-    async def _exchange(self, verb: str, line: bytes, timeout: float | None) -> Reply:
-        if self._closed or self._broken or self.hung_up:
-            self._check_usable(verb)
-        limit = self._command_timeout if timeout is None else timeout
-        try:
-            await self._transport.write(line)
-        except (ConnectionError, OSError):
-            self._raise_hangup("socket closed")
-        self.commands_sent += 1
-        try:
-            if self._swept:
-                loop = self._loop
-                if loop is None:
-                    loop = self._loop = asyncio.get_running_loop()
-                self.waiting_task = asyncio.current_task(loop)
-                self.deadline = loop.time() + limit if limit else 0.0
-                try:
-                    reply = await self._next_reply()
-                    if verb == "EXEC" and reply.code == 200 and reply.value == 1:
-                        await self._exec_usage()
-                finally:
-                    self.deadline = 0.0
-                    self.waiting_task = None
-            else:
-                # asyncio.timeout, not wait_for: no extra task per command.
-                async with asyncio.timeout(limit or None):
-                    reply = await self._next_reply()
-                    if verb == "EXEC" and reply.code == 200 and reply.value == 1:
-                        await self._exec_usage()
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if self.expired and task is not None:
-                self.expired = False
-                task.uncancel()  # the sweeper's cancel: it means the deadline passed
-                self._timeout(verb, limit)
-            # Asterisk is still running the command: its reply (or none at all,
-            # if the next command interrupts it) would be taken as the next
-            # command's. The stream cannot be trusted any more.
-            self._broken = f"{verb} was cancelled while Asterisk ran it"
-            raise
-        except TimeoutError:
+    def _cancelled(self, verb: str, limit: float) -> None:
+        """A wait for a reply was cancelled: by the sweeper on its deadline (raise
+        :class:`CommandTimeout`), or by someone else (the stream is out of step)."""
+        task = asyncio.current_task()
+        if self.expired and task is not None:
+            self.expired = False
+            task.uncancel()  # the sweeper's cancel: it means the deadline passed
             self._timeout(verb, limit)
-        return self._check_reply(verb, line, reply)
+        # Asterisk is still running the command: its reply (or none at all,
+        # if the next command interrupts it) would be taken as the next
+        # command's. The stream cannot be trusted any more.
+        self._broken = f"{verb} was cancelled while Asterisk ran it"
 
-    def _check_reply(self, verb: str, line: bytes, reply: Reply) -> Reply:
+    def _check_reply(self, verb: str, line: bytes, reply: Reply) -> None:
         if self._events and any(isinstance(e, Reply) for e in self._events):
             # One command, one reply: a second one now means a value held a
             # line break (GET VARIABLE sends values raw) and forged a reply.
@@ -382,12 +381,11 @@ class Channel:
         # answers it for real (PROTOCOL.md §8.1: GET VARIABLE DIALSTATUS gave
         # HANGUP, then ``200 result=1 (ANSWER)``). The caller gets the reply;
         # the hang-up is raised by the next command a dead channel refuses.
-        return reply
 
     async def _exec_usage(self) -> None:
         # handle_exec passes an application's 1 on as RESULT_SHOWUSAGE: the
         # EXEC usage block follows the reply and belongs to it.
-        usage = await self._next_reply()
+        usage = await self._next_reply("")
         if usage.code != 520:
             self._broken = "EXEC returned 1 without the usage block Asterisk sends"
             raise AgiError(self._broken, command="EXEC")
@@ -396,7 +394,9 @@ class Channel:
         self._broken = f"no reply to {verb} within {limit:g} s"
         raise CommandTimeout(f"Asterisk did not answer {verb} within {limit:g} s", command=verb)
 
-    async def _next_reply(self) -> Reply:
+    async def _next_reply(self, verb: str) -> Reply:
+        """The reply to ``verb``'s command: notices and ``100 Trying`` are taken on the
+        way, and the usage block an EXEC returning 1 brings is read with it."""
         events = self._events
         while True:
             while events:
@@ -406,6 +406,8 @@ class Channel:
                     continue
                 if event.code == 100:  # "100 result=0 Trying..." precedes the real reply
                     continue
+                if verb == "EXEC" and event.code == 200 and event.value == 1:
+                    await self._exec_usage()
                 return event
             try:
                 data = await self._transport.read()
@@ -516,7 +518,8 @@ class Channel:
         if offset is not None:
             args += (offset,)
         reply = await self._ok("STREAM FILE", *args, timeout=0)
-        if reply.value == -1:
+        value = reply.value
+        if value == -1:
             await self._probe_hangup()
             raise PlaybackError(
                 f"could not play {filename!r}: Asterisk returned -1 on a live channel; "
@@ -524,7 +527,7 @@ class Channel:
                 command="STREAM FILE",
                 reply=reply.raw.decode("utf-8", "replace").strip(),
             )
-        return PlaybackResult(_digit(reply.value), reply.endpos or 0)
+        return PlaybackResult(_digit(value), reply.endpos or 0)
 
     async def get_option(
         self, filename: str, escape_digits: str, timeout_ms: int | None = None
@@ -535,10 +538,11 @@ class Channel:
         if timeout_ms is not None:
             args += (timeout_ms,)
         reply = await self._ok("GET OPTION", *args, timeout=0)
-        if reply.value == -1:
+        value = reply.value
+        if value == -1:
             await self._probe_hangup()
             raise PlaybackError(f"could not play {filename!r}", command="GET OPTION")
-        return PlaybackResult(_digit(reply.value), reply.endpos or 0)
+        return PlaybackResult(_digit(value), reply.endpos or 0)
 
     async def get_data(
         self, filename: str, timeout_ms: int | None = None, max_digits: int | None = None
@@ -562,19 +566,21 @@ class Channel:
         reply = await self._ok(
             "WAIT FOR DIGIT", int(timeout_ms), timeout=self._timeout_for(timeout_ms)
         )
-        if reply.value == -1:
+        value = reply.value
+        if value == -1:
             await self._probe_hangup()
             raise AgiError("WAIT FOR DIGIT failed on a live channel", command="WAIT FOR DIGIT")
-        return _digit(reply.value)
+        return _digit(value)
 
     async def say_digits(self, digits: str, escape_digits: str = "") -> str | None:
         _check_digits(digits, "digits to say")
         _check_digits(escape_digits, "escape digits")
         reply = await self._ok("SAY DIGITS", digits, Quoted(escape_digits), timeout=0)
-        if reply.value == -1:
+        value = reply.value
+        if value == -1:
             await self._probe_hangup()
             raise PlaybackError("SAY DIGITS failed", command="SAY DIGITS")
-        return _digit(reply.value)
+        return _digit(value)
 
     async def say_number(
         self, number: int, escape_digits: str = "", gender: str | None = None
@@ -584,10 +590,11 @@ class Channel:
         if gender:
             args += (gender,)
         reply = await self._ok("SAY NUMBER", *args, timeout=0)
-        if reply.value == -1:
+        value = reply.value
+        if value == -1:
             await self._probe_hangup()
             raise PlaybackError("SAY NUMBER failed", command="SAY NUMBER")
-        return _digit(reply.value)
+        return _digit(value)
 
     async def record_file(
         self,
@@ -629,26 +636,27 @@ class Channel:
         escaped). ``timeout`` defaults to none: applications such as Dial
         run as long as the call they make.
         """
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", application):
+        if not _APPLICATION.fullmatch(application):
             raise UnsafeArgumentError(f"application name {application!r} is not a name")
         if self.hung_up:
             # An application on a dead channel returns -1 at once: never a dial,
             # a voicemail or a stream for a caller who has gone.
             self._raise_hangup(self.hangup_how)
-        data = ",".join(escape_app_arg(arg) for arg in args)
+        data = ",".join([escape_app_arg(arg) for arg in args])
         words: tuple[str, ...] = (application, data) if data else (application,)
         reply = await self._ok("EXEC", *words, timeout=timeout)
-        if reply.value == -2:
+        value = reply.value
+        if value == -2:
             raise ApplicationNotFoundError(
                 f"Asterisk has no application {application!r}; load its module in modules.conf",
                 command="EXEC",
             )
-        if reply.value == -1:
+        if value == -1:
             # -1 says nothing about the caller (Dial returns it when the caller
             # hangs up, AudioSocket when its socket times out on a live call):
             # learn which before anything a dead channel refuses is sent.
             await self.probe()
-        return reply.value if reply.value is not None else 0
+        return value if value is not None else 0
 
     async def set_variable(self, name: str, value: str) -> None:
         await self._ok("SET VARIABLE", self._name(name), value)
