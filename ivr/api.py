@@ -57,8 +57,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ivr.auth import ENDPOINT, Principal, TokenBook
+from ivr.centre.supervise import SupervisionError, Supervisors
 from ivr.routing_config import agent_of
-from ivr.supervise import SupervisionError, Supervisors
 from routing.config import AgentConfig, QueueConfig
 from routing.errors import RoutingError, RoutingUnavailable
 from routing.kpis import compute

@@ -22,7 +22,10 @@ from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError, AmiSetupError
 from ivr.api import build_api
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
-from ivr.callbacks import CallbackWorker
+from ivr.centre.callbacks import CallbackWorker
+from ivr.centre.presence import Presence
+from ivr.centre.supervise import Supervisors
+from ivr.centre.tracker import AnswerTracker
 from ivr.config import Settings, speech_languages
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
@@ -32,11 +35,8 @@ from ivr.flows.problems import FlowError
 from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
 from ivr.instance import engine_lock
-from ivr.presence import Presence
 from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
-from ivr.supervise import Supervisors
-from ivr.tracker import AnswerTracker
 from routing.config import RoutingConfig
 from routing.embedded import EmbeddedRedis
 from routing.errors import RoutingError

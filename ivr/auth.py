@@ -41,7 +41,7 @@ __all__ = ["ENDPOINT", "ROLES", "Principal", "TokenBook"]
 ROLES: Final = ("viewer", "supervisor", "admin")
 MIN_TOKEN = 12
 #: A person's own phone: a device, never a Local channel, a context or a trunk ('@')
-#: (the same form :mod:`ivr.supervise` accepts as the phone that rings).
+#: (the same form :mod:`ivr.centre.supervise` accepts as the phone that rings).
 ENDPOINT: Final = re.compile(r"^(?:PJSIP|SIP|IAX2|DAHDI)/[A-Za-z0-9_.+\-]{1,64}$")
 
 

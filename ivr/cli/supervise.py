@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from ivr.supervise import MODES
+from ivr.centre.supervise import MODES
 
 __all__ = ["add_commands"]
 

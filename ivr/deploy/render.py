@@ -433,7 +433,7 @@ def _trunk(d: Deployment, secrets: _Secrets) -> list[str]:
 #: greps ivr/ for EXEC calls and Originate applications so this cannot drift.
 ENGINE_APPLICATIONS: Mapping[str, str] = {
     "Dial": "EXEC Dial (ivr/flows/queueing.py: agents, transfers) and AMI Originate "
-    "(ivr/callbacks.py)",
+    "(ivr/centre/callbacks.py)",
     "VoiceMail": "EXEC VoiceMail (ivr/flows/nodes.py: voicemail node)",
     "AudioSocket": "EXEC AudioSocket (ivr/speech_input.py: speech with barge-in)",
     "ChanSpy": "AMI Originate Application=ChanSpy (ivr/ami/client.py: listen, whisper, barge)",
@@ -462,13 +462,13 @@ ENGINE_AMI_ACTIONS: Mapping[str, str] = {
     "Login": "ivr/ami/client.py: log in",
     "Logoff": "ivr/ami/client.py: close",
     "Ping": "ivr/ami/client.py: keep-alive, a half-open link is dropped",
-    "Originate": "ivr/ami/client.py: callbacks (ivr/callbacks.py), supervisors' ChanSpy "
-    "(ivr/supervise.py)",
-    "Hangup": "ivr/ami/client.py: a supervisor's earlier spy (ivr/supervise.py)",
+    "Originate": "ivr/ami/client.py: callbacks (ivr/centre/callbacks.py), supervisors' ChanSpy "
+    "(ivr/centre/supervise.py)",
+    "Hangup": "ivr/ami/client.py: a supervisor's earlier spy (ivr/centre/supervise.py)",
     "Getvar": "ivr/ami/client.py: getvar",
     "Setvar": "ivr/ami/client.py: setvar",
     "CoreShowChannels": "ivr/ami/client.py: resync after a (re)connect, an agent's call "
-    "(ivr/callbacks.py, ivr/supervise.py)",
+    "(ivr/centre/callbacks.py, ivr/centre/supervise.py)",
     "DeviceStateList": "ivr/ami/client.py: presence resync after a (re)connect; refused, "
     "the AMI connection never comes up",
 }
@@ -477,9 +477,9 @@ ENGINE_AMI_ACTIONS: Mapping[str, str] = {
 #: ``ami.events(...)``) or awaited as the end of its own action (``OriginateResponse``
 #: ends every Async Originate). tests/unit/deploy greps ivr/ so this cannot drift.
 ENGINE_AMI_EVENTS: Mapping[str, str] = {
-    "DeviceStateChange": "ivr/presence.py: agents follow their phones",
-    "DialEnd": "ivr/tracker.py, ivr/callbacks.py: answers",
-    "Hangup": "ivr/callbacks.py: a callback's legs ending",
+    "DeviceStateChange": "ivr/centre/presence.py: agents follow their phones",
+    "DialEnd": "ivr/centre/tracker.py, ivr/centre/callbacks.py: answers",
+    "Hangup": "ivr/centre/callbacks.py: a callback's legs ending",
     "OriginateResponse": "ivr/ami/client.py: the end of every Async Originate",
 }
 

@@ -35,8 +35,8 @@ from routing.types import Router
 from speech.private import CallFolder
 
 if TYPE_CHECKING:
+    from ivr.centre.tracker import AnswerTracker
     from ivr.speech_input import SpeechInput
-    from ivr.tracker import AnswerTracker
 
 __all__ = ["Engine", "FlowRuntimeError", "Rendered", "Router", "Run", "Spoken", "Trace"]
 

@@ -18,11 +18,11 @@ import pytest
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
 from ivr.auth import TokenBook
+from ivr.centre.supervise import Supervisors
+from ivr.centre.tracker import AnswerTracker
 from ivr.flows.interpreter import Engine
 from ivr.flows.ports import SpeechPrompts
-from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator, DialOutcome, Keys, SessionResult
-from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter

@@ -13,10 +13,10 @@ import pytest
 
 from ivr.ami import AmiActionError, AmiClient, AmiConfig, AmiEvent
 from ivr.ami.protocol import AmiParser, Message
+from ivr.centre.presence import UNREACHABLE, Presence
 from ivr.deploy import load_deployment, render
 from ivr.emulator.ami import AmiServer, AmiUser, users_from_manager_conf
 from ivr.emulator.ami_classes import ALL_CLASSES
-from ivr.presence import UNREACHABLE, Presence
 from routing.memory import Agent
 from routing.redis import RedisRouter
 from tests.unit.deploy.conftest import EXAMPLE, SECRETS

@@ -12,8 +12,8 @@ import pytest
 
 from ivr.ami import AmiClient, AmiConfig, ChanSpyStop
 from ivr.auth import Principal
+from ivr.centre.supervise import Supervisors
 from ivr.emulator.ami import EmuChannel, Pbx
-from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator
 from routing.memory import Agent
 from routing.redis import RedisRouter

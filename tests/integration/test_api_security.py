@@ -13,8 +13,8 @@ import pytest
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
 from ivr.auth import Principal, TokenBook
+from ivr.centre.supervise import Supervisors
 from ivr.errors import ConfigError
-from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator
 from routing.memory import Agent
 from routing.redis import RedisRouter

@@ -22,15 +22,15 @@ from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiClient, AmiConfig, DialBegin
 from ivr.api import build_api
 from ivr.auth import TokenBook
-from ivr.callbacks import CallbackWorker
+from ivr.centre.callbacks import CallbackWorker
+from ivr.centre.presence import UNREACHABLE, Presence
+from ivr.centre.supervise import Supervisors
+from ivr.centre.tracker import AnswerTracker
 from ivr.cli import main
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.flows.registry import FlowRegistry
-from ivr.presence import UNREACHABLE, Presence
-from ivr.supervise import Supervisors
 from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Keys, Press
-from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.kpis import compute
 from routing.memory import Agent

@@ -23,11 +23,11 @@ import pytest
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
 from ivr.ami import AmiClient, AmiConfig
+from ivr.centre.tracker import AnswerTracker
 from ivr.errors import ChannelHangup
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
 from ivr.testing import AsteriskEmulator, DialOutcome, Hangup, Keys, SessionResult
-from ivr.tracker import AnswerTracker
 from routing.config import QueueConfig
 from routing.kpis import compute
 from routing.memory import Agent

@@ -369,7 +369,7 @@ class TestModulesConf:
         )
         assert line.startswith("load => res_manager_devicestate.so ; ")
         assert "engine: AMI action DeviceStateList (ivr/ami/client.py" in line
-        assert "engine: AMI event DeviceStateChange (ivr/presence.py" in line
+        assert "engine: AMI event DeviceStateChange (ivr/centre/presence.py" in line
 
     def test_a_loaded_module_says_why(self, rendered: dict[str, str]) -> None:
         lines = [line for line in rendered["modules.conf"].splitlines() if line.startswith("load")]

@@ -45,7 +45,7 @@ from routing.redis import RedisRouter
 
 __all__ = ["CallbackWorker"]
 
-log = structlog.get_logger("ivr.callbacks")
+log = structlog.get_logger("ivr.centre.callbacks")
 
 _CALLER_ID = re.compile(r"^\+?[0-9]{3,20}$")
 

@@ -31,7 +31,7 @@ from routing.states import InvalidTransition
 
 __all__ = ["IN_USE", "UNREACHABLE", "Presence"]
 
-log = structlog.get_logger("ivr.presence")
+log = structlog.get_logger("ivr.centre.presence")
 
 UNREACHABLE = "phone unreachable"
 IN_USE = "phone in use"

@@ -36,7 +36,7 @@ from routing.redis import RedisRouter
 
 __all__ = ["MODES", "Supervision", "SupervisionError", "Supervisors"]
 
-log = structlog.get_logger("ivr.supervise")
+log = structlog.get_logger("ivr.centre.supervise")
 
 Mode = Literal["listen", "whisper", "barge"]
 MODES: tuple[Mode, ...] = ("listen", "whisper", "barge")
