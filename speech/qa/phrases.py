@@ -26,7 +26,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Literal
+from typing import Final, Literal
 
 import hangul_jamo  # type: ignore[import-untyped]
 from rapidfuzz.distance import Levenshtein
@@ -68,9 +68,21 @@ def normalise(text: str) -> str:
     return _DROP.sub("", unicodedata.normalize("NFC", text).lower())
 
 
+#: Vowels Korean speakers (and so recognisers) no longer tell apart: ㅐ/ㅔ, ㅒ/ㅖ, ㅙ/ㅚ/ㅞ.
+_MERGED: Final = str.maketrans({"ㅐ": "ㅔ", "ㅒ": "ㅖ", "ㅙ": "ㅞ", "ㅚ": "ㅞ"})
+
+
 def jamo(text: str) -> str:
-    """``text`` with each Hangul syllable decomposed into its letters (감 -> ㄱㅏㅁ)."""
-    return str(hangul_jamo.decompose(text))
+    """``text`` as the letters it is heard as: each Hangul syllable decomposed (감 -> ㄱㅏㅁ),
+    the silent initial ㅇ dropped (아 -> ㅏ) and merged vowels written one way (해 -> ㅎㅔ)."""
+    out = []
+    for char in text:
+        if hangul_jamo.is_syllable(char):
+            lead, vowel, tail = hangul_jamo.decompose_syllable(char)
+            out.append(("" if lead == "ㅇ" else lead) + vowel + (tail or ""))
+        else:
+            out.append(char)
+    return "".join(out).translate(_MERGED)
 
 
 @dataclass(frozen=True, slots=True)
