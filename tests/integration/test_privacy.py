@@ -21,7 +21,7 @@ import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
-import psutil
+import psutil  # type: ignore[import-untyped]
 import pytest
 import redis.asyncio as aioredis
 
@@ -337,7 +337,8 @@ async def redis_dump(socket_path: Path) -> str:
     parts: list[bytes] = []
     try:
         async for key in client.scan_iter(count=1000):
-            kind = (await client.type(key)).decode()
+            typed = await client.type(key)
+            kind = typed.decode() if isinstance(typed, bytes) else typed
             value: object = kind
             if kind == "string":
                 value = await client.get(key)
