@@ -22,6 +22,7 @@ from ivr.ami import AmiClient, AmiConfig, AmiError, AmiLoginError, AmiSetupError
 from ivr.api import build_api
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.auth import TokenBook
+from ivr.backoff import Backoff
 from ivr.centre.callbacks import CallbackWorker
 from ivr.centre.presence import Presence
 from ivr.centre.supervise import Supervisors
@@ -447,24 +448,23 @@ async def _start_ami(
 
 async def _keep_connecting(ami: AmiClient) -> None:
     """The first connection, retried with a capped backoff (the client reconnects after)."""
-    delay = 0.5
+    backoff = Backoff(0.5, 30.0)
     while True:
         try:
             await ami.connect()
         except AmiLoginError as exc:
             log.error("ami.login_refused", error=str(exc))  # noqa: TRY400
-            delay = 30.0
+            backoff.longest()
         except AmiSetupError as exc:
             # Reachable, but Asterisk lacks a module or a right: said once a try,
             # and tried again (an admin may load the module meanwhile).
-            log.error("ami.misconfigured", error=str(exc), retry_in=30.0)  # noqa: TRY400
-            delay = 30.0
+            backoff.longest()
+            log.error("ami.misconfigured", error=str(exc), retry_in=backoff.upcoming)  # noqa: TRY400
         except AmiError as exc:
-            log.warning("ami.unreachable", error=str(exc), retry_in=delay)
+            log.warning("ami.unreachable", error=str(exc), retry_in=backoff.upcoming)
         else:
             return
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 30.0)
+        await asyncio.sleep(backoff.delay())
 
 
 async def _start_api(

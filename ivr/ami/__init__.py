@@ -2,7 +2,7 @@
 
 :mod:`ivr.ami.protocol` is the wire format (sans-I/O), :mod:`ivr.ami.events`
 turns messages into typed records, :mod:`ivr.ami.client` keeps one logged-in
-connection to Asterisk (reconnect, resync) on top of panoramisk.
+connection to Asterisk (reconnect, resync, replies matched to actions).
 """
 
 from ivr.ami.client import AmiClient, Resync

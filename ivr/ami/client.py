@@ -1,16 +1,18 @@
 """One logged-in AMI connection, kept up: actions, typed events, reconnect, resync.
 
-Built on panoramisk (DESIGN.md): its ``Manager`` dispatches events and its
-``Action`` objects correlate replies by ActionID, collect ``EventList``
-lists and wait for an async Originate's ``OriginateResponse``. Three parts
-of it are replaced, for these reasons (panoramisk 1.4):
+Our own, on the sans-I/O :mod:`ivr.ami.protocol` (framing, encoding) and a
+small asyncio protocol here (replies matched to actions by ActionID). It was
+built on panoramisk 1.4's ``Manager``; by now every part of that which a
+call depends on had been replaced, and what was left (matching replies to
+actions) cost more to wrap than to write. Why each part had to go:
 
 * **Reconnect**: ``Manager.connection_lost`` retries every ``reconnect_timeout``
   seconds forever, with no backoff and no jitter, and also after a refused
   login (hammering Asterisk with a wrong secret). Here a supervisor task
-  reconnects with capped exponential backoff and jitter, stops on a refused
-  login, and resyncs (``CoreShowChannels``, ``DeviceStateList``) before
-  telling the engine through ``on_resync``.
+  reconnects with capped exponential backoff and jitter (:mod:`ivr.backoff`,
+  shared with the engine's first connect), stops hammering on a refused login,
+  and resyncs (``CoreShowChannels``, ``DeviceStateList``) before telling the
+  engine through ``on_resync``.
 * **Actions in flight when the link drops**: ``AMIProtocol.close`` queues them
   to be sent again after the next ``FullyBooted``, which a least-privilege
   user (no ``system`` read) never receives, and which would re-send an
@@ -21,6 +23,13 @@ of it are replaced, for these reasons (panoramisk 1.4):
   other bytes that are not UTF-8 vanish) and only knows CRLF. Here
   :class:`~ivr.ami.protocol.AmiParser` frames bytes first; and every value
   sent is checked for CR/LF/NUL (panoramisk writes values as given).
+* **Matching replies**: panoramisk guesses whether a reply starts a list from
+  its wording ("will follow", "added ... to queue"). Here the rules are
+  manager.c's: ``EventList: start`` opens a list that an event with
+  ``EventList: Complete`` closes (``astman_send_listack`` /
+  ``astman_send_list_complete_start``); an ``Async: true`` Originate that was
+  queued is answered by the ``OriginateResponse`` event with its ActionID;
+  any other action by its one ``Response``.
 """
 
 from __future__ import annotations
@@ -28,7 +37,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import random
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -36,10 +44,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import structlog
-from panoramisk.actions import Action as PanoramiskAction
-from panoramisk.ami_protocol import AMIProtocol
-from panoramisk.manager import Manager
-from panoramisk.message import Message as PanoramiskMessage
 
 from ivr.agi.protocol import escape_app_arg
 from ivr.ami.config import AmiConfig
@@ -58,6 +62,7 @@ from ivr.ami.events import (
     parse_event,
 )
 from ivr.ami.protocol import AmiParser, HeaderValue, Message, encode_action
+from ivr.backoff import Backoff
 
 __all__ = ["AmiClient", "Resync", "SpyMode"]
 
@@ -82,71 +87,101 @@ class Resync:
     outage: float = 0.0
 
 
-def _to_panoramisk(message: Message) -> PanoramiskMessage:
-    headers: dict[str, Any] = {}
-    for name, value in message.headers:
-        if name in headers:
-            old = headers[name]
-            headers[name] = [*old, value] if isinstance(old, list) else [old, value]
-        else:
-            headers[name] = value
-    converted = PanoramiskMessage(headers)
-    converted.raw = message
-    return converted
+class _Pending:
+    """One action sent, waiting for its whole answer (manager.c's rules, above)."""
+
+    __slots__ = ("future", "listing", "messages", "name", "queued_originate")
+
+    def __init__(self, name: str, *, queued_originate: bool) -> None:
+        self.name = name
+        self.queued_originate = queued_originate
+        self.future: asyncio.Future[Message | list[Message]] = (
+            asyncio.get_running_loop().create_future()
+        )
+        self.messages: list[Message] = []
+        self.listing = False
+
+    def add(self, message: Message) -> bool:
+        """Take one message with this ActionID; True once the answer is whole."""
+        self.messages.append(message)
+        if len(self.messages) == 1:
+            if message.get("EventList").lower() == "start":
+                self.listing = True
+                return False
+            if self.queued_originate and message.response == "Success":
+                return False  # "Originate successfully queued": the event follows
+            self._done(message)
+            return True
+        if self.listing and message.event and message.get("EventList").lower() == "complete":
+            self._done(self.messages)
+            return True
+        if self.queued_originate and message.event == "OriginateResponse":
+            self._done(self.messages)
+            return True
+        return False
+
+    def _done(self, result: Message | list[Message]) -> None:
+        if not self.future.done():
+            self.future.set_result(result)
+
+    def fail(self, exc: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(exc)
 
 
-def _raw(message: Any) -> Message:
-    raw = getattr(message, "raw", None)
-    assert isinstance(raw, Message)
-    return raw
+class _Protocol(asyncio.Protocol):
+    """One AMI connection: bytes framed by :class:`AmiParser`, replies to their
+    actions, every other event to the client; fails what is in flight on close."""
 
-
-class _Protocol(AMIProtocol):  # type: ignore[misc]
-    """panoramisk's protocol with our framing and a fail-fast close."""
-
-    closed: bool
-    parser: AmiParser
+    def __init__(self, client: AmiClient) -> None:
+        self.client = client
+        self.parser = AmiParser()
+        self.pending: dict[str, _Pending] = {}
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)
-        self.parser = AmiParser()
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         for message in self.parser.feed(data):
-            self.handle_message(_to_panoramisk(message))
+            waiting = self.pending.get(message.action_id) if message.action_id else None
+            if waiting is not None:
+                if waiting.add(message):
+                    del self.pending[message.action_id]
+                continue
+            if message.event:
+                self.client._dispatch(message)
+                if message.event == "Shutdown":  # Asterisk is stopping: the link goes
+                    self.close()
 
-    def send_wire(self, action: PanoramiskAction, wire: bytes) -> asyncio.Future[Any]:
-        self.responses[action.id] = action
+    def send(self, action_id: str, pending: _Pending, wire: bytes) -> None:
+        assert self.transport is not None
+        self.pending[action_id] = pending
         self.transport.write(wire)
-        return action.future  # type: ignore[no-any-return]
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
 
     def close(self) -> None:
-        for key in list(self.responses):
-            action = self.responses.pop(key)
-            if not action.future.done():
-                action.future.set_exception(
-                    AmiConnectionError(
-                        f"the AMI connection dropped before Asterisk answered {action['action']}; "
-                        "it may or may not have run: check its effect before trying again"
-                    )
+        pending, self.pending = self.pending, {}
+        for waiting in pending.values():
+            waiting.fail(
+                AmiConnectionError(
+                    f"the AMI connection dropped before Asterisk answered {waiting.name}; "
+                    "it may or may not have run: check its effect before trying again"
                 )
+            )
         if not self.closed:
-            try:
+            self.closed = True
+            if self.transport is not None:
                 self.transport.close()
-            finally:
-                self.closed = True
-
-
-class _Manager(Manager):  # type: ignore[misc]
-    """panoramisk's Manager without its own connect / reconnect loop."""
-
-    def __init__(self, client: AmiClient, **config: Any) -> None:
-        super().__init__(**config)
-        self._client = client
-
-    def connection_lost(self, exc: object) -> None:
-        self._connected = False
-        self._client._lost()
+            self.client._lost(self)
 
 
 def _variable(value: str) -> str:
@@ -212,7 +247,6 @@ class AmiClient:
         self.on_disconnect = on_disconnect
         self.resync_devices = resync_devices
         self._handlers: dict[str, list[Handler]] = {}
-        self._manager: _Manager | None = None
         self._protocol: _Protocol | None = None
         self._ids = itertools.count(1)
         self._prefix = f"ivr-{uuid.uuid4().hex[:8]}"
@@ -273,26 +307,18 @@ class AmiClient:
 
     async def _open(self) -> None:
         loop = asyncio.get_running_loop()
-        manager = _Manager(self, loop=loop, encoding="utf8")
-        manager.register_event("*", self._dispatch)
         cfg = self.config
         try:
             _transport, protocol = await asyncio.wait_for(
-                loop.create_connection(_Protocol, cfg.host, cfg.port), cfg.connect_timeout
+                loop.create_connection(lambda: _Protocol(self), cfg.host, cfg.port),
+                cfg.connect_timeout,
             )
         except (OSError, TimeoutError) as exc:
             raise AmiConnectionError(
                 f"cannot reach the AMI at {cfg.host}:{cfg.port} ({exc}); is Asterisk running "
                 "and manager.conf [general] enabled = yes with that bindaddr/port?"
             ) from exc
-        protocol.factory = manager
-        protocol.log = manager.log
-        protocol.config = manager.config
-        protocol.encoding = manager.encoding = "utf8"
-        manager.protocol = protocol
-        manager.responses = protocol.responses
-        manager._connected = True
-        self._manager, self._protocol = manager, protocol
+        self._protocol = protocol
         self._down.clear()
         try:
             reply = await self._send(
@@ -318,7 +344,9 @@ class AmiClient:
     def _stopping(self) -> bool:
         return self._closing
 
-    def _lost(self) -> None:
+    def _lost(self, protocol: _Protocol) -> None:
+        if protocol is not self._protocol:
+            return  # an earlier connection, closing late
         if self._up.is_set() or not self._down.is_set():
             self._up.clear()
             self._down.set()
@@ -332,21 +360,17 @@ class AmiClient:
             went_down = time.monotonic()
             log.warning("ami_disconnected", host=cfg.host, port=cfg.port)
             self._call(self.on_disconnect)
-            delay = cfg.backoff_initial
+            backoff = Backoff(cfg.backoff_initial, cfg.backoff_max, jitter=cfg.backoff_jitter)
             while not self._closing:
-                jitter = 1 + random.uniform(  # noqa: S311 - jitter, not a secret
-                    -cfg.backoff_jitter, cfg.backoff_jitter
-                )
-                await asyncio.sleep(min(delay * jitter, cfg.backoff_max))
+                await asyncio.sleep(backoff.delay())
                 try:
                     await self._open()
                     await self._resync(reconnected=True, outage=time.monotonic() - went_down)
                 except AmiLoginError as exc:
                     log.error("ami_login_refused", error=str(exc))  # noqa: TRY400
-                    delay = cfg.backoff_max  # credentials will not fix themselves quickly
+                    backoff.longest()  # credentials will not fix themselves quickly
                 except (AmiConnectionError, AmiTimeout, OSError) as exc:
-                    log.info("ami_reconnect_failed", error=str(exc), next_delay=delay)
-                    delay = min(delay * 2, cfg.backoff_max)
+                    log.info("ami_reconnect_failed", error=str(exc), next_delay=backoff.upcoming)
                 else:
                     self.reconnects += 1
                     break
@@ -361,7 +385,7 @@ class AmiClient:
             except AmiTimeout:
                 # A half-open link: nothing arrives, nothing fails. Drop it.
                 log.warning("ami_ping_timeout")
-                self._protocol.transport.abort()
+                self._protocol.abort()
             except (AmiConnectionError, AmiActionError):
                 pass
 
@@ -395,8 +419,8 @@ class AmiClient:
         """An async iterator over the events named (all when none is named)."""
         return EventStream(self, names, maxsize)
 
-    def _dispatch(self, manager: Manager, message: PanoramiskMessage) -> None:
-        self._emit(parse_event(_raw(message)))
+    def _dispatch(self, message: Message) -> None:
+        self._emit(parse_event(message))
 
     def _emit(self, event: AmiEvent) -> None:
         for handler in [*self._handlers.get(event.name.lower(), ()), *self._handlers.get("*", ())]:
@@ -429,7 +453,6 @@ class AmiClient:
         *,
         timeout: float | None = None,
         check: bool = True,
-        extra: Mapping[str, str] | None = None,
     ) -> Any:
         headers = dict(headers or {})
         action_id = f"{self._prefix}-{next(self._ids)}"
@@ -439,20 +462,21 @@ class AmiClient:
             raise AmiConnectionError(
                 f"the AMI is not connected; {name} was not sent (the client reconnects by itself)"
             )
-        action = PanoramiskAction({"Action": name, "ActionID": action_id, **(extra or {})})
-        future = protocol.send_wire(action, wire)
+        queued = name == "Originate" and str(headers.get("Async", "")).lower() == "true"
+        pending = _Pending(name, queued_originate=queued)
+        protocol.send(action_id, pending, wire)
         try:
             result = await asyncio.wait_for(
-                asyncio.shield(future), timeout or self.config.action_timeout
+                asyncio.shield(pending.future), timeout or self.config.action_timeout
             )
         except TimeoutError:
-            protocol.responses.pop(action_id, None)
+            protocol.pending.pop(action_id, None)
             raise AmiTimeout(
                 f"Asterisk did not answer {name} within {timeout or self.config.action_timeout} s"
             ) from None
         if isinstance(result, list):
-            return [_raw(m) for m in result]
-        message = _raw(result)
+            return result
+        message = result
         if check and message.response == "Error":
             raise AmiActionError(name, message.get("Message") or "no reason given")
         return message
@@ -544,7 +568,6 @@ class AmiClient:
             "Originate",
             headers,
             timeout=timeout + self.config.action_timeout,
-            extra={"Async": "true"},
         )
         if not isinstance(result, list):
             raise AmiActionError("Originate", result.get("Message") or result.response)
