@@ -1,1 +1,1 @@
-"""Call flows: YAML source with positions, the model, checks, and (soon) the interpreter."""
+"""Call flows: YAML source with positions, the model, checks, the interpreter and its nodes."""
