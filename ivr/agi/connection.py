@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections.abc import Callable
+from typing import cast
 
 from ivr.agi.protocol import Environment, EnvironmentParser
 from ivr.errors import AgiProtocolError
@@ -80,8 +81,9 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
     # ------------------------------------------------------- asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport, not necessarily an asyncio.Transport subclass:
+        # uvloop's TCPTransport is not one, so no isinstance check here.
+        self.transport = cast(asyncio.Transport, transport)
         self._peername = transport.get_extra_info("peername")
         self._loop = loop = asyncio.get_running_loop()
         self._read_into = _read_buffer(loop)
