@@ -7,6 +7,7 @@ flow marks sensitive are masked in its trace; the flow model refuses what cannot
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -20,7 +21,9 @@ from ivr.flows.loader import load_flow
 from ivr.flows.ports import PER_CALL, SpeechPrompts
 from ivr.flows.problems import FlowError
 from ivr.flows.prompts import prompt_texts
-from ivr.testing import AsteriskEmulator, Keys, SessionResult
+from ivr.speech_input import SpeechInput
+from ivr.testing import AsteriskEmulator, Keys, SessionResult, say
+from speech.recognizer import ModelRegistry, Recognizer
 from speech.tts import Synthesizer
 from tests.integration.helpers.engine_rig import flows_in, serving
 
@@ -144,7 +147,8 @@ class TestSayNode:
         result = await rig.call("koreannumber?amount=1200", language="ko")
         assert not any(c.startswith("SAY NUMBER") for c in result.commands)
         (played,) = played_privately(result)
-        assert result.exchanges[result.commands.index(played)].received.startswith(b"200 ")
+        reply = result.exchanges[result.commands.index(played)].received
+        assert re.fullmatch(rb"200 result=0 endpos=[1-9]\d*\n", reply), reply
         assert rig.private() == []
 
     async def test_digits_with_a_leading_star(self, rig: Rig) -> None:
@@ -183,6 +187,48 @@ class TestCallFolder:
         await rig.server.drain(0)  # no grace: the call's task is cancelled now
         await asyncio.wait_for(call, 10)
         assert rig.private() == []
+
+
+CONFIRM = """
+id: confirm
+defaults: {language: ko, timeout: 3, retries: 0}
+nodes:
+  what:
+    type: speech
+    prompt: 무엇을 도와드릴까요?
+    variable: topic
+    grammar: [반품, 해지, 번호]
+    confirm: true
+    sensitive: true
+    next: bye
+    on_failure: bye
+  bye: {type: hangup}
+"""
+
+
+async def test_without_audiosocket_the_read_back_is_a_per_call_file(tmp_path: Path) -> None:
+    """Speech heard through RECORD FILE: the confirmation that reads the answer back is
+    played from the call's folder (never the cache), and gone after the call."""
+    registry = flows_in(tmp_path / "flows", {"confirm": CONFIRM})
+    prompts, spool = tmp_path / "prompts", tmp_path / "spool"
+    spool.mkdir()
+    synthesizer = Synthesizer(prompts)
+    speech = SpeechInput(Recognizer(ModelRegistry()), synthesizer, server=None, spool=spool)
+    engine = Engine(flows=registry.get, prompts=SpeechPrompts(prompts, synthesizer), speech=speech)
+    server, traces = await serving(registry, engine)
+    emulator = AsteriskEmulator(port=server.port, sound_dirs=[prompts], record_dir=tmp_path)
+    try:
+        result = await emulator.call(
+            "confirm", actions=[say("해지", on="RECORD FILE", after=0.3)], language="ko"
+        )
+    finally:
+        await server.drain(1)
+        synthesizer.close()
+    (read_back,) = played_privately(result)
+    reply = result.exchanges[result.commands.index(read_back)].received
+    assert re.fullmatch(rb"200 result=0 endpos=[1-9]\d*\n", reply), reply  # played whole
+    assert list((prompts / PER_CALL).rglob("*.wav")) == []
+    assert traces[0].prompts[-1] == HIDDEN_PROMPT  # the answer read back, masked
 
 
 class TestFlowModel:
