@@ -2,7 +2,10 @@
 
 - ``speech.recognizer``: ``Recognizer``, ``Utterance``, ``Result``, ``ModelRegistry``,
   ``recognize_file`` (streaming, grammar menus, endpointing in audio time);
-- ``speech.tts``: ``Synthesizer`` (8 kHz WAV prompts and raw PCM, cached);
+- ``speech.tts``: ``Synthesizer`` (8 kHz WAV prompts and raw PCM, cached; text made
+  from a call's data rendered per call, never cached);
+- ``speech.private``: ``PrivateFolders`` (per-call prompt folders, removed with the call,
+  a dead engine's swept at start);
 - ``speech.models``: ``ModelStore`` (``ivr speech models list|install|use``);
 - ``speech.faq``: ``FaqMatcher``;
 - ``speech.audio``: resampling, VAD and endpointing; ``speech.grammar``: scoring;
