@@ -132,6 +132,15 @@ class TestSayNode:
         assert 'SAY NUMBER 1200 ""' in result.commands
         assert played_privately(result) == []
 
+    async def test_the_emulator_says_a_number_as_say_c_does(self, rig: Rig) -> None:
+        """SAY NUMBER plays what say.c's get_number_str_en lists (teens whole, millions),
+        and answers as Asterisk 22 does."""
+        result = await rig.call("numbers?amount=58213947")
+        files = ["50", "8", "million", "2", "hundred", "13", "thousand", "9", "hundred", "40"]
+        assert result.played[-11:] == [f"digits/{f}" for f in [*files, "7"]]
+        said = result.commands.index('SAY NUMBER 58213947 ""')
+        assert result.exchanges[said].received == b"200 result=0\n"
+
     async def test_a_decimal_is_spoken_for_the_call_only(self, rig: Rig) -> None:
         """SAY NUMBER says whole numbers only: 42.50 is spoken by TTS (never cut to 42),
         into the call's folder, gone after the call; nothing is cached for it."""
