@@ -302,9 +302,8 @@ class Channel:
     async def _send(self, verb: str, line: bytes, timeout: float | None, ok: bool) -> Reply:
         """Send ``line`` (the encoded ``verb`` command) in turn and return its reply."""
         if self._busy:
-            await self._wait_turn()
-        else:
-            self._busy = True
+            await self._wait_turn()  # returns holding the turn
+        self._busy = True
         try:
             if self._closed or self._broken or self.hung_up:
                 self._check_usable(verb)
@@ -316,32 +315,41 @@ class Channel:
             self.commands_sent += 1
             try:
                 if self._swept:
-                    loop = self._loop
-                    if loop is None:
-                        loop = self._loop = asyncio.get_running_loop()
-                    self.waiting_task = asyncio.current_task(loop)
-                    self.deadline = loop.time() + limit if limit else 0.0
+                    self._arm(limit)
                     try:
                         reply = await self._next_reply(verb)
                     finally:
                         self.deadline = 0.0
                         self.waiting_task = None
                 else:
-                    # asyncio.timeout, not wait_for: no extra task per command.
-                    async with asyncio.timeout(limit or None):
-                        reply = await self._next_reply(verb)
+                    reply = await self._timed_reply(verb, limit)
             except asyncio.CancelledError:
                 self._cancelled(verb, limit)
                 raise
             except TimeoutError:
                 self._timeout(verb, limit)
-            self._check_reply(verb, line, reply)
+            if self._events or self.hung_up or reply.code == 511 or debug_enabled():
+                self._check_reply(verb, line, reply)
         finally:
             self._next_turn()
         code = reply.code
         if code != 200 and (ok or code in {510, 520}):
             raise self._fail(verb, reply)
         return reply
+
+    def _arm(self, limit: float) -> None:
+        """Show the server's sweeper this command's deadline and the task to cancel."""
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        self.waiting_task = asyncio.current_task(loop)
+        self.deadline = loop.time() + limit if limit else 0.0
+
+    async def _timed_reply(self, verb: str, limit: float) -> Reply:
+        """The reply under a timer of its own (a channel no server sweeps)."""
+        # asyncio.timeout, not wait_for: no extra task per command.
+        async with asyncio.timeout(limit or None):
+            return await self._next_reply(verb)
 
     def _cancelled(self, verb: str, limit: float) -> None:
         """A wait for a reply was cancelled: by the sweeper on its deadline (raise
@@ -357,6 +365,8 @@ class Channel:
         self._broken = f"{verb} was cancelled while Asterisk ran it"
 
     def _check_reply(self, verb: str, line: bytes, reply: Reply) -> None:
+        """What a reply may bring besides its value: a second reply (the stream is out
+        of step), the debug line, a dead channel, a hang-up seen on the way."""
         if self._events and any(isinstance(e, Reply) for e in self._events):
             # One command, one reply: a second one now means a value held a
             # line break (GET VARIABLE sends values raw) and forged a reply.

@@ -117,7 +117,9 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
             self._tail = b""
         else:
             self._tail = (tail + data).rpartition(b"\n")[2][-8:]
-        self._wake()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     def eof_received(self) -> bool:
         self._gone()
