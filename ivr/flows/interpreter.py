@@ -1,128 +1,61 @@
 """Runs a flow on a call: walks its nodes, talking to the ``Channel`` and the ports.
 
-One :class:`Run` per call holds the call's variables, language and trace
-(nodes visited, prompts played, events). Node behaviour lives in
-:mod:`ivr.flows.nodes`; this module is the loop, the context and the
-services a node may use. A call keeps the :class:`Flow` object it started
-with, so a hot reload never changes a call in progress.
-
-What a caller typed or said never outlives the call: a prompt made from the
-call's variables is rendered into the call's own folder (removed when the
-call ends, however it ends), and values a flow marks sensitive are masked in
-its trace, its events and every log line of the call.
+The :class:`Engine` holds the services every call shares and runs each call:
+one :class:`~ivr.flows.run.Run` per call (its variables, language and trace,
+:mod:`ivr.flows.run`) walked node by node, each node's behaviour taken from
+:mod:`ivr.flows.nodes`. A call keeps the :class:`Flow` object it started with,
+so a hot reload never changes a call in progress.
 """
 
 from __future__ import annotations
 
-import re
-import urllib.parse
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-
 import structlog
 
 from ivr.agi.channel import Channel
-from ivr.errors import ChannelHangup, IvrError
-from ivr.flows.clock import Clock, LoopClock
-from ivr.flows.model import Defaults, Flow, Text
-from ivr.flows.ports import Announcements, HttpClient, MemoryAnnouncements, PooledHttp, Prompts
-from ivr.log import MASK, mask_keys, sensitive_keys
-from routing.config import QueueConfig
+from ivr.errors import ChannelHangup
+from ivr.flows.model import Flow
+from ivr.flows.nodes import HANDLERS
+from ivr.flows.ports import PooledHttp, SpeechPrompts
+from ivr.flows.run import (
+    HIDDEN_PROMPT,
+    FlowRuntimeError,
+    Rendered,
+    Run,
+    Services,
+    Spoken,
+    Trace,
+)
+from ivr.log import sensitive_keys
 from routing.errors import RoutingError
 from routing.types import Router
-from speech.private import CallFolder
 
-if TYPE_CHECKING:
-    from ivr.centre.tracker import AnswerTracker
-    from ivr.speech_input import SpeechInput
-
-__all__ = ["Engine", "FlowRuntimeError", "Rendered", "Router", "Run", "Spoken", "Trace"]
+__all__ = [
+    "HIDDEN_PROMPT",
+    "Engine",
+    "FlowRuntimeError",
+    "Rendered",
+    "Router",
+    "Run",
+    "Spoken",
+    "Trace",
+    "execute",
+]
 
 log = structlog.get_logger("ivr.flows")
 MAX_STEPS = 10_000
-_TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:]*)\}")
 
 
-class FlowRuntimeError(IvrError):
-    """A flow cannot go on (a missing subflow, a forbidden transfer, …)."""
-
-
-@dataclass(slots=True)
-class Trace:
-    """What a call did, for flow tests, logs and events."""
-
-    nodes: list[str] = field(default_factory=list)
-    prompts: list[str] = field(default_factory=list)
-    events: list[dict[str, Any]] = field(default_factory=list)
-    ended: str = ""
-    #: The call's variables when it left the flow (``sensitive`` names them).
-    variables: dict[str, Any] = field(default_factory=dict)
-    sensitive: set[str] = field(default_factory=set)
-
-
-#: How a prompt that holds a sensitive value shows in traces and on the console.
-HIDDEN_PROMPT = "*** (holds a sensitive value)"
-
-
-class Rendered(str):
-    """Text already made from the call's data: said as it is, never rendered again
-    (a value from a service that holds ``${...}`` stays words)."""
+class Engine(Services):
+    """The services every call's run shares, and the running of each call on them."""
 
     __slots__ = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Spoken:
-    """Words to say on a call, in its language."""
-
-    text: str
-    voice: str | None = None
-    #: Made from the call's data (a variable, a recognised answer): rendered for
-    #: this call only, into its own folder or straight to AudioSocket, never cached.
-    private: bool = False
-
-
-@dataclass(slots=True)
-class Engine:
-    """The services every call's run shares (the interpreter's ports)."""
-
-    flows: Callable[[str], Flow | None]
-    prompts: Prompts
-    router: Router | None = None
-    #: Queues from routing.yaml: skills, steps, notices (a flow's own values win).
-    queues: Mapping[str, QueueConfig] = field(default_factory=dict)
-    #: One pooled client for every call (closed with the engine: ``PooledHttp.aclose``).
-    http: HttpClient = field(default_factory=PooledHttp)
-    announcements: Announcements = field(default_factory=MemoryAnnouncements)
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
-    #: What a call on hold waits by (escalation steps, notices); tests move it by hand.
-    hold_clock: Clock = field(default_factory=LoopClock)
-    environ: Mapping[str, str] = field(default_factory=dict)
-    transfer_allow: tuple[str, ...] = ()
-    #: The AMI answer tracker (agents on_call from the answer); None without AMI.
-    answers: AnswerTracker | None = None
-    #: True when this engine places callbacks (a callback worker on AMI runs).
-    callbacks: bool = False
-    #: Speech recognition (Vosk over AudioSocket); None: menus take keys only.
-    speech: SpeechInput | None = None
-    internal_dial: str = "PJSIP/{to}"
-    external_dial: str = "PJSIP/{to}@trunk"
-    ring_timeout: int = 20
-    spool: str = "/var/spool/asterisk/ivr"
-    #: This engine's site (several centres as one pool): queues may prefer it.
-    site: str = ""
-    #: Watchers (``ivr call`` prints what the caller hears and what happens).
-    on_prompt: Callable[[str], None] | None = None
-    on_event: Callable[[str, dict[str, Any]], None] | None = None
 
     async def run(self, channel: Channel, flow: Flow) -> Trace:
         # The keys this call masks in logs are its own (a test may run calls in one task).
         masked = sensitive_keys.set(sensitive_keys.get())
         run = Run(self, channel, flow)
         try:
-            await run.execute()
+            await execute(run)
         finally:
             run.close()  # before anything else can fail or wait: a hang-up, a cancel
             try:
@@ -130,6 +63,14 @@ class Engine:
             finally:
                 sensitive_keys.reset(masked)
         return run.trace
+
+    async def aclose(self) -> None:
+        """Release what the engine holds once its calls have ended: the pooled HTTP
+        client's connections, and its per-call prompt folder with the lock on it."""
+        if isinstance(self.http, PooledHttp):
+            await self.http.aclose()
+        if isinstance(self.prompts, SpeechPrompts):
+            self.prompts.private.close()
 
     async def _ended(self, run: Run) -> None:
         """Tell the KPIs how the call left the flow: contained when it never asked
@@ -151,206 +92,49 @@ class Engine:
             log.error("flow.ivr_ended_not_recorded", error=str(exc))  # noqa: TRY400
 
 
-class Run:
-    """One call walking one flow (and its subflows)."""
+async def execute(run: Run) -> None:
+    """Walk ``run``'s flow to its end; a caller who hangs up ends it as ``caller_hangup``."""
+    try:
+        await _walk(run)
+    except ChannelHangup:
+        run.trace.ended = "caller_hangup"  # how calls end, not an engine failure
+    finally:
+        run.trace.variables = dict(run.variables)
+        run.trace.sensitive = set(run.sensitive)
 
-    def __init__(self, engine: Engine, channel: Channel, flow: Flow) -> None:
-        self.engine = engine
-        self.channel = channel
-        self.flow = flow
-        self.language = flow.defaults.language
-        self.current = flow
-        self._touched_sensitive = False
-        self._touched_variable = False
-        #: The node being run (its name in the flow being walked).
-        self.node = ""
-        self._folder: CallFolder | None = None
-        self.trace = Trace()
-        self.sensitive: set[str] = set()
-        self.mark_sensitive(*flow.sensitive)
-        #: The queue the call was last in (survey answers count towards it).
-        self.last_queue = ""
-        env = channel.env
-        self.variables: dict[str, Any] = {
-            "caller": {"number": env.callerid, "name": env.calleridname},
-            "call": {"uniqueid": env.uniqueid, "extension": env.extension, "dnid": env.dnid},
-            **dict(env.query),
-        }
 
-    # ------------------------------------------------------------ the loop
-
-    @property
-    def defaults(self) -> Defaults:
-        """The defaults of the flow being walked (a subflow's own, inside it)."""
-        return self.current.defaults
-
-    async def execute(self) -> None:
-        try:
-            await self._walk()
-        except ChannelHangup:
-            self.trace.ended = "caller_hangup"  # how calls end, not an engine failure
-        finally:
-            self.trace.variables = dict(self.variables)
-            self.trace.sensitive = set(self.sensitive)
-
-    async def _walk(self) -> None:
-        from ivr.flows.nodes import HANDLERS
-
-        await self.channel.answer()
-        stack: list[tuple[Flow, str]] = []
-        flow, name = self.flow, self.flow.start
-        for _ in range(MAX_STEPS):
-            if self.channel.hung_up:
-                # Learnt from a reply a dead channel still gives (a HANGUP notice
-                # is not a reply): no node runs for a caller who has gone.
-                raise ChannelHangup("the caller hung up", how=self.channel.hangup_how)
-            node = flow.nodes[name]
-            if flow is not self.current:
-                self.mark_sensitive(*flow.sensitive)
-            self.current, self.node = flow, name
-            self.trace.nodes.append(name if flow is self.flow else f"{flow.id}.{name}")
-            structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
-            if node.type == "subflow":
-                child = self.engine.flows(node.flow)
-                if child is None:
-                    raise FlowRuntimeError(f"subflow {node.flow!r} is not loaded")
-                stack.append((flow, node.next))
-                flow, name = child, child.start
-                continue
-            if node.type == "return":
-                if not stack:
-                    self.trace.ended = "return"
-                    return
-                flow, name = stack.pop()
-                continue
-            following = await HANDLERS[node.type](self, node)
-            if following is None:
-                self.trace.ended = self.trace.ended or node.type
+async def _walk(run: Run) -> None:
+    channel, trace = run.channel, run.trace
+    await channel.answer()
+    stack: list[tuple[Flow, str]] = []
+    flow, name = run.flow, run.flow.start
+    for _ in range(MAX_STEPS):
+        if channel.hung_up:
+            # Learnt from a reply a dead channel still gives (a HANGUP notice
+            # is not a reply): no node runs for a caller who has gone.
+            raise ChannelHangup("the caller hung up", how=channel.hangup_how)
+        node = flow.nodes[name]
+        if flow is not run.current:
+            run.mark_sensitive(*flow.sensitive)
+        run.current, run.node = flow, name
+        trace.nodes.append(name if flow is run.flow else f"{flow.id}.{name}")
+        structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
+        if node.type == "subflow":
+            child = run.engine.flows(node.flow)
+            if child is None:
+                raise FlowRuntimeError(f"subflow {node.flow!r} is not loaded")
+            stack.append((flow, node.next))
+            flow, name = child, child.start
+            continue
+        if node.type == "return":
+            if not stack:
+                trace.ended = "return"
                 return
-            name = following
-        raise FlowRuntimeError(f"the call took {MAX_STEPS} steps without ending")
-
-    # ------------------------------------------------------------ services
-
-    def text(self, value: Text | None) -> str:
-        """The text in the call's language (falls back to the flow's default, then any)."""
-        if value is None:
-            return ""
-        if isinstance(value, Rendered):
-            return str(value)
-        if isinstance(value, str):
-            return self.render(value)
-        chosen = value.get(self.language) or value.get(self.defaults.language)
-        return self.render(chosen if chosen is not None else next(iter(value.values())))
-
-    def render(self, template: str, *, url: bool = False, env: bool = False) -> str:
-        """Replace ``${name}`` with variables; ``${env:IVR_NAME}`` only where ``env`` allows
-        (HTTP headers), and only environment variables named ``IVR_*``."""
-
-        def value(match: re.Match[str]) -> str:
-            name = match.group(1)
-            if name.startswith("env:"):
-                key = name[4:]
-                found: Any = (
-                    self.engine.environ.get(key, "") if env and key.startswith("IVR_") else ""
-                )
-            else:
-                found = self.lookup(name)
-                if name.split(".")[0] in self.sensitive:
-                    self._touched_sensitive = True
-            self._touched_variable = True
-            text = "" if found is None else str(found)
-            return urllib.parse.quote(text, safe="") if url else text
-
-        return _TEMPLATE.sub(value, template)
-
-    def lookup(self, name: str) -> Any:
-        value: Any = self.variables
-        if name in self.variables:
-            return self.variables[name]
-        for part in name.split("."):
-            if not isinstance(value, Mapping) or part not in value:
-                return None
-            value = value[part]
-        return value
-
-    async def sound(
-        self,
-        text: Text | None,
-        file: str | list[str] | None = None,
-        *,
-        private: bool = False,
-        sensitive: bool = False,
-    ) -> list[str]:
-        """The sound names to play for a node's text or files, recording what was said.
-
-        Text made from the call's variables (or ``private``: built from what the
-        caller said) is rendered for this call only; fixed text is cached.
-        """
-        if file is not None:
-            files = [file] if isinstance(file, str) else list(file)
-            self.trace.prompts += [f"file:{f}" for f in files]
-            return files
-        spoken = self.spoken(text, private=private, sensitive=sensitive)
-        if not spoken.text:
-            return []
-        prompts = self.engine.prompts
-        if spoken.private:
-            return [
-                await prompts.private_sound(
-                    spoken.text, self.language, spoken.voice, self.call_folder()
-                )
-            ]
-        return [await prompts.sound_for(spoken.text, self.language, spoken.voice)]
-
-    def spoken(self, *texts: Text | None, private: bool = False, sensitive: bool = False) -> Spoken:
-        """The words to say (``texts`` one after the other) in the call's language and
-        the voice, recorded as said; private when a variable went into them."""
-        self._touched_sensitive = self._touched_variable = False
-        said = " ".join(filter(None, (self.text(text) for text in texts)))
-        if not said:
-            return Spoken("")
-        # A prompt that speaks a sensitive value (a PIN read back) is masked in
-        # the trace and logs; only the synthesizer sees the words.
-        shown = HIDDEN_PROMPT if sensitive or self._touched_sensitive else said
-        self.trace.prompts.append(shown)
-        if self.engine.on_prompt is not None:
-            self.engine.on_prompt(shown)
-        voice = self.defaults.voice if self.language == self.defaults.language else None
-        return Spoken(said, voice, private or self._touched_variable)
-
-    def call_folder(self) -> CallFolder:
-        """This call's folder for its own prompts (made on first use, removed at the end)."""
-        if self._folder is None:
-            self._folder = self.engine.prompts.call_folder()
-        return self._folder
-
-    def close(self) -> None:
-        """Remove every file made for this call (the call has ended)."""
-        folder, self._folder = self._folder, None
-        if folder is not None:
-            folder.remove()
-
-    def uses_sensitive(self, template: str) -> bool:
-        """True when rendering ``template`` reads a sensitive variable."""
-        self._touched_sensitive = False
-        self.render(template)
-        return self._touched_sensitive
-
-    def event(self, kind: str, /, **data: Any) -> None:
-        hidden = self.sensitive | sensitive_keys.get()
-        masked = {k: (MASK if k in hidden else v) for k, v in data.items()}
-        self.trace.events.append({"event": kind, **masked})
-        if self.engine.on_event is not None:
-            self.engine.on_event(kind, masked)
-        log.info(f"flow.{kind}", **masked)
-
-    def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
-        self.variables[name] = value
-        if sensitive:
-            self.mark_sensitive(name)
-
-    def mark_sensitive(self, *names: str) -> None:
-        """Never log, show or hand over these variables (their values are masked)."""
-        self.sensitive.update(names)
-        mask_keys(*names)
+            flow, name = stack.pop()
+            continue
+        following = await HANDLERS[node.type](run, node)
+        if following is None:
+            trace.ended = trace.ended or node.type
+            return
+        name = following
+    raise FlowRuntimeError(f"the call took {MAX_STEPS} steps without ending")

@@ -27,6 +27,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ivr.flows import model
+from ivr.flows.checks import check_flow
 from ivr.flows.model import NODE_TYPES, Flow, Subflow
 from ivr.flows.problems import FlowError, Problem, problem_at, read_source
 from ivr.flows.source import Limits, PathKey, Source, SourceError, load_source
@@ -68,8 +70,6 @@ def _model_of(annotation: Any) -> type[BaseModel] | None:
 
 
 def _node_class(data: Any) -> type[BaseModel] | None:
-    from ivr.flows import model
-
     kind = data.get("type") if isinstance(data, dict) else None
     for cls in vars(model).values():
         if (
@@ -223,8 +223,6 @@ def _describe(source: Source, error: Any) -> Problem:  # noqa: PLR0911 - one ret
 
 def parse_flow(source: Source) -> Flow:
     """Validate loaded YAML into a :class:`Flow`, then run the graph checks."""
-    from ivr.flows.checks import check_flow
-
     if not isinstance(source.data, dict):
         raise FlowError([problem_at(source, (), "a flow is a mapping with 'id' and 'nodes'")])
     nodes = source.data.get("nodes")

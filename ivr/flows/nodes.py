@@ -26,10 +26,10 @@ from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows.expr import parse
-from ivr.flows.interpreter import Rendered, Run
 from ivr.flows.playing import KEYS, ask, play_files
 from ivr.flows.ports import ReplyTooLargeError
 from ivr.flows.queueing import dial, queue
+from ivr.flows.run import Rendered, Run
 from ivr.log import masking
 from ivr.numbers import EXTENSION, NUMBER
 from ivr.speech_input import Heard, Listen, SpeechInput

@@ -7,7 +7,7 @@ The step of the call path between the interpreter (a node asks) and the
 from __future__ import annotations
 
 from ivr.errors import PlaybackError
-from ivr.flows.interpreter import Run
+from ivr.flows.run import Run
 
 __all__ = ["KEYS", "ask", "play_files"]
 

@@ -22,8 +22,8 @@ from typing import Any, Final
 from ivr.agi.channel import Channel
 from ivr.errors import AgiError, ChannelHangup
 from ivr.flows import model as m
-from ivr.flows.interpreter import Run
 from ivr.flows.playing import play_files
+from ivr.flows.run import Run
 from ivr.numbers import callback_dial
 from routing.config import QueueConfig
 from routing.errors import RoutingError

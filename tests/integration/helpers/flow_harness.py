@@ -12,7 +12,7 @@ from typing import Any
 
 from ivr.agi.server import FastAgiServer
 from ivr.emulator.caller import DialOutcome
-from ivr.flows.interpreter import Engine
+from ivr.flows.interpreter import Engine, Run, execute
 from ivr.flows.loader import load_flow
 from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
 from ivr.testing import AsteriskEmulator
@@ -76,11 +76,9 @@ async def _run(
     )
 
     async def handler(channel):
-        from ivr.flows.interpreter import Run
-
         run = Run(engine, channel, flow)
         try:
-            await run.execute()
+            await execute(run)
         except BaseException as exc:
             res.errors.append(exc)
             raise
