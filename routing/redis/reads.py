@@ -1,6 +1,7 @@
 """Queue settings shared by every engine, the audit stream, notes, and the
-reads of the API and the KPIs: events (the per-group streams merged),
-queue sizes and a snapshot of the whole store (for tests and tools).
+reads of the API and the KPIs: events (the per-group streams merged), one
+group's stream followed from an id (the console), queue sizes and a snapshot
+of the whole store (for tests and tools).
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from routing.config import QueueConfig
 from routing.redis.agents import Agents
-from routing.redis.core import decode
+from routing.redis.core import Unreachable, decode
 from routing.types import DEFAULT_GROUP
 
 __all__ = ["Reads"]
@@ -98,6 +101,27 @@ class Reads(Agents):
             at = float(row.get("at", 0))
             if at >= since:
                 out.append((at, row))
+        return out
+
+    async def tail(
+        self, group: str, after: str, *, block: float | None = None, count: int = 1000
+    ) -> list[tuple[str, dict[str, str]]]:
+        """The group's events written after stream id ``after`` (``"0-0"``: every one
+        kept), at most ``count``, as (stream id, fields): a follower (the console) reads
+        on from the last id it got. With ``block`` it waits up to that many seconds for
+        the first (XREAD BLOCK, on one connection of its own and outside the decisions'
+        gate); without, it answers at once."""
+        key = self.names.group(group).events
+        wait = None if block is None else max(1, int(block * 1000))  # BLOCK 0 is for ever
+        try:
+            raw = await self.redis.xread({key: after}, count=count, block=wait)
+        except (RedisError, OSError) as exc:
+            raise Unreachable(f"routing store unreachable: {exc}") from exc
+        out = []
+        for _, entries in raw or ():
+            for stream_id, fields in entries:
+                row = {decode(k): decode(v) for k, v in fields.items()}
+                out.append((decode(stream_id), row))
         return out
 
     async def queue_sizes(self) -> dict[str, int]:
