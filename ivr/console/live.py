@@ -1,0 +1,534 @@
+"""Live data for the console: one aggregator per engine, fanned out over WebSocket.
+
+:class:`Aggregator` follows every routing group's event stream
+(:meth:`routing.redis.RedisRouter.tail`, XREAD BLOCK from the last id it got;
+at start, the day's events from midnight) and the AMI events routing cannot
+see (``Hold`` / ``Unhold``, ``Hangup``, ``DialBegin`` for the caller's number)
+into a :class:`~ivr.console.board.Board`. Changed records become one *batch*
+with the next sequence number at most every ``flush_every`` seconds; the last
+``history`` batches are kept so a client that lost its link resumes.
+
+The WebSocket (``/ws``, mounted as ``/console/ws``)::
+
+    GET /console/ws?epoch=E&since=N     (both optional: resume after batch N)
+    <- {"type": "snapshot", "epoch": E, "seq": N, "now": T, "user": {"name", "role"},
+        "agents": {id: {...}}, "queues": {...}, "calls": {...}, "alerts": {...}}
+    <- {"type": "delta", "seq": N, "now": T, "ops": [[kind, key, record | null], ...]}
+    <- {"type": "tick", "seq": N, "now": T}          (every second without news)
+
+``now`` is the server's clock (seconds since the epoch), so a view shows the
+age of its data and times in state without trusting the browser's clock. A
+resume from a batch still kept sends the batches after it; an older one, or
+one from another process (``epoch``), gets a new snapshot. Every record sent,
+in a snapshot or a delta, goes through :func:`visible` for the user *at that
+moment* (the session is looked up again every ``recheck`` seconds: a logout,
+a disabled user or a changed scope takes effect on a live socket); a record
+that leaves the user's sight is sent as ``null``. No session: the socket is
+accepted and closed with 4401.
+
+Where the engine must call in (see the report of issue 14): the flow
+interpreter's node steps (:meth:`Aggregator.ivr_step`) for calls in the IVR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import secrets
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import structlog
+from starlette.requests import HTTPConnection
+from starlette.routing import BaseRoute, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from ivr.ami import AmiClient, AmiEvent, ChannelSnapshot, DialBegin, Hangup
+from ivr.backoff import Backoff
+from ivr.console import access
+from ivr.console.board import Board, Key, Kind, Thresholds
+from ivr.console.metrics import Metrics, default
+from routing.errors import RoutingError
+from routing.redis import RedisRouter
+
+__all__ = ["Aggregator", "Batch", "routes", "visible"]
+
+log = structlog.get_logger("ivr.console.live")
+
+UserOf = Callable[[HTTPConnection], Awaitable[access.User | None]]
+#: Seconds the engine keeps asking Redis again after a failed read (at most).
+_RETRY_MAX: Final = 5.0
+#: Seconds between looks for new routing groups and changed agents.
+_ROSTER_EVERY: Final = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """What changed at once: ``ops`` are (key, record or None, its JSON as sent)."""
+
+    seq: int
+    now: float
+    ops: tuple[tuple[Key, dict[str, Any] | None, str], ...]
+
+
+def visible(user: access.User, key: Key, record: Mapping[str, Any], board: Board) -> bool:
+    """May ``user`` see this record? The rules of :mod:`ivr.console.roles`: an admin
+    sees all; an agent their own agent, the queues they serve (within their scope)
+    and those queues' waiting calls and their own call; others what their scope
+    holds (a call or alert with an agent only when that agent is theirs too)."""
+    kind = key[0]
+    if kind == "agent":
+        row: dict[str, Any] = {"id": record["id"], "site": record["site"]}
+        if record["team"]:
+            row["skills"] = {f"team.{record['team']}": 1}
+        return user.sees(row, record["queues"])
+    if kind == "queue":
+        name = record["name"]
+        return name in _mine(user, board) if user.role == "agent" else user.sees_queue(name)
+    return _sees_call(user, record.get("agent", ""), record.get("queue", ""), board)
+
+
+def _sees_call(user: access.User, agent: str, queue: str, board: Board) -> bool:
+    """A call's or an alert's record: by its queue and its agent."""
+    if user.role == "admin":
+        return True
+    if user.role == "agent":
+        mine = agent == user.agent_id and user.agent_id is not None
+        return mine or (not agent and queue in _mine(user, board))
+    if not queue:  # in the IVR, no queue yet: only for a scope of everything
+        return not (user.scope.queues or user.scope.sites)
+    if not user.sees_queue(queue):
+        return False
+    return not agent or visible(user, ("agent", agent), _agent(board, agent), board)
+
+
+def _mine(user: access.User, board: Board) -> set[str]:
+    return {q for q in board.queues_of(user.agent_id) if user.sees_queue(q)}
+
+
+def _agent(board: Board, agent_id: str) -> dict[str, Any]:
+    return board.record(("agent", agent_id)) or {
+        "id": agent_id,
+        "site": "",
+        "team": "",
+        "queues": [],
+    }
+
+
+class Aggregator:
+    """The engine's live state for the console, and its recent changes."""
+
+    def __init__(
+        self,
+        router: RedisRouter,
+        ami: AmiClient | None = None,
+        *,
+        metrics: Metrics | None = None,
+        thresholds: Thresholds | None = None,
+        flush_every: float = 0.05,
+        history: int = 4096,
+        block: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.router = router
+        self.ami = ami
+        self.metrics = metrics or default()
+        self.clock = clock
+        self.flush_every = flush_every
+        self.block = block
+        self.board = Board(thresholds=thresholds, on_wait=self._waited)
+        #: Changes this process's clients have not been sent in a batch yet.
+        self.epoch = secrets.token_hex(4)
+        self.seq = 0
+        self.history: deque[Batch] = deque(maxlen=history)
+        self._bell = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._undo: list[Callable[[], None]] = []
+        self._started: asyncio.Future[None] | None = None
+        self._day = dt.date.today()
+        self._ami_up = False
+        self.metrics.watch(self, ami)
+
+    # ------------------------------------------------------------- life
+
+    async def ensure_started(self) -> None:
+        """Start once (the first client or scrape does it); a start that failed is
+        tried again by the next caller."""
+        started = self._started
+        if started is None or (
+            started.done() and (started.cancelled() or started.exception() is not None)
+        ):
+            started = self._started = asyncio.ensure_future(self.start())
+        await asyncio.shield(started)
+
+    async def start(self) -> None:
+        """Read the roster, the queues and the day's events, then follow them; a start
+        that fails leaves nothing behind (the next one reads the day again)."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            self.board = Board(thresholds=self.board.thresholds, on_wait=self._waited)
+            raise
+
+    async def _start(self) -> None:
+        router = self.router
+        if not router.queues:
+            await router.load_queues()
+        self.board.set_queues(router.queues)
+        self.board.set_agents(await router.agents())
+        midnight = dt.datetime.combine(self._day, dt.time()).timestamp()
+        start = f"{int(midnight * 1000)}-0"
+        for group in sorted(await router.known_groups()):
+            last = await self._catch_up(group, start)
+            self._follow(group, last)
+        self.board.settle(self.clock())
+        self.board.changes()  # all of it is in the first snapshot
+        if self.ami is not None:
+            for name in ("Hold", "Unhold", "Hangup", "DialBegin"):
+                self._undo.append(self.ami.on(name, self._on_ami))
+        self._tasks["_flush"] = asyncio.ensure_future(self._flusher())
+        self._tasks["_roster"] = asyncio.ensure_future(self._roster(start))
+        log.info("console.live_started", agents=len(self.board.agents), groups=len(self._tasks) - 2)
+
+    async def close(self) -> None:
+        for undo in self._undo:
+            undo()
+        self._undo.clear()
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+        self._bell.set()
+
+    async def _catch_up(self, group: str, after: str) -> str:
+        """Every event of ``group`` after ``after``, at once; the last id read."""
+        while True:
+            rows = await self.router.tail(group, after, count=5000)
+            for stream_id, fields in rows:
+                self._take(stream_id, fields)
+            if not rows:
+                return after
+            after = rows[-1][0]
+
+    def _follow(self, group: str, after: str) -> None:
+        if group not in self._tasks:
+            self._tasks[group] = asyncio.ensure_future(self._follower(group, after))
+
+    async def _follower(self, group: str, after: str) -> None:
+        backoff = Backoff(0.1, _RETRY_MAX, jitter=0.2)
+        failing = False
+        while True:
+            try:
+                rows = await self.router.tail(group, after, block=self.block)
+            except RoutingError as exc:
+                self.metrics.redis_errors.labels("console").inc()
+                if not failing:
+                    log.warning("console.redis_unreachable", group=group, error=str(exc))
+                failing = True
+                await asyncio.sleep(backoff.delay())
+                continue
+            if failing:
+                failing = False
+                backoff.reset()
+                self.metrics.redis_reconnects.labels("console").inc()
+                log.info("console.redis_back", group=group)
+            for stream_id, fields in rows:
+                self._take(stream_id, fields)
+            if rows:
+                after = rows[-1][0]
+                self._wake.set()
+
+    def _take(self, stream_id: str, fields: Mapping[str, str]) -> None:
+        """One event; its time is its ``at`` (the router's clock), else the stream id's."""
+        written = fields.get("at")
+        try:
+            at = float(written) if written else int(stream_id.partition("-")[0]) / 1000
+        except ValueError:
+            at = self.clock()
+        self.board.take(at, fields)
+
+    async def _roster(self, start: str) -> None:
+        """New routing groups, and agents added or changed (their team, site, skills)."""
+        while True:
+            await asyncio.sleep(_ROSTER_EVERY)
+            try:
+                for group in await self.router.known_groups():
+                    if group not in self._tasks:
+                        self._follow(group, await self._catch_up(group, start))
+                self.board.set_agents(await self.router.agents(), states=False)
+            except RoutingError:
+                self.metrics.redis_errors.labels("console").inc()
+                continue
+            self._wake.set()
+
+    # ------------------------------------------------------------- inputs
+
+    def ivr_step(
+        self, call: str, flow: str, node: str, *, caller: str = "", language: str = ""
+    ) -> None:
+        """The engine's hook: ``call`` (its channel's uniqueid) reached ``node``."""
+        self.board.ivr_step(call, flow, node, self.clock(), caller=caller, language=language)
+        self._wake.set()
+
+    def ivr_left(self, call: str) -> None:
+        """The engine's hook: the call left its flow."""
+        self.board.ivr_left(call)
+        self._wake.set()
+
+    def _on_ami(self, event: AmiEvent) -> None:
+        now = self.clock()
+        if isinstance(event, DialBegin):
+            if event.caller is not None:
+                self.board.caller_seen(event.caller.uniqueid, event.caller.caller_id_num)
+        else:
+            channel = (
+                event.channel
+                if isinstance(event, Hangup)
+                else (ChannelSnapshot.from_message(event.raw))
+            )
+            if channel is None:
+                return
+            held = event.name.lower() == "hold"
+            self.board.hold(channel.channel, channel.uniqueid, channel.endpoint, held, now)
+        self._wake.set()
+
+    def _waited(self, queue: str, seconds: float, outcome: str) -> None:
+        self.metrics.queue_wait.labels(queue, outcome).observe(seconds)
+
+    # ------------------------------------------------------------- batches
+
+    async def _flusher(self) -> None:
+        last = 0.0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), 0.5)
+            pause = last + self.flush_every - time.monotonic()
+            if pause > 0:  # a burst: gather what comes during the pause into one batch
+                await asyncio.sleep(pause)
+            self._wake.clear()
+            last = time.monotonic()
+            self.flush()
+
+    def flush(self) -> Batch | None:
+        """Turn what changed into the next batch (None: nothing did)."""
+        now = self.clock()
+        today = dt.date.fromtimestamp(now)
+        if today != self._day:
+            self._day = today
+            self.board.new_day()
+        self.board.set_queues(self.router.queues)
+        self.board.settle(now)
+        self._watch_ami()
+        keys = self.board.changes()
+        if not keys:
+            return None
+        ops = []
+        for key in keys:
+            record = self.board.record(key)
+            ops.append((key, record, json.dumps([key[0], key[1], record], separators=(",", ":"))))
+        self.seq += 1
+        batch = Batch(self.seq, now, tuple(ops))
+        self.history.append(batch)
+        bell, self._bell = self._bell, asyncio.Event()
+        bell.set()
+        return batch
+
+    def _watch_ami(self) -> None:
+        up = self.ami is not None and self.ami.connected
+        if self._ami_up and not up:
+            self.metrics.ami_disconnects.inc()
+        self._ami_up = up
+
+    def after(self, seq: int) -> list[Batch] | None:
+        """The batches after ``seq``; None when some of them are no longer kept."""
+        if seq > self.seq:
+            return None
+        if seq == self.seq:
+            return []
+        if not self.history or self.history[0].seq > seq + 1:
+            return None
+        return [batch for batch in self.history if batch.seq > seq]
+
+    async def wait(self, seq: int, timeout: float) -> None:
+        """Until a batch after ``seq`` exists, or ``timeout`` seconds."""
+        if self.seq > seq:
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._bell.wait(), timeout)
+
+    def snapshot(self, user: access.User) -> dict[str, Any]:
+        """Everything ``user`` may see now, with the sequence number it is current at."""
+        out: dict[str, Any] = {
+            "type": "snapshot",
+            "epoch": self.epoch,
+            "seq": self.seq,
+            "now": self.clock(),
+            "user": {"name": user.name, "role": user.role, "agent": user.agent_id},
+            "agents": {},
+            "queues": {},
+            "calls": {},
+            "alerts": {},
+        }
+        for key in self.board.all_keys():
+            record = self.board.record(key)
+            if record is not None and visible(user, key, record, self.board):
+                out[f"{key[0]}s"][key[1]] = record
+        return out
+
+
+class _Client:
+    """One socket: what it was sent (to say when a record leaves its sight), and when."""
+
+    def __init__(self, socket: WebSocket, user: access.User, aggregator: Aggregator) -> None:
+        self.socket = socket
+        self.user = user
+        self.live = aggregator
+        self.seen: set[Key] = set()
+        self.seq = 0
+        self.sent = 0.0
+
+    async def write(self, text: str) -> None:
+        await self.socket.send_text(text)
+        self.sent = time.monotonic()
+
+    async def snapshot(self) -> None:
+        body = self.live.snapshot(self.user)
+        self.seq = body["seq"]
+        self.seen = {(kind, name) for kind in _KINDS for name in body[f"{kind}s"]}
+        await self.write(json.dumps(body, separators=(",", ":")))
+
+    async def send(self, batches: Iterable[Batch]) -> None:
+        """The batches' records this user may see, and ``null`` for those that left."""
+        for batch in batches:
+            parts = []
+            for key, record, text in batch.ops:
+                if record is not None and visible(self.user, key, record, self.live.board):
+                    self.seen.add(key)
+                    parts.append(text)
+                elif key in self.seen:
+                    self.seen.discard(key)
+                    parts.append(json.dumps([key[0], key[1], None]))
+            self.seq = batch.seq
+            if parts:
+                head = f'{{"type":"delta","seq":{batch.seq},"now":{batch.now!r},"ops":['
+                await self.write(head + ",".join(parts) + "]}")
+
+    async def tick(self) -> None:
+        now = self.live.clock()
+        await self.write(f'{{"type":"tick","seq":{self.seq},"now":{now!r}}}')
+
+
+_KINDS: Final[tuple[Kind, ...]] = ("agent", "queue", "call", "alert")
+
+
+def routes(
+    router: RedisRouter,
+    ami: AmiClient | None = None,
+    *,
+    user_of: UserOf | None = None,
+    aggregator: Aggregator | None = None,
+    metrics: Metrics | None = None,
+    path: str = "/ws",
+    recheck: float = 5.0,
+    tick: float = 1.0,
+) -> list[BaseRoute]:
+    """The live-data WebSocket; one aggregator for the engine (made here unless given),
+    started by the first client."""
+    live = aggregator or Aggregator(router, ami, metrics=metrics)
+    who = user_of or access.user_of
+
+    async def endpoint(socket: WebSocket) -> None:
+        user = await who(socket)
+        await socket.accept()
+        if user is None:
+            await socket.close(4401, "log in first: /console/login")
+            return
+        try:
+            await live.ensure_started()
+        except RoutingError:
+            await socket.close(1013, "the routing store does not answer; retrying")
+            return
+        live.metrics.websocket_clients.inc()
+        try:
+            await _serve(socket, _Client(socket, user, live), who, recheck, tick)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            live.metrics.websocket_clients.dec()
+
+    return [WebSocketRoute(path, endpoint)]
+
+
+async def _serve(
+    socket: WebSocket, client: _Client, who: UserOf, recheck: float, tick: float
+) -> None:
+    live = client.live
+    resume = _resume_point(socket, live)
+    batches = live.after(resume) if resume is not None else None
+    if resume is None or batches is None:
+        await client.snapshot()
+    else:
+        client.seen = set(live.board.all_keys())  # all it may hold: say what left its sight
+        client.seq = resume
+        await client.send(batches)
+    listener = asyncio.ensure_future(_until_closed(socket))
+    checked = time.monotonic()
+    try:
+        while True:
+            waiter = asyncio.ensure_future(live.wait(client.seq, tick))
+            await asyncio.wait({listener, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if listener.done():
+                waiter.cancel()
+                return
+            if time.monotonic() - checked >= recheck:
+                checked = time.monotonic()
+                user = await _again(socket, who)
+                if user is None:
+                    await socket.close(4401, "the session ended: log in again")
+                    return
+                if user != client.user:  # another role or scope: start afresh
+                    client.user = user
+                    await client.snapshot()
+                    continue
+            batches = live.after(client.seq)
+            if batches is None:  # fell behind what is kept
+                await client.snapshot()
+            elif batches:
+                await client.send(batches)
+            if time.monotonic() - client.sent >= tick:
+                await client.tick()
+    finally:
+        listener.cancel()
+
+
+def _resume_point(socket: WebSocket, live: Aggregator) -> int | None:
+    params = socket.query_params
+    since = params.get("since", "")
+    if params.get("epoch") != live.epoch or not since.isdigit():
+        return None
+    return int(since)
+
+
+async def _again(socket: WebSocket, who: UserOf) -> access.User | None:
+    """The socket's user looked up again (``user_of`` keeps its answer on the connection
+    for one request; a socket lives longer)."""
+    with contextlib.suppress(AttributeError, KeyError):
+        del socket.state.user
+    return await who(socket)
+
+
+async def _until_closed(socket: WebSocket) -> None:
+    """Read (and ignore) what the client sends, until it goes."""
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            message = await socket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
