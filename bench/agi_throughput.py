@@ -31,6 +31,13 @@ Phases:
     python bench/agi_throughput.py --quick             # smaller, for a smoke test
     python bench/agi_throughput.py --phases throughput # the CPU-second figure alone
     python bench/agi_throughput.py --loop uvloop       # both engines on uvloop
+    python bench/agi_throughput.py --phases throughput --floor  # with the floor
+
+With ``--floor`` a third process takes part in the throughput rounds: no
+engine at all, a bare protocol that answers each reply with the next of the
+ten commands as canned bytes (no parsing, no checks, no task). It is what any
+engine on this event loop pays for the sockets and the loop alone: the
+ceiling of calls per engine CPU-second.
 """
 
 from __future__ import annotations
@@ -60,6 +67,19 @@ EXPECTED_COMMANDS = 10
 DIAL = {"PJSIP/1001": DialOutcome("ANSWER", ring=1.0, talk=2.0)}
 PHASES = ("concurrency", "throughput", "overhead", "early-close")
 IMPLS = ("ours", "panoramisk")
+#: The ten commands as ours sends them, for the floor.
+CANNED = (
+    b"ANSWER\n",
+    b"GET FULL VARIABLE ${CALLERID(num)}\n",
+    b"SET VARIABLE CALLER 5551234\n",
+    b'STREAM FILE beep "0123456789"\n',
+    b"GET DATA beep 3000 4\n",
+    b'SAY DIGITS 1234 ""\n',
+    b"EXEC Dial PJSIP/1001,20,g\n",
+    b"GET VARIABLE DIALSTATUS\n",
+    b'VERBOSE "call ended ANSWER" 3\n',
+    b"HANGUP\n",
+)
 
 
 # --------------------------------------------------------------------- engines
@@ -184,6 +204,44 @@ async def run_panoramisk(port: int, meter: Meter) -> None:
     app = fast_agi.Application(loop=asyncio.get_running_loop())
     app.add_route("bench", handler)
     server = await asyncio.start_server(app.handler, "127.0.0.1", port, backlog=4096)
+
+    async def close() -> None:
+        server.close()
+
+    await serve_until_term(meter, close)
+
+
+async def run_floor(port: int, meter: Meter) -> None:
+    """No engine: each reply is answered by the next canned command (see the docstring)."""
+    buffer = memoryview(bytearray(64 * 1024))
+
+    class Floor(asyncio.BufferedProtocol):
+        def __init__(self) -> None:
+            self.env = b""
+            self.step = -1
+            self.transport: Any = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport
+
+        def get_buffer(self, sizehint: int) -> memoryview:
+            return buffer
+
+        def buffer_updated(self, nbytes: int) -> None:
+            data = bytes(buffer[:nbytes])
+            if self.step < 0:
+                self.env += data
+                if b"\n\n" not in self.env:
+                    return
+            elif data.startswith(b"HANGUP"):
+                return
+            self.step += 1
+            if self.step < len(CANNED):
+                self.transport.write(CANNED[self.step])
+            else:
+                self.transport.close()
+
+    server = await asyncio.get_running_loop().create_server(Floor, "127.0.0.1", port, backlog=4096)
 
     async def close() -> None:
         server.close()
@@ -385,7 +443,7 @@ async def interleaved(
             "calls_per_cpu_s_max": max(per_cpu),
             "rounds": per_cpu,
         }
-    if len(engines) == 2:
+    if "ours" in engines and "panoramisk" in engines:
         ours, peer = (runs[impl] for impl in IMPLS)
         ratios = [
             a["calls_per_cpu_s"] / b["calls_per_cpu_s"] for a, b in zip(ours, peer, strict=True)
@@ -459,12 +517,20 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, load: list
             f" (lowest {ours['ratio_min']:.2f}, highest {ours['ratio_max']:.2f},"
             f" {args.rounds} rounds of {args.seconds:g} s each)"
         )
+    if "floor" in rows:
+        floor = rows["floor"]["calls_per_cpu_s"]
+        print(
+            f"floor (no engine, canned commands): {floor:.0f} calls per CPU-second, median;"
+            f" ours {ours['calls_per_cpu_s'] / floor:.2f} of it,"
+            f" panoramisk {peer['calls_per_cpu_s'] / floor:.2f}"
+        )
 
 
 async def main_async(args: argparse.Namespace) -> None:
     phases = set(args.phases)
     load = [os.getloadavg()[0]]
     engines = {impl: Engine(impl, args.loop) for impl in IMPLS}
+    floor = Engine("floor", args.loop) if args.floor else None
     rows: dict[str, dict[str, Any]] = {impl: {"impl": impl} for impl in IMPLS}
     try:
         if "concurrency" in phases:
@@ -473,9 +539,10 @@ async def main_async(args: argparse.Namespace) -> None:
                 rows[impl] |= await concurrency(engine, args.calls, args.rate)
         if "throughput" in phases:
             print("throughput, interleaved:", file=sys.stderr, flush=True)
-            for impl, row in (
-                await interleaved(engines, args.rounds, args.workers, args.seconds)
-            ).items():
+            rounds = engines | ({"floor": floor} if floor is not None else {})
+            result = await interleaved(rounds, args.rounds, args.workers, args.seconds)
+            for impl, row in result.items():
+                rows.setdefault(impl, {"impl": impl})
                 rows[impl] |= row
         if "overhead" in phases:
             for impl, engine in engines.items():
@@ -489,6 +556,8 @@ async def main_async(args: argparse.Namespace) -> None:
     finally:
         for impl, engine in engines.items():
             rows[impl]["clean_exit"] = engine.stop()
+        if floor is not None:
+            floor.stop()
     load.append(os.getloadavg()[0])
     for row in rows.values():
         print(json.dumps(row), file=sys.stderr, flush=True)
@@ -497,7 +566,10 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--engine", choices=IMPLS, help=argparse.SUPPRESS)
+    parser.add_argument("--engine", choices=[*IMPLS, "floor"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floor", action="store_true", help="add the floor (no engine) to the throughput rounds"
+    )
     parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--calls", type=int, default=2000, help="concurrent-phase calls")
     parser.add_argument("--rate", type=float, default=400.0, help="new calls per second")
@@ -521,7 +593,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.engine:
         meter = Meter()
-        run = run_ours if args.engine == "ours" else run_panoramisk
+        run = {"ours": run_ours, "panoramisk": run_panoramisk, "floor": run_floor}[args.engine]
         if os.environ.get("BENCH_PROFILE"):  # where an engine spends its time
             import cProfile
 

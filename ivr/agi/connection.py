@@ -129,6 +129,10 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         self._gone()
         if self._drain is not None and not self._drain.done():
             self._drain.set_result(None)
+        # The call's channel holds this connection and this callback holds the
+        # channel: let go, so that a call's objects are freed as soon as it ends
+        # (by reference counting), not by the cycle collector much later.
+        self.on_idle_hangup = None
 
     def pause_writing(self) -> None:
         self._drain = asyncio.get_running_loop().create_future()
