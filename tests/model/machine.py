@@ -305,7 +305,11 @@ class RoutingMachine(RuleBasedStateMachine):
                 customer=need.customer, any_skills=dict(need.any_skills),
                 language=need.language, site=need.site,
             )  # fmt: skip
-            assert ticket.id == side.tickets[call].id, "a retried enqueue made a second ticket"
+            assert ticket.id == side.tickets[call].id, (
+                f"a retried enqueue of {call} made ticket {ticket.id}, not"
+                f" {side.tickets[call].id} ({self.before['tickets'].get(call)})"
+                f" orphan={call in self.orphans}"
+            )
             return ticket
 
         self.both(again)
