@@ -41,7 +41,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
 
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -50,6 +49,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -207,6 +207,8 @@ def routes(metrics: Metrics | None = None, *, path: str = "/metrics") -> list[Ba
                 await aggregator.ensure_started()  # the figures need it running
             except RoutingError:
                 chosen.redis_errors.labels("metrics").inc()
-        return Response(chosen.text(), media_type=CONTENT_TYPE_LATEST)
+        # The format the scraper asks for (Prometheus's text format, or OpenMetrics).
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(encoder(chosen.registry), headers={"Content-Type": content_type})
 
     return [Route(path, endpoint, methods=["GET"])]

@@ -1,0 +1,185 @@
+"""The console's live data over a real WebSocket (uvicorn, the ``websockets`` client),
+from a real Redis and the emulated Asterisk's AGI and AMI: a snapshot, then deltas as
+a call waits, rings, is answered, held and ended; a resume from a sequence number; a
+supervisor who never receives another team's agent; refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from ivr.console.access import Scope, User
+from tests.integration.helpers.console_rig import Mirror, Rig, console_rig, dial
+
+
+@pytest.fixture
+async def rig(redis_url: str, tmp_path: Path) -> AsyncIterator[Rig]:
+    async with console_rig(redis_url, tmp_path, recheck=0.3) as made:
+        yield made
+
+
+def _waiting(data: dict[str, Any]) -> bool:
+    return any(c["stage"] == "waiting" for c in data["calls"].values())
+
+
+class TestLiveCall:
+    async def test_snapshot_then_deltas_as_a_call_queues_and_an_agent_answers(
+        self, rig: Rig
+    ) -> None:
+        """The browser sees the call wait with its position, ring ann, connect, go on
+        hold and back, and ann wrap up with one call handled; states from the events."""
+        await rig.router.pause("ann", "lunch")
+        await rig.router.pause("bob", "training")
+        async with rig.connect("ada") as socket:
+            board = Mirror(socket)
+            first = await board.next()
+            assert first["type"] == "snapshot" and first["user"]["role"] == "admin"
+            assert abs(first["now"] - time.time()) < 2  # the age of the data is shown
+            assert board.agent("ann")["state"] == "paused"
+            assert board.agent("ann")["reason"] == "lunch"
+            assert board.data["queues"]["sales"]["waiting"] == 0
+            call = asyncio.ensure_future(rig.call(callerid="5551234", dial=dial(talk=3)))
+            await board.until(_waiting)
+            (waiting,) = board.data["calls"].values()
+            assert (waiting["queue"], waiting["position"]) == ("sales", 1)
+            assert board.data["queues"]["sales"]["waiting"] == 1
+            await rig.router.resume("ann")
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "ringing")
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "on_call")
+            ann = board.agent("ann")
+            assert ann["call"] == waiting["id"] and ann["queue"] == "sales"
+            assert ann["caller"] == "5551234"
+            assert board.data["calls"][waiting["id"]]["agent"] == "ann"  # who took whom
+            rig.hold("PJSIP/1001", True)
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "on_hold")
+            rig.hold("PJSIP/1001", False)
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "on_call")
+            await asyncio.wait_for(call, 30)
+            await board.until(lambda d: d["agents"]["ann"]["state"] in ("wrap_up", "available"))
+            await board.until(lambda d: d["queues"]["sales"]["handled"] == 1)
+            assert board.data["calls"] == {}
+            assert board.agent("ann")["handled"] == 1 and board.agent("ann")["aht"] > 2
+            assert board.data["queues"]["sales"]["answered"] == 1
+            deltas = [m for m in board.messages if m["type"] == "delta"]
+            assert deltas and all(m["seq"] > first["seq"] for m in deltas)
+            shown = [
+                record["state"]
+                for m in deltas
+                for kind, key, record in m["ops"]
+                if (kind, key) == ("agent", "ann") and record
+            ]
+            # Never "available" while the call was up, never hold shown as wrap-up.
+            up = shown[shown.index("on_call") : shown.index("on_call", shown.index("on_hold"))]
+            assert "available" not in up and "wrap_up" not in up
+
+    async def test_a_long_wait_raises_an_alert_and_the_answer_clears_it(self, rig: Rig) -> None:
+        """A caller who waits past the queue's threshold is an alert until answered."""
+        rig.aggregator.board.thresholds = type(rig.aggregator.board.thresholds)(wait=0.5)
+        await rig.router.pause("ann", "lunch")
+        await rig.router.pause("bob", "lunch")
+        async with rig.connect("ada") as socket:
+            board = Mirror(socket)
+            await board.next()
+            call = asyncio.ensure_future(rig.call(callerid="5551234", dial=dial(talk=0.5)))
+            await board.until(lambda d: any(a["kind"] == "wait" for a in d["alerts"].values()))
+            await rig.router.resume("bob")
+            await board.until(lambda d: not any(a["kind"] == "wait" for a in d["alerts"].values()))
+            await asyncio.wait_for(call, 30)
+
+
+class TestResume:
+    async def test_reconnect_resumes_from_its_sequence(self, rig: Rig) -> None:
+        """A client that comes back with its epoch and sequence gets only what it
+        missed; a sequence no longer kept (or from another process) gets a snapshot."""
+        async with rig.connect("ada") as socket:
+            board = Mirror(socket)
+            await board.next()
+        await rig.router.pause("bob", "coffee")
+        await asyncio.sleep(0.3)
+        query = f"?epoch={board.epoch}&since={board.seq}"
+        async with rig.connect("ada", query) as socket:
+            board.socket = socket
+            message = await board.next()
+            assert message["type"] == "delta"
+            assert board.agent("bob")["state"] == "paused"
+            assert board.agent("bob")["reason"] == "coffee"
+        async with rig.connect("ada", f"?epoch=0000&since={board.seq}") as socket:
+            assert (await Mirror(socket).next())["type"] == "snapshot"
+        rig.aggregator.history.clear()
+        async with rig.connect("ada", f"?epoch={board.epoch}&since=0") as socket:
+            assert (await Mirror(socket).next())["type"] == "snapshot"
+
+    async def test_a_quiet_socket_ticks_with_the_server_time(self, rig: Rig) -> None:
+        async with rig.connect("ada") as socket:
+            board = Mirror(socket)
+            await board.next()
+            tick = await board.next(3)
+            assert tick["type"] == "tick" and tick["seq"] == board.seq
+            assert abs(tick["now"] - time.time()) < 2
+
+
+class TestScope:
+    async def test_a_supervisor_never_receives_another_teams_agent(self, rig: Rig) -> None:
+        """nina supervises team north (ann): bob's changes never reach her socket."""
+        async with rig.connect("nina") as socket:
+            board = Mirror(socket)
+            await board.next()
+            assert set(board.data["agents"]) == {"ann"}
+            await rig.router.pause("bob", "lunch")
+            await rig.router.pause("ann", "lunch")
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "paused")
+            await rig.router.resume("bob")
+            await rig.router.resume("ann")
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "available")
+        for message in board.messages:
+            assert "bob" not in message.get("agents", {})
+            assert all(key != "bob" for _, key, _ in message.get("ops", []))
+
+    async def test_an_agent_sees_their_own_state_and_queue_only(self, rig: Rig) -> None:
+        async with rig.connect("ann") as socket:
+            board = Mirror(socket)
+            await board.next()
+            assert set(board.data["agents"]) == {"ann"}
+            assert set(board.data["queues"]) == {"sales"}
+            await rig.router.pause("bob", "lunch")
+            await rig.router.pause("ann", "break")
+            await board.until(lambda d: d["agents"]["ann"]["state"] == "paused")
+        assert all("bob" not in str(m) for m in board.messages)
+
+    async def test_a_scope_change_on_a_live_socket_takes_effect(self, rig: Rig) -> None:
+        """Scope is checked per message, not only at connect: narrowed to team south,
+        nina's socket gets a new snapshot without ann, and ann's changes stop."""
+        async with rig.connect("nina") as socket:
+            board = Mirror(socket)
+            await board.next()
+            rig.users["nina"] = User("nina", "supervisor", Scope(teams=frozenset({"south"})))
+            await board.until(lambda d: set(d["agents"]) == {"bob"})
+            seen = len(board.messages)
+            await rig.router.pause("ann", "lunch")
+            await rig.router.pause("bob", "lunch")
+            await board.until(lambda d: d["agents"]["bob"]["state"] == "paused")
+        assert all("ann" not in str(m) for m in board.messages[seen:])
+
+
+class TestRefusals:
+    async def test_no_session_is_closed_with_4401(self, rig: Rig) -> None:
+        for who in (None, "nobody"):
+            async with rig.connect(who) as socket:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await socket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+    async def test_a_session_that_ends_closes_the_live_socket(self, rig: Rig) -> None:
+        async with rig.connect("ada") as socket:
+            await Mirror(socket).next()
+            del rig.users["ada"]
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await asyncio.wait_for(socket.recv(), 5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
