@@ -27,7 +27,7 @@ from ivr.centre.callbacks import CallbackWorker
 from ivr.centre.presence import Presence
 from ivr.centre.supervise import Supervisors
 from ivr.centre.tracker import AnswerTracker
-from ivr.config import Settings, speech_languages
+from ivr.config import Settings, service_urls, speech_languages
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
@@ -97,11 +97,13 @@ def flow_handler(registry: FlowRegistry, engine: Engine) -> Handler:
 def build(
     settings: Settings, router: Router | None = None
 ) -> tuple[FastAgiServer, FlowRegistry, Engine]:
-    registry = FlowRegistry(settings.flows_dir)
+    services = service_urls(settings)  # a flow naming another service is refused at load
+    registry = FlowRegistry(settings.flows_dir, services=services)
     for problem in registry.reload():
         log.error("flows.problem", problem=str(problem))
     engine = Engine(
         flows=registry.get,
+        services=services,
         prompts=SpeechPrompts(settings.prompts_dir),
         router=router or MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in DEMO_AGENTS),
         http=PooledHttp(),  # one pooled client for every call, closed in _serve
@@ -220,12 +222,10 @@ async def _serve(
     engine.queues = router.queues
     engine.spool = str(settings.spool_dir)
     # Prompts a crashed engine made from its calls' data (a PIN read back) go now.
-    private = _speech_prompts(engine, settings).private
-    private.sweep()
+    _speech_prompts(engine, settings).private.sweep()
     async with contextlib.AsyncExitStack() as speech_stack:
-        speech_stack.callback(private.close)
-        if isinstance(engine.http, PooledHttp):
-            speech_stack.push_async_callback(engine.http.aclose)
+        # After the calls: the pooled HTTP client, this engine's per-call folder and lock.
+        speech_stack.push_async_callback(engine.aclose)
         await _start_speech(settings, engine, registry, speech_stack)
         await server.start()
         await _serve_started(

@@ -23,9 +23,10 @@ from typing import Any
 import yaml
 
 from ivr.errors import ConfigError
+from ivr.flows.services import parse_services
 from ivr.peers import ALLOW_VARIABLE, exposed, loopback_only, parse_allow
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "service_urls", "speech_languages"]
 
 ENV_PREFIX = "IVR_"
 
@@ -59,8 +60,13 @@ class Settings:
     audiosocket_port: int = 4574
     #: How Asterisk reaches the AudioSocket server (host:port); empty: the two above.
     audiosocket_advertise: str = ""
-    #: The demo account service for the billing flow; 0 turns it off.
+    #: The demo account service for the billing flow; 0 turns it off. It is the
+    #: HTTP service ``demo`` (``${service:demo}``) unless ``services`` names one.
     demo_api_port: int = 8089
+    #: Named HTTP services flows reach by ``${service:NAME}``: ``IVR_SERVICES=
+    #: crm=https://crm.example.com,other=http://10.0.0.5:8080/api`` (in the file: a
+    #: mapping of names to base URLs, or the same text).
+    services: str = ""
     #: The HTTP API (agents, queues, KPIs; tokens in IVR_API_TOKENS); port 0 turns it off.
     api_host: str = "127.0.0.1"
     api_port: int = 8090
@@ -90,6 +96,8 @@ _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
     kind = _FIELDS[name].type
+    if name == "services" and isinstance(raw, dict):  # a mapping in the settings file
+        raw = ",".join(f"{key}={value}" for key, value in raw.items())
     try:
         if kind == "int":
             value: Any = int(raw)
@@ -128,6 +136,13 @@ def _check_languages(settings: Settings, where: str) -> None:
             )
 
 
+def _check_services(settings: Settings, where: str) -> None:
+    try:
+        parse_services(settings.services)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(key: str) -> str:
         return sources.get(key, key)
@@ -161,6 +176,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             "centre's number, 3 to 20 digits with an optional '+'"
         )
     _check_languages(settings, where("speech_languages"))
+    _check_services(settings, where("services"))
     if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
         raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")
 
@@ -204,6 +220,15 @@ def load_settings(
     _check(settings, sources)
     _check_peers(settings, sources, environ)
     return settings
+
+
+def service_urls(settings: Settings) -> dict[str, str]:
+    """The engine's HTTP services: base URLs by name. The demo account service is
+    ``demo`` on its port, unless ``services`` names ``demo`` itself (or the port is 0)."""
+    services = parse_services(settings.services)
+    if "demo" not in services and settings.demo_api_port:
+        services["demo"] = f"http://127.0.0.1:{settings.demo_api_port}"
+    return services
 
 
 def speech_languages(settings: Settings) -> frozenset[str]:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -21,9 +23,9 @@ from zoneinfo import ZoneInfo
 from ivr import log
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
-from ivr.app import DEMO_AGENTS
+from ivr.app import DEMO_AGENTS, flow_environ
 from ivr.audiosocket.server import AudioSocketServer
-from ivr.config import load_settings
+from ivr.config import Settings, load_settings, service_urls
 from ivr.demo_api import start_demo_api
 from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
@@ -114,66 +116,83 @@ async def place_call(args: argparse.Namespace) -> int:
     timeline = Timeline(list(steps), speed=speed, dtx=True)
     if args.engine:
         return await _call_engine(args, timeline, speed, interactive)
-    registry = FlowRegistry(args.flows)
+    return await _call_here(args, timeline, speed, interactive)
+
+
+async def _call_here(
+    args: argparse.Namespace, timeline: Timeline, speed: float | None, interactive: bool
+) -> int:
+    """The call on an engine in this process, on the settings ``ivr serve`` reads (its
+    services, prompts folder, demo service and announcement switches)."""
+    settings = load_settings()
+    services = service_urls(settings)
+    registry = FlowRegistry(args.flows, services=services)
     for problem in registry.reload():
         _say(f"! {problem}")
     if registry.get(args.flow) is None:
         _say(f"ivr: no flow {args.flow!r} in {args.flows}; flows: {', '.join(registry.ids)}")
         return 2
-    prompts = Path("var/prompts")
+    async with contextlib.AsyncExitStack() as stack:
+        engine = await _engine(args, settings, registry, stack)
+        traces: list[Trace] = []
+
+        async def handler(channel: Channel) -> None:
+            flow = registry.get(args.flow)
+            assert flow is not None
+            if args.language:
+                defaults = flow.defaults.model_copy(update={"language": args.language})
+                flow = flow.model_copy(update={"defaults": defaults})
+            traces.append(await engine.run(channel, flow))
+
+        server = FastAgiServer(default=handler, port=0)
+        await server.start()
+        stack.push_async_callback(server.drain, 1)
+        if settings.demo_api_port:
+            with contextlib.suppress(OSError):  # an engine already serves it
+                stack.callback((await start_demo_api(settings.demo_api_port)).close)
+        emulator = AsteriskEmulator(
+            port=server.port,
+            speed=speed,
+            sound_dirs=[settings.prompts_dir],
+            default_dial=DialOutcome("ANSWER", ring=2.0, talk=3.0),
+        )
+        return await _dial(emulator, args, timeline, traces, interactive)
+
+
+async def _engine(
+    args: argparse.Namespace,
+    settings: Settings,
+    registry: FlowRegistry,
+    stack: contextlib.AsyncExitStack,
+) -> Engine:
+    """The engine for one call, closed by ``stack`` as ``ivr serve`` closes its own."""
     config = _demo_routing()
-    agents = [agent_of(a) for a in config.agents]
-    agents = agents or list(DEMO_AGENTS)
-    router = MemoryRouter(agents)
-    synthesizer = Synthesizer(prompts)
+    router = MemoryRouter([agent_of(a) for a in config.agents] or list(DEMO_AGENTS))
+    synthesizer = Synthesizer(settings.prompts_dir)
+    stack.callback(synthesizer.close)
     sockets = AudioSocketServer(port=0)
     await sockets.start()
+    stack.push_async_callback(sockets.close)
     engine = Engine(
         flows=registry.get,
-        prompts=SpeechPrompts(prompts, synthesizer),
+        prompts=SpeechPrompts(settings.prompts_dir, synthesizer),
         router=router,
         queues=config.queues,
+        services=service_urls(settings),
+        environ=flow_environ(os.environ),
         # The switches `ivr announcement on NAME` sets: the same file the engine reads.
-        announcements=FileAnnouncements(load_settings().announcements_file),
+        announcements=FileAnnouncements(settings.announcements_file),
         speech=SpeechInput(Recognizer(ModelRegistry()), synthesizer, server=sockets),
     )
+    # Once the call has ended: no pooled HTTP connection, per-call folder or lock left.
+    stack.push_async_callback(engine.aclose)
     if args.at is not None:
         moment = _at(args.at, registry.get(args.flow))
         _say(f"   (the call happens at {moment:%Y-%m-%d %H:%M %Z})")
         engine.clock = lambda: moment
     engine.on_prompt = lambda text: _say(f"🔊 {text}")
     engine.on_event = lambda kind, data: _say(f"   · {kind} {data}" if data else f"   · {kind}")
-    traces: list[Trace] = []
-
-    async def handler(channel: Channel) -> None:
-        flow = registry.get(args.flow)
-        assert flow is not None
-        if args.language:
-            flow = flow.model_copy(
-                update={"defaults": flow.defaults.model_copy(update={"language": args.language})}
-            )
-        traces.append(await engine.run(channel, flow))
-
-    server = FastAgiServer(default=handler, port=0)
-    await server.start()
-    try:
-        demo_api: asyncio.Server | None = await start_demo_api()
-    except OSError:  # an engine already serves it
-        demo_api = None
-    emulator = AsteriskEmulator(
-        port=server.port,
-        speed=speed,
-        sound_dirs=[prompts],
-        default_dial=DialOutcome("ANSWER", ring=2.0, talk=3.0),
-    )
-    try:
-        return await _dial(emulator, args, timeline, traces, interactive)
-    finally:
-        if demo_api is not None:
-            demo_api.close()
-        await server.drain(1)
-        await sockets.close()
-        synthesizer.close()
+    return engine
 
 
 async def _dial(

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from ivr import __version__, log
-from ivr.config import Settings, load_settings
+from ivr.config import Settings, load_settings, service_urls
 from ivr.errors import ConfigError
 
 __all__ = ["main"]
@@ -60,7 +60,10 @@ def _validate(args: argparse.Namespace) -> int:
     if missing:
         print(f"ivr: no such file or folder: {missing[0]}", file=sys.stderr)
         return 2
-    flows, problems = load_flows(paths)
+    # The engine's HTTP services, as `ivr serve` would have them: a flow naming another
+    # is refused here as it would be there.
+    services = service_urls(load_settings(config_file=args.config))
+    flows, problems = load_flows(paths, services=services)
     for path in paths:  # routing.yaml is checked as what it is
         for routing in [path] if path.name == "routing.yaml" else path.glob("routing.yaml"):
             problems += _routing_problems(routing)
@@ -84,7 +87,10 @@ def _test(args: argparse.Namespace) -> int:
     root = args.path
     folder = root if root.is_dir() else root.parent.parent
     tests = sorted((root / "tests").glob("*.yaml")) if root.is_dir() else [root]
-    flows, problems = load_flows([folder])
+    # The engine's HTTP services from the settings `ivr serve` reads: the flows and the
+    # tests' scripted answers name them.
+    services = service_urls(load_settings(config_file=args.config))
+    flows, problems = load_flows([folder], services=services)
     for problem in problems:
         print(problem)
     if not tests:
@@ -93,7 +99,7 @@ def _test(args: argparse.Namespace) -> int:
     passed = failed = 0
     for path in tests:
         try:
-            outcomes = asyncio.run(run_file(path, flows))
+            outcomes = asyncio.run(run_file(path, flows, services=services))
         except FlowError as exc:
             print(exc)
             failed += 1
@@ -345,6 +351,9 @@ def _flow_commands(commands: Any) -> None:
         description="Check flows (default: dialplans/). Exit 1 when any has a problem.",
     )
     validate.add_argument("paths", nargs="*", type=Path, metavar="PATH")
+    validate.add_argument(
+        "--config", type=Path, help="YAML settings file (the engine's services, IVR_SERVICES)"
+    )
     validate.set_defaults(func=_validate)
 
     test = commands.add_parser(
@@ -354,6 +363,9 @@ def _flow_commands(commands: Any) -> None:
     )
     test.add_argument("path", nargs="?", type=Path, default=Path("dialplans"))
     test.add_argument("-v", "--verbose", action="store_true", help="log every AGI exchange")
+    test.add_argument(
+        "--config", type=Path, help="YAML settings file (the engine's services, IVR_SERVICES)"
+    )
     test.set_defaults(func=_test)
 
     graph = commands.add_parser(

@@ -1,20 +1,24 @@
 """Checks over a flow's graph, run when it loads (before any call can reach it).
 
 Unknown targets, a missing entry, unreachable nodes, menu options that
-collide, branch conditions that do not parse, and loops that never take
-input (a caller stuck in them would never be heard again).
+collide, branch conditions that do not parse, loops that never take input
+(a caller stuck in them would never be heard again), and placeholders
+where they are not allowed: ``${env:IVR_*}`` outside an http node's
+headers, ``${service:NAME}`` anywhere but the very start of its url (or
+naming a service the engine does not have, when the engine's are known).
 """
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from ivr.flows.expr import ExpressionError, parse
 from ivr.flows.model import Branch, Flow, Language, LanguageOption, Menu, Option, targets_of
 from ivr.flows.problems import Problem, problem_at
+from ivr.flows.services import leading, misplaced, unknown
 
 if TYPE_CHECKING:
     from ivr.flows.source import Source
@@ -30,7 +34,11 @@ INPUT_NODES = frozenset(
 )
 
 
-def check_flow(flow: Flow, source: Source) -> list[Problem]:
+def check_flow(
+    flow: Flow, source: Source, services: Collection[str] | None = None
+) -> list[Problem]:
+    """Every problem of ``flow`` with its position in ``source``; ``services``: the names
+    of the engine's HTTP services (None: not known here, names are not checked)."""
     problems: list[Problem] = []
     names = list(flow.nodes)
     if flow.entry is not None and flow.entry not in flow.nodes:
@@ -78,33 +86,57 @@ def check_flow(flow: Flow, source: Source) -> list[Problem]:
                 )
             )
     problems += _spins(flow, edges, source)
-    problems += _env_references(flow, source)
+    problems += _env_references(source)
+    problems += _service_references(flow, source, services)
     return sorted(problems, key=lambda p: (p.line, p.column))
 
 
-def _env_references(flow: Flow, source: Source) -> list[Problem]:
+def _strings(source: Source) -> Iterator[tuple[tuple[str | int, ...], str]]:
+    """Every text under the flow's ``nodes``, with its path."""
+    stack: list[tuple[tuple[str | int, ...], object]] = [
+        (("nodes",), source.data.get("nodes", {}) if isinstance(source.data, dict) else {})
+    ]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, dict):
+            stack += [((*path, key), item) for key, item in value.items()]
+        elif isinstance(value, list):
+            stack += [((*path, index), item) for index, item in enumerate(value)]
+
+
+def _env_references(source: Source) -> list[Problem]:
     """``${env:...}`` is for secrets in HTTP headers only, and only ``IVR_*`` names."""
     problems: list[Problem] = []
+    for path, text in _strings(source):
+        for name in _ENV.findall(text):
+            in_headers = len(path) > 3 and path[2] == "headers"
+            if not in_headers:
+                message = "${env:...} is only allowed in an http node's headers"
+            elif not name.startswith("IVR_"):
+                message = f"${{env:{name}}}: only variables named IVR_* can be used"
+            else:
+                continue
+            problems.append(problem_at(source, path, message))
+    return problems
 
-    def walk(value: object, path: tuple[str | int, ...]) -> None:
-        if isinstance(value, str):
-            for name in _ENV.findall(value):
-                in_headers = len(path) > 3 and path[2] == "headers"
-                if not in_headers:
-                    message = "${env:...} is only allowed in an http node's headers"
-                elif not name.startswith("IVR_"):
-                    message = f"${{env:{name}}}: only variables named IVR_* can be used"
-                else:
-                    continue
-                problems.append(problem_at(source, path, message))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                walk(item, (*path, key))
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                walk(item, (*path, index))
 
-    walk(source.data.get("nodes", {}) if isinstance(source.data, dict) else {}, ("nodes",))
+def _service_references(
+    flow: Flow, source: Source, services: Collection[str] | None
+) -> list[Problem]:
+    """``${service:NAME}`` only opens an http node's url, and names a known service."""
+    problems: list[Problem] = []
+    for path, text in _strings(source):
+        node = flow.nodes.get(str(path[1])) if len(path) == 3 else None
+        in_url = node is not None and node.type == "http" and path[2] == "url"
+        message = misplaced(text, url=in_url)
+        if message is None and in_url and services is not None:
+            found = leading(text)
+            if found is not None and found[0] not in services:
+                message = unknown(found[0], services)
+        if message is not None:
+            problems.append(problem_at(source, path, message))
     return problems
 
 

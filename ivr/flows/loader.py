@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +221,9 @@ def _describe(source: Source, error: Any) -> Problem:  # noqa: PLR0911 - one ret
     return problem_at(source, path, f"{name}: {message}")
 
 
-def parse_flow(source: Source) -> Flow:
-    """Validate loaded YAML into a :class:`Flow`, then run the graph checks."""
+def parse_flow(source: Source, *, services: Collection[str] | None = None) -> Flow:
+    """Validate loaded YAML into a :class:`Flow`, then run the graph checks (``services``:
+    the engine's HTTP services by name, when known; see :func:`check_flow`)."""
     if not isinstance(source.data, dict):
         raise FlowError([problem_at(source, (), "a flow is a mapping with 'id' and 'nodes'")])
     nodes = source.data.get("nodes")
@@ -241,20 +242,22 @@ def parse_flow(source: Source) -> Flow:
             key=lambda p: (p.line, p.column),
         )
         raise FlowError(problems) from None
-    problems = check_flow(flow, source)
+    problems = check_flow(flow, source, services)
     if problems:
         raise FlowError(problems)
     return flow
 
 
-def load_flow(path: Path | str, text: str | None = None) -> Flow:
+def load_flow(
+    path: Path | str, text: str | None = None, *, services: Collection[str] | None = None
+) -> Flow:
     """Load and check one flow file; raises :class:`FlowError` listing every problem."""
     try:
         source = load_source(path, text, limits=FLOW_LIMITS)
     except SourceError as exc:
         problem = Problem(exc.file, exc.position.line, exc.position.column, exc.message)
         raise FlowError([problem]) from None
-    return parse_flow(source)
+    return parse_flow(source, services=services)
 
 
 def flow_files(paths: Iterable[Path]) -> list[Path]:
@@ -303,15 +306,18 @@ def missing_subflows(
     return found
 
 
-def load_flows(paths: Iterable[Path]) -> tuple[dict[str, Flow], list[Problem]]:
+def load_flows(
+    paths: Iterable[Path], *, services: Collection[str] | None = None
+) -> tuple[dict[str, Flow], list[Problem]]:
     """Load every flow under ``paths``; flows by id, and all problems found (a subflow
-    naming a flow that is not there included: the flow is then left out)."""
+    naming a flow that is not there included: the flow is then left out). ``services``:
+    the engine's HTTP services by name, when known."""
     flows: dict[str, Flow] = {}
     problems: list[Problem] = []
     origin: dict[str, Path] = {}
     for file in flow_files(paths):
         try:
-            flow = load_flow(file)
+            flow = load_flow(file, services=services)
         except FlowError as exc:
             problems += exc.problems
             continue

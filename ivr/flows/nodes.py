@@ -25,6 +25,7 @@ import structlog
 from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, PlaybackError
 from ivr.flows import model as m
+from ivr.flows import services
 from ivr.flows.expr import parse
 from ivr.flows.playing import KEYS, ask, play_files
 from ivr.flows.ports import ReplyTooLargeError
@@ -506,7 +507,9 @@ async def language(run: Run, node: m.Language) -> str | None:
 async def http(run: Run, node: m.Http) -> str | None:
     """A lookup on the engine's pooled client, with one deadline for the whole request;
     a caller who hangs up meanwhile ends it at once (nothing goes on in a thread)."""
-    url = run.render(node.url, url=True)
+    url = _url(run, node)
+    if url is None:
+        return node.on_error
     headers = {k: run.render(v, env=True) for k, v in node.headers.items()}
     body = None
     if node.body is not None:
@@ -534,6 +537,25 @@ async def http(run: Run, node: m.Http) -> str | None:
         run.set(variable, value)
     run.event("http_ok", url=node.url, status=reply.status)
     return node.next
+
+
+def _url(run: Run, node: m.Http) -> str | None:
+    """The node's url for this call: its service's base URL, then the rest rendered
+    (variables URL-encoded); None, told and logged, when the service is unknown."""
+    found = services.leading(node.url)
+    if found is None:
+        return run.render(node.url, url=True)
+    name, rest = found
+    base = run.engine.services.get(name)
+    if base is None:
+        # The flow was loaded without the engine's services (their names are checked
+        # at load otherwise): an operator must hear of it.
+        reason = services.unknown(name, run.engine.services)
+        log.error("flow.http_unknown_service", flow=run.current.id, node=run.node,
+                  service=name, error=reason)  # fmt: skip
+        run.event("http_failed", url=node.url, error=reason)
+        return None
+    return base + run.render(rest, url=True)
 
 
 async def _until_hangup(run: Run, work: Awaitable[_T]) -> _T:

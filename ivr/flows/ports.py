@@ -156,11 +156,14 @@ class PooledHttp:
         for name, value in headers.items():
             if any(c in name + value for c in "\r\n\x00"):
                 raise OSError(f"header {name!r} holds a line break; refused")
+        # Whitespace around a field value is not part of it (RFC 9110 §5.5), and h11
+        # refuses to send it: "Bearer ${env:TOKEN}" with no token set is "Bearer".
+        sent = {name: value.strip(" \t") for name, value in headers.items()}
         try:
             # The deadline of the whole request; httpx's own (per connect, per read)
             # are the same length, so only a stalled pool or a trickle reaches this one.
             async with asyncio.timeout(timeout):
-                return await self._exchange(method, url, dict(headers), body, timeout)
+                return await self._exchange(method, url, sent, body, timeout)
         except (TimeoutError, httpx.TimeoutException):
             raise TimeoutError(f"no complete reply within {timeout:g} s") from None
         except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, ValueError) as exc:

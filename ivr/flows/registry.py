@@ -10,7 +10,7 @@ changes a call in progress.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
 
 import structlog
@@ -25,10 +25,12 @@ log = structlog.get_logger("ivr.flows.registry")
 
 
 class FlowRegistry:
-    """Flows by id, from the YAML files under ``folder``."""
+    """Flows by id, from the YAML files under ``folder``; ``services``: the engine's HTTP
+    services by name (a flow naming another is refused; None: names not checked)."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, services: Collection[str] | None = None) -> None:
         self.folder = Path(folder)
+        self.services = None if services is None else frozenset(services)
         self._flows: dict[str, Flow] = {}
         self._origin: dict[Path, str] = {}
         self._stamps: dict[Path, tuple[int, int]] = {}
@@ -142,7 +144,7 @@ class FlowRegistry:
     def _load(self, path: Path, flows: dict[str, Flow]) -> list[Problem]:
         """Load one file into ``flows``; its problems if refused (the old version stays)."""
         try:
-            flow = load_flow(path)
+            flow = load_flow(path, services=self.services)
         except FlowError as exc:
             problems = exc.problems
         except Exception as exc:  # a loader bug must not stop the other files

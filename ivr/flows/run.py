@@ -108,6 +108,8 @@ class Services:
     #: What a call on hold waits by (escalation steps, notices); tests move it by hand.
     hold_clock: Clock = field(default_factory=LoopClock)
     environ: Mapping[str, str] = field(default_factory=dict)
+    #: Named HTTP services' base URLs (``${service:NAME}`` opens an http node's url).
+    services: Mapping[str, str] = field(default_factory=dict)
     transfer_allow: tuple[str, ...] = ()
     #: The AMI answer tracker (agents on_call from the answer); None without AMI.
     answers: AnswerTracker | None = None
@@ -181,6 +183,8 @@ class Run:
                 found: Any = (
                     self.engine.environ.get(key, "") if env and key.startswith("IVR_") else ""
                 )
+            elif name.startswith("service:"):
+                found = ""  # only the http node opens its url with one (ivr.flows.services)
             else:
                 found = self.lookup(name)
                 if name.split(".")[0] in self.sensitive:

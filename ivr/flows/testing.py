@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
@@ -46,6 +46,7 @@ from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.model import Flow
 from ivr.flows.ports import HttpReply, MemoryAnnouncements, SpeechPrompts
 from ivr.flows.problems import read_source, validate_model
+from ivr.flows.services import leading, misplaced, unknown
 from ivr.speech_input import SpeechInput
 from ivr.testing import Action, AsteriskEmulator, DialOutcome, Hangup, Keys
 from routing.config import QueueConfig
@@ -94,10 +95,20 @@ class Step(_Strict):
 
 
 class HttpAnswer(_Strict):
-    url: str
+    url: str = Field(
+        description="the URL the engine asks for, as rendered; may open with ${service:NAME}"
+    )
     status: int = 200
     body: Any = None
     fail: bool = Field(False, description="the service cannot be reached")
+
+    @field_validator("url")
+    @classmethod
+    def _service_first(cls, url: str) -> str:
+        problem = misplaced(url, url=True)
+        if problem is not None:
+            raise ValueError(problem)
+        return url
 
 
 class AgentSpec(_Strict):
@@ -162,22 +173,36 @@ class Outcome:
 
 
 class CannedHttp:
-    """The HTTP services a test scripts: answers by URL, unknown URLs unreachable."""
+    """The HTTP services a test scripts: answers by the URL the engine renders (a
+    scripted URL's ``${service:NAME}`` is the engine's base URL for it), unknown URLs
+    unreachable. ValueError when a scripted URL names a service the engine lacks."""
 
-    def __init__(self, answers: list[HttpAnswer]) -> None:
-        self.answers = answers
+    def __init__(
+        self, answers: list[HttpAnswer], services: Mapping[str, str] | None = None
+    ) -> None:
+        self.answers = [(_rendered(a.url, services or {}), a) for a in answers]
         self.requests: list[str] = []
 
     async def request(
         self, method: str, url: str, headers: Mapping[str, str], body: Any, timeout: float
     ) -> HttpReply:
         self.requests.append(url)
-        for answer in self.answers:
-            if answer.url == url:
+        for scripted, answer in self.answers:
+            if scripted == url:
                 if answer.fail:
                     raise OSError(f"{url} is unreachable (as the test scripts)")
                 return HttpReply(answer.status, answer.body)
         raise OSError(f"no answer scripted for {method} {url}")
+
+
+def _rendered(url: str, services: Mapping[str, str]) -> str:
+    found = leading(url)
+    if found is None:
+        return url
+    name, rest = found
+    if name not in services:
+        raise ValueError(unknown(name, services))
+    return services[name] + rest
 
 
 def load_tests(path: Path) -> TestFile:
@@ -194,20 +219,33 @@ _DIAL = {
 
 
 async def run_test(
-    test: FlowTest, flow: Flow, flows: Mapping[str, Flow], prompts_dir: Path
+    test: FlowTest,
+    flow: Flow,
+    flows: Mapping[str, Flow],
+    prompts_dir: Path,
+    *,
+    services: Mapping[str, str] | None = None,
 ) -> Outcome:
-    """Run one flow test through the real engine and the Asterisk emulator."""
+    """Run one flow test through the real engine and the Asterisk emulator (``services``:
+    the engine's HTTP services, base URLs by name)."""
     outcome = Outcome(test.name)
+    try:
+        http = CannedHttp(test.http, services)
+    except ValueError as exc:
+        outcome.failures.append(f"http: {exc}")
+        return outcome
     speaks = any(step.say is not None for step in test.script)
     router = MemoryRouter(Agent(a.id, a.endpoint, dict(a.skills)) for a in test.agents)
     moment = test.time or datetime(2026, 1, 5, 10, 0, tzinfo=UTC)  # a Monday morning
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)  # not the host's zone: results must not vary
+    prompts = SpeechPrompts(prompts_dir)
     engine = Engine(
         flows=flows.get,
-        prompts=SpeechPrompts(prompts_dir),
+        prompts=prompts,
         router=router,
-        http=CannedHttp(test.http),
+        http=http,
+        services=dict(services or {}),
         announcements=MemoryAnnouncements(dict.fromkeys(test.announcements, True)),
         clock=lambda: moment,
         transfer_allow=tuple(test.transfer_allow),
@@ -216,6 +254,10 @@ async def run_test(
     language = test.language or flow.defaults.language
     spoken = {s.language or language for s in test.script if s.say is not None}
     async with contextlib.AsyncExitStack() as stack:
+        # Each test's engine is closed as `ivr serve` closes its own: no per-call folder,
+        # lock or TTS worker outlives the test.
+        stack.callback(prompts.synthesizer.close)
+        stack.push_async_callback(engine.aclose)
         if speaks:  # the caller talks: the engine listens over AudioSocket, with Vosk
             engine.speech = await stack.enter_async_context(_ears(prompts_dir))
             for missing in sorted(lang for lang in spoken if not engine.speech.speaks(lang)):
@@ -361,11 +403,17 @@ def _variables(expect: Expect, trace: Trace) -> list[str]:
 
 
 async def run_file(
-    path: Path, flows: Mapping[str, Flow], prompts_dir: Path | None = None
+    path: Path,
+    flows: Mapping[str, Flow],
+    prompts_dir: Path | None = None,
+    *,
+    services: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
+    """Every test of one file; ``services``: the engine's HTTP services, base URLs by name
+    (``ivr test`` gives the settings' own, resolved as ``ivr serve`` does)."""
     spec = load_tests(path)
     flow = flows.get(spec.flow)
     if flow is None:
         return [Outcome(t.name, [f"no flow named {spec.flow!r} is loaded"]) for t in spec.tests]
     folder = prompts_dir or Path(tempfile.gettempdir()) / "ivr-prompts"
-    return [await run_test(test, flow, flows, folder) for test in spec.tests]
+    return [await run_test(test, flow, flows, folder, services=services) for test in spec.tests]

@@ -50,7 +50,8 @@ def test_pin_never_reaches_the_logs() -> None:
     flows, _ = load_flows([ROOT / "dialplans"])
     structlog.reset_defaults()  # an earlier `ivr test` may have filtered info lines out
     with capture_logs() as logs:
-        outcomes = asyncio.run(run_file(ROOT / "dialplans" / "tests" / "billing.yaml", flows))
+        path, services = ROOT / "dialplans" / "tests" / "billing.yaml", {"demo": "http://d"}
+        outcomes = asyncio.run(run_file(path, flows, services=services))
     assert outcomes[0].passed, outcomes[0].failures
     assert outcomes[0].trace is not None and outcomes[0].trace.variables["pin"] == "1234"
     gathered = [e for e in logs if e["event"] == "flow.gathered" and e["variable"] == "pin"]
