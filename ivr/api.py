@@ -25,6 +25,13 @@ with who made it.
                                                        "from": "PJSIP/2001"}: "from" is one of the
                                                       supervisor's own phones (the token file's)
 
+    GET  /metrics                         (no token)  Prometheus text (ivr.console.metrics)
+    /console/...                          (session)   the supervisor and admin console
+                                                      (ivr.console): pages, /console/ws
+
+The validation and audit of every change live in :mod:`ivr.changes`, shared
+with the console.
+
 Errors are JSON ``{"error": ..., "problems": [{"at": ..., "message": ...}]}``
 with 400 (bad JSON), 401/403 (token, role, a phone that is not the
 supervisor's), 404, 409 (a state change the agent's state does not allow),
@@ -42,24 +49,27 @@ head of the queue.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
-from ivr.auth import ENDPOINT, Principal, TokenBook
-from ivr.centre.supervise import SupervisionError, Supervisors
-from ivr.routing_config import agent_of
-from routing.config import AgentConfig, QueueConfig
+from ivr import changes
+from ivr.auth import Principal, TokenBook
+from ivr.centre.supervise import Supervisors
+from ivr.config import Settings
+from ivr.console import Hook, console_routes
+from ivr.console.metrics import routes as metrics_routes
+from routing.config import QueueConfig
 from routing.errors import RoutingError, RoutingUnavailable
 from routing.kpis import compute
 from routing.redis import RedisRouter
@@ -83,14 +93,6 @@ def _error(status: int, message: str, problems: list[dict[str, str]] | None = No
     if problems:
         body["problems"] = problems
     return JSONResponse(body, status_code=status)
-
-
-def _problems(exc: ValidationError) -> list[dict[str, str]]:
-    out = []
-    for error in exc.errors():
-        at = ".".join(str(part) for part in error["loc"]) or "(body)"
-        out.append({"at": at, "message": error["msg"]})
-    return out
 
 
 def _principal(
@@ -128,6 +130,8 @@ def _guarded(
             assert who is not None
             try:
                 response = await handler(request, who)
+            except changes.ChangeError as exc:
+                response = _error(exc.status, str(exc), exc.problems or None)
             except InvalidTransition as exc:
                 response = _error(409, str(exc))
             except RoutingUnavailable as exc:
@@ -169,27 +173,9 @@ class _Handlers:
         self.supervisors = supervisors
 
     async def supervise(self, request: Request, who: Principal) -> Response:
-        if self.supervisors is None:
-            return _error(
-                503,
-                "supervision needs the engine's AMI connection; set IVR_AMI_USER and "
-                "IVR_AMI_SECRET (or IVR_AMI_SECRET_FILE) and restart",
-            )
-        data = await self.body(request)
-        if not isinstance(data, dict) or not all(
-            isinstance(data.get(k), str) for k in ("agent", "mode", "from")
-        ):
-            return _error(
-                400, 'send {"agent": ID, "mode": "listen|whisper|barge", "from": ENDPOINT}'
-            )
-        if ENDPOINT.match(data["from"]) and not who.owns(data["from"]):
-            # The call's audio goes to "from": only a phone of the supervisor's own (what
-            # is not an endpoint at all is refused below, 422).
-            return _error(403, _not_own_phone(who, data["from"]))
-        try:
-            done = await self.supervisors.spy(who, data["agent"], data["mode"], data["from"])
-        except SupervisionError as exc:
-            return _error(exc.status, str(exc))
+        done = await changes.supervise(
+            self.supervisors, who, await self.body(request), phones_hint=_NO_PHONES
+        )
         return JSONResponse(dataclasses.asdict(done))
 
     @staticmethod
@@ -205,58 +191,20 @@ class _Handlers:
 
     async def put_agent(self, request: Request, who: Principal) -> Response:
         agent_id = request.path_params["agent"]
-        data = await self.body(request)
-        if not isinstance(data, dict):
-            return _error(400, "send a JSON object: {endpoint, skills, team, name}")
-        try:
-            config = AgentConfig.model_validate({**data, "id": agent_id})
-        except ValidationError as exc:
-            return _error(422, "the agent does not validate", _problems(exc))
-        await self.router.add_agents([agent_of(config)])
-        await self.router.audit(who.name, "agent.put", agent=agent_id, value=json.dumps(data))
+        row = await changes.put_agent(self.router, who.name, agent_id, await self.body(request))
         log.info("api.agent_changed", agent=agent_id, by=who.name)
-        return JSONResponse(await self.router.agent(agent_id))
+        return JSONResponse(row)
 
     async def act(self, request: Request, who: Principal) -> Response:
         agent_id, action = request.path_params["agent"], request.path_params["action"]
-        if await self.router.agent(agent_id) is None:
-            return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
         reason = ""
-        if action == "pause":
+        if action == "pause" and await self.router.agent(agent_id) is not None:
             data = await self.body(request)
             reason = str(data.get("reason", "")) if isinstance(data, dict) else ""
-            if any(c in reason for c in "\r\n\0") or len(reason) > 80:
-                return _error(422, "a pause reason is one line of at most 80 characters")
-        moves = {
-            "login": self.router.login,
-            "logout": self.router.logout,
-            "resume": self.router.resume,
-            "ready": self.router.end_wrap_up,
-        }
-        change = (
-            await self.router.pause(agent_id, reason)
-            if action == "pause"
-            else await moves[action](agent_id)
+        done = await changes.act(
+            self.router, self.supervisors, who.name, agent_id, action, reason=reason
         )
-        rang = None
-        if change.released is not None and self.supervisors is not None:
-            # A forced logout of a ringing agent: their phone stops ringing now.
-            rang = await self.supervisors.cancel_ring(change.released.endpoint)
-        await self.router.audit(
-            who.name, f"agent.{action}", agent=agent_id, reason=reason, result=change.result
-        )
-        row = await self.router.agent(agent_id, skills=False) or {}
-        return JSONResponse(
-            {
-                "agent": agent_id,
-                "state": row.get("state"),
-                "result": change.result,
-                "changed": bool(change),
-                "pending": row.get("pending") or None,
-                "ring_cancelled": rang,
-            },
-            status_code=202 if change.result == "pending" else 200,
-        )
+        return JSONResponse(done, status_code=202 if done["result"] == "pending" else 200)
 
     async def patch_skills(self, request: Request, who: Principal) -> Response:
         """Change only the skills named; level 0 removes one (PUT replaces them all)."""
@@ -266,37 +214,13 @@ class _Handlers:
         self, request: Request, who: Principal, *, merge: bool = False
     ) -> Response:
         agent_id = request.path_params["agent"]
-        row = await self.router.agent(agent_id)
-        if row is None:
-            return _error(404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one")
-        data = await self.body(request)
-        if merge:
-            if not isinstance(data, dict):
-                return _error(400, 'send a JSON object of levels, e.g. {"billing": 7, "tv": 0}')
-            bad = [k for k, v in data.items() if not isinstance(v, int) or isinstance(v, bool)]
-            if bad:
-                return _error(422, f"levels are whole numbers 0-10 (0 removes): {bad[0]!r}")
-            skills = {**dict(row.get("skills") or {}), **data}
-            data = {k: v for k, v in skills.items() if v != 0}
-        try:
-            config = AgentConfig.model_validate(
-                {
-                    "id": agent_id,
-                    "endpoint": row["endpoint"],
-                    "skills": data,
-                    # everything else the agent had stays as it was
-                    "languages": row.get("languages") or [],
-                    "site": row.get("site") or "",
-                    "group": row.get("group") or "default",
-                    "wrap_up": row.get("wrap_up"),
-                }
+        if await self.router.agent(agent_id) is None:
+            raise changes.ChangeError(
+                404, f"no agent {agent_id!r}; PUT /api/agents/{agent_id} creates one"
             )
-        except ValidationError as exc:
-            return _error(422, "the skills do not validate", _problems(exc))
-        await self.router.add_agents([agent_of(config)])
-        action = "agent.skills.patch" if merge else "agent.skills"
-        await self.router.audit(who.name, action, agent=agent_id, value=json.dumps(data))
-        return JSONResponse(await self.router.agent(agent_id))
+        data = await self.body(request)
+        row = await changes.set_skills(self.router, who.name, agent_id, data, merge=merge)
+        return JSONResponse(row)
 
     async def list_queues(self, request: Request, who: Principal) -> Response:
         await self.router.load_queues()
@@ -325,15 +249,8 @@ class _Handlers:
 
     async def put_queue(self, request: Request, who: Principal) -> Response:
         name = request.path_params["name"]
-        if not name.replace("_", "").replace("-", "").replace(".", "").isalnum():
-            return _error(422, "a queue name holds letters, digits, '_', '-' and '.'")
         data = await self.body(request)
-        try:
-            config = QueueConfig.model_validate(data)
-        except ValidationError as exc:
-            return _error(422, f"queue {name!r} does not validate", _problems(exc))
-        await self.router.set_queue(name, config)
-        await self.router.audit(who.name, "queue.put", queue=name, value=config.model_dump_json())
+        config = await changes.put_queue(self.router, who.name, name, data)
         log.info("api.queue_changed", queue=name, by=who.name)
         return JSONResponse(config.model_dump(mode="json"))
 
@@ -369,17 +286,12 @@ class _Handlers:
         return JSONResponse({"audit": await self.router.audit_log()})
 
 
-def _not_own_phone(who: Principal, endpoint: str) -> str:
-    if not who.phones:
-        return (
-            f"{who.name} has no phones in the token file, so supervision cannot ring one; "
-            f"add them to {who.name}'s entry (NAME ROLE TOKEN PJSIP/2001 in "
-            "IVR_API_TOKENS_FILE, NAME:ROLE:TOKEN:PJSIP/2001 in IVR_API_TOKENS)"
-        )
-    return (
-        f"{endpoint!r} is not one of {who.name}'s phones ({', '.join(who.phones)}); "
-        "supervise from your own phone"
-    )
+#: The refusal for a supervisor whose token lists no phones.
+_NO_PHONES = (
+    "{name} has no phones in the token file, so supervision cannot ring one; add them "
+    "to {name}'s entry (NAME ROLE TOKEN PJSIP/2001 in IVR_API_TOKENS_FILE, "
+    "NAME:ROLE:TOKEN:PJSIP/2001 in IVR_API_TOKENS)"
+)
 
 
 def _health(router: RedisRouter) -> Callable[[Request], Awaitable[Response]]:
@@ -400,16 +312,27 @@ def _health(router: RedisRouter) -> Callable[[Request], Awaitable[Response]]:
 
 
 def build_api(
-    router: RedisRouter, tokens: TokenBook, supervisors: Supervisors | None = None
+    router: RedisRouter,
+    tokens: TokenBook,
+    supervisors: Supervisors | None = None,
+    settings: Settings | None = None,
+    *,
+    hooks: Sequence[Hook] = (),
 ) -> Starlette:
-    """The ASGI app; ``router`` is the engine's routing store, ``supervisors`` its AMI side."""
+    """The ASGI app; ``router`` is the engine's routing store, ``supervisors`` its AMI side.
+
+    The console's pages are under ``/console`` (:func:`ivr.console.console_routes`);
+    ``hooks`` (and the console's own, such as the live data's aggregator) start with
+    the app's lifespan and close with it, the last started first.
+    """
     h = _Handlers(router, supervisors)
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(tokens, role, handler, router)
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/health", _health(router), methods=["GET"]),
+        *metrics_routes(),  # no token, as /health: see ivr.console.metrics
         Route("/api/agents", guarded("viewer", h.list_agents), methods=["GET"]),
         Route("/api/agents/{agent}", guarded("admin", h.put_agent), methods=["PUT"]),
         Route(
@@ -434,7 +357,24 @@ def build_api(
         Route("/api/audit", guarded("admin", h.audit), methods=["GET"]),
         Route("/api/supervise", guarded("supervisor", h.supervise), methods=["POST"]),
     ]
-    return Starlette(routes=routes, exception_handlers={_BadRequestError: _bad_request})
+    started_with: list[Hook] = list(hooks)
+    routes += console_routes(router, supervisors, settings or Settings(), hooks=started_with)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for hook in started_with:
+                await hook.start()
+                stack.push_async_callback(hook.close)
+            yield
+
+    app = Starlette(
+        routes=routes,
+        exception_handlers={_BadRequestError: _bad_request, RoutingUnavailable: _unavailable},
+        lifespan=lifespan,
+    )
+    app.state.hooks = started_with
+    return app
 
 
 class _BadRequestError(Exception):
@@ -443,6 +383,11 @@ class _BadRequestError(Exception):
 
 async def _bad_request(request: Request, exc: Exception) -> Response:
     return _error(400, str(exc))
+
+
+async def _unavailable(request: Request, exc: Exception) -> Response:
+    log.warning("api.store_unavailable", path=request.url.path, error=str(exc))
+    return _error(503, "the routing store (Redis) does not answer; try again shortly")
 
 
 def _choose(

@@ -70,6 +70,12 @@ class Settings:
     #: The HTTP API (agents, queues, KPIs; tokens in IVR_API_TOKENS); port 0 turns it off.
     api_host: str = "127.0.0.1"
     api_port: int = 8090
+    #: The console's users (``ivr users add``): names, roles, scopes, argon2 hashes.
+    users_file: Path = Path("var/users.json")
+    #: The console's session cookie is ``Secure``: ``auto`` over https (as a trusted
+    #: proxy's X-Forwarded-Proto says), ``always`` (TLS ends before a proxy that
+    #: does not say so). Plain http on 127.0.0.1 gets none, so the demo works.
+    console_secure_cookie: str = "auto"
     #: Redis for routing (``redis://host:6379/0``, ``unix:///path``); empty: the
     #: engine runs its own redis-server in ``redis_dir``.
     redis_url: str = ""
@@ -143,6 +149,11 @@ def _check_services(settings: Settings, where: str) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def _check_console(settings: Settings, where: str) -> None:
+    if settings.console_secure_cookie not in ("auto", "always"):
+        raise ConfigError(f"{where}: {settings.console_secure_cookie!r}; use auto or always")
+
+
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(key: str) -> str:
         return sources.get(key, key)
@@ -176,6 +187,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             "centre's number, 3 to 20 digits with an optional '+'"
         )
     _check_languages(settings, where("speech_languages"))
+    _check_console(settings, where("console_secure_cookie"))
     _check_services(settings, where("services"))
     if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
         raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")

@@ -414,6 +414,9 @@ def _flow_commands(commands: Any) -> None:
     from ivr.cli.speech import add_commands as add_speech_commands
 
     add_speech_commands(commands)
+    from ivr.cli.users import add_commands as add_users_commands
+
+    add_users_commands(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)

@@ -1,0 +1,114 @@
+"""The supervisor and admin console, served by the engine's HTTP app under ``/console``.
+
+Server-rendered pages (Jinja2, ``templates/``) with a little vendored
+JavaScript (htmx, ``static/VENDORED.md``); users and roles from the users
+file (``ivr users``, :mod:`ivr.console.users`), sessions and the login rate
+limit in the routing store's Redis (:mod:`ivr.console.sessions`), access by
+role and scope (:mod:`ivr.console.access`), the live data over a WebSocket
+(:mod:`ivr.console.live`).
+
+:func:`console_routes` gives :func:`ivr.api.build_api` the ``/console`` mount:
+the pages, the live data's WebSocket (``/console/ws``, from
+``ivr.console.live.routes``) and, once that module exists, the reports'
+routes (``ivr.console.reports.routes(router)``, paths under ``/console``).
+Every route in it has the console in its scope, so
+:func:`ivr.console.access.user_of` and ``require`` work there. What must start
+and stop with the app goes into ``hooks``, which ``build_api`` runs in the
+app's lifespan: the live data's :class:`~ivr.console.live.Aggregator`, begun
+in the background at start (a routing store that does not answer yet is
+tried again by the first client) and closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import importlib.util
+from types import ModuleType
+from typing import Protocol
+
+import structlog
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from ivr.centre.supervise import Supervisors
+from ivr.config import Settings
+from ivr.console import live
+from ivr.console.agents import routes as agents_routes
+from ivr.console.context import HERE, Console, WithConsole
+from ivr.console.pages import routes as pages_routes
+from routing.errors import RoutingError
+from routing.redis import RedisRouter
+
+__all__ = ["Hook", "console_routes"]
+
+log = structlog.get_logger("ivr.console")
+
+
+class Hook(Protocol):
+    """Something started with the HTTP app and closed with it."""
+
+    async def start(self) -> None: ...
+    async def close(self) -> None: ...
+
+
+def _optional(name: str) -> ModuleType | None:
+    """A console module another part may not have written yet (the reports)."""
+    if importlib.util.find_spec(name) is None:
+        return None
+    return importlib.import_module(name)
+
+
+class _Background:
+    """The aggregator as a lifespan hook: begun without holding up the app's start."""
+
+    def __init__(self, aggregator: live.Aggregator) -> None:
+        self.aggregator = aggregator
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.ensure_future(self._begin())
+
+    async def _begin(self) -> None:
+        try:
+            await self.aggregator.ensure_started()
+        except RoutingError as exc:
+            log.warning("console.live_not_started", error=str(exc), retry="at the first client")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.aggregator.close()
+
+
+def console_routes(
+    router: RedisRouter,
+    supervisors: Supervisors | None,
+    settings: Settings,
+    *,
+    hooks: list[Hook] | None = None,
+) -> list[BaseRoute]:
+    """The ``/console`` mount; what must start and stop with the app is added to ``hooks``."""
+    console = Console(router, supervisors, settings)
+    if not console.users.exists():
+        log.warning(
+            "console.no_users",
+            users_file=str(settings.users_file),
+            hint="create the first admin: .venv/bin/ivr users add admin --role admin",
+        )
+    ami = supervisors.ami if supervisors is not None else None
+    aggregator = live.Aggregator(router, ami)
+    if hooks is not None:
+        hooks.append(_Background(aggregator))
+    own: list[BaseRoute] = [
+        *pages_routes(),
+        *agents_routes(),
+        *live.routes(router, ami, aggregator=aggregator),
+        Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+    reports = _optional("ivr.console.reports")
+    if reports is not None and hasattr(reports, "routes"):
+        own += reports.routes(router)
+    return [Mount("/console", routes=own, middleware=[Middleware(WithConsole, console=console)])]
