@@ -412,12 +412,22 @@ class Call:
             gaps.insert(0, (0.0, merged[0][0]))
         silences = [(a, b) for a, b in gaps if b - a > SILENCE_OVER]
         overlaps = []
-        for a1, b1 in self.speech["agent"]:
-            for a2, b2 in self.speech["caller"]:
+        for a1, b1 in _merged(self.speech["agent"]):
+            for a2, b2 in _merged(self.speech["caller"]):
                 start, end = max(a1, a2), min(b1, b2)
                 if end - start > TALK_OVER:
                     overlaps.append((start, end))
         return silences, overlaps
+
+
+def _merged(spans: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    out: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
 
 
 def build_call(index: int, folder: Path, voices: list[str], noise: float | None) -> Call:
@@ -645,14 +655,9 @@ def main(argv: list[str] | None = None) -> int:
                         "near_fuzzy": {
                             str(t): c.as_dict() for t, c in figures["near_fuzzy"].items()
                         },
-                        "floors": [
-                            {
-                                **{k: v for k, v in r.items() if k not in ("exact", "fuzzy")},
-                                "exact": r["exact"].as_dict(),
-                                "fuzzy": r["fuzzy"].as_dict(),
-                            }
-                            for r in rows
-                        ],
+                        "best_threshold": best,
+                        "text_false_matches": {str(t): n for t, n in confusions.items()},
+                        "floors": rows,
                         "jamo_error_rate": cer,
                         "silence": call_counts["silence"].as_dict(),
                         "talk_over": call_counts["talk_over"].as_dict(),

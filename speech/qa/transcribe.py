@@ -3,7 +3,7 @@
 Each leg (the agent's and the caller's files from MixMonitor's ``r()`` and
 ``t()``, or one mono mix) is read as 8 kHz audio, decoded by a Vosk
 recognizer with the model's full vocabulary and ``SetWords(True)``, and run
-through the voice activity detector of :mod:`speech.audio` for the speech
+through the voice activity detector of :mod:`speech.qa.vad` for the speech
 stretches the timing rules read. Phrases are **never** checked with a Vosk
 grammar: given a grammar, Vosk returns grammar words for any speech, often
 with confidence 1.0 (alphacep/vosk-api #741, #1339, #2011), and the Korean
@@ -19,7 +19,6 @@ share one loaded model, where each worker process would load its own copy
 
 from __future__ import annotations
 
-import array
 import asyncio
 import json
 import os
@@ -30,19 +29,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from speech.audio import FRAME_SAMPLES, SAMPLE_RATE, Vad, read_wav, to_pcm
+from speech.audio import SAMPLE_RATE, read_wav, to_pcm
 from speech.qa.errors import TranscriptError
 from speech.qa.transcript import Leg, Span, Speaker, Transcript, Word
+from speech.qa.vad import speech_spans
 from speech.recognizer import LoadedModel, ModelRegistry
 
-__all__ = ["Transcriber", "speech_spans", "transcribe_leg", "transcribe_legs"]
+__all__ = ["Transcriber", "transcribe_leg", "transcribe_legs"]
 
 Pool = Literal["thread", "process"]
 
 _CHUNK: Final = SAMPLE_RATE // 2  # Vosk is fed half a second at a time
-#: Consecutive 10 ms speech frames that start a stretch of speech, and quiet ones that end it.
-_ONSET: Final = 3
-_HANGOVER: Final = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,34 +50,6 @@ class _Decoded:
     words: tuple[tuple[str, float, float, float], ...]
     spans: tuple[tuple[float, float], ...]
     seconds: float
-
-
-def speech_spans(samples: array.array[int]) -> list[tuple[float, float]]:
-    """Stretches of speech (start, end in s) in 8 kHz audio, by :class:`speech.audio.Vad`.
-
-    A stretch starts with 30 ms of speech frames and ends after 300 ms without.
-    """
-    spans: list[tuple[float, float]] = []
-    run = quiet = 0
-    start: int | None = None
-    last = 0
-    for index, speech in enumerate(Vad().frames(samples)):
-        if speech:
-            run += 1
-            quiet = 0
-            last = index + 1
-            if start is None and run >= _ONSET:
-                start = index + 1 - run
-        else:
-            run = 0
-            quiet += 1
-            if start is not None and quiet >= _HANGOVER:
-                spans.append((start, last))
-                start = None
-    if start is not None:
-        spans.append((start, last))
-    frame = FRAME_SAMPLES / SAMPLE_RATE
-    return [(round(a * frame, 3), round(b * frame, 3)) for a, b in spans]
 
 
 def _decode(path: Path, model: Any) -> _Decoded:

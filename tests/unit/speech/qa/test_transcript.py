@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import array
 import math
+import random
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from speech.qa import Transcript, TranscriptError
-from speech.qa.transcribe import speech_spans
 from speech.qa.transcript import SPEAKERS, Leg, Span, Word
+from speech.qa.vad import speech_spans
 
 SPEAKER = st.sampled_from(SPEAKERS[:2])
 
@@ -94,3 +95,13 @@ class TestSpeechSpans:
         far = array.array("h", burst + [0] * 4800 + burst + [0] * 4000)
         assert len(speech_spans(near)) == 1
         assert len(speech_spans(far)) == 2
+
+    def test_speech_10_db_over_line_noise_is_found(self) -> None:
+        """On a noisy line the floor comes from the whole leg: noise is not speech, speech is."""
+        noise = random.Random(7)
+        samples = array.array("h", (round(noise.gauss(0, 600)) for _ in range(8000 * 6)))
+        for second in (1, 4):  # two 1 s tones, 10 dB over the noise
+            for i in range(8000):
+                samples[second * 8000 + i] += round(1900 * math.sin(2 * math.pi * 300 * i / 8000))
+        spans = speech_spans(samples)
+        assert [(round(a), round(b)) for a, b in spans] == [(1, 2), (4, 5)]
