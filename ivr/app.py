@@ -477,13 +477,13 @@ async def _start_api(
     if not tokens:
         log.warning("api.no_tokens", hint="set IVR_API_TOKENS or IVR_API_TOKENS_FILE")
     config = uvicorn.Config(
-        build_api(router, tokens, supervisors),
+        build_api(router, tokens, supervisors, settings),
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,
         log_level="warning",  # the engine logs the API's start itself, in its format
         access_log=False,
-        lifespan="off",
+        lifespan="on",  # the console's live data starts and stops with it
     )
     api = _ApiServer(config)
     task = api.task = asyncio.ensure_future(api.serve())
@@ -495,4 +495,5 @@ async def _start_api(
             "set IVR_API_PORT to a free port, or 0 to turn it off"
         )
     log.info("api.listening", address=f"{settings.api_host}:{settings.api_port}")
+    log.info("console.ready", url=f"http://{settings.api_host}:{settings.api_port}/console/")
     return api
