@@ -149,7 +149,7 @@ def _legs(transcript: Transcript, speaker: Speaker) -> tuple[list[Speaker], str]
 
 
 def _in(start: float, end: float, bounds: Interval) -> bool:
-    return (end > bounds[0] and start < bounds[1]) or start == end == bounds[0]
+    return end > bounds[0] and start < bounds[1]
 
 
 def _words(transcript: Transcript, speaker: Speaker, bounds: Interval) -> list[Word]:

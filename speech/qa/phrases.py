@@ -158,7 +158,8 @@ class Stream:
 
     def __init__(self, words: Sequence[Word]) -> None:
         self.words = tuple(words)
-        forms = [normalise(w.word) for w in self.words]
+        # [unk] (models that have it) stands for words the model does not know: no text.
+        forms = [normalise(w.word) if w.word != "[unk]" else "" for w in self.words]
         self.text, self.starts, self._owner = _join(forms)
         self.jamo, self.jamo_starts, self._jamo_owner = _join([jamo(f) for f in forms])
 

@@ -23,6 +23,7 @@ import asyncio
 import json
 import os
 import time
+import wave
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -59,10 +60,10 @@ def _decode(path: Path, model: Any) -> _Decoded:
     began = time.perf_counter()
     try:
         samples = read_wav(path)
-    except (OSError, EOFError, ValueError) as error:  # wave.Error is an Exception subclass
-        raise TranscriptError(f"cannot read {path}: {error}") from error
-    except Exception as error:
-        raise TranscriptError(f"{path} is not a 16-bit PCM WAV file: {error}") from error
+    except (OSError, EOFError, ValueError, wave.Error) as error:
+        raise TranscriptError(
+            f"cannot read {path} as a 16-bit PCM WAV file: {error or type(error).__name__}"
+        ) from error
     spans = speech_spans(samples)
     kaldi = vosk.KaldiRecognizer(model, SAMPLE_RATE)
     kaldi.SetWords(True)
