@@ -79,6 +79,23 @@ class CallResult:
                 return result
         raise KeyError(rule_id)
 
+    def summary(self) -> str:
+        """The result for people: one line per rule (members indented), then the score."""
+        marks = {"met": "ok", "violated": "VIOLATED", "unverifiable": "unverifiable"}
+        lines: list[str] = []
+
+        def add(result: RuleResult, depth: int) -> None:
+            name = result.id or result.kind
+            lines.append(f"{'  ' * depth}{name}: {marks[result.outcome]}: {result.reason}")
+            for member in result.members:
+                add(member, depth + 1)
+
+        for result in self.rules:
+            add(result, 0)
+        score = "none verifiable" if self.score is None else f"{self.score:g}"
+        lines.append(f"score: {score} ({len(self.violations)} violated of {len(self.rules)})")
+        return "\n".join(lines)
+
     def dumps(self, *, indent: int | None = None) -> str:
         """The result as JSON text."""
         return _ADAPTER.dump_json(self, indent=indent).decode()

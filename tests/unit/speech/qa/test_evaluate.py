@@ -253,6 +253,19 @@ class TestGroupsAndScore:
         assert result.score is None
 
 
+class TestSummary:
+    def test_one_line_per_rule_then_the_score(self) -> None:
+        """summary() reads as a short report: outcome and reason per rule, members indented."""
+        t = call(said("agent", 1.0, "녹음 해지"))
+        result = run(t, "{id: a, must_not_say: 해지}\n{id: g, all_of: [{must_say: 녹음}]}")
+        assert result.summary().splitlines() == [
+            "a: VIOLATED: said '해지' as '해지' at 1.4 s",
+            "g: ok: 1 of 1 met (all needed)",
+            "  must_say: ok: said '녹음' as '녹음' at 1.0 s",
+            "score: 50 (1 violated of 2)",
+        ]
+
+
 class TestJson:
     def test_a_result_round_trips(self) -> None:
         """CallResult.dumps / loads give back the same result, members included."""
