@@ -20,9 +20,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
+from ivr.console.records import (
+    SHOWN,
+    AgentLive,
+    CallLive,
+    QueueLive,
+    agent_record,
+    call_record,
+    queue_record,
+)
 from ivr.console.roles import agent_queues, agent_team
 from routing.config import QueueConfig
 from routing.kpis import ENDINGS, summarize
@@ -32,16 +41,6 @@ __all__ = ["SHOWN", "Board", "Key", "Kind", "Thresholds"]
 Kind = Literal["agent", "queue", "call", "alert"]
 Key = tuple[Kind, str]
 
-#: Routing state -> what the console shows (on_call becomes on_hold while held).
-SHOWN: Mapping[str, str] = {
-    "logged_out": "logged_out",
-    "available": "available",
-    "reserved": "ringing",
-    "on_call": "on_call",
-    "wrap_up": "wrap_up",
-    "paused": "paused",
-    "missed": "missed",
-}
 #: Fields the KPIs read; the rest of an event is not kept for the day.
 _KPI_FIELDS = ("event", "ticket", "queue", "site", "caller", "at", "score", "agent")
 #: Nodes of a call's path kept for the console.
@@ -58,63 +57,6 @@ class Thresholds:
     call: float = 600.0
 
 
-@dataclass(slots=True)
-class _Agent:
-    id: str
-    endpoint: str = ""
-    site: str = ""
-    team: str = ""
-    group: str = "default"
-    skills: dict[str, int] = field(default_factory=dict)
-    state: str = "logged_out"
-    reason: str = ""
-    since: float | None = None
-    held_since: float | None = None
-    call: str = ""
-    queues: tuple[str, ...] = ()
-    handled: int = 0
-    missed: int = 0
-    handle_total: float = 0.0
-    pause_total: float = 0.0
-
-    @property
-    def shown(self) -> str:
-        if self.state == "on_call" and self.held_since is not None:
-            return "on_hold"
-        return SHOWN.get(self.state, self.state)
-
-
-@dataclass(slots=True)
-class _Call:
-    id: str
-    stage: str  # ivr, waiting, ringing, connected
-    since: float
-    ticket: str = ""
-    queue: str = ""
-    site: str = ""
-    queued_at: float | None = None
-    answered_at: float | None = None
-    caller: str = ""
-    language: str = ""
-    flow: str = ""
-    path: list[str] = field(default_factory=list)
-    agent: str = ""
-    priority: int = 0
-    callback: bool = False
-    position: int | None = None
-    held: set[str] = field(default_factory=set)  # channels on hold
-
-
-@dataclass(slots=True)
-class _Queue:
-    name: str
-    config: QueueConfig = field(default_factory=QueueConfig)
-    events: list[tuple[float, dict[str, str]]] = field(default_factory=list)
-    kpis: dict[str, Any] = field(default_factory=dict)
-    computed: float = float("-inf")
-    stale: bool = True
-
-
 def _float(text: str | None, default: float) -> float:
     try:
         return float(text) if text else default
@@ -122,7 +64,7 @@ def _float(text: str | None, default: float) -> float:
         return default
 
 
-def _alert(kind: str, call: _Call, since: float | None, text: str) -> dict[str, Any]:
+def _alert(kind: str, call: CallLive, since: float | None, text: str) -> dict[str, Any]:
     prefix = "wait" if kind == "wait" else "long"
     return {"id": f"{prefix}:{call.id}", "kind": kind, "queue": call.queue, "call": call.id,
             "agent": call.agent, "since": since, "text": text}  # fmt: skip
@@ -154,9 +96,9 @@ class Board:
         self.kpi_every = kpi_every
         #: Called with (queue, seconds waited, "answered" | "abandoned") as a wait ends.
         self.on_wait = on_wait
-        self.agents: dict[str, _Agent] = {}
-        self.calls: dict[str, _Call] = {}
-        self.queues: dict[str, _Queue] = {}
+        self.agents: dict[str, AgentLive] = {}
+        self.calls: dict[str, CallLive] = {}
+        self.queues: dict[str, QueueLive] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
         self._by_ticket: dict[str, str] = {}
         self._by_endpoint: dict[str, str] = {}
@@ -183,7 +125,7 @@ class Board:
         that the events say, and a roster read a moment behind them must not)."""
         for row in rows:
             known = row["id"] in self.agents
-            agent = self.agents.get(row["id"]) or _Agent(row["id"])
+            agent = self.agents.get(row["id"]) or AgentLive(row["id"])
             self.agents[agent.id] = agent
             skills = {str(k): int(v) for k, v in dict(row.get("skills") or {}).items()}
             before = (agent.endpoint, agent.site, agent.team, agent.group, agent.skills)
@@ -226,7 +168,7 @@ class Board:
         """A call in the IVR reached ``node`` of ``flow`` (the engine's hook)."""
         found = self.calls.get(call)
         if found is None:
-            found = self.calls[call] = _Call(call, "ivr", now)
+            found = self.calls[call] = CallLive(call, "ivr", now)
         found.flow = flow
         found.path = [*found.path, node][-_PATH:]
         found.caller = caller or found.caller
@@ -304,13 +246,16 @@ class Board:
         kind, name = key
         if kind == "agent":
             agent = self.agents.get(name)
-            return None if agent is None else self._agent_record(agent)
+            return None if agent is None else agent_record(agent, self.calls.get(agent.call))
         if kind == "queue":
             queue = self.queues.get(name)
-            return None if queue is None else self._queue_record(queue)
+            if queue is None:
+                return None
+            waiting = [c for c in self.calls.values() if c.queue == name and c.stage == "waiting"]
+            return queue_record(queue, waiting, self.agents.values())
         if kind == "call":
             call = self.calls.get(name)
-            return None if call is None else self._call_record(call)
+            return None if call is None else call_record(call)
         return self.alerts.get(name)
 
     def all_keys(self) -> Iterator[Key]:
@@ -344,13 +289,13 @@ class Board:
 
     # ------------------------------------------------------------- agents
 
-    def _agent(self, agent_id: str) -> _Agent:
+    def _agent(self, agent_id: str) -> AgentLive:
         agent = self.agents.get(agent_id)
         if agent is None:
-            agent = self.agents[agent_id] = _Agent(agent_id)
+            agent = self.agents[agent_id] = AgentLive(agent_id)
         return agent
 
-    def _serving(self, agent: _Agent) -> None:
+    def _serving(self, agent: AgentLive) -> None:
         row = {"skills": agent.skills, "group": agent.group}
         configs = {name: queue.config for name, queue in self.queues.items()}
         queues = tuple(agent_queues(row, configs))
@@ -361,7 +306,7 @@ class Board:
         self._dirty.add(("agent", agent.id))
 
     def _state(
-        self, agent: _Agent, after: str, reason: str, before: str | None, at: float | None
+        self, agent: AgentLive, after: str, reason: str, before: str | None, at: float | None
     ) -> None:
         """The agent entered ``after`` at ``at`` (None: at a time not known, from the
         roster); a state event always says when, even after a missed one."""
@@ -381,19 +326,19 @@ class Board:
 
     # ------------------------------------------------------------- calls
 
-    def _queue(self, name: str) -> _Queue:
+    def _queue(self, name: str) -> QueueLive:
         queue = self.queues.get(name)
         if queue is None:
-            queue = self.queues[name] = _Queue(name)
+            queue = self.queues[name] = QueueLive(name)
             self._dirty.add(("queue", name))
         return queue
 
-    def _touch_call(self, call: _Call) -> None:
+    def _touch_call(self, call: CallLive) -> None:
         self._dirty.add(("call", call.id))
         if call.agent:
             self._dirty.add(("agent", call.agent))
 
-    def _drop_call(self, call: _Call) -> None:
+    def _drop_call(self, call: CallLive) -> None:
         self.calls.pop(call.id, None)
         self._by_ticket.pop(call.ticket, None)
         self._dirty.add(("call", call.id))
@@ -439,11 +384,11 @@ class Board:
         self._positions.add(call.queue)
         self._touch_call(call)
 
-    def _enqueued(self, at: float, event: Mapping[str, str]) -> _Call:
+    def _enqueued(self, at: float, event: Mapping[str, str]) -> CallLive:
         """The call's ticket (an ``enqueued``, or the first event of a ticket enqueued
         before the board started reading)."""
         call_id, ticket = event.get("call", ""), event.get("ticket", "")
-        call = self.calls.get(call_id) or _Call(call_id, "waiting", at)
+        call = self.calls.get(call_id) or CallLive(call_id, "waiting", at)
         self.calls[call_id] = call
         call.stage, call.queued_at = "waiting", call.queued_at or at
         call.ticket, call.queue = ticket, event.get("queue", "")
@@ -454,7 +399,7 @@ class Board:
         self._by_ticket[ticket] = call_id
         return call
 
-    def _ended(self, kind: str, at: float, event: Mapping[str, str], call: _Call) -> None:
+    def _ended(self, kind: str, at: float, event: Mapping[str, str], call: CallLive) -> None:
         if kind == "completed":
             agent = self.agents.get(event.get("agent", "") or call.agent)
             if agent is not None:
@@ -489,7 +434,7 @@ class Board:
 
     # ------------------------------------------------------------- queues
 
-    def _kpis(self, queue: _Queue, now: float) -> None:
+    def _kpis(self, queue: QueueLive, now: float) -> None:
         target = queue.config.service_level.seconds
         stats = summarize(queue.events, now=now, target=target).queues.get(queue.name)
         queue.kpis = (
@@ -538,74 +483,3 @@ class Board:
             if self.alerts.get(name) != fresh.get(name):
                 self._dirty.add(("alert", name))
         self.alerts = fresh
-
-    # ------------------------------------------------------------- records
-
-    def _agent_record(self, agent: _Agent) -> dict[str, Any]:
-        call = self.calls.get(agent.call)
-        return {
-            "id": agent.id,
-            "state": agent.shown,
-            "reason": agent.reason,
-            "since": agent.held_since if agent.shown == "on_hold" else agent.since,
-            "site": agent.site,
-            "team": agent.team,
-            "queues": list(agent.queues),
-            "call": call.id if call is not None else "",
-            "caller": call.caller if call is not None else "",
-            "queue": call.queue if call is not None else "",
-            "flow": call.flow if call is not None else "",
-            "path": list(call.path) if call is not None else [],
-            "language": call.language if call is not None else "",
-            "handled": agent.handled,
-            "missed": agent.missed,
-            "aht": agent.handle_total / agent.handled if agent.handled else None,
-            "pause_total": agent.pause_total,
-        }
-
-    def _queue_record(self, queue: _Queue) -> dict[str, Any]:
-        waiting = [c for c in self.calls.values() if c.queue == queue.name and c.stage == "waiting"]
-        agents = {"available": 0, "on_call": 0, "paused": 0, "ringing": 0, "wrap_up": 0}
-        for agent in self.agents.values():
-            if queue.name in agent.queues and agent.state != "logged_out":
-                shown = "on_call" if agent.shown == "on_hold" else agent.shown
-                shown = "paused" if shown == "missed" else shown
-                agents[shown] = agents.get(shown, 0) + 1
-        level = queue.config.service_level
-        return {
-            "name": queue.name,
-            "waiting": len(waiting),
-            "oldest_since": min((c.queued_at or c.since for c in waiting), default=None),
-            "target": {"percent": level.percent, "seconds": level.seconds},
-            "agents": agents,
-            "offered": 0,
-            "answered": 0,
-            "handled": 0,
-            "abandoned": 0,
-            "asa": None,
-            "aht": None,
-            "service_level": None,
-            "abandonment_rate": None,
-            "csat": None,
-            **queue.kpis,
-        }
-
-    @staticmethod
-    def _call_record(call: _Call) -> dict[str, Any]:
-        return {
-            "id": call.id,
-            "stage": call.stage,
-            "queue": call.queue,
-            "site": call.site,
-            "since": call.since,
-            "queued_at": call.queued_at,
-            "answered_at": call.answered_at,
-            "caller": call.caller,
-            "language": call.language,
-            "flow": call.flow,
-            "path": list(call.path),
-            "agent": call.agent,
-            "position": call.position,
-            "callback": call.callback,
-            "held": bool(call.held),
-        }

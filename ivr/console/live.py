@@ -20,14 +20,16 @@ The WebSocket (``/ws``, mounted as ``/console/ws``)::
 age of its data and times in state without trusting the browser's clock. A
 resume from a batch still kept sends the batches after it; an older one, or
 one from another process (``epoch``), gets a new snapshot. Every record sent,
-in a snapshot or a delta, goes through :func:`visible` for the user *at that
-moment* (the session is looked up again every ``recheck`` seconds: a logout,
-a disabled user or a changed scope takes effect on a live socket); a record
-that leaves the user's sight is sent as ``null``. No session: the socket is
+in a snapshot or a delta, goes through :func:`~ivr.console.fanout.visible` for
+the user *at that moment*: the session is looked up again every ``recheck``
+seconds, so a logout, a disabled user or a changed scope takes effect on a live
+socket, and a record that leaves the user's sight is sent as ``null``
+(:mod:`ivr.console.fanout` runs each socket). No session: the socket is
 accepted and closed with 4401.
 
-Where the engine must call in (see the report of issue 14): the flow
-interpreter's node steps (:meth:`Aggregator.ivr_step`) for calls in the IVR.
+Calls in the IVR (by flow node) need the engine to call in: the flow
+interpreter's node steps go to :meth:`Aggregator.ivr_step`; until it does,
+the board knows calls from the moment they enter a queue.
 """
 
 from __future__ import annotations
@@ -39,20 +41,20 @@ import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import structlog
-from starlette.requests import HTTPConnection
 from starlette.routing import BaseRoute, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from ivr.ami import AmiClient, AmiEvent, ChannelSnapshot, DialBegin, Hangup
 from ivr.backoff import Backoff
-from ivr.console import access
-from ivr.console.board import Board, Key, Kind, Thresholds
+from ivr.console import access, fanout
+from ivr.console.board import Board, Thresholds
+from ivr.console.fanout import Batch, UserOf, visible
 from ivr.console.metrics import Metrics, default
+from ivr.console.roles import User
 from routing.errors import RoutingError
 from routing.redis import RedisRouter
 
@@ -60,64 +62,10 @@ __all__ = ["Aggregator", "Batch", "routes", "visible"]
 
 log = structlog.get_logger("ivr.console.live")
 
-UserOf = Callable[[HTTPConnection], Awaitable[access.User | None]]
 #: Seconds the engine keeps asking Redis again after a failed read (at most).
 _RETRY_MAX: Final = 5.0
 #: Seconds between looks for new routing groups and changed agents.
 _ROSTER_EVERY: Final = 15.0
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """What changed at once: ``ops`` are (key, record or None, its JSON as sent)."""
-
-    seq: int
-    now: float
-    ops: tuple[tuple[Key, dict[str, Any] | None, str], ...]
-
-
-def visible(user: access.User, key: Key, record: Mapping[str, Any], board: Board) -> bool:
-    """May ``user`` see this record? The rules of :mod:`ivr.console.roles`: an admin
-    sees all; an agent their own agent, the queues they serve (within their scope)
-    and those queues' waiting calls and their own call; others what their scope
-    holds (a call or alert with an agent only when that agent is theirs too)."""
-    kind = key[0]
-    if kind == "agent":
-        row: dict[str, Any] = {"id": record["id"], "site": record["site"]}
-        if record["team"]:
-            row["skills"] = {f"team.{record['team']}": 1}
-        return user.sees(row, record["queues"])
-    if kind == "queue":
-        name = record["name"]
-        return name in _mine(user, board) if user.role == "agent" else user.sees_queue(name)
-    return _sees_call(user, record.get("agent", ""), record.get("queue", ""), board)
-
-
-def _sees_call(user: access.User, agent: str, queue: str, board: Board) -> bool:
-    """A call's or an alert's record: by its queue and its agent."""
-    if user.role == "admin":
-        return True
-    if user.role == "agent":
-        mine = agent == user.agent_id and user.agent_id is not None
-        return mine or (not agent and queue in _mine(user, board))
-    if not queue:  # in the IVR, no queue yet: only for a scope of everything
-        return not (user.scope.queues or user.scope.sites)
-    if not user.sees_queue(queue):
-        return False
-    return not agent or visible(user, ("agent", agent), _agent(board, agent), board)
-
-
-def _mine(user: access.User, board: Board) -> set[str]:
-    return {q for q in board.queues_of(user.agent_id) if user.sees_queue(q)}
-
-
-def _agent(board: Board, agent_id: str) -> dict[str, Any]:
-    return board.record(("agent", agent_id)) or {
-        "id": agent_id,
-        "site": "",
-        "team": "",
-        "queues": [],
-    }
 
 
 class Aggregator:
@@ -148,6 +96,7 @@ class Aggregator:
         self.history: deque[Batch] = deque(maxlen=history)
         self._bell = asyncio.Event()
         self._wake = asyncio.Event()
+        self._stranger = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._undo: list[Callable[[], None]] = []
         self._started: asyncio.Future[None] | None = None
@@ -253,12 +202,18 @@ class Aggregator:
             at = float(written) if written else int(stream_id.partition("-")[0]) / 1000
         except ValueError:
             at = self.clock()
+        agent = fields.get("agent")
+        if agent and agent not in self.board.agents:
+            self._stranger.set()  # an agent added since the roster was read
         self.board.take(at, fields)
 
     async def _roster(self, start: str) -> None:
-        """New routing groups, and agents added or changed (their team, site, skills)."""
+        """New routing groups, and agents added or changed (their team, site, skills):
+        every ``_ROSTER_EVERY`` s, or at once when an event names an unknown agent."""
         while True:
-            await asyncio.sleep(_ROSTER_EVERY)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stranger.wait(), _ROSTER_EVERY)
+            self._stranger.clear()
             try:
                 for group in await self.router.known_groups():
                     if group not in self._tasks:
@@ -364,69 +319,9 @@ class Aggregator:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._bell.wait(), timeout)
 
-    def snapshot(self, user: access.User) -> dict[str, Any]:
+    def snapshot(self, user: User) -> dict[str, Any]:
         """Everything ``user`` may see now, with the sequence number it is current at."""
-        out: dict[str, Any] = {
-            "type": "snapshot",
-            "epoch": self.epoch,
-            "seq": self.seq,
-            "now": self.clock(),
-            "user": {"name": user.name, "role": user.role, "agent": user.agent_id},
-            "agents": {},
-            "queues": {},
-            "calls": {},
-            "alerts": {},
-        }
-        for key in self.board.all_keys():
-            record = self.board.record(key)
-            if record is not None and visible(user, key, record, self.board):
-                out[f"{key[0]}s"][key[1]] = record
-        return out
-
-
-class _Client:
-    """One socket: what it was sent (to say when a record leaves its sight), and when."""
-
-    def __init__(self, socket: WebSocket, user: access.User, aggregator: Aggregator) -> None:
-        self.socket = socket
-        self.user = user
-        self.live = aggregator
-        self.seen: set[Key] = set()
-        self.seq = 0
-        self.sent = 0.0
-
-    async def write(self, text: str) -> None:
-        await self.socket.send_text(text)
-        self.sent = time.monotonic()
-
-    async def snapshot(self) -> None:
-        body = self.live.snapshot(self.user)
-        self.seq = body["seq"]
-        self.seen = {(kind, name) for kind in _KINDS for name in body[f"{kind}s"]}
-        await self.write(json.dumps(body, separators=(",", ":")))
-
-    async def send(self, batches: Iterable[Batch]) -> None:
-        """The batches' records this user may see, and ``null`` for those that left."""
-        for batch in batches:
-            parts = []
-            for key, record, text in batch.ops:
-                if record is not None and visible(self.user, key, record, self.live.board):
-                    self.seen.add(key)
-                    parts.append(text)
-                elif key in self.seen:
-                    self.seen.discard(key)
-                    parts.append(json.dumps([key[0], key[1], None]))
-            self.seq = batch.seq
-            if parts:
-                head = f'{{"type":"delta","seq":{batch.seq},"now":{batch.now!r},"ops":['
-                await self.write(head + ",".join(parts) + "]}")
-
-    async def tick(self) -> None:
-        now = self.live.clock()
-        await self.write(f'{{"type":"tick","seq":{self.seq},"now":{now!r}}}')
-
-
-_KINDS: Final[tuple[Kind, ...]] = ("agent", "queue", "call", "alert")
+        return fanout.snapshot(self, user)
 
 
 def routes(
@@ -446,7 +341,12 @@ def routes(
     who = user_of or access.user_of
 
     async def endpoint(socket: WebSocket) -> None:
-        user = await who(socket)
+        try:
+            user = await who(socket)
+        except RoutingError:  # the sessions live in the routing store's Redis
+            await socket.accept()
+            await socket.close(1013, "the routing store does not answer; retrying")
+            return
         await socket.accept()
         if user is None:
             await socket.close(4401, "log in first: /console/login")
@@ -458,77 +358,10 @@ def routes(
             return
         live.metrics.websocket_clients.inc()
         try:
-            await _serve(socket, _Client(socket, user, live), who, recheck, tick)
+            await fanout.serve(socket, live, user, who, recheck=recheck, tick=tick)
         except WebSocketDisconnect:
             pass
         finally:
             live.metrics.websocket_clients.dec()
 
     return [WebSocketRoute(path, endpoint)]
-
-
-async def _serve(
-    socket: WebSocket, client: _Client, who: UserOf, recheck: float, tick: float
-) -> None:
-    live = client.live
-    resume = _resume_point(socket, live)
-    batches = live.after(resume) if resume is not None else None
-    if resume is None or batches is None:
-        await client.snapshot()
-    else:
-        client.seen = set(live.board.all_keys())  # all it may hold: say what left its sight
-        client.seq = resume
-        await client.send(batches)
-    listener = asyncio.ensure_future(_until_closed(socket))
-    checked = time.monotonic()
-    try:
-        while True:
-            waiter = asyncio.ensure_future(live.wait(client.seq, tick))
-            await asyncio.wait({listener, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if listener.done():
-                waiter.cancel()
-                return
-            if time.monotonic() - checked >= recheck:
-                checked = time.monotonic()
-                user = await _again(socket, who)
-                if user is None:
-                    await socket.close(4401, "the session ended: log in again")
-                    return
-                if user != client.user:  # another role or scope: start afresh
-                    client.user = user
-                    await client.snapshot()
-                    continue
-            batches = live.after(client.seq)
-            if batches is None:  # fell behind what is kept
-                await client.snapshot()
-            elif batches:
-                await client.send(batches)
-            if time.monotonic() - client.sent >= tick:
-                await client.tick()
-    finally:
-        listener.cancel()
-
-
-def _resume_point(socket: WebSocket, live: Aggregator) -> int | None:
-    params = socket.query_params
-    since = params.get("since", "")
-    if params.get("epoch") != live.epoch or not since.isdigit():
-        return None
-    return int(since)
-
-
-async def _again(socket: WebSocket, who: UserOf) -> access.User | None:
-    """The socket's user looked up again (``user_of`` keeps its answer on the connection
-    for one request; a socket lives longer)."""
-    with contextlib.suppress(AttributeError, KeyError):
-        del socket.state.user
-    return await who(socket)
-
-
-async def _until_closed(socket: WebSocket) -> None:
-    """Read (and ignore) what the client sends, until it goes."""
-    with contextlib.suppress(WebSocketDisconnect):
-        while True:
-            message = await socket.receive()
-            if message["type"] == "websocket.disconnect":
-                return
