@@ -37,6 +37,12 @@ NOT_RUN = {
     # downloads a model from the Internet (not reachable from CI)
     "ivr speech models install "
     "https://alphacephei.com/vosk/models/vosk-model-small-en-us-0.15.zip --language en",
+    # interactive: ask for a password twice, without echo (tests/integration/
+    # test_console_users_cli.py adds users with --password-stdin)
+    "ivr users add admin --role admin",
+    "ivr users add lee --role supervisor --teams north --phones PJSIP/2001",
+    "ivr users add ann --role agent --agent ann",
+    "ivr users add wall --role viewer",
 }
 #: What the output of a command must show (beyond exit status 0).
 EXPECT = {
@@ -51,6 +57,7 @@ EXPECT = {
     "ivr agents staffing --calls 360 --interval 1h --aht 4m --target 80/20": "agents",
     "ivr announcement on outage": "outage: on",
     "ivr asterisk-conf render /tmp/asterisk --demo": "files written",
+    "ivr users list": "add the first admin: ivr users add admin --role admin",
 }
 
 
