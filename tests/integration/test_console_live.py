@@ -15,6 +15,9 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 
 from ivr.console.access import Scope, User
+from ivr.console.board import Board
+from ivr.console.fanout import visible
+from routing.config import QueueConfig
 from tests.integration.helpers.console_rig import Mirror, Rig, console_rig, dial
 
 
@@ -183,3 +186,71 @@ class TestRefusals:
                 while True:
                     await asyncio.wait_for(socket.recv(), 5)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+
+
+class TestBoard:
+    """The board alone, fed events as the routing stream writes them."""
+
+    @staticmethod
+    def _board() -> Board:
+        board = Board()
+        board.set_queues({"sales": QueueConfig.model_validate({"skills": {"sales": 1}})})
+        board.set_agents(
+            [{"id": "ann", "endpoint": "PJSIP/1001", "state": "available",
+              "skills": {"sales": 5, "team.north": 1}}]
+        )  # fmt: skip
+        return board
+
+    def test_a_days_figures_per_agent(self) -> None:
+        """Pause time, calls handled and missed and the handle time, reset at midnight."""
+        board = self._board()
+        take = board.take
+        take(100.0, {"event": "state", "agent": "ann", "before": "available", "after": "paused",
+                     "reason": "lunch"})  # fmt: skip
+        take(160.0, {"event": "state", "agent": "ann", "before": "paused", "after": "available"})
+        take(200.0, {"event": "enqueued", "ticket": "1", "call": "c1", "queue": "sales"})
+        take(201.0, {"event": "reserved", "ticket": "1", "call": "c1", "queue": "sales",
+                     "agent": "ann"})  # fmt: skip
+        take(215.0, {"event": "missed", "ticket": "1", "call": "c1", "queue": "sales",
+                     "agent": "ann", "fault": "1"})  # fmt: skip
+        take(220.0, {"event": "connected", "ticket": "1", "call": "c1", "queue": "sales",
+                     "agent": "ann", "at": "220.0"})  # fmt: skip
+        take(310.0, {"event": "completed", "ticket": "1", "call": "c1", "queue": "sales",
+                     "agent": "ann"})  # fmt: skip
+        ann = board.record(("agent", "ann"))
+        assert ann is not None
+        assert (ann["pause_total"], ann["handled"], ann["missed"], ann["aht"]) == (60, 1, 1, 90)
+        board.settle(320.0)
+        queue = board.record(("queue", "sales"))
+        assert queue is not None and (queue["handled"], queue["asa"]) == (1, 20)
+        board.new_day()
+        ann = board.record(("agent", "ann"))
+        assert ann is not None and (ann["handled"], ann["missed"], ann["pause_total"]) == (0, 0, 0)
+
+    def test_calls_in_the_ivr_only_for_a_scope_of_every_queue(self) -> None:
+        board = self._board()
+        board.ivr_step("c9", "main", "menu", 10.0, caller="5551234")
+        record = board.record(("call", "c9"))
+        assert record is not None and record["path"] == ["menu"]
+        everyone = User("ada", "admin", Scope(queues=frozenset({"tv"})))
+        teams = User("nina", "supervisor", Scope(teams=frozenset({"north"})))
+        queues = User("quinn", "supervisor", Scope(queues=frozenset({"sales"})))
+        agent = User("ann", "agent", Scope(), agent_id="ann")
+        seen = [visible(u, ("call", "c9"), record, board) for u in (everyone, teams, queues, agent)]
+        assert seen == [True, True, False, False]
+
+    def test_hold_on_the_callers_leg_shows_the_agent_on_hold(self) -> None:
+        board = self._board()
+        board.take(1.0, {"event": "enqueued", "ticket": "1", "call": "c1", "queue": "sales"})
+        board.take(2.0, {"event": "reserved", "ticket": "1", "call": "c1", "agent": "ann",
+                         "queue": "sales"})  # fmt: skip
+        board.take(2.0, {"event": "state", "agent": "ann", "before": "reserved",
+                         "after": "on_call"})  # fmt: skip
+        board.take(2.0, {"event": "connected", "ticket": "1", "call": "c1", "agent": "ann",
+                         "queue": "sales"})  # fmt: skip
+        board.hold("PJSIP/caller-1", "c1", "PJSIP/caller", True, 5.0)
+        ann = board.record(("agent", "ann"))
+        assert ann is not None and (ann["state"], ann["since"]) == ("on_hold", 5.0)
+        board.hold("PJSIP/caller-1", "c1", "PJSIP/caller", False, 9.0)
+        ann = board.record(("agent", "ann"))
+        assert ann is not None and ann["state"] == "on_call"
