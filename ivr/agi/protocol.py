@@ -370,14 +370,18 @@ Event = Reply | HangupNotice
 
 def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     """Parse one complete (non-usage) reply line, without its newline."""
-    if line.startswith("200 result="):  # the common case, one regex
-        if " " not in line:
-            return Reply(200, line[11:], None, _NO_FIELDS, "", (), raw)
+    if line.startswith("200 result="):  # the common case, one regex at most
+        value, space, after = line[11:].partition(" ")
+        if not space:
+            return Reply(200, value, None, _NO_FIELDS, "", (), raw)
+        if after.startswith("endpos=") and after[7:].isdigit() and value.lstrip("-").isdigit():
+            # A prompt's end: what the pattern below reads, without it.
+            return Reply(200, value, None, {"endpos": after[7:]}, "", (), raw)
         fast = _REPLY_200.fullmatch(line)
         if fast is not None:
-            result, data, tail = fast.groups()
-            fields = dict(_FIELD.findall(tail)) if tail else _NO_FIELDS
-            return Reply(200, result, data, fields, "", (), raw)
+            value, data, pairs = fast.groups()
+            fields = dict(_FIELD.findall(pairs)) if pairs else _NO_FIELDS
+            return Reply(200, value, data, fields, "", (), raw)
     match = _REPLY_LINE.fullmatch(line)
     if match is None:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")
