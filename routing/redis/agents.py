@@ -177,8 +177,3 @@ class Agents(Core):
             raw = await self.read(self.redis.hgetall(key))
             rows += [_row(json.loads(v)) for v in raw.values()]
         return sorted(rows, key=lambda row: str(row["id"]))
-
-    async def known_groups(self) -> set[str]:
-        """The groups of this store (every engine's), with this engine's own."""
-        raw = await self.read(self.redis.smembers(self.names.groups))
-        return {decode(g) for g in raw} | self.groups()

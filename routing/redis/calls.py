@@ -212,10 +212,11 @@ class Calls(Core):
         return False
 
     async def claim_callback(self) -> Assignment | None:
-        """One look for the best reserved callback nobody claimed, in every group (the
-        heads compared first, then claimed where the best is); the worker's heartbeat."""
+        """One look for the best reserved callback nobody claimed, in every group of the
+        store (the heads compared first, then claimed where the best is); the worker's
+        heartbeat, in every group, as the reference's one worker list."""
         heads = []
-        for group in sorted(self.groups()):
+        for group in sorted(await self.known_groups()):
             head = await self.run("claim", group, "0")
             if head:
                 heads.append((decode(head), group))

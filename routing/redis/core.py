@@ -137,6 +137,11 @@ class Core:
         known |= {group for group, _ in self._tickets}
         return known
 
+    async def known_groups(self) -> set[str]:
+        """The groups of this store (every engine's), with this engine's own."""
+        raw = await self.read(self.redis.smembers(self.names.groups))
+        return {decode(g) for g in raw} | self.groups()
+
     # ------------------------------------------------------------ scripts
 
     def keys(self, group: str) -> list[str]:

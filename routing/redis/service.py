@@ -8,6 +8,17 @@ replays the outbox, and checks each group's generation key: a key that is
 gone means Redis lost its data, and then ``on_reset`` runs (the engine
 rebuilds agents there) and this engine's callers on hold are put back with
 their place (``restore``).
+
+Engines also beat: each keeps ``<ns>:alive:<engine>`` alive (``dead_after``
+seconds of expiry, set every ``dead_after/5`` s) and is listed in
+``<ns>:engines``. A listed engine whose key expired died (``kill -9``, a crashed
+host): the others end its tickets then, as its leases would end them, without
+waiting out the lease (30 s, longer when its agents are handed its own waiting
+callers one lease after another). Its waiting tickets go first, so no freed agent
+is reserved for a caller who is gone. An engine reaps only after beating for
+``dead_after`` itself: after a Redis outage every engine beats again before
+any is judged, and an engine that never beat (an older version) is left to
+its leases.
 """
 
 from __future__ import annotations
@@ -15,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from typing import Any
 
@@ -41,6 +53,14 @@ class Service(Core):
     _ticker: asyncio.Task[None] | None = None
     _ready: asyncio.Event | None = None
     _renewed_at: float = 0.0
+    #: Seconds without a heartbeat after which an engine's tickets are ended.
+    dead_after: float = 5.0
+    #: Seconds between two looks for dead engines.
+    reap_every: float = 1.0
+    _beaten_at: float = -math.inf
+    _reaped_at: float = -math.inf
+    #: When this engine's current run of heartbeats began (None: Redis was away).
+    _beating_since: float | None = None
 
     async def start(self) -> None:
         """Listen for notices and run the ticker."""
@@ -72,6 +92,9 @@ class Service(Core):
     async def _generation(self, group: str) -> str:
         key = self.names.group(group).gen
         await self.read(self.redis.set(key, uuid.uuid4().hex, nx=True))
+        # In the store's list of groups, so that every engine's callback worker looks
+        # (and beats) there too, also for a group no agent of this engine is in.
+        await self.read(self.redis.sadd(self.names.groups, group))
         return decode(await self.read(self.redis.get(key)))
 
     async def _listen(self, ready: asyncio.Event) -> None:
@@ -111,6 +134,7 @@ class Service(Core):
             try:
                 await self._service()
             except RoutingUnavailable as exc:  # resumes when Redis returns
+                self._beating_since = None  # peers may have missed beats meanwhile too
                 log.debug("routing.tick_unavailable %s", exc)
             except Exception:  # an on_reset that failed, a bug: said, and ticking goes on
                 log.exception("routing.tick_failed")
@@ -121,8 +145,14 @@ class Service(Core):
                 await self.ensure_started()
             return
         await self._check_generations()
+        await self._beat()
         if self.outbox is not None and self.outbox:
             await self.replay()
+        moment = self.clock()
+        if moment - self._reaped_at >= self.reap_every:
+            self._reaped_at = moment
+            if self._beating_since is not None and moment - self._beating_since >= self.dead_after:
+                await self.reap(moment)
         await self.tick()
         if self.clock() - self._renewed_at >= self.lease / 3:
             await self.renew()
@@ -141,6 +171,81 @@ class Service(Core):
         for group in sorted(self.groups()):
             done += int(await self.run("tick", group, now=now))
         return done
+
+    def _alive_key(self, engine: str) -> str:
+        return f"{self.ns}:alive:{engine}"
+
+    @property
+    def _engines_key(self) -> str:
+        return f"{self.ns}:engines"
+
+    async def _beat(self) -> None:
+        """Keep this engine's heartbeat key alive (and the engine listed)."""
+        moment = self.clock()
+        if moment - self._beaten_at < self.dead_after / 5:
+            return
+        expiry = max(1, int(self.dead_after * 1000))
+        await self.read(self.redis.set(self._alive_key(self.engine_id), "1", px=expiry))
+        await self.read(self.redis.sadd(self._engines_key, self.engine_id))
+        self._beaten_at = moment
+        if self._beating_since is None:
+            self._beating_since = moment
+
+    async def dead_engines(self) -> list[str]:
+        """Listed engines (other than this one) whose heartbeat expired."""
+        listed = sorted(
+            {decode(e) for e in await self.read(self.redis.smembers(self._engines_key))}
+            - {self.engine_id}
+        )
+        beats = await asyncio.gather(
+            *(self.read(self.redis.exists(self._alive_key(e))) for e in listed)
+        )
+        return [engine for engine, beating in zip(listed, beats, strict=True) if not beating]
+
+    async def reap(self, now: float | None = None) -> int:
+        """End every ticket held by a dead engine (see the module docstring): its waiting
+        tickets first, then its reserved and connected ones, in one ``tick`` per group."""
+        dead = await self.dead_engines()
+        if not dead:
+            return 0
+        moment = self.clock() if now is None else now
+        groups = {decode(g) for g in await self.read(self.redis.smembers(self.names.groups))}
+        ended = 0
+        for group in sorted(groups | self.groups()):
+            keys = self.names.group(group)
+            deadlines: dict[str, float] = {}
+            for engine in dead:
+                low, high = f"[{engine}|".encode(), f"[{engine}|".encode() + b"\xff"
+                members = await self.read(self.redis.zrangebylex(keys.holder, low, high))
+                ids = [decode(m).split("|", 1)[1] for m in members]
+                if not ids:
+                    continue
+                records = await self.read(self.redis.hmget(keys.ticket, ids))
+                for ticket, raw in zip(ids, records, strict=True):
+                    stage = json.loads(raw).get("stage") if raw is not None else None
+                    # Waiting callers go before the reserved and connected calls end,
+                    # so the agents these free choose among live callers only.
+                    deadlines[ticket] = moment - (1.0 if stage == "waiting" else 0.5)
+            if not deadlines:
+                continue
+            await self.read(self.redis.zadd(keys.lease, deadlines, xx=True))
+            done = int(await self.run("tick", group, now=moment))
+            ended += done
+            log.warning(
+                "routing.dead_engine_reaped group=%s engines=%s tickets=%d", group, dead, done
+            )
+        for engine in dead:
+            if not await self._holds_any(engine, groups | self.groups()):
+                await self.read(self.redis.srem(self._engines_key, engine))
+        return ended
+
+    async def _holds_any(self, engine: str, groups: set[str]) -> bool:
+        low, high = f"[{engine}|".encode(), f"[{engine}|".encode() + b"\xff"
+        for group in groups:
+            holder = self.names.group(group).holder
+            if await self.read(self.redis.zrangebylex(holder, low, high, start=0, num=1)):
+                return True
+        return False
 
     async def renew(self, engine: str | None = None, now: float | None = None) -> int:
         """Renew every lease ``engine`` (this one by default) holds."""
@@ -218,6 +323,14 @@ class Service(Core):
                 # Bounded, and without waiting on the cancellation itself (a Redis
                 # call in flight can turn it into an error the loop goes on from).
                 await asyncio.wait({task}, timeout=2.0)
+        if self._beating_since is not None:
+            # Stopped: whatever this engine still holds is for its peers to end now.
+            forget = asyncio.ensure_future(self.redis.delete(self._alive_key(self.engine_id)))
+            await asyncio.wait({forget}, timeout=1.0)
+            if forget.done() and not forget.cancelled():
+                forget.exception()  # retrieved: Redis may be away, nothing to do then
+            else:
+                forget.cancel()
         if self._pipe is not None:
             await self._pipe.aclose()
         closing = asyncio.ensure_future(self.clients.aclose())
