@@ -25,7 +25,9 @@ from ivr.console.access import refuse, require, same_origin, user_of
 from ivr.console.context import COOKIE, console_of
 from ivr.console.floor import floor_of
 from ivr.console.roles import User
+from ivr.console.sessions import KIOSK_LIFETIME
 from ivr.console.users import hash_password, verify_unknown
+from ivr.errors import ConfigError
 from routing.errors import RoutingError
 from routing.redis.core import decode
 
@@ -81,7 +83,11 @@ async def login(request: Request) -> Response:
             f"Too many failed logins; try again in about {minutes} minute(s).",
             {"Retry-After": str(wait)},
         )
-    record = console.users.get(name) if name else None
+    try:
+        record = console.users.get(name) if name else None
+    except ConfigError as exc:
+        log.error("console.users_file", error=str(exc))  # noqa: TRY400 - no trace needed
+        return again(503, "The users file cannot be read; the engine's log says why.")
     if record is not None and not record.disabled:
         ok = await asyncio.to_thread(record.verify, password)
     else:
@@ -97,13 +103,14 @@ async def login(request: Request) -> Response:
     old = request.cookies.get(COOKIE)
     if old:  # never keep a session id from before the login
         await console.sessions.end(old)
-    session = await console.sessions.create(name, record.stamp, address)
+    lifetime = KIOSK_LIFETIME if record.role == "viewer" else None
+    session = await console.sessions.create(name, record.stamp, address, lifetime=lifetime)
     await console.router.audit(name, "console.login", address=address)
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         COOKIE,
         session.id,
-        max_age=int(console.sessions.lifetime),
+        max_age=int(session.lifetime),
         path="/",
         secure=console.secure(request),
         httponly=True,

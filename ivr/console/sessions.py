@@ -4,7 +4,9 @@ A session id is 256 random bits, sent to the browser once in the
 ``ivr_session`` cookie; Redis keeps only its SHA-256 (``<ns>:console:session:
 <hash>``), so a look at Redis (or a dump of it) gives nobody a live session.
 A session lasts while it is used (``IDLE`` seconds since the last request)
-and at most ``LIFETIME`` seconds, and holds its own CSRF token. Every engine
+and at most ``LIFETIME`` seconds (a wall screen's viewer ``KIOSK_LIFETIME``:
+a read-only board should not fall back to the login every morning), and
+holds its own CSRF token. Every engine
 sharing the store knows every session, so a console behind several engines
 needs no stickiness.
 
@@ -26,12 +28,23 @@ from typing import Final
 from routing.redis import RedisRouter
 from routing.redis.core import decode
 
-__all__ = ["IDLE", "LIFETIME", "LIMIT", "WINDOW", "LoginLimiter", "Session", "Sessions"]
+__all__ = [
+    "IDLE",
+    "KIOSK_LIFETIME",
+    "LIFETIME",
+    "LIMIT",
+    "WINDOW",
+    "LoginLimiter",
+    "Session",
+    "Sessions",
+]
 
 #: A session unused for this long ends (seconds).
 IDLE: Final = 12 * 3600
 #: A session ends this long after the login, used or not (a wall screen logs in daily).
 LIFETIME: Final = 24 * 3600
+#: The longest session of a viewer (read-only: a wall screen).
+KIOSK_LIFETIME: Final = 30 * 24 * 3600
 #: Failed logins per user name, and per address, within WINDOW seconds.
 LIMIT: Final = 5
 WINDOW: Final = 300
@@ -46,6 +59,8 @@ class Session:
     stamp: str
     created: float
     address: str
+    #: Seconds after ``created`` when the session ends, used or not.
+    lifetime: float = LIFETIME
 
 
 class Sessions:
@@ -62,9 +77,17 @@ class Sessions:
         digest = hashlib.sha256(session_id.encode()).hexdigest()
         return f"{self.router.ns}:console:session:{digest}"
 
-    async def create(self, user: str, stamp: str, address: str) -> Session:
+    async def create(
+        self, user: str, stamp: str, address: str, *, lifetime: float | None = None
+    ) -> Session:
         session = Session(
-            secrets.token_urlsafe(32), user, secrets.token_urlsafe(32), stamp, time.time(), address
+            secrets.token_urlsafe(32),
+            user,
+            secrets.token_urlsafe(32),
+            stamp,
+            time.time(),
+            address,
+            self.lifetime if lifetime is None else lifetime,
         )
         key, redis = self._key(session.id), self.router.redis
         fields = {
@@ -73,6 +96,7 @@ class Sessions:
             "stamp": stamp,
             "created": repr(session.created),
             "address": address,
+            "lifetime": repr(session.lifetime),
         }
         await self.router.read(redis.hset(key, mapping=fields))
         await self.router.read(redis.expire(key, int(self.idle)))
@@ -88,7 +112,8 @@ class Sessions:
             return None
         fields = {decode(k): decode(v) for k, v in raw.items()}
         created = float(fields.get("created") or 0)
-        if time.time() - created > self.lifetime:
+        lifetime = float(fields.get("lifetime") or self.lifetime)
+        if time.time() - created > lifetime:
             await self.router.read(redis.delete(key))
             return None
         await self.router.read(redis.expire(key, int(self.idle)))
@@ -99,6 +124,7 @@ class Sessions:
             fields.get("stamp", ""),
             created,
             fields.get("address", ""),
+            lifetime,
         )
 
     async def end(self, session_id: str) -> None:

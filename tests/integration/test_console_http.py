@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -253,6 +254,29 @@ class TestSessions:
             await log_in(http, "nina", "another long secret")
             users.change("nina", disabled=True)
             assert (await http.get("/console/", headers=HTML)).status_code == 303
+
+    async def test_a_session_ends_at_its_lifetime_and_a_viewer_s_lasts_a_month(
+        self, app: Any, router: RedisRouter
+    ) -> None:
+        async with browser(app) as http:
+            reply = await http.post("/console/login", data={"name": "wall", "password": PASSWORD})
+            assert "max-age=2592000" in reply.headers["set-cookie"].lower()
+            await log_in(http, "nina")
+            (key,) = await router.redis.keys("rt:console:session:*")
+            lifetime = float(await router.redis.hget(key, "lifetime"))
+            assert lifetime == 24 * 3600
+            await router.redis.hset(key, "created", repr(time.time() - lifetime - 1))
+            assert (await http.get("/console/", headers=HTML)).status_code == 303
+        assert await router.redis.keys("rt:console:session:*") == []
+
+    async def test_a_damaged_users_file_refuses_logins_and_says_where(
+        self, app: Any, users: UserStore
+    ) -> None:
+        users.path.write_text('{"users": {"ada": {"role": "root"}}}')
+        async with browser(app) as http:
+            reply = await http.post("/console/login", data={"name": "ada", "password": PASSWORD})
+        assert reply.status_code == 503
+        assert "The users file cannot be read" in reply.text
 
     async def test_pages_carry_security_headers(self, app: Any) -> None:
         async with browser(app) as http:
