@@ -10,7 +10,11 @@ role and scope (:mod:`ivr.console.access`), the live data over a WebSocket
 :func:`console_routes` gives :func:`ivr.api.build_api` the ``/console`` mount:
 the pages, the live data's WebSocket (``/console/ws``, from
 ``ivr.console.live.routes``) and, once that module exists, the reports'
-routes (``ivr.console.reports.routes(router)``, paths under ``/console``).
+routes (``ivr.console.reports.routes``, given whichever of ``router``,
+``supervisors``, ``settings`` and ``ami`` it names; paths under ``/console``;
+pages render through :meth:`ivr.console.context.Console.render` with
+``base.html``, whose Content-Security-Policy runs script files from
+``/console/static/`` only, never inline scripts).
 Every route in it has the console in its scope, so
 :func:`ivr.console.access.user_of` and ``require`` work there. What must start
 and stop with the app goes into ``hooks``, which ``build_api`` runs in the
@@ -24,8 +28,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import inspect
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 from starlette.middleware import Middleware
@@ -58,6 +63,23 @@ def _optional(name: str) -> ModuleType | None:
     if importlib.util.find_spec(name) is None:
         return None
     return importlib.import_module(name)
+
+
+def _call_with(function: Any, available: dict[str, Any]) -> list[BaseRoute]:
+    """``function``'s routes, given the arguments it names among ``available`` (the
+    reports module is written apart from this one: its signature is not fixed here)."""
+    parameters = inspect.signature(function).parameters
+    missing = [
+        name
+        for name, p in parameters.items()
+        if p.default is inspect.Parameter.empty
+        and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        and name not in available
+    ]
+    if missing:
+        log.error("console.routes_skipped", module=function.__module__, needs=missing)
+        return []
+    return list(function(**{k: v for k, v in available.items() if k in parameters}))
 
 
 class _Background:
@@ -109,6 +131,7 @@ def console_routes(
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
     reports = _optional("ivr.console.reports")
-    if reports is not None and hasattr(reports, "routes"):
-        own += reports.routes(router)
+    if reports is not None and callable(getattr(reports, "routes", None)):
+        available = {"router": router, "supervisors": supervisors, "settings": settings, "ami": ami}
+        own += _call_with(reports.routes, available)
     return [Mount("/console", routes=own, middleware=[Middleware(WithConsole, console=console)])]
