@@ -62,7 +62,7 @@ def _split(raw: str | None) -> list[str]:
 def _fields(args: argparse.Namespace, current: UserRecord | None) -> dict[str, Any]:
     """The role, scope, agent and phones the arguments give (the current ones otherwise)."""
     role = check_role(args.role) if args.role else (current.role if current else "viewer")
-    old = current.scope if current else Scope()
+    old = current.scope if current and role != "admin" else Scope()  # an admin sees all
     scope = Scope(
         sites=check_names("site", _split(args.sites)) if args.sites is not None else old.sites,
         queues=check_names("queue", _split(args.queues)) if args.queues is not None else old.queues,

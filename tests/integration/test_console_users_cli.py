@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ivr.cli import main
+from ivr.console.roles import Scope
 from ivr.console.users import UserStore
 
 SECRET = "correct horse battery"
@@ -74,7 +75,13 @@ class TestUsers:
         assert "an admin sees everything" in capsys.readouterr().err
         assert run(monkeypatch, ["roles", "ann", "--phones", "2001"]) == 2
         assert "is not a phone" in capsys.readouterr().err
-        assert sorted(UserStore(users).load()) == ["ann"]
+        args = ["add", "lee", "--role", "supervisor", "--teams", "north", "--password-stdin"]
+        assert run(monkeypatch, args) == 0
+        assert run(monkeypatch, ["roles", "lee", "--role", "admin"]) == 0  # scope dropped
+        lee = UserStore(users).get("lee")
+        assert lee is not None and lee.role == "admin" and lee.scope == Scope()
+        assert run(monkeypatch, ["roles", "lee", "--role", "supervisor", "--sites", "x"]) == 0
+        assert sorted(UserStore(users).load()) == ["ann", "lee"]
 
     def test_refusals_change_nothing(
         self, users: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
