@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
 from ivr.cli import main
@@ -136,8 +137,12 @@ def billing_call(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Account
         patch.setenv("IVR_PROMPTS_DIR", str(folder / "prompts"))
         patch.setenv("IVR_ANNOUNCEMENTS_FILE", str(folder / "announcements.json"))
         argv = ["call", "billing", "--flows", str(DIALPLANS), "--press", "12345#", "0000"]
-        with contextlib.redirect_stdout(out):
-            status = main([*argv, "--fast"])
+        logging = structlog.get_config()  # `ivr call` sets its own: theirs again after
+        try:
+            with contextlib.redirect_stdout(out):
+                status = main([*argv, "--fast"])
+        finally:
+            structlog.configure(**logging)
     assert status == 0, out.getvalue()
     return out.getvalue(), accounts, folder / "prompts"
 
