@@ -275,7 +275,11 @@ class Service(Core):
                     )
                 done += 1
         finally:
-            self.outbox.keep(entries[done:])
+            # Transitions queued while a replay awaited Redis were appended behind the
+            # entries read above: keep them too. Read again, with nothing awaited in
+            # between, so no append can fall between the read and the rewrite (a
+            # rewrite from the first read alone lost them: an agent held for good).
+            self.outbox.keep(self.outbox.pending()[done:])
         return done
 
     async def _check_generations(self) -> None:
