@@ -15,6 +15,7 @@ from ivr.config import load_settings, service_urls
 from ivr.errors import ConfigError
 from ivr.flows.loader import load_flow
 from ivr.flows.problems import FlowError
+from ivr.flows.registry import FlowRegistry
 from ivr.flows.testing import load_tests, run_test
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -106,6 +107,16 @@ class TestFlowChecks:
             "lookup.yaml:5:10: ${service:crm}: no service named 'crm'; services: demo "
             "(IVR_SERVICES=crm=https://... adds it)"
         ]
+
+    def test_a_reload_refuses_an_unknown_service(self, tmp_path: Path) -> None:
+        """The running engine's registry knows its services: a flow naming another is
+        refused with its line, and nothing is served in its place."""
+        (tmp_path / "lookup.yaml").write_text(LOOKUP)
+        registry = FlowRegistry(tmp_path, services={"demo"})
+        problems = registry.reload()
+        assert [(p.line, p.column) for p in problems] == [(5, 10)]
+        assert "no service named 'crm'" in problems[0].message
+        assert registry.get("lookup") is None
 
     def test_the_demo_flow_needs_the_demo_service(self) -> None:
         """billing.yaml reaches the demo service by name: refused at its url's line by
