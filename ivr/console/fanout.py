@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from starlette.requests import HTTPConnection
@@ -31,11 +31,35 @@ _KINDS: Final[tuple[Kind, ...]] = ("agent", "queue", "call", "alert")
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """What changed at once: ``ops`` are (key, record or None, its JSON as sent)."""
+    """What changed at once. Each op is (key, record or None when it went, the op's
+    JSON as sent, the record as it was before): a user who could see the record
+    before and cannot now is sent ``null``, so nothing outside their sight ever
+    reaches them, not even its key."""
 
     seq: int
     now: float
-    ops: tuple[tuple[Key, dict[str, Any] | None, str], ...]
+    ops: tuple[tuple[Key, dict[str, Any] | None, str, dict[str, Any] | None], ...]
+    #: The delta per user, worked out for the first of their sockets and reused by
+    #: the others (a wall of screens on one login).
+    texts: dict[User, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def for_user(self, user: User, board: Board) -> str:
+        """The delta ``user`` gets ("" when nothing in it is theirs)."""
+        text = self.texts.get(user)
+        if text is None:
+            parts = []
+            for key, record, op, was in self.ops:
+                if record is not None and visible(user, key, record, board):
+                    parts.append(op)
+                elif was is not None and visible(user, key, was, board):
+                    parts.append(json.dumps([key[0], key[1], None]))
+            joined = ",".join(parts)
+            text = self.texts[user] = (
+                f'{{"type":"delta","seq":{self.seq},"now":{self.now!r},"ops":[{joined}]}}'
+                if parts
+                else ""
+            )
+        return text
 
 
 def visible(user: User, key: Key, record: Mapping[str, Any], board: Board) -> bool:
@@ -112,13 +136,12 @@ def snapshot(feed: Feed, user: User) -> dict[str, Any]:
 
 
 class _Client:
-    """One socket: what it was sent (to say when a record leaves its sight), and when."""
+    """One socket: its user, the last batch it was sent, and when it last heard."""
 
     def __init__(self, socket: WebSocket, user: User, feed: Feed) -> None:
         self.socket = socket
         self.user = user
         self.live = feed
-        self.seen: set[Key] = set()
         self.seq = 0
         self.sent = 0.0
 
@@ -129,24 +152,15 @@ class _Client:
     async def snapshot(self) -> None:
         body = snapshot(self.live, self.user)
         self.seq = body["seq"]
-        self.seen = {(kind, name) for kind in _KINDS for name in body[f"{kind}s"]}
         await self.write(json.dumps(body, separators=(",", ":")))
 
     async def send(self, batches: Iterable[Batch]) -> None:
-        """The batches' records this user may see, and ``null`` for those that left."""
+        """What of each batch this user may see, and ``null`` for what left their sight."""
         for batch in batches:
-            parts = []
-            for key, record, text in batch.ops:
-                if record is not None and visible(self.user, key, record, self.live.board):
-                    self.seen.add(key)
-                    parts.append(text)
-                elif key in self.seen:
-                    self.seen.discard(key)
-                    parts.append(json.dumps([key[0], key[1], None]))
+            text = batch.for_user(self.user, self.live.board)
             self.seq = batch.seq
-            if parts:
-                head = f'{{"type":"delta","seq":{batch.seq},"now":{batch.now!r},"ops":['
-                await self.write(head + ",".join(parts) + "]}")
+            if text:
+                await self.write(text)
 
     async def tick(self) -> None:
         now = self.live.clock()
@@ -165,18 +179,27 @@ async def serve(
     if resume is None or batches is None:
         await client.snapshot()
     else:
-        client.seen = set(live.board.all_keys())  # all it may hold: say what left its sight
         client.seq = resume
         await client.send(batches)
+    await _follow(socket, client, who, recheck, tick)
+
+
+async def _follow(
+    socket: WebSocket, client: _Client, who: UserOf, recheck: float, tick: float
+) -> None:
+    """Deltas and ticks until the client goes (its listener then stops this task)."""
+    serving = asyncio.current_task()
+    assert serving is not None
     listener = asyncio.ensure_future(_until_closed(socket))
-    checked = time.monotonic()
+
+    def gone(_: object) -> None:
+        serving.cancel("the client went")
+
+    listener.add_done_callback(gone)
+    live, checked = client.live, time.monotonic()
     try:
         while True:
-            waiter = asyncio.ensure_future(live.wait(client.seq, tick))
-            await asyncio.wait({listener, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if listener.done():
-                waiter.cancel()
-                return
+            await live.wait(client.seq, tick)
             if time.monotonic() - checked >= recheck:
                 checked = time.monotonic()
                 try:
@@ -197,7 +220,12 @@ async def serve(
                 await client.send(batches)
             if time.monotonic() - client.sent >= tick:
                 await client.tick()
+    except asyncio.CancelledError:
+        if not listener.done():
+            raise  # the server is stopping
+        serving.uncancel()
     finally:
+        listener.remove_done_callback(gone)
         listener.cancel()
 
 

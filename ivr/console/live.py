@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import json
 import secrets
 import time
@@ -51,7 +52,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from ivr.ami import AmiClient, AmiEvent, ChannelSnapshot, DialBegin, Hangup
 from ivr.backoff import Backoff
 from ivr.console import access, fanout
-from ivr.console.board import Board, Thresholds
+from ivr.console.board import Board, Key, Thresholds
 from ivr.console.fanout import Batch, UserOf, visible
 from ivr.console.metrics import Metrics, default
 from ivr.console.roles import User
@@ -97,6 +98,8 @@ class Aggregator:
         self._bell = asyncio.Event()
         self._wake = asyncio.Event()
         self._stranger = asyncio.Event()
+        #: The last record sent per key: a batch says what each one was before.
+        self._sent: dict[Key, dict[str, Any]] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._undo: list[Callable[[], None]] = []
         self._started: asyncio.Future[None] | None = None
@@ -124,6 +127,7 @@ class Aggregator:
         except BaseException:
             await self.close()
             self.board = Board(thresholds=self.board.thresholds, on_wait=self._waited)
+            self._sent.clear()
             raise
 
     async def _start(self) -> None:
@@ -139,6 +143,10 @@ class Aggregator:
             self._follow(group, last)
         self.board.settle(self.clock())
         self.board.changes()  # all of it is in the first snapshot
+        for key in self.board.all_keys():
+            record = self.board.record(key)
+            if record is not None:
+                self._sent[key] = record
         if self.ami is not None:
             for name in ("Hold", "Unhold", "Hangup", "DialBegin"):
                 self._undo.append(self.ami.on(name, self._on_ami))
@@ -288,7 +296,11 @@ class Aggregator:
         ops = []
         for key in keys:
             record = self.board.record(key)
-            ops.append((key, record, json.dumps([key[0], key[1], record], separators=(",", ":"))))
+            was = self._sent.pop(key, None) if record is None else self._sent.get(key)
+            if record is not None:
+                self._sent[key] = record
+            text = json.dumps([key[0], key[1], record], separators=(",", ":"))
+            ops.append((key, record, text, was))
         self.seq += 1
         batch = Batch(self.seq, now, tuple(ops))
         self.history.append(batch)
@@ -310,7 +322,9 @@ class Aggregator:
             return []
         if not self.history or self.history[0].seq > seq + 1:
             return None
-        return [batch for batch in self.history if batch.seq > seq]
+        # The history's sequence numbers follow one another: the first wanted is at
+        # a known place (from the end: the newest batches are the ones asked for).
+        return list(itertools.islice(self.history, seq + 1 - self.history[0].seq, None))
 
     async def wait(self, seq: int, timeout: float) -> None:
         """Until a batch after ``seq`` exists, or ``timeout`` seconds."""

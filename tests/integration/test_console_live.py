@@ -100,18 +100,22 @@ class TestResume:
     async def test_reconnect_resumes_from_its_sequence(self, rig: Rig) -> None:
         """A client that comes back with its epoch and sequence gets only what it
         missed; a sequence no longer kept (or from another process) gets a snapshot."""
+        await rig.aggregator.ensure_started()
+        rig.aggregator.ivr_step("1.7", "main", "menu", caller="5551234")
         async with rig.connect("ada") as socket:
             board = Mirror(socket)
-            await board.next()
+            await board.until(lambda d: "1.7" in d["calls"])
         await rig.router.pause("bob", "coffee")
+        rig.aggregator.ivr_left("1.7")  # the caller hung up meanwhile
         await asyncio.sleep(0.3)
         query = f"?epoch={board.epoch}&since={board.seq}"
         async with rig.connect("ada", query) as socket:
             board.socket = socket
             message = await board.next()
             assert message["type"] == "delta"
-            assert board.agent("bob")["state"] == "paused"
+            await board.until(lambda d: d["agents"]["bob"]["state"] == "paused")
             assert board.agent("bob")["reason"] == "coffee"
+            assert "1.7" not in board.data["calls"]
         async with rig.connect("ada", f"?epoch=0000&since={board.seq}") as socket:
             assert (await Mirror(socket).next())["type"] == "snapshot"
         rig.aggregator.history.clear()

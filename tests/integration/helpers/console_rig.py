@@ -83,7 +83,9 @@ class Mirror:
 
     def __init__(self, socket: ClientConnection) -> None:
         self.socket = socket
-        self.data: dict[str, dict[str, Any]] = {}
+        self.data: dict[str, dict[str, Any]] = {
+            k: {} for k in ("agents", "queues", "calls", "alerts")
+        }
         self.messages: list[dict[str, Any]] = []
         self.seq = 0
         self.epoch = ""
