@@ -30,7 +30,7 @@ from ivr.flows.loader import load_flows
 from ivr.flows.model import Flow
 from ivr.flows.ports import PER_CALL, PooledHttp, SpeechPrompts
 from ivr.flows.testing import run_file
-from ivr.testing import AsteriskEmulator, Hangup, Keys
+from ivr.testing import Action, AsteriskEmulator, Hangup, Keys
 from tests.integration.helpers.engine_rig import flows_in, serving
 from tests.integration.test_privacy import EngineProcess, free_port, until
 
@@ -110,7 +110,11 @@ async def test_serve_reaches_the_demo_service_on_its_port(root: Path) -> None:
     async with engine:
         emulator = AsteriskEmulator(port=engine.port, sound_dirs=[engine.var / "prompts"])
         # A caller who reaches the queue instead (the lookup failed) hangs up there.
-        actions = [Keys("12345#"), Keys("0000"), Hangup(on="SET MUSIC on", after=0.1)]
+        actions: list[Action] = [
+            Keys("12345#"),
+            Keys("0000"),
+            Hangup(on="SET MUSIC on", after=0.1),
+        ]
         call = await asyncio.wait_for(emulator.call("billing", actions=actions), 60)
         looked_up = ("flow.http_ok", "flow.http_failed")
         await until(lambda: any(map(engine.logged, looked_up)), "the lookup's log line")
