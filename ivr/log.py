@@ -80,6 +80,17 @@ def mask_sensitive(
     return event_dict
 
 
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is when a line is written, not when logging was set up
+    (a test runner or a daemon may replace it, and close the old one)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
 def configure(*, json: bool | None = None, level: str = "info") -> None:
     """Set up structlog and the stdlib root logger. ``json=None``: JSON unless a TTY."""
     global _debug  # noqa: PLW0603 - logging is configured once per process
@@ -105,7 +116,7 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]  # TextIO duck
         # Not cached: tests capture logs (structlog.testing) after configure();
         # the per-command hot path only logs behind debug_enabled() anyway.
         cache_logger_on_first_use=False,
