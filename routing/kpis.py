@@ -17,16 +17,35 @@ within ``repeat_window`` seconds, 24 h by default). Overall: agent occupancy
 per agent site; **IVR containment** from the engine's ``ivr_ended`` note, one
 per call that ended in the flow, with fields ``call`` (the channel's id) and
 ``contained`` (``1`` when the call ended without reaching a queue's agent,
-``0`` otherwise): contained calls over ``ivr_ended`` notes.
+``0`` otherwise): contained calls over ``ivr_ended`` notes, also per ``flow``;
+**drop-off** per flow node: a contained call whose caller hung up
+(``ended`` ``caller_hangup``) left at its ``node``.
+
+Per agent (the ``agent`` of ``connected``, ``completed``, ``missed`` and
+``state``): calls handled, missed rings, AHT, occupancy, and CSAT through the
+survey's ``call`` (the channel that was enqueued). :func:`bucketed` gives the
+same figures per interval (15 minutes, an hour, a day): a call counts in the
+interval it was offered in (its answer, end and survey too), agent time is
+cut at the intervals' edges, and repeat callers look back across intervals.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 
-__all__ = ["QueueStats", "Summary", "compute", "summarize"]
+__all__ = [
+    "AgentStats",
+    "AgentTime",
+    "Event",
+    "FlowStats",
+    "QueueStats",
+    "Summary",
+    "bucketed",
+    "compute",
+    "summarize",
+]
 
 Event = tuple[float, Mapping[str, str]]  # (seconds since the epoch, fields)
 
@@ -65,6 +84,50 @@ class QueueStats:
     handles: list[float] = field(default_factory=list, repr=False)
     scores: list[int] = field(default_factory=list, repr=False)
     late_abandons: int = field(default=0, repr=False)
+    #: Answered within the service-level target of each call's own queue.
+    within: int = field(default=0, repr=False)
+
+
+@dataclass(slots=True)
+class AgentTime:
+    """Seconds an agent (or agents) held calls, and were logged in and not paused."""
+
+    busy: float = 0.0
+    staffed: float = 0.0
+
+    @property
+    def occupancy(self) -> float | None:
+        return self.busy / self.staffed if self.staffed else None
+
+
+@dataclass(slots=True)
+class AgentStats:
+    agent: str
+    site: str = ""
+    handled: int = 0
+    completed: int = 0
+    missed: int = 0
+    aht: float | None = None
+    time: AgentTime = field(default_factory=AgentTime)
+    csat: float | None = None
+    csat_mean: float | None = None
+    surveys: int = 0
+    handles: list[float] = field(default_factory=list, repr=False)
+    scores: list[int] = field(default_factory=list, repr=False)
+
+
+@dataclass(slots=True)
+class FlowStats:
+    flow: str
+    calls: int = 0
+    contained: int = 0
+    #: Contained calls whose caller hung up, in all and per node they left at.
+    dropped: int = 0
+    nodes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def containment(self) -> float | None:
+        return self.contained / self.calls if self.calls else None
 
 
 @dataclass(slots=True)
@@ -79,15 +142,22 @@ class Summary:
     containment: float | None = None
     repeat_callers: int = 0
     callers: int = 0
+    agents: dict[str, AgentStats] = field(default_factory=dict)
+    flows: dict[str, FlowStats] = field(default_factory=dict)
+    #: Agent time of every agent, and per agent site.
+    time: AgentTime = field(default_factory=AgentTime)
+    site_time: dict[str, AgentTime] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
 class _Ticket:
     stats: tuple[QueueStats, QueueStats]
     since: float
+    target: float
     stage: str = "waiting"
     answered_at: float | None = None
     callback: bool = False
+    agent: str = ""
 
 
 def _at(event: Mapping[str, str], moment: float) -> float:
@@ -97,18 +167,34 @@ def _at(event: Mapping[str, str], moment: float) -> float:
         return moment
 
 
-class _Window:
-    """Folds events, in time order, into per-queue and per-site stats and agent time."""
+#: Agent states that hold a call, and states that are not staffed time.
+_HOLDING = frozenset({"on_call", "wrap_up", "reserved"})
+_AWAY = frozenset({"logged_out", "paused"})
 
-    def __init__(self, target: float, repeat_window: float) -> None:
+
+class _Window:
+    """Folds events, in time order, into per-queue, per-site and per-agent stats and
+    agent time. Windows of one :func:`bucketed` share the callers' last calls."""
+
+    def __init__(
+        self,
+        target: float,
+        repeat_window: float,
+        targets: Mapping[str, float] | None = None,
+        last_call: dict[str, float] | None = None,
+    ) -> None:
         self.target, self.repeat_window = target, repeat_window
+        self.targets = targets or {}
         self.queues: dict[str, QueueStats] = {}
         self.sites: dict[str, QueueStats] = {}
         self.tickets: dict[str, _Ticket] = {}
-        self.busy: dict[str, float] = defaultdict(float)
-        self.staffed: dict[str, float] = defaultdict(float)
+        self.calls: dict[str, _Ticket] = {}  # the enqueued channel: surveys find their ticket
+        self.agents: dict[str, AgentStats] = {}
+        self.flows: dict[str, FlowStats] = {}
+        self.time = AgentTime()
+        self.site_time: dict[str, AgentTime] = {}
         self.agent_since: dict[str, tuple[str, float, str]] = {}
-        self.last_call: dict[str, float] = {}
+        self.last_call = {} if last_call is None else last_call
         self.ivr_calls = self.contained = self.repeat_callers = self.callers = 0
 
     def take(self, moment: float, event: Mapping[str, str]) -> None:
@@ -120,12 +206,16 @@ class _Window:
         elif kind == "survey":
             self._survey(event)
         elif kind == "ivr_ended":
-            self.ivr_calls += 1
-            self.contained += event.get("contained") == "1"
+            self._ivr_ended(event)
         else:
             ticket = self.tickets.get(event.get("ticket", ""))
             if ticket is not None and ticket.stage not in ("completed", *ENDINGS):
                 self._call(moment, kind, event, ticket)
+
+    def _agent(self, agent: str, site: str = "") -> AgentStats:
+        stats = self.agents.setdefault(agent, AgentStats(agent))
+        stats.site = site or stats.site
+        return stats
 
     def _enqueued(self, moment: float, event: Mapping[str, str]) -> None:
         queue, site = event.get("queue", ""), event.get("site", "")
@@ -133,7 +223,10 @@ class _Window:
             self.queues.setdefault(queue, QueueStats(queue)),
             self.sites.setdefault(site, QueueStats(site)),
         )
-        self.tickets[event.get("ticket", "")] = _Ticket(both, moment)
+        ticket = _Ticket(both, moment, self.targets.get(queue, self.target))
+        self.tickets[event.get("ticket", "")] = ticket
+        if event.get("call"):
+            self.calls[event["call"]] = ticket
         caller = event.get("caller", "")
         repeat = False
         if caller:
@@ -149,28 +242,48 @@ class _Window:
     def _call(self, moment: float, kind: str, event: Mapping[str, str], t: _Ticket) -> None:
         if kind in _MOVES:
             t.stage = _MOVES[kind]
+            if kind == "missed" and event.get("agent"):
+                self._agent(event["agent"]).missed += 1
         elif kind == "callback_requested" and not t.callback:
             t.callback = True
             for stats in t.stats:
                 stats.callbacks += 1
         elif kind == "connected" and t.answered_at is None:
-            t.stage, t.answered_at = "connected", _at(event, moment)
-            for stats in t.stats:
-                stats.answered += 1
-                if not t.callback:
-                    stats.waits.append(t.answered_at - t.since)
+            self._connected(moment, event, t)
         elif kind == "completed":
-            t.stage = "completed"
-            for stats in t.stats:
-                stats.completed += 1
-                if t.answered_at is not None:
-                    stats.handles.append(moment - t.answered_at)
+            self._completed(moment, event, t)
         elif kind in ENDINGS:
             t.stage = kind
             for stats in t.stats:
                 setattr(stats, kind, getattr(stats, kind) + 1)
-                if kind == "abandoned" and not t.callback and moment - t.since > self.target:
+                if kind == "abandoned" and not t.callback and moment - t.since > t.target:
                     stats.late_abandons += 1
+
+    def _connected(self, moment: float, event: Mapping[str, str], t: _Ticket) -> None:
+        t.stage, t.answered_at = "connected", _at(event, moment)
+        t.agent = event.get("agent", "")
+        if t.agent:
+            self._agent(t.agent).handled += 1
+        wait = t.answered_at - t.since
+        for stats in t.stats:
+            stats.answered += 1
+            if not t.callback:
+                stats.waits.append(wait)
+                stats.within += wait <= t.target
+
+    def _completed(self, moment: float, event: Mapping[str, str], t: _Ticket) -> None:
+        t.stage = "completed"
+        t.agent = t.agent or event.get("agent", "")
+        agent = self._agent(t.agent) if t.agent else None
+        if agent is not None:
+            agent.completed += 1
+        handle = None if t.answered_at is None else moment - t.answered_at
+        for stats in t.stats:
+            stats.completed += 1
+            if handle is not None:
+                stats.handles.append(handle)
+        if agent is not None and handle is not None:
+            agent.handles.append(handle)
 
     def _survey(self, event: Mapping[str, str]) -> None:
         score = event.get("score", "")
@@ -179,19 +292,54 @@ class _Window:
             return  # no answer, or a survey after no queue
         stats = self.queues.setdefault(queue, QueueStats(queue))
         stats.scores.append(int(score))
+        ticket = self.calls.get(event.get("call", ""))
+        if ticket is not None:
+            ticket.stats[1].scores.append(int(score))  # the caller's site
+            if ticket.agent:
+                self._agent(ticket.agent).scores.append(int(score))
+
+    def _ivr_ended(self, event: Mapping[str, str]) -> None:
+        contained = event.get("contained") == "1"
+        self.ivr_calls += 1
+        self.contained += contained
+        name = event.get("flow", "")
+        flow = self.flows.setdefault(name, FlowStats(name))
+        flow.calls += 1
+        flow.contained += contained
+        if contained and event.get("ended") == "caller_hangup":
+            node = event.get("node") or "(unknown)"
+            flow.dropped += 1
+            flow.nodes[node] = flow.nodes.get(node, 0) + 1
 
     def _state(self, moment: float, event: Mapping[str, str]) -> None:
-        before = self.agent_since.get(event["agent"])
-        if before is not None:
-            state, start, site = before
-            for key in ("", f"site:{site}"):
-                if state in ("on_call", "wrap_up", "reserved"):
-                    self.busy[key] += moment - start
-                if state not in ("logged_out", "paused"):
-                    self.staffed[key] += moment - start
+        self._spend(event["agent"], moment)
         self.agent_since[event["agent"]] = (event["after"], moment, event.get("site", ""))
 
-    def finish(self, now: float) -> None:
+    def _spend(self, agent: str, until: float) -> None:
+        """Count the agent's time in their current state up to ``until``."""
+        before = self.agent_since.get(agent)
+        if before is None or before[0] in _AWAY:
+            return
+        state, start, site = before
+        spent = max(0.0, until - start)
+        for time in (
+            self.time,
+            self.site_time.setdefault(site, AgentTime()),
+            self._agent(agent, site).time,
+        ):
+            time.staffed += spent
+            if state in _HOLDING:
+                time.busy += spent
+
+    def carry(self, following: _Window | None, at: float) -> None:
+        """End the agents' time here at ``at``; they go on in ``following`` from there."""
+        for agent, (state, _, site) in list(self.agent_since.items()):
+            self._spend(agent, at)
+            self.agent_since[agent] = (state, at, site)
+            if following is not None:
+                following.agent_since[agent] = (state, at, site)
+
+    def finish(self, now: float) -> Summary:
         for t in self.tickets.values():
             for stats in t.stats:
                 if t.stage == "waiting":
@@ -200,10 +348,32 @@ class _Window:
                 elif t.stage == "reserved":
                     stats.reserved += 1
         for stats in (*self.queues.values(), *self.sites.values()):
-            _averages(stats, self.target)
+            _averages(stats)
+        for agent in self.agents.values():
+            if agent.handles:
+                agent.aht = sum(agent.handles) / len(agent.handles)
+            if agent.scores:
+                agent.surveys = len(agent.scores)
+                agent.csat = sum(1 for s in agent.scores if s >= 4) / len(agent.scores)
+                agent.csat_mean = sum(agent.scores) / len(agent.scores)
+        return Summary(
+            queues=self.queues,
+            sites=self.sites,
+            occupancy=self.time.occupancy,
+            site_occupancy={s: t.occupancy for s, t in sorted(self.site_time.items())},
+            ivr_calls=self.ivr_calls,
+            contained=self.contained,
+            containment=self.contained / self.ivr_calls if self.ivr_calls else None,
+            repeat_callers=self.repeat_callers,
+            callers=self.callers,
+            agents=self.agents,
+            flows=self.flows,
+            time=self.time,
+            site_time=self.site_time,
+        )
 
 
-def _averages(stats: QueueStats, target: float) -> None:
+def _averages(stats: QueueStats) -> None:
     if stats.waits:
         stats.asa = sum(stats.waits) / len(stats.waits)
     if stats.handles:
@@ -214,10 +384,9 @@ def _averages(stats: QueueStats, target: float) -> None:
         stats.csat_mean = sum(stats.scores) / len(stats.scores)
     if stats.answered + stats.abandoned:
         stats.abandonment_rate = stats.abandoned / (stats.answered + stats.abandoned)
-    within = sum(1 for wait in stats.waits if wait <= target)
     denominator = len(stats.waits) + stats.late_abandons
     if denominator:
-        stats.service_level = within / denominator
+        stats.service_level = stats.within / denominator
 
 
 def summarize(
@@ -226,28 +395,68 @@ def summarize(
     now: float,
     target: float = 20.0,
     repeat_window: float = DAY,
+    targets: Mapping[str, float] | None = None,
 ) -> Summary:
-    """Every figure of the module docstring from ``events`` in time order."""
-    window = _Window(target, repeat_window)
+    """Every figure of the module docstring from ``events`` in time order; ``targets``
+    gives a queue its own service-level seconds (else ``target``)."""
+    window = _Window(target, repeat_window, targets)
     for moment, event in events:
         window.take(moment, event)
-    window.finish(now)
-    busy, staffed = window.busy, window.staffed
-    sites = {key[5:] for key in staffed if key.startswith("site:")}
-    return Summary(
-        queues=window.queues,
-        sites=window.sites,
-        occupancy=busy[""] / staffed[""] if staffed[""] else None,
-        site_occupancy={
-            s: busy[f"site:{s}"] / staffed[f"site:{s}"] if staffed[f"site:{s}"] else None
-            for s in sorted(sites)
-        },
-        ivr_calls=window.ivr_calls,
-        contained=window.contained,
-        containment=window.contained / window.ivr_calls if window.ivr_calls else None,
-        repeat_callers=window.repeat_callers,
-        callers=window.callers,
-    )
+    return window.finish(now)
+
+
+def bucketed(
+    events: Iterable[Event],
+    *,
+    edges: Sequence[float],
+    now: float,
+    target: float = 20.0,
+    repeat_window: float = DAY,
+    targets: Mapping[str, float] | None = None,
+) -> list[Summary]:
+    """A :class:`Summary` per interval ``[edges[i], edges[i + 1])`` from ``events`` in
+    time order.
+
+    Events before ``edges[0]`` are history: the callers' earlier calls (repeat callers)
+    and the agents' states at the start, never counted themselves. A call belongs to
+    the interval it was enqueued in, with everything that follows it (answer, end,
+    survey), even past the interval's end. Agents' time is cut at each edge and runs
+    up to ``now`` (or the last edge). Calls still waiting count in their interval.
+    """
+    if len(edges) < 2 or any(b <= a for a, b in pairwise(edges)):
+        raise ValueError("edges: at least two moments, each after the one before")
+    last_call: dict[str, float] = {}
+    # windows[0] holds the history; windows[i] the interval that ends at edges[i].
+    windows = [_Window(target, repeat_window, targets, last_call) for _ in edges]
+    owner: dict[str, _Window] = {}  # ticket -> the window it was enqueued in
+    by_call: dict[str, _Window] = {}
+    current = 0
+    for moment, event in events:
+        while current < len(edges) - 1 and moment >= edges[current]:
+            windows[current].carry(windows[current + 1], edges[current])
+            current += 1
+        kind, here = event.get("event", ""), windows[current]
+        inside = moment < edges[-1]
+        if kind == "enqueued" and inside:
+            here.take(moment, event)
+            owner[event.get("ticket", "")] = here
+            if event.get("call"):
+                by_call[event["call"]] = here
+        elif kind == "survey":
+            found = by_call.get(event.get("call") or "\0")
+            if found is not None or inside:
+                (found or here).take(moment, event)
+        elif kind in ("state", "ivr_ended"):
+            if inside:
+                here.take(moment, event)
+        elif event.get("ticket", "") in owner:
+            owner[event["ticket"]].take(moment, event)
+    stop = min(now, edges[-1])
+    while current < len(edges) - 1 and edges[current] <= stop:
+        windows[current].carry(windows[current + 1], edges[current])
+        current += 1
+    windows[current].carry(None, max(stop, edges[0]))
+    return [window.finish(now) for window in windows[1:]]
 
 
 def compute(
