@@ -21,7 +21,8 @@ Phases:
     process alone) over exactly the calls it completed gives *calls per
     engine CPU-second*; the median and the spread over the rounds are
     reported, and the ratio is taken round by round. No instrumentation runs
-    in this phase.
+    in this phase. Every engine process runs with glibc's malloc in the state
+    a long-running process settles into (``--malloc``, STEADY_MALLOC below).
   * overhead: the same calls with a meter in each engine, from the moment a
     reply's bytes are read to the moment the next command is written.
   * early close: one peer sends half an environment block and closes; then
@@ -32,6 +33,8 @@ Phases:
     python bench/agi_throughput.py --phases throughput # the CPU-second figure alone
     python bench/agi_throughput.py --loop uvloop       # both engines on uvloop
     python bench/agi_throughput.py --phases throughput --floor  # with the floor
+    python bench/agi_throughput.py --malloc default    # glibc's start-up malloc state
+    python bench/agi_throughput.py --ours-from /tmp/old  # our engine from another checkout
 
 With ``--floor`` a third process takes part in the throughput rounds: no
 engine at all, a bare protocol that answers each reply with the next of the
@@ -59,7 +62,9 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+#: An engine process of ``--ours-from DIR`` imports ``ivr`` from that checkout
+#: (before/after comparisons with the same generator, peer and command).
+sys.path.insert(0, os.environ.get("BENCH_IVR_TREE") or str(ROOT))
 
 from ivr.testing import AsteriskEmulator, DialOutcome, Press  # noqa: E402
 
@@ -282,14 +287,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: glibc's malloc in the state a long-running process settles into. By default
+#: its mmap threshold starts at 128 KiB and rises only once some large block is
+#: freed, at a moment that differs from run to run. Until then asyncio's
+#: ``recv(262144)`` for a plain protocol costs mmap, mremap and munmap (or two
+#: brk) and page faults on every read: panoramisk's per-call CPU then swung by
+#: a third between runs of the same code. Fixed thresholds (what glibc's own
+#: adjustment reaches) make both engines read from the heap, every run.
+STEADY_MALLOC = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20), "MALLOC_TRIM_THRESHOLD_": str(8 << 20)}
+
+
 class Engine:
-    def __init__(self, impl: str, loop: str) -> None:
+    def __init__(self, impl: str, loop: str, malloc: str = "steady", tree: str = "") -> None:
         self.impl = impl
         self.port = free_port()
+        env = os.environ | (STEADY_MALLOC if malloc == "steady" else {})
+        env |= {"BENCH_IVR_TREE": tree} if tree else {}
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--engine", impl, "--port", str(self.port), "--loop", loop],
             stdout=subprocess.PIPE,
             text=True,
+            env=env,
         )
         assert self.proc.stdout is not None
         while (line := self.proc.stdout.readline()) and line.strip() != "READY":
@@ -486,7 +504,7 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, load: list
     ours, peer = rows["ours"], rows["panoramisk"]
     print(
         f"\nmachine: {os.cpu_count()} cores, Python {sys.version.split()[0]}, loop {args.loop}, "
-        f"load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
+        f"malloc {args.malloc}, load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"
     )
     fields = [
         ("concurrent calls completed", "completed", "{:.0f}"),
@@ -529,8 +547,11 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, load: list
 async def main_async(args: argparse.Namespace) -> None:
     phases = set(args.phases)
     load = [os.getloadavg()[0]]
-    engines = {impl: Engine(impl, args.loop) for impl in IMPLS}
-    floor = Engine("floor", args.loop) if args.floor else None
+    engines = {
+        impl: Engine(impl, args.loop, args.malloc, args.ours_from if impl == "ours" else "")
+        for impl in IMPLS
+    }
+    floor = Engine("floor", args.loop, args.malloc) if args.floor else None
     rows: dict[str, dict[str, Any]] = {impl: {"impl": impl} for impl in IMPLS}
     try:
         if "concurrency" in phases:
@@ -589,6 +610,19 @@ def main() -> None:
         choices=["asyncio", "uvloop"],
         default="asyncio",
         help="event loop of both engines (default: asyncio's own)",
+    )
+    parser.add_argument(
+        "--ours-from",
+        default="",
+        metavar="DIR",
+        help="run our engine from another checkout (e.g. a git worktree of an older commit)",
+    )
+    parser.add_argument(
+        "--malloc",
+        choices=["steady", "default"],
+        default="steady",
+        help="glibc malloc thresholds of the engines: fixed as a long-running process has"
+        " them (default), or glibc's start-up state (see STEADY_MALLOC)",
     )
     args = parser.parse_args()
     if args.engine:
