@@ -12,11 +12,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ivr import __version__, log
 from ivr.config import Settings, load_settings, service_urls
 from ivr.errors import ConfigError
+
+if TYPE_CHECKING:
+    from ivr.flows.announcements import Notice
 
 __all__ = ["main"]
 
@@ -141,10 +144,10 @@ def _announcement(args: argparse.Namespace) -> int:
     settings = load_settings(config_file=args.config)
     store = FileAnnouncements(settings.announcements_file)
     if args.state == "list":
-        switches = store.switches()
-        for name in sorted(switches):
-            print(f"{name}: {'on' if switches[name] else 'off'}")
-        if not switches:
+        notices = store.notices()
+        for name in sorted(notices):
+            print(f"{name}: {_notice_line(notices[name], store.clock())}")
+        if not notices:
             print("no announcement is switched on")
         return 0
     if not args.name:
@@ -159,9 +162,31 @@ def _announcement(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    store.switch(args.name, args.state == "on")
-    print(f"{args.name}: {args.state} (running engines see it on the next call)")
+    notice = store.switch(args.name, args.state == "on", by="ivr announcement")
+    print(
+        f"{args.name}: {_notice_line(notice, store.clock())} "
+        "(running engines see it on the next call)"
+    )
     return 0
+
+
+def _notice_line(notice: Notice, now: float) -> str:
+    """``on``/``off`` and what the switch holds besides (the console's words, a
+    recording, flows, expiry)."""
+    state = "on" if notice.live(now) else "off"
+    extra = []
+    if notice.on and notice.expired(now):
+        extra.append("expired")
+    if notice.text:
+        extra.append(f"says {notice.text[:40]!r}" + ("..." if len(notice.text) > 40 else ""))
+    if notice.recording:
+        extra.append(f"plays {notice.recording}")
+    if notice.flows:
+        extra.append(f"flows {', '.join(notice.flows)}")
+    if notice.until is not None and notice.live(now):
+        until = datetime.fromtimestamp(notice.until).astimezone().isoformat(timespec="minutes")
+        extra.append(f"until {until}")
+    return state + (f" ({'; '.join(extra)})" if extra else "")
 
 
 def _announcement_names(folder: Path) -> set[str]:

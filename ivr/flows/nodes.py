@@ -26,6 +26,7 @@ from ivr.agi.channel import Channel
 from ivr.errors import ChannelHangup, PlaybackError
 from ivr.flows import model as m
 from ivr.flows import services
+from ivr.flows.announcements import Notice
 from ivr.flows.expr import parse
 from ivr.flows.playing import KEYS, ask, play_files
 from ivr.flows.ports import ReplyTooLargeError
@@ -581,10 +582,25 @@ async def goto(run: Run, node: m.Goto) -> str | None:
 
 
 async def announcement(run: Run, node: m.Announcement) -> str | None:
-    if await run.engine.announcements.active(node.name):
+    # For the flow the call entered and the (sub)flow that holds the node.
+    notice = await run.engine.announcements.notice(node.name, (run.flow.id, run.current.id))
+    if notice is not None:
         run.event("announcement", name=node.name)
-        await play_files(run, await run.sound(node.say, node.file))
+        await play_files(run, await _notice_sound(run, node, notice))
     return node.next
+
+
+async def _notice_sound(run: Run, node: m.Announcement, notice: Notice) -> list[str]:
+    """What a switched-on notice says: the admin's recording, else the admin's words
+    (in their language, cached as any fixed prompt: never the call's data), else the
+    node's own."""
+    if notice.recording:
+        return await run.sound(None, notice.recording)
+    if notice.text:
+        said = run.spoken(Rendered(notice.text))  # words as typed: no ${...} is read
+        language = notice.language or run.language
+        return [await run.engine.prompts.sound_for(said.text, language, None)]
+    return await run.sound(node.say, node.file)
 
 
 async def transfer(run: Run, node: m.Transfer) -> str | None:

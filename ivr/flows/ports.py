@@ -4,9 +4,9 @@ that exist today.
 The interpreter sees only these ports. ``SpeechPrompts`` renders text with
 espeak-ng (``speech.tts``): fixed text cached, text made from a call's data
 per call (``speech.private``); ``PooledHttp`` makes real HTTP requests on the
-engine's one pooled httpx client; ``MemoryAnnouncements`` holds the admin's
-switches in the process. Routing arrives through the :class:`Router` port
-(``routing``).
+engine's one pooled httpx client; the admin's announcement switches live in
+:mod:`ivr.flows.announcements` (re-exported here). Routing arrives through the
+:class:`Router` port (``routing``).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import httpx
 
+from ivr.flows.announcements import Announcements, FileAnnouncements, MemoryAnnouncements
 from speech.private import CallFolder, PrivateFolders
 from speech.tts import Synthesizer
 
@@ -218,63 +219,3 @@ def _decoded(raw: bytes, encoding: str, limit: int) -> bytes:
 
 def _short(error: BaseException) -> str:
     return (str(error) or "no detail")[:200]
-
-
-class Announcements(Protocol):
-    async def active(self, name: str) -> bool:
-        """Whether the admin switched announcement ``name`` on."""
-
-
-class MemoryAnnouncements:
-    """Announcement switches kept in the process (set by the admin API or tests)."""
-
-    def __init__(self, active: Mapping[str, bool] | None = None) -> None:
-        self._active = dict(active or {})
-
-    async def active(self, name: str) -> bool:
-        return self._active.get(name, False)
-
-    def switch(self, name: str, on: bool) -> None:
-        self._active[name] = on
-
-
-class FileAnnouncements:
-    """Announcement switches in a small JSON file the admin changes with
-    ``ivr announcement on|off NAME``; read again whenever the file changes.
-
-    One file on disk is enough for one engine host; the routing issue moves
-    the switches into Redis for several engines.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-        self._stamp: tuple[int, int] | None = None
-        self._active: dict[str, bool] = {}
-
-    def switches(self) -> dict[str, bool]:
-        """Every switch, read again when the file changed."""
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return {}
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp != self._stamp:
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return self._active  # a half-written file: keep what we knew
-            pairs = data.items() if isinstance(data, dict) else []
-            self._active = {str(k): bool(v) for k, v in pairs}
-            self._stamp = stamp
-        return self._active
-
-    async def active(self, name: str) -> bool:
-        return self.switches().get(name, False)
-
-    def switch(self, name: str, on: bool) -> None:
-        switches = dict(self.switches())
-        switches[name] = on
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        partial = self.path.with_suffix(".part")
-        partial.write_text(json.dumps(switches, indent=2, sort_keys=True), encoding="utf-8")
-        partial.replace(self.path)
