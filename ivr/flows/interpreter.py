@@ -74,7 +74,8 @@ class Engine(Services):
 
     async def _ended(self, run: Run) -> None:
         """Tell the KPIs how the call left the flow: contained when it never asked
-        for a person (no queue, no transfer); a store that is away is logged."""
+        for a person (no queue, no transfer), and at which node; a store that is
+        away is logged."""
         if self.router is None:
             return
         asked = bool(run.last_queue) or any(
@@ -87,6 +88,8 @@ class Engine(Services):
                 flow=run.flow.id,
                 contained="0" if asked else "1",
                 ended=run.trace.ended or "error",
+                # Where the caller was when the call left the flow (drop-off per node).
+                node=run.trace.nodes[-1] if run.trace.nodes else "",
             )
         except RoutingError as exc:
             log.error("flow.ivr_ended_not_recorded", error=str(exc))  # noqa: TRY400
