@@ -113,7 +113,7 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
                 # call waiting on something else (a queue) learns of it now.
                 self.on_idle_hangup("HANGUP notice")
         # The unfinished last line, kept to see a HANGUP split across reads.
-        if data[-1:] == b"\n":
+        if data.endswith(b"\n"):
             self._tail = b""
         else:
             self._tail = (tail + data).rpartition(b"\n")[2][-8:]
