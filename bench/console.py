@@ -9,7 +9,7 @@ asyncio process for all of them) and the load (the routing store's own pause and
 resume scripts, one agent every 1/200 s), against one redis-server on a Unix socket.
 
     .venv/bin/python bench/console.py                   # 200 agents, 50 clients, 30 s
-    .venv/bin/python bench/console.py --agents 1000 --clients 100 --seconds 20
+    .venv/bin/python bench/console.py --agents 1000 --clients 100 --deflate off
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def percentile(values: list[float], share: float) -> float:
 # ------------------------------------------------------------------ the engine
 
 
-async def engine(url: str) -> None:
+async def engine(url: str, deflate: bool) -> None:
     """The live data alone: aggregator + WebSocket on uvicorn; prints its port."""
     import uvicorn
     from starlette.applications import Starlette
@@ -72,7 +72,12 @@ async def engine(url: str) -> None:
     routes = live.routes(router, user_of=user_of, aggregator=aggregator)
     app = Starlette(routes=[Mount("/console", routes=routes), *metrics.routes(board_metrics)])
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=0, log_config=None, lifespan="off", ws_max_queue=1024
+        app,
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        lifespan="off",
+        ws_per_message_deflate=deflate,  # uvicorn's default (on), as the engine's API runs
     )
     server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve())
@@ -205,7 +210,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         me = (sys.executable, __file__)
         pipe = asyncio.subprocess.PIPE
         engine_proc = await asyncio.create_subprocess_exec(
-            *me, "--engine", url, stdin=pipe, stdout=pipe
+            *me, "--engine", url, "--deflate", args.deflate, stdin=pipe, stdout=pipe
         )
         assert engine_proc.stdout is not None
         assert engine_proc.stdin is not None
@@ -251,11 +256,14 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=1.0, help="changes per agent per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured")
     parser.add_argument("--warmup", type=float, default=5.0)
+    parser.add_argument(
+        "--deflate", choices=("on", "off"), default="on", help="permessage-deflate (uvicorn: on)"
+    )
     parser.add_argument("--engine", help=argparse.SUPPRESS)
     parser.add_argument("--clients-of", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.engine:
-        asyncio.run(engine(args.engine))
+        asyncio.run(engine(args.engine, args.deflate == "on"))
         return
     if args.clients_of:
         asyncio.run(clients(args.clients_of, args.clients, args.warmup, args.seconds))
@@ -268,7 +276,7 @@ def main() -> None:
     print(
         f"{args.agents} agents x {args.rate:g} change/s, {args.clients} WebSocket clients, "
         f"{args.seconds:g} s measured after {args.warmup:g} s; half the clients admins, half "
-        "supervisors of one team of four"
+        f"supervisors of one team of four; permessage-deflate {args.deflate}"
     )
     print(
         f"updates received {r['updates']:,} of {expected:,.0f} expected; "

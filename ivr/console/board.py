@@ -30,6 +30,7 @@ from ivr.console.records import (
     QueueLive,
     agent_record,
     call_record,
+    queue_counts,
     queue_record,
 )
 from ivr.console.roles import agent_queues, agent_team
@@ -103,6 +104,8 @@ class Board:
         self._by_ticket: dict[str, str] = {}
         self._by_endpoint: dict[str, str] = {}
         self._dirty: set[Key] = set()
+        #: Agents per queue and state; None: to count again (an agent moved).
+        self._counts: dict[str, dict[str, int]] | None = None
         self._positions: set[str] = set()
 
     # ------------------------------------------------------------- inputs
@@ -252,7 +255,9 @@ class Board:
             if queue is None:
                 return None
             waiting = [c for c in self.calls.values() if c.queue == name and c.stage == "waiting"]
-            return queue_record(queue, waiting, self.agents.values())
+            if self._counts is None:
+                self._counts = queue_counts(self.agents.values())
+            return queue_record(queue, waiting, self._counts.get(name))
         if kind == "call":
             call = self.calls.get(name)
             return None if call is None else call_record(call)
@@ -296,6 +301,7 @@ class Board:
         return agent
 
     def _serving(self, agent: AgentLive) -> None:
+        self._counts = None
         row = {"skills": agent.skills, "group": agent.group}
         configs = {name: queue.config for name, queue in self.queues.items()}
         queues = tuple(agent_queues(row, configs))
@@ -310,6 +316,7 @@ class Board:
     ) -> None:
         """The agent entered ``after`` at ``at`` (None: at a time not known, from the
         roster); a state event always says when, even after a missed one."""
+        self._counts = None
         paused = agent.since if agent.state == "paused" and after != "paused" else None
         if paused is not None and at is not None:
             agent.pause_total += max(0.0, at - paused)

@@ -22,6 +22,7 @@ __all__ = [
     "QueueLive",
     "agent_record",
     "call_record",
+    "queue_counts",
     "queue_record",
 ]
 
@@ -117,23 +118,36 @@ def agent_record(agent: AgentLive, call: CallLive | None) -> dict[str, Any]:
     }
 
 
-def queue_record(
-    queue: QueueLive, waiting: list[CallLive], agents: Iterable[AgentLive]
-) -> dict[str, Any]:
-    """A queue: its calls waiting, its agents by state, the day's figures."""
-    counts = {"available": 0, "on_call": 0, "paused": 0, "ringing": 0, "wrap_up": 0}
+def queue_counts(agents: Iterable[AgentLive]) -> dict[str, dict[str, int]]:
+    """Logged-in agents per queue they serve, by state (on hold counts as on a call,
+    missed as paused): one pass over the agents for every queue."""
+    counts: dict[str, dict[str, int]] = {}
     for agent in agents:
-        if queue.name in agent.queues and agent.state != "logged_out":
-            shown = "on_call" if agent.shown == "on_hold" else agent.shown
-            shown = "paused" if shown == "missed" else shown
-            counts[shown] = counts.get(shown, 0) + 1
+        if agent.state == "logged_out" or not agent.queues:
+            continue
+        shown = _BUCKET.get(agent.shown, agent.shown)
+        for name in agent.queues:
+            per = counts.setdefault(name, dict.fromkeys(_BUCKETS, 0))
+            per[shown] = per.get(shown, 0) + 1
+    return counts
+
+
+_BUCKETS = ("available", "on_call", "paused", "ringing", "wrap_up")
+_BUCKET = {"on_hold": "on_call", "missed": "paused"}
+
+
+def queue_record(
+    queue: QueueLive, waiting: list[CallLive], counts: Mapping[str, int] | None
+) -> dict[str, Any]:
+    """A queue: its calls waiting, its agents by state (:func:`queue_counts`), the
+    day's figures."""
     level = queue.config.service_level
     return {
         "name": queue.name,
         "waiting": len(waiting),
         "oldest_since": min((c.queued_at or c.since for c in waiting), default=None),
         "target": {"percent": level.percent, "seconds": level.seconds},
-        "agents": counts,
+        "agents": dict(counts or dict.fromkeys(_BUCKETS, 0)),
         "offered": 0,
         "answered": 0,
         "handled": 0,
