@@ -147,9 +147,10 @@ class Aggregator:
             record = self.board.record(key)
             if record is not None:
                 self._sent[key] = record
-        if self.ami is not None:
-            for name in ("Hold", "Unhold", "Hangup", "DialBegin"):
-                self._undo.append(self.ami.on(name, self._on_ami))
+        if self.ami is not None:  # each named, so the AMI permission test sees them
+            ami, on = self.ami, self._on_ami
+            self._undo += [ami.on("Hold", on), ami.on("Unhold", on), ami.on("Hangup", on)]
+            self._undo.append(ami.on("DialBegin", on))
         self._tasks["_flush"] = asyncio.ensure_future(self._flusher())
         self._tasks["_roster"] = asyncio.ensure_future(self._roster(start))
         log.info("console.live_started", agents=len(self.board.agents), groups=len(self._tasks) - 2)
