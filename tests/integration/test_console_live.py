@@ -11,14 +11,25 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+import uvicorn
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from ivr.api import build_api
+from ivr.auth import TokenBook
+from ivr.config import Settings
 from ivr.console.access import Scope, User
 from ivr.console.board import Board
 from ivr.console.fanout import visible
+from ivr.console.users import UserRecord, UserStore, hash_password
 from routing.config import QueueConfig
+from routing.memory import Agent
+from routing.redis import RedisRouter
 from tests.integration.helpers.console_rig import Mirror, Rig, console_rig, dial
+
+PASSWORD = "a long enough secret"
 
 
 @pytest.fixture
@@ -258,3 +269,53 @@ class TestBoard:
         board.hold("PJSIP/caller-1", "c1", "PJSIP/caller", False, 9.0)
         ann = board.record(("agent", "ann"))
         assert ann is not None and ann["state"] == "on_call"
+
+
+class TestMounted:
+    """Through the engine's own app (``ivr.api.build_api``): the console's login, its
+    session cookie and ``/console/ws``; ``/metrics`` beside ``/health``."""
+
+    async def test_a_logged_in_browser_gets_its_view_and_another_origin_none(
+        self, redis_url: str, tmp_path: Path
+    ) -> None:
+        router = RedisRouter.connect(redis_url)
+        await router.redis.flushall()
+        await router.start()
+        await router.add_agents([Agent("ann", "PJSIP/1001", {"sales": 5, "team.north": 1})])
+        users = UserStore(tmp_path / "users.json")
+        users.put(UserRecord("nina", "supervisor", hash_password(PASSWORD)))
+        app = build_api(router, TokenBook(), None, Settings(users_file=users.path))
+        web = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=0, log_config=None, lifespan="on")
+        )
+        task = asyncio.ensure_future(web.serve())
+        try:
+            while not web.started:
+                await asyncio.sleep(0.01)
+            base = f"127.0.0.1:{web.servers[0].sockets[0].getsockname()[1]}"
+            async with httpx.AsyncClient(base_url=f"http://{base}") as http:
+                login = {"name": "nina", "password": PASSWORD}
+                reply = await http.post("/console/login", data=login)
+                assert reply.status_code == 303, reply.text
+                cookie = f"ivr_session={http.cookies['ivr_session']}"
+                scraped = await http.get("/metrics")
+                assert scraped.status_code == 200 and "ivr_agents" in scraped.text
+            url = f"ws://{base}/console/ws"
+            own = {"Cookie": cookie, "Origin": f"http://{base}"}
+            async with connect(url, additional_headers=own) as socket:
+                board = Mirror(socket)
+                assert (await board.next())["user"] == {
+                    "name": "nina", "role": "supervisor", "agent": None,
+                }  # fmt: skip
+                assert board.agent("ann")["state"] == "logged_out"
+                await router.login("ann")
+                await board.until(lambda d: d["agents"]["ann"]["state"] == "available")
+            other = {"Cookie": cookie, "Origin": "http://evil.example"}
+            async with connect(url, additional_headers=other) as socket:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await socket.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+        finally:
+            web.should_exit = True
+            await task
+            await router.close()
