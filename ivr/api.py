@@ -21,6 +21,11 @@ with who made it.
     GET  /api/queues/{name}/stats         viewer      ?interval=3600: seconds, more than 0 and
                                                       at most 604800 (7 days)
     GET  /api/audit                       admin       newest changes
+    GET  /api/reports                     viewer      the reports and their parameters
+    GET  /api/reports/{report}            viewer      traffic, quality, occupancy, ivr, dropoff,
+                                                      staffing: ?period=today|7d|30d
+                                                      &interval=15m|1h|1d&by=...&format=json|csv
+                                                      (ivr.console.reports)
     POST /api/supervise                   supervisor  {"agent": ID, "mode": "listen|whisper|barge",
                                                        "from": "PJSIP/2001"}: "from" is one of the
                                                       supervisor's own phones (the token file's)
@@ -69,6 +74,7 @@ from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
 from ivr.console import Hook, console_routes
 from ivr.console.metrics import routes as metrics_routes
+from ivr.console.reports import ReportApi
 from routing.config import QueueConfig
 from routing.errors import RoutingError, RoutingUnavailable
 from routing.kpis import compute
@@ -326,6 +332,7 @@ def build_api(
     the app's lifespan and close with it, the last started first.
     """
     h = _Handlers(router, supervisors)
+    reports = ReportApi(router)
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(tokens, role, handler, router)
@@ -355,6 +362,8 @@ def build_api(
         Route("/api/queues/{name}", guarded("admin", h.put_queue), methods=["PUT"]),
         Route("/api/queues/{name}/stats", guarded("viewer", h.queue_stats), methods=["GET"]),
         Route("/api/audit", guarded("admin", h.audit), methods=["GET"]),
+        Route("/api/reports", guarded("viewer", reports.index), methods=["GET"]),
+        Route("/api/reports/{report}", guarded("viewer", reports.report), methods=["GET"]),
         Route("/api/supervise", guarded("supervisor", h.supervise), methods=["POST"]),
     ]
     started_with: list[Hook] = list(hooks)
