@@ -42,6 +42,7 @@ from ivr.config import Settings
 from ivr.console import live
 from ivr.console.agents import routes as agents_routes
 from ivr.console.context import HERE, Console, WithConsole
+from ivr.console.flows import routes as flows_routes
 from ivr.console.pages import routes as pages_routes
 from routing.errors import RoutingError
 from routing.redis import RedisRouter
@@ -127,6 +128,7 @@ def console_routes(
     own: list[BaseRoute] = [
         *pages_routes(),
         *agents_routes(),
+        *flows_routes(settings),
         *live.routes(router, ami, aggregator=aggregator),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
