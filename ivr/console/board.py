@@ -10,8 +10,9 @@ reading and the fan-out.
 States come from the events, never guessed from a phone: ``reserved`` shows
 as ringing, ``on_call`` as on hold while AMI says either leg is held (Hold /
 Unhold), ``wrap_up`` only after ``completed``. Queue figures for the day
-(service level, ASA, abandonment, AHT, CSAT) are :func:`routing.kpis.summarize`
-over the queue's events since midnight, recomputed at most every
+(service level, ASA, abandonment, AHT, CSAT) and each agent's (calls handled
+and missed, AHT: summed over the queues) are :func:`routing.kpis.summarize`
+over each queue's events since midnight, recomputed at most every
 ``kpi_every`` seconds; waiting calls, positions and the longest wait are kept
 live from the same events.
 """
@@ -43,7 +44,7 @@ Kind = Literal["agent", "queue", "call", "alert"]
 Key = tuple[Kind, str]
 
 #: Fields the KPIs read; the rest of an event is not kept for the day.
-_KPI_FIELDS = ("event", "ticket", "queue", "site", "caller", "at", "score", "agent")
+_KPI_FIELDS = ("event", "ticket", "call", "queue", "site", "caller", "at", "score", "agent")
 #: Nodes of a call's path kept for the console.
 _PATH = 8
 
@@ -229,8 +230,7 @@ class Board:
     def new_day(self) -> None:
         """Midnight: the day's figures start again (live calls and states stay)."""
         for agent in self.agents.values():
-            agent.handled = agent.missed = 0
-            agent.handle_total = agent.pause_total = 0.0
+            agent.pause_total = 0.0
             self._dirty.add(("agent", agent.id))
         for queue in self.queues.values():
             queue.events = [e for e in queue.events if self._live_ticket(e[1])]
@@ -249,7 +249,10 @@ class Board:
         kind, name = key
         if kind == "agent":
             agent = self.agents.get(name)
-            return None if agent is None else agent_record(agent, self.calls.get(agent.call))
+            if agent is None:
+                return None
+            day = [q.agents[name] for q in self.queues.values() if name in q.agents]
+            return agent_record(agent, self.calls.get(agent.call), day)
         if kind == "queue":
             queue = self.queues.get(name)
             if queue is None:
@@ -363,7 +366,7 @@ class Board:
         call = self.calls.get(event.get("call") or self._by_ticket.get(ticket, ""))
         if kind in ("completed", *ENDINGS):
             if call is not None:  # else a call this board never saw waiting
-                self._ended(kind, at, event, call)
+                self._ended(kind, at, call)
             return
         if kind == "enqueued" or call is None:
             call = self._enqueued(at, event)
@@ -371,10 +374,6 @@ class Board:
             call.stage, call.agent = "ringing", event.get("agent", "")
             self._agent(call.agent).call = call.id
         elif kind == "missed":
-            agent = self.agents.get(event.get("agent", ""))
-            if agent is not None:
-                agent.missed += event.get("fault") == "1"
-                self._dirty.add(("agent", agent.id))
             call.stage, call.agent = "waiting", ""
         elif kind == "connected":
             call.stage, call.agent = "connected", event.get("agent", "")
@@ -406,14 +405,8 @@ class Board:
         self._by_ticket[ticket] = call_id
         return call
 
-    def _ended(self, kind: str, at: float, event: Mapping[str, str], call: CallLive) -> None:
-        if kind == "completed":
-            agent = self.agents.get(event.get("agent", "") or call.agent)
-            if agent is not None:
-                agent.handled += 1
-                agent.handle_total += max(0.0, at - (call.answered_at or at))
-                self._dirty.add(("agent", agent.id))
-        elif kind == "abandoned" and self.on_wait is not None and call.queued_at is not None:
+    def _ended(self, kind: str, at: float, call: CallLive) -> None:
+        if kind == "abandoned" and self.on_wait is not None and call.queued_at is not None:
             self.on_wait(call.queue, max(0.0, at - call.queued_at), "abandoned")
         self._drop_call(call)
 
@@ -443,7 +436,11 @@ class Board:
 
     def _kpis(self, queue: QueueLive, now: float) -> None:
         target = queue.config.service_level.seconds
-        stats = summarize(queue.events, now=now, target=target).queues.get(queue.name)
+        summary = summarize(queue.events, now=now, target=target)
+        for agent in {*queue.agents, *summary.agents}:  # their day's figures changed
+            self._dirty.add(("agent", agent))
+        queue.agents = summary.agents
+        stats = summary.queues.get(queue.name)
         queue.kpis = (
             {}
             if stats is None

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.config import QueueConfig
+from routing.kpis import AgentStats
 
 __all__ = [
     "SHOWN",
@@ -52,9 +53,6 @@ class AgentLive:
     held_since: float | None = None
     call: str = ""
     queues: tuple[str, ...] = ()
-    handled: int = 0
-    missed: int = 0
-    handle_total: float = 0.0
     pause_total: float = 0.0
 
     @property
@@ -91,12 +89,22 @@ class QueueLive:
     config: QueueConfig = field(default_factory=QueueConfig)
     events: list[tuple[float, dict[str, str]]] = field(default_factory=list)
     kpis: dict[str, Any] = field(default_factory=dict)
+    #: The day's figures of the agents who took this queue's calls.
+    agents: dict[str, AgentStats] = field(default_factory=dict)
     computed: float = float("-inf")
     stale: bool = True
 
 
-def agent_record(agent: AgentLive, call: CallLive | None) -> dict[str, Any]:
-    """An agent as the console gets it (with the caller of their current call)."""
+def agent_record(
+    agent: AgentLive, call: CallLive | None, day: Iterable[AgentStats]
+) -> dict[str, Any]:
+    """An agent as the console gets it: with the caller of their current call, and the
+    day's figures (``day``: theirs in each queue, from :func:`routing.kpis.summarize`)."""
+    handled = missed = 0
+    handles: list[float] = []
+    for stats in day:
+        handled, missed = handled + stats.handled, missed + stats.missed
+        handles += stats.handles
     return {
         "id": agent.id,
         "state": agent.shown,
@@ -111,9 +119,9 @@ def agent_record(agent: AgentLive, call: CallLive | None) -> dict[str, Any]:
         "flow": call.flow if call is not None else "",
         "path": list(call.path) if call is not None else [],
         "language": call.language if call is not None else "",
-        "handled": agent.handled,
-        "missed": agent.missed,
-        "aht": agent.handle_total / agent.handled if agent.handled else None,
+        "handled": handled,
+        "missed": missed,
+        "aht": sum(handles) / len(handles) if handles else None,
         "pause_total": agent.pause_total,
     }
 

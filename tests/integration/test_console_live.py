@@ -232,13 +232,14 @@ class TestBoard:
                      "agent": "ann", "at": "220.0"})  # fmt: skip
         take(310.0, {"event": "completed", "ticket": "1", "call": "c1", "queue": "sales",
                      "agent": "ann"})  # fmt: skip
+        board.settle(320.0)  # the day's figures: routing.kpis over the queue's events
         ann = board.record(("agent", "ann"))
         assert ann is not None
         assert (ann["pause_total"], ann["handled"], ann["missed"], ann["aht"]) == (60, 1, 1, 90)
-        board.settle(320.0)
         queue = board.record(("queue", "sales"))
         assert queue is not None and (queue["handled"], queue["asa"]) == (1, 20)
         board.new_day()
+        board.settle(400.0)
         ann = board.record(("agent", "ann"))
         assert ann is not None and (ann["handled"], ann["missed"], ann["pause_total"]) == (0, 0, 0)
 
