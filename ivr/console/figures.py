@@ -181,6 +181,8 @@ CHARTS: Final = {
     "staffing": ("agents", "offered"),
 }
 _AGENT_CHARTS: Final = {"traffic": ("handled", "aht"), "quality": ("csat", "surveys")}
+#: A figure drawn on another's chart, dashed, to compare with it.
+COMPARE: Final = {("staffing", "agents"): "staffed"}
 #: The row that sums every queue in the staffing report, and every agent by site.
 ALL: Final = "(all)"
 NO_SITE: Final = "(no site)"
@@ -333,6 +335,11 @@ class Report:
             "generated": stamp(self.now),
             "columns": [{"key": c.key, "label": c.label, "unit": c.unit} for c in self.columns],
             "charts": [c.key for c in self.charts],
+            "compare": {
+                c.key: COMPARE[(q.report, c.key)]
+                for c in self.charts
+                if (q.report, c.key) in COMPARE
+            },
             "buckets": [{"start": e, "at": stamp(e)} for e in self.edges[:-1]],
             "rows": [{"at": stamp(at), "name": name, **v} for at, name, v in self.rows],
             "totals": [{"name": name, **v} for name, v in self.totals.items()],
@@ -520,7 +527,8 @@ def build(
         aht = {n: s.aht for n, s in whole.queues.items() if s.aht}
         for start, end, summary in zip(cuts, cuts[1:], summaries, strict=False):
             for name, values in _staffing(summary, end - start, aht, configs, view).items():
-                report.rows.append((start, name, values))
+                if values.get("offered") or values.get("staffed"):  # not a closed night
+                    report.rows.append((start, name, values))
         report.totals = _peaks(report.rows)
         return report
     for start, summary in zip(cuts, summaries, strict=False):

@@ -63,8 +63,10 @@ log = structlog.get_logger("ivr.console.reports")
 AGENT_REPORTS: Final = ("traffic", "quality", "occupancy")
 #: Interval rows shown on a page (newest first); the CSV has them all.
 PAGE_ROWS: Final = 200
-PERIOD_LABELS: Final = {"today": "Today", "7d": "Last 7 days", "30d": "Last 30 days"}
+PERIOD_LABELS: Final = {"today": "Today", "7d": "7 days", "30d": "30 days"}
 INTERVAL_LABELS: Final = {"15m": "15 minutes", "1h": "Hour", "1d": "Day"}
+#: "Offered per ...": the interval in a chart's caption.
+INTERVAL_WORDS: Final = {"15m": "15 minutes", "1h": "hour", "1d": "day"}
 _BUILDS = asyncio.Semaphore(2)
 
 
@@ -205,9 +207,20 @@ def _choices(user: User, kind: Kind) -> dict[str, Any]:
     }
 
 
+def _span(report: Report) -> str:
+    """The period as a person reads it: 'Mon 23 Nov 00:00 to Sun 29 Nov 08:13 (UTC+09:00)'."""
+    start = datetime.fromtimestamp(report.edges[0]).astimezone()
+    end = datetime.fromtimestamp(min(report.now, report.edges[-1])).astimezone()
+    zone = start.strftime("%z")
+    return f"{start:%a %d %b %H:%M} to {end:%a %d %b %H:%M} (UTC{zone[:3]}:{zone[3:]})"
+
+
 def _context(user: User, report: Report) -> dict[str, Any]:
     rows = report.rows[::-1][:PAGE_ROWS]
     return {
+        "span": _span(report),
+        "per": INTERVAL_WORDS[report.query.interval],
+        "when": (lambda at: stamp(at)[:10]) if report.query.interval == "1d" else _when,
         **_choices(user, report.kind),
         "report": report,
         "query": report.query,
@@ -219,6 +232,10 @@ def _context(user: User, report: Report) -> dict[str, Any]:
         "data": report.as_json(),
         "scope": "everything" if user.role == "admin" else user.scope.describe(),
     }
+
+
+def _when(at: float) -> str:
+    return stamp(at)[:16].replace("T", " ")
 
 
 def show(value: float | int | None, unit: str) -> str:

@@ -27,6 +27,28 @@
     return String(v);
   }
 
+  // One colour per name on every chart of the page: by the name's place in the totals.
+  function colourOf(data, name) {
+    for (var i = 0; i < data.totals.length; i++) {
+      if (data.totals[i].name === name) return PALETTE[i % PALETTE.length];
+    }
+    return PALETTE[PALETTE.length - 1];
+  }
+
+  // Ticks a person counts in: whole numbers for counts, round shares for percentages.
+  function increments(unit) {
+    if (unit === "count") return [1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000];
+    if (unit === "percent") return [0.05, 0.1, 0.2, 0.25, 0.5];
+    return undefined;
+  }
+
+  function yAxis(unit) {
+    var axis = { size: 56, values: function (u, vals) { return vals.map(function (v) { return tick(unit, v); }); } };
+    var incrs = increments(unit);
+    if (incrs) axis.incrs = incrs;
+    return axis;
+  }
+
   function columnOf(data, key) {
     for (var i = 0; i < data.columns.length; i++) {
       if (data.columns[i].key === key) return data.columns[i];
@@ -66,6 +88,7 @@
     starts.forEach(function (s, i) { index[data.buckets[i].at] = i; });
     var names = namesFor(data, column.key);
     if (!names.length) return none(el);
+    names.sort(function (a, b) { return data.totals.findIndex(function (t) { return t.name === a; }) - data.totals.findIndex(function (t) { return t.name === b; }); });
     var fill = column.unit === "count" || column.unit === "hours" ? 0 : null;
     var series = [{}];
     var values = [starts];
@@ -77,21 +100,42 @@
       values.push(ys);
       series.push({
         label: name,
-        stroke: PALETTE[n % PALETTE.length],
+        stroke: colourOf(data, name),
         width: 2,
         spanGaps: false,
         points: { show: starts.length <= 48, size: 6 },
         value: function (u, v) { return show(column.unit, v); }
       });
     });
+    var against = (data.compare || {})[column.key];
+    if (against) {
+      // The figure to compare with (the agents staffed against those needed), dashed.
+      var label = columnOf(data, against).label;
+      data.totals.forEach(function (t) {
+        if (t[against] === null || t[against] === undefined) return;
+        var ys = starts.map(function () { return null; });
+        data.rows.forEach(function (r) {
+          if (r.name === t.name && index[r.at] !== undefined && r[against] !== undefined) ys[index[r.at]] = r[against];
+        });
+        values.push(ys);
+        series.push({
+          label: label.toLowerCase() + (data.totals.length > 1 ? " " + t.name : ""),
+          stroke: "#1c2430",
+          dash: [5, 4],
+          width: 2,
+          points: { show: false },
+          value: function (u, v) { return show(column.unit, v); }
+        });
+      });
+    }
     var box = size(el);
     var opts = {
       width: box.width,
       height: box.height,
       scales: { x: { time: true }, y: yScale(column.unit) },
       series: series,
-      axes: [{}, { size: 56, values: function (u, vals) { return vals.map(function (v) { return tick(column.unit, v); }); } }],
-      legend: { live: true }
+      axes: [{}, yAxis(column.unit)],
+      legend: { live: false }
     };
     return new window.uPlot(opts, values, el);
   }
@@ -103,6 +147,7 @@
     data.totals.forEach(function (t) { byName[t.name] = t; });
     var xs = names.map(function (_, i) { return i; });
     var ys = names.map(function (n) { var v = byName[n] ? byName[n][column.key] : null; return v === undefined ? null : v; });
+    var colours = names.map(function (n) { return colourOf(data, n); });
     var box = size(el);
     var opts = {
       width: box.width,
@@ -113,10 +158,17 @@
       series: [{}, {
         label: column.label,
         stroke: PALETTE[0],
-        fill: "rgba(31,111,235,0.55)",
+        fill: PALETTE[0] + "99",
         width: 1,
         points: { show: false },
-        paths: window.uPlot.paths.bars({ size: [0.6, 80] })
+        paths: window.uPlot.paths.bars({
+          size: [0.6, 80],
+          // Each bar in its name's colour, as the lines of the other charts.
+          disp: {
+            stroke: { unit: 3, values: function () { return colours; } },
+            fill: { unit: 3, values: function () { return colours.map(function (c) { return c + "99"; }); } }
+          }
+        })
       }],
       axes: [
         {
@@ -125,7 +177,7 @@
           rotate: names.length > 4 && box.width < 480 ? -30 : 0,
           size: names.length > 4 && box.width < 480 ? 64 : 40
         },
-        { size: 56, values: function (u, vals) { return vals.map(function (v) { return tick(column.unit, v); }); } }
+        yAxis(column.unit)
       ],
       hooks: {
         draw: [function (u) {
