@@ -41,6 +41,7 @@ from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
 from ivr.console import live
 from ivr.console.agents import routes as agents_routes
+from ivr.console.announcements import routes as announcements_routes
 from ivr.console.context import HERE, Console, WithConsole
 from ivr.console.flows import routes as flows_routes
 from ivr.console.pages import routes as pages_routes
@@ -129,6 +130,7 @@ def console_routes(
         *pages_routes(),
         *agents_routes(),
         *flows_routes(settings),
+        *announcements_routes(settings),
         *live.routes(router, ami, aggregator=aggregator),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]

@@ -39,6 +39,8 @@ _NAV: Final = (
     ("/agents", "Agents", "agent"),
     ("/queues", "Queues", "supervisor"),
     ("/reports", "Reports", "supervisor"),
+    ("/announcements", "Announcements", "supervisor"),
+    ("/flows", "Flows", "admin"),
     ("/audit", "Audit", "admin"),
 )
 

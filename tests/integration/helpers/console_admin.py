@@ -7,7 +7,9 @@ Fixtures are imported by the test modules that use them.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
+from ivr.agi.server import FastAgiServer
 from ivr.api import build_api
 from ivr.auth import TokenBook
 from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
 from ivr.console.roles import Scope
 from ivr.console.users import UserRecord, UserStore, hash_password
+from ivr.flows.announcements import FileAnnouncements
+from ivr.flows.interpreter import Engine, Trace
+from ivr.flows.ports import SpeechPrompts
+from ivr.flows.registry import FlowRegistry
+from ivr.testing import AsteriskEmulator, SessionResult
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
@@ -159,3 +167,48 @@ async def log_in(http: httpx.AsyncClient, name: str) -> str:
 
 async def audit(router: RedisRouter, action: str) -> list[dict[str, str]]:
     return [a for a in await router.audit_log(1000) if a["action"] == action]
+
+
+class Line:
+    """The engine's FastAGI side on the flows and switches of ``settings``, and an
+    emulated Asterisk that places calls to it: what a call played, and its trace."""
+
+    def __init__(self, settings: Settings, clock: Any = None) -> None:
+        self.registry = FlowRegistry(settings.flows_dir)
+        assert self.registry.reload() == []
+        self.switches = FileAnnouncements(settings.announcements_file, clock=clock or time.time)
+        self.prompts = SpeechPrompts(settings.prompts_dir)
+        self.engine = Engine(
+            flows=self.registry.get, prompts=self.prompts, announcements=self.switches
+        )
+        self.traces: list[Trace] = []
+        self.settings = settings
+        self.server: FastAgiServer | None = None
+
+    async def __aenter__(self) -> Line:
+        async def handle(channel: Any) -> None:
+            flow = self.registry.get(channel.env.script)
+            assert flow is not None, channel.env.script
+            self.traces.append(await self.engine.run(channel, flow))
+
+        self.server = FastAgiServer(default=handle, port=0)
+        await self.server.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        await self.server.drain(1)
+        await self.engine.aclose()
+        self.prompts.synthesizer.close()
+
+    async def call(self, flow: str) -> tuple[SessionResult, Trace]:
+        """A call to ``flow`` from 5551234 that presses nothing."""
+        assert self.server is not None
+        emulator = AsteriskEmulator(port=self.server.port, sound_dirs=[self.settings.prompts_dir])
+        result = await asyncio.wait_for(emulator.call(flow, callerid="5551234"), 60)
+        return result, self.traces[-1]
+
+
+def heard(trace: Trace) -> list[str]:
+    """The announcements a call took."""
+    return [e["name"] for e in trace.events if e["event"] == "announcement"]
