@@ -12,8 +12,8 @@ model has no ``[unk]`` to absorb the rest (#2041).
 :func:`transcribe_legs` is blocking. :class:`Transcriber` runs the legs of a
 call in parallel in a worker pool, threads by default: Vosk's decoding runs
 in C through cffi with the GIL released, so threads decode in parallel and
-share one loaded model, where each worker process would load its own copy
-(~300 MB for the Korean model) and the audio would be pickled to it
+share one loaded model, where each worker process loads its own copy
+(~500 MB resident for the Korean model) and decodes no faster
 (``python bench/qa.py --pools`` measures both; bench/README.md has the figures).
 """
 

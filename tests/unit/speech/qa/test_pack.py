@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from speech.qa import RulePackError, load_pack
 from speech.qa.rules import SCHEMA_FILE, MustNotSay, MustSay, Near, TalkOver, json_schema
+from speech.qa.schema import main as schema_main
 
 ISSUE_EXAMPLE = """\
 language: ko
@@ -168,8 +169,14 @@ class TestErrors:
 
 class TestSchema:
     def test_the_schema_file_is_current(self) -> None:
-        """rules.schema.json is what the model exports (python -m speech.qa.rules)."""
+        """rules.schema.json is what the model exports (python -m speech.qa.schema)."""
         assert json.loads(SCHEMA_FILE.read_text()) == json_schema()
+
+    def test_the_schema_is_written_where_asked(self, tmp_path: Any) -> None:
+        """python -m speech.qa.schema FILE writes the schema to FILE."""
+        target = tmp_path / "rules.schema.json"
+        assert schema_main([str(target)]) == 0
+        assert json.loads(target.read_text()) == json_schema()
 
     @pytest.mark.parametrize("text", [ISSUE_EXAMPLE, FULL])
     def test_valid_packs_pass_the_schema(self, text: str) -> None:
