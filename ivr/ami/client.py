@@ -260,6 +260,8 @@ class AmiClient:
         #: How many times the link came back after a drop.
         self.reconnects = 0
         self.last_resync: Resync | None = None
+        #: Told of every resync too, after ``on_resync`` (the answer tracker, callbacks).
+        self._resync_listeners: list[Callable[[Resync], Awaitable[None] | None]] = []
 
     # ------------------------------------------------------------ connection
 
@@ -401,6 +403,21 @@ class AmiClient:
         self.last_resync = resync
         log.info("ami_resync", channels=len(channels), devices=len(states), outage=round(outage, 3))
         self._call(self.on_resync, resync)
+        for listener in list(self._resync_listeners):
+            self._call(listener, resync)
+
+    def on_resynced(
+        self, listener: Callable[[Resync], Awaitable[None] | None]
+    ) -> Callable[[], None]:
+        """Also tell ``listener`` of every resync (events lost while the link was down are
+        to be read from its channels); returns an undo."""
+        self._resync_listeners.append(listener)
+
+        def off() -> None:
+            with contextlib.suppress(ValueError):
+                self._resync_listeners.remove(listener)
+
+        return off
 
     # ---------------------------------------------------------------- events
 

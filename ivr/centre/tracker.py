@@ -7,6 +7,11 @@ the ``DialEnd`` whose caller is the call's channel and whose destination is
 the agent's endpoint. Without AMI the tracker is absent and the agent goes
 ``on_call`` when Dial returns (``ANSWEREDTIME`` still says how long they
 talked).
+
+A ``DialEnd`` sent while the AMI link was down is lost for good. So after each
+reconnect the tracker reads the resync's channels (``CoreShowChannels``): a
+call that is waiting for its answer and whose channel shares a bridge with a
+channel of the agent's endpoint was answered meanwhile (tests/chaos, the AMI cut).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ivr.ami import AmiClient, AmiEvent, DialEnd
+from ivr.ami import AmiClient, AmiEvent, DialEnd, Resync
 
 __all__ = ["AnswerTracker"]
 
@@ -28,6 +33,23 @@ class AnswerTracker:
 
     def attach(self, ami: AmiClient) -> None:
         ami.on("DialEnd", self._on_dial_end)
+        ami.on_resynced(self.resync)
+
+    def resync(self, resync: Resync) -> None:
+        """Resolve every waiting answer the channels show bridged with the agent's leg."""
+        bridges: dict[str, set[str]] = {}
+        for item in resync.channels:
+            if item.bridge_id:
+                bridges.setdefault(item.bridge_id, set()).add(item.channel.channel)
+        for (channel, endpoint), future in list(self._waiting.items()):
+            if future.done():
+                continue
+            for members in bridges.values():
+                if channel in members and any(
+                    other.startswith(endpoint + "-") for other in members - {channel}
+                ):
+                    future.set_result("ANSWER")
+                    break
 
     def _on_dial_end(self, event: AmiEvent) -> None:
         if not isinstance(event, DialEnd) or event.caller is None:

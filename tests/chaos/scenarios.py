@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import itertools
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ LEAVE_WITHIN = 5.0
 STAYS = [Hangup(at=600)]
 
 
-def _paths(outcomes: list[Outcome]) -> dict[str, int]:
+def _paths(outcomes: Sequence[Outcome]) -> dict[str, int]:
     return dict(collections.Counter(o.path for o in outcomes))
 
 
@@ -131,9 +134,12 @@ class DialLog:
         self.spans: list[tuple[str, float, float]] = []
         self.open: dict[str, int] = {}
         self.overlaps: list[tuple[str, float]] = []
+        #: Call id -> the endpoints it dialled, in order.
+        self.by_call: dict[str, list[str]] = collections.defaultdict(list)
 
     async def dial(self, session: Any, data: str) -> int:
         endpoint = data.split(",", 1)[0]
+        self.by_call[session.env.get("agi_uniqueid", "")].append(endpoint)
         loop = asyncio.get_running_loop()
         start = loop.time()
         if self.open.get(endpoint, 0):
@@ -147,6 +153,10 @@ class DialLog:
         return result
 
 
+#: Call ids the load generator gives (``agi_uniqueid``): ``<run>.<n>``.
+_RUNS = itertools.count(int(time.time()))
+
+
 async def _load(
     dialplan: Dialplan,
     emulator: AsteriskEmulator,
@@ -155,19 +165,48 @@ async def _load(
     seconds: float,
     actions: list[Any] | None = None,
     engines: list[tuple[str, int]] | None = None,
-) -> list[asyncio.Future[Outcome]]:
-    """Calls placed at ``rate`` per second for ``seconds`` (spread over ``engines``)."""
-    placed: list[asyncio.Future[Outcome]] = []
+) -> dict[str, asyncio.Future[Outcome]]:
+    """Calls placed at ``rate`` per second for ``seconds`` (spread over ``engines``),
+    by call id."""
+    placed: dict[str, asyncio.Future[Outcome]] = {}
     loop = asyncio.get_running_loop()
     start = loop.time()
-    count = int(rate * seconds)
-    for index in range(count):
+    run = next(_RUNS)
+    for index in range(int(rate * seconds)):
         await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
         target = engines[index % len(engines)] if engines else None
-        placed.append(
-            asyncio.ensure_future(dialplan.call(emulator, engine=target, actions=actions or STAYS))
+        call_id = f"{run}.{index}"
+        placed[call_id] = asyncio.ensure_future(
+            dialplan.call(emulator, engine=target, actions=actions or STAYS, uniqueid=call_id)
         )
     return placed
+
+
+async def _finished(
+    placed: dict[str, asyncio.Future[Outcome]],
+    timeout: float,
+    url: str,
+    engines: list[EngineProcess],
+) -> list[Outcome]:
+    """Every call's outcome; a call still up after ``timeout`` s fails with its story
+    (routing events, the engine's last lines about it)."""
+    _, pending = await asyncio.wait(placed.values(), timeout=timeout)
+    if pending:
+        stuck = {call for call, future in placed.items() if future in pending}
+        history = await _history(url, stuck)
+        lines = [
+            line.strip()[:200]
+            for engine in engines
+            for line in engine.lines
+            if any(f'"{call}"' in line for call in stuck)
+        ]
+        for future in pending:
+            future.cancel()
+        raise AssertionError(
+            f"{len(stuck)} calls still up after {timeout:g} s: {sorted(stuck)[:5]}; routing "
+            f"events {history}; engine lines {lines[-12:]}"
+        )
+    return [placed[call].result() for call in placed]
 
 
 async def _settled(url: str, timeout: float) -> float:
@@ -228,6 +267,7 @@ async def redis_killed(
     rate: float = 10.0,
     seconds: float = 6.0,
     down: float = 1.0,
+    talk: float = 3.0,
 ) -> dict[str, Any]:
     """kill -9 of redis-server under load, restarted ``down`` seconds later. No agent is
     ever dialled for two calls at once, every call ends in one terminal state (the
@@ -246,7 +286,7 @@ async def redis_killed(
             port=port,
             speed=1.0,
             sound_dirs=[engine.var / "prompts"],
-            default_dial=DialOutcome("ANSWER", ring=0.3, talk=1.0),
+            default_dial=DialOutcome("ANSWER", ring=0.3, talk=talk),
             applications={"Dial": dials.dial},
         )
         loop = asyncio.get_running_loop()
@@ -269,7 +309,7 @@ async def redis_killed(
 
         back = await until(agents_back, "agents back after the restart", 30)
         placed = await load
-        outcomes = await asyncio.wait_for(asyncio.gather(*placed), 60)
+        outcomes = await _finished(placed, 60, redis.url, [engine])
         paths = _paths(outcomes)
         assert not dials.overlaps, f"agents dialled for two calls at once: {dials.overlaps}"
 
@@ -277,12 +317,14 @@ async def redis_killed(
         ends = await _ended_once(redis.url)
         twice = {call: stages for call, stages in ends.items() if len(stages) > 1}
         assert not twice, f"tickets that ended twice: {twice}"
-        answered = {
-            o.result.variables.get("agi_uniqueid", "")
-            for o in outcomes
-            if o.result.variables.get("DIALSTATUS") == "ANSWER"
-        }
-        del answered
+        answered = [
+            call
+            for call, outcome in zip(placed, outcomes, strict=True)
+            if outcome.result.variables.get("DIALSTATUS") == "ANSWER"
+        ]
+        if persistence == "aof":  # the whole history survived: each answer is one completion
+            wrong = {call: ends.get(call) for call in answered if ends.get(call) != ["completed"]}
+            assert not wrong, f"answered calls that did not end completed once: {wrong}"
         logged = {name: engine.counts.get(name, 0) for name in ("routing.reset",)}
     return {
         "persistence": persistence,
@@ -294,5 +336,132 @@ async def redis_killed(
         "redis_down_s": round(restarted - killed, 2),
         "dials": len(dials.spans),
         "ended_tickets": len(ends),
+        "answered": len(answered),
         "engine_logged": logged,
     }
+
+
+async def _agent(url: str, agent: str) -> dict[str, Any]:
+    from routing.redis import RedisRouter
+
+    router = RedisRouter.connect(url, connections=4)
+    try:
+        return await router.agent(agent, skills=False) or {}
+    finally:
+        await router.close()
+
+
+def agent_of_endpoint(endpoint: str) -> str:
+    return f"a{int(endpoint.rpartition('/')[2]) - 1000:03d}"
+
+
+async def ami_dropped(root: Path, *, drop: float = 10.0, talk: float = 8.0) -> dict[str, Any]:
+    """The AMI link is cut for ``drop`` seconds while calls are up (Asterisk and its
+    calls go on). Meanwhile one agent's phone goes unreachable, a paused agent's phone
+    comes back and a new call is answered by an agent, all unseen by the engine.
+    Within 5 s of the link's return presence and calls are resynced (the first agent
+    paused, the second resumed, the new call's agent on_call), and no call is lost."""
+    from tests.chaos.rig import endpoint_of
+
+    port = free_port()
+    agents = 4
+    write_setup(root, agents=agents, port=port)
+    redis = RedisServer(root / "redis", "none")
+    dials = DialLog()
+    emulator = AsteriskEmulator(
+        port=port,
+        speed=1.0,
+        sound_dirs=[root / "var" / "prompts"],
+        default_dial=DialOutcome("ANSWER", ring=0.3, talk=talk),
+        applications={"Dial": dials.dial},
+    )
+    ami = await emulator.start_ami()
+    for index in range(1, agents + 1):
+        emulator.pbx.add_endpoint(endpoint_of(f"a{index:03d}"))
+    engine = EngineProcess(
+        root,
+        port=port,
+        redis_url=redis.url,
+        IVR_AMI_HOST="127.0.0.1",
+        IVR_AMI_PORT=str(ami.port),
+        IVR_AMI_USER="ivr",
+        IVR_AMI_SECRET="ivr-secret",
+    )
+    figures: dict[str, Any] = {"drop_s": drop}
+    try:
+        async with running(engine, redis):
+            await redis.start()
+            await engine.start()
+            await until(lambda: engine.logged("presence.resynced"), "AMI connected", 20)
+            dialplan = Dialplan(root / "deploy.yaml")
+            # a004's phone is unreachable before the cut: presence pauses them.
+            emulator.pbx.set_registered(endpoint_of("a004"), False)
+
+            async def state_of(agent: str) -> tuple[str, str]:
+                row = await _agent(redis.url, agent)
+                return str(row.get("state", "")), str(row.get("reason", ""))
+
+            await until(
+                lambda: _is(state_of("a004"), ("paused", "phone unreachable")), "a004 paused", 10
+            )
+            first = asyncio.ensure_future(dialplan.call(emulator, actions=STAYS, uniqueid="c.1"))
+            await until(lambda: dials.by_call.get("c.1"), "the first call rings an agent", 20)
+            first_agent = agent_of_endpoint(dials.by_call["c.1"][0])
+            await until(
+                lambda: _is(state_of(first_agent), ("on_call", "")), "first agent on_call", 10
+            )
+
+            loop = asyncio.get_running_loop()
+            await ami.stop()  # the link drops; Asterisk and its calls go on
+            cut = loop.time()
+            await until(lambda: engine.logged("ami_disconnected"), "the engine saw the cut", 5)
+            free = sorted({"a001", "a002", "a003"} - {first_agent})
+            gone = free[0]
+            emulator.pbx.set_registered(endpoint_of(gone), False)  # unseen: unreachable
+            emulator.pbx.set_registered(endpoint_of("a004"), True)  # unseen: back
+            # A call during the cut: the only agent routing would pick that can answer.
+            second = asyncio.ensure_future(dialplan.call(emulator, actions=STAYS, uniqueid="c.2"))
+            await until(
+                lambda: any(e != endpoint_of(gone) for e in dials.by_call.get("c.2", [])),
+                "the second call reaches an agent during the cut",
+                drop,
+            )
+            second_agent = agent_of_endpoint(dials.by_call["c.2"][-1])
+            await asyncio.sleep(max(0.0, cut + drop - loop.time()))
+            await ami.start()  # the link may come back: same port
+            back = loop.time()
+
+            waits = {
+                "gone_paused_s": (gone, ("paused", "phone unreachable")),
+                "a004_resumed_s": ("a004", None),
+                "second_on_call_s": (second_agent, ("on_call", "")),
+            }
+            for name, (agent, wanted) in waits.items():
+
+                async def reached(agent: str = agent, wanted: Any = wanted) -> bool:
+                    state = await state_of(agent)
+                    if wanted is None:  # resumed: no longer paused for the phone
+                        return state[0] in ("available", "reserved", "on_call", "wrap_up")
+                    return bool(state == wanted)
+
+                await until(reached, f"{agent} {wanted or 'resumed'} after the AMI returned", 15)
+                figures[name] = round(loop.time() - back, 2)
+            late = {k: v for k, v in figures.items() if k.endswith("_s") and k != "drop_s"}
+            assert all(v <= LEAVE_WITHIN for v in late.values()), (
+                f"resynced later than 5 s after the AMI came back: {late}"
+            )
+            outcomes = await asyncio.wait_for(asyncio.gather(first, second), talk + 30)
+            assert _paths(outcomes) == {"hangup": 2}, _paths(outcomes)
+            for outcome in outcomes:
+                assert outcome.result.variables.get("DIALSTATUS") == "ANSWER", outcome.result
+            await _settled(redis.url, 20)
+            ends = await _ended_once(redis.url)
+            assert ends.get("c.1") == ["completed"] and ends.get("c.2") == ["completed"], ends
+            figures["reconnects"] = engine.counts.get("ami_resync", 0) - 1
+    finally:
+        await emulator.close()
+    return figures
+
+
+async def _is(value: Any, wanted: Any) -> bool:
+    return bool(await value == wanted)
