@@ -321,7 +321,17 @@ class Report:
             keys = _AGENT_CHARTS.get(self.kind.name, keys)
         return [c for k in keys for c in self.columns if c.key == k]
 
-    def as_json(self) -> dict[str, Any]:
+    def drawn(self, most: int = 8) -> set[str]:
+        """The names a page's charts draw: per chart, the ``most`` largest totals."""
+        out: set[str] = set()
+        for column in self.charts:
+            known = [(v.get(column.key), n) for n, v in self.totals.items()]
+            ranked = sorted((-v, n) for v, n in known if v is not None)  # as reports.js
+            out |= {n for _, n in ranked[:most]}
+        return out
+
+    def as_json(self, names: set[str] | None = None) -> dict[str, Any]:
+        """The report; with ``names``, only their interval rows (a page's charts)."""
         q = self.query
         return {
             "report": q.report,
@@ -341,7 +351,11 @@ class Report:
                 if (q.report, c.key) in COMPARE
             },
             "buckets": [{"start": e, "at": stamp(e)} for e in self.edges[:-1]],
-            "rows": [{"at": stamp(at), "name": name, **v} for at, name, v in self.rows],
+            "rows": [
+                {"at": stamp(at), "name": name, **v}
+                for at, name, v in self.rows
+                if names is None or name in names
+            ],
             "totals": [{"name": name, **v} for name, v in self.totals.items()],
         }
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from datetime import datetime
 from typing import Any, Final
 
@@ -67,7 +68,18 @@ PERIOD_LABELS: Final = {"today": "Today", "7d": "7 days", "30d": "30 days"}
 INTERVAL_LABELS: Final = {"15m": "15 minutes", "1h": "Hour", "1d": "Day"}
 #: "Offered per ...": the interval in a chart's caption.
 INTERVAL_WORDS: Final = {"15m": "15 minutes", "1h": "hour", "1d": "day"}
-_BUILDS = asyncio.Semaphore(2)
+#: Reports folded at once, per event loop (an engine has one; tests make many).
+_GATES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _gate() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    gate = _GATES.get(loop)
+    if gate is None:
+        gate = _GATES[loop] = asyncio.Semaphore(2)
+    return gate
 
 
 async def view_of(router: RedisRouter, user: User) -> View:
@@ -94,7 +106,7 @@ async def report_of(router: RedisRouter, query: Query, view: View) -> Report:
     and the agents' states at its start look back)."""
     now = time.time()
     start = edges(query.period, query.interval, now)[0]
-    async with _BUILDS:
+    async with _gate():
         events = await router.events(start - DAY)
         configs = dict(await router.load_queues())
         return await asyncio.to_thread(build, events, query, view, now=now, configs=configs)
@@ -229,7 +241,8 @@ def _context(user: User, report: Report) -> dict[str, Any]:
         "rows": rows,
         "more": len(report.rows) - len(rows),
         "stamp": stamp,
-        "data": report.as_json(),
+        # The charts' data only: a big floor's month in quarter hours is for the CSV.
+        "data": report.as_json(report.drawn()),
         "scope": "everything" if user.role == "admin" else user.scope.describe(),
     }
 

@@ -228,6 +228,18 @@ class TestCsv:
         names = [r["flow"] for r in parse_csv(reply.text)]
         assert sorted(names) == ["'=2+3", "main"]
 
+    async def test_a_name_cannot_close_the_charts_data_block(
+        self, app: Any, router: RedisRouter
+    ) -> None:
+        """Names are the callers' flows and the admins' ids: the page's JSON escapes them."""
+        hostile = "</script><script>alert(1)</script>"
+        await router.note("ivr_ended", call="x", flow=hostile, contained="1", ended="hangup")
+        async with logged_in(app, "ada") as http:
+            page = await http.get("/console/reports/ivr", headers=HTML)
+        assert page.status_code == 200
+        assert hostile not in page.text
+        assert page.text.count("</script>") == page.text.count("<script")
+
 
 class TestScope:
     async def test_a_team_supervisor_sees_their_agents_only(self, app: Any) -> None:

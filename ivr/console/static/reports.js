@@ -56,14 +56,13 @@
     return { key: key, label: key, unit: "number" };
   }
 
-  // The names to draw for ``key``: the largest totals first (the staffing sum last).
+  // The names to draw for ``key``: the largest totals (the page holds their rows only).
   function namesFor(data, key) {
     var totals = data.totals.slice().filter(function (t) { return t[key] !== null && t[key] !== undefined; });
-    totals.sort(function (a, b) { return (b[key] || 0) - (a[key] || 0); });
-    var names = totals.slice(0, MOST).map(function (t) { return t.name; });
-    data.totals.forEach(function (t) {
-      if (names.length < MOST && names.indexOf(t.name) < 0 && data.rows.some(function (r) { return r.name === t.name && r[key] !== null && r[key] !== undefined; })) names.push(t.name);
+    totals.sort(function (a, b) {
+      return (b[key] - a[key]) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
     });
+    var names = totals.slice(0, MOST).map(function (t) { return t.name; });
     return names;
   }
 

@@ -148,3 +148,17 @@ class TestBuild:
         (row,) = csv.DictReader(io.StringIO(traffic.as_csv()))
         assert (row["offered"], row["asa"], row["service_level"]) == ("1", "", "")
         assert row["interval_start"] == "2026-06-10T09:00+02:00"
+
+    def test_a_page_holds_the_rows_of_the_names_it_draws_only(self, berlin: None) -> None:
+        """Eight names per chart, the largest; the JSON and CSV exports keep them all."""
+        start = local("2026-06-10 09:00")
+        events: list[Event] = [
+            (start + n, {"event": "enqueued", **_call(f"{q}-{n}", q)})
+            for q in "abcdefghij"
+            for n in range(ord(q) - ord("a") + 1)
+        ]
+        report = build(events, Query("traffic", by="queue"), View(), now=start + 60, configs={})
+        assert report.drawn() == set("cdefghij")
+        page = {row["name"] for row in report.as_json(report.drawn())["rows"]}
+        assert page == set("cdefghij")
+        assert {row["name"] for row in report.as_json()["rows"]} == set("abcdefghij")
