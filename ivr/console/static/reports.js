@@ -49,6 +49,20 @@
     return axis;
   }
 
+  // The time axis in 24-hour local time, the day under the first hour of each day.
+  function timeTicks(u, splits, axis, space, incr) {
+    var last = "";
+    return splits.map(function (s) {
+      var d = new Date(s * 1000);
+      var day = d.toLocaleDateString("en-GB", { day: "numeric", month: "short" });
+      if (incr >= 86400) return day;
+      var label = String(d.getHours()).padStart(2, "0") + ":" + String(d.getMinutes()).padStart(2, "0");
+      if (day !== last) label += "\n" + day;
+      last = day;
+      return label;
+    });
+  }
+
   function columnOf(data, key) {
     for (var i = 0; i < data.columns.length; i++) {
       if (data.columns[i].key === key) return data.columns[i];
@@ -133,7 +147,7 @@
       height: box.height,
       scales: { x: { time: true }, y: yScale(column.unit) },
       series: series,
-      axes: [{}, yAxis(column.unit)],
+      axes: [{ values: timeTicks }, yAxis(column.unit)],
       legend: { live: false }
     };
     return new window.uPlot(opts, values, el);
