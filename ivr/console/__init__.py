@@ -40,6 +40,7 @@ from starlette.staticfiles import StaticFiles
 from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
 from ivr.console import live
+from ivr.console.abandoned import routes as abandoned_routes
 from ivr.console.agents import routes as agents_routes
 from ivr.console.announcements import routes as announcements_routes
 from ivr.console.context import HERE, Console, WithConsole
@@ -131,6 +132,7 @@ def console_routes(
         *agents_routes(),
         *flows_routes(settings),
         *announcements_routes(settings),
+        *abandoned_routes(settings),
         *live.routes(router, ami, aggregator=aggregator),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
