@@ -270,6 +270,7 @@ class EngineProcess:
         redis_url: str = "",
         keep_lines: int | None = None,
         argv_prefix: Sequence[str] = ("-m", "ivr.cli"),
+        launcher: Sequence[str] = (),
         **environ: str,
     ) -> None:
         self.root = root
@@ -280,6 +281,8 @@ class EngineProcess:
         self.keep_lines = keep_lines
         self.counts: dict[str, int] = {}
         self.argv_prefix = tuple(argv_prefix)
+        #: A command the engine's command line is handed to (``unshare ... sh -c``).
+        self.launcher = tuple(launcher)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("IVR_")}
         self.env.update(
             IVR_FLOWS_DIR=str(root / "flows"),
@@ -321,6 +324,7 @@ class EngineProcess:
         self.log_file = self.root / f"engine-{self.port}-{self.runs}.log"
         with self.log_file.open("wb") as sink:
             self.process = await asyncio.create_subprocess_exec(
+                *self.launcher,
                 sys.executable,
                 *self.argv_prefix,
                 "serve",

@@ -165,9 +165,11 @@ async def _load(
     seconds: float,
     actions: list[Any] | None = None,
     engines: list[tuple[str, int]] | None = None,
+    sent: dict[str, tuple[str, int]] | None = None,
 ) -> dict[str, asyncio.Future[Outcome]]:
-    """Calls placed at ``rate`` per second for ``seconds`` (spread over ``engines``),
-    by call id."""
+    """Calls placed at ``rate`` per second for ``seconds``, by call id; spread over
+    ``engines`` in turn (as ``hagi://`` spreads them by DNS SRV), read at each call so
+    a dead one can be taken out meanwhile; ``sent`` notes where each call went."""
     placed: dict[str, asyncio.Future[Outcome]] = {}
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -176,6 +178,8 @@ async def _load(
         await asyncio.sleep(max(0.0, start + index / rate - loop.time()))
         target = engines[index % len(engines)] if engines else None
         call_id = f"{run}.{index}"
+        if sent is not None and target is not None:
+            sent[call_id] = target
         placed[call_id] = asyncio.ensure_future(
             dialplan.call(emulator, engine=target, actions=actions or STAYS, uniqueid=call_id)
         )
@@ -465,3 +469,201 @@ async def ami_dropped(root: Path, *, drop: float = 10.0, talk: float = 8.0) -> d
 
 async def _is(value: Any, wanted: Any) -> bool:
     return bool(await value == wanted)
+
+
+async def engine_of_two_killed(
+    root: Path,
+    *,
+    agents: int = 6,
+    rate: float = 6.0,
+    seconds: float = 8.0,
+    talk: float = 1.5,
+) -> dict[str, Any]:
+    """Two engines share Redis and the calls; kill -9 of one mid-load. Its calls leave it
+    for the fallback, the other engine ends its tickets and frees its agents within
+    seconds, and the calls that keep coming (now all to the survivor) are answered."""
+    port_a, port_b = free_port(), free_port()
+    write_setup(root, agents=agents, port=port_a)
+    redis = RedisServer(root / "redis", "none")
+    dying = EngineProcess(root, port=port_a, var=root / "var-a", redis_url=redis.url)
+    survivor = EngineProcess(root, port=port_b, var=root / "var-b", redis_url=redis.url)
+    dials = DialLog()
+    targets = [("127.0.0.1", port_a), ("127.0.0.1", port_b)]
+    sent: dict[str, tuple[str, int]] = {}
+    async with running(dying, survivor, redis):
+        await redis.start()
+        await asyncio.gather(dying.start(), survivor.start())
+        dialplan = Dialplan(root / "deploy.yaml")
+        emulator = AsteriskEmulator(
+            speed=1.0,
+            sound_dirs=[root / "var-a" / "prompts", root / "var-b" / "prompts"],
+            default_dial=DialOutcome("ANSWER", ring=0.3, talk=talk),
+            applications={"Dial": dials.dial},
+        )
+        loop = asyncio.get_running_loop()
+        load = asyncio.ensure_future(
+            _load(dialplan, emulator, rate=rate, seconds=seconds, engines=targets, sent=sent)
+        )
+        await asyncio.sleep(seconds / 3)
+        targets.remove(("127.0.0.1", port_a))  # SRV's next record: the survivor
+        await dying.kill()
+        killed = loop.time()
+        held_by_dead = {c for c, t in sent.items() if t[1] == port_a}
+
+        async def dead_calls_ended() -> bool:
+            tickets = (await routing_state(redis.url))["tickets"]
+            return not any(
+                tickets[c]["stage"] in ("waiting", "reserved", "connected")
+                for c in held_by_dead
+                if c in tickets
+            )
+
+        ended = await until(dead_calls_ended, "the survivor ends the dead engine's calls", 30)
+        placed = await load
+        outcomes = await _finished(placed, 60, redis.url, [survivor])
+        by_call = dict(zip(placed, outcomes, strict=True))
+        dead = {c: o for c, o in by_call.items() if c in held_by_dead}
+        late = [round(o.agi_ended - killed, 2) for o in dead.values() if o.agi_ended - killed > 5]
+        assert not late, f"calls left the dead engine after more than 5 s: {late}"
+        assert _paths(list(dead.values())) == {"fallback": len(dead)}, _paths(list(dead.values()))
+        after = {c: o for c, o in by_call.items() if c not in held_by_dead}
+        unanswered = {
+            c: o.result.variables.get("DIALSTATUS")
+            for c, o in after.items()
+            if o.result.variables.get("DIALSTATUS") != "ANSWER"
+        }
+        assert not unanswered, f"survivor's calls not answered: {unanswered}"
+        assert not dials.overlaps, f"agents dialled for two calls at once: {dials.overlaps}"
+        await _settled(redis.url, 20)
+        ends = await _ended_once(redis.url)
+        expired = sum(1 for c in held_by_dead if ends.get(c) == ["lease_expired"])
+    return {
+        "agents": agents,
+        "calls": len(outcomes),
+        "calls_of_dead_engine": len(dead),
+        "dead_engines_tickets_ended_s": round(ended, 2),
+        "their_tickets_lease_expired": expired,
+        "survivor_calls_answered": len(after),
+        "survivor_reaped_logged": sum(
+            1 for line in survivor.lines if "routing.dead_engine_reaped" in line
+        ),
+    }
+
+
+#: Scenario 5's flow: cached prompts, a read-back rendered per call (a write under
+#: var/prompts), the queue.
+DISK_FLOW = """
+id: chaos
+defaults: {language: en, timeout: 3, retries: 0}
+nodes:
+  hello: {type: play, say: "Thank you for calling.", next: code}
+  code:
+    type: gather
+    prompt: Enter four digits.
+    variable: code
+    min_length: 4
+    max_length: 4
+    next: readback
+    on_failure: bye
+  readback: {type: play, say: "You entered ${code}.", next: wait}
+  wait: {type: queue, queue: chaos, next: bye, on_failure: bye}
+  bye: {type: hangup, say: Goodbye.}
+"""
+
+#: Run inside ``unshare -rm`` (a user and mount namespace: no privilege needed where
+#: user namespaces are allowed): var/ made read-only, or a 1 MB tmpfs filled up.
+_READ_ONLY = 'set -e; mount --bind "$VAR" "$VAR"; mount -o remount,bind,ro "$VAR"; exec "$@"'
+_FULL = (
+    'set -e; mount -t tmpfs -o size=1m tmpfs "$VAR"; cp -a "$CACHE/." "$VAR/"; '
+    'dd if=/dev/zero of="$VAR/filler" bs=4k 2>/dev/null || true; exec "$@"'
+)
+
+
+def namespaces_work() -> str:
+    """'' when ``unshare -rm`` can mount here, else why not."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare") is None:
+        return "unshare (util-linux) is not installed"
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs tmpfs /mnt"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return "" if probe.returncode == 0 else f"unshare -rm cannot mount: {probe.stderr.strip()}"
+
+
+async def disk_unwritable(root: Path, *, how: str = "read_only", calls: int = 20) -> dict[str, Any]:
+    """var/ read-only (``read_only``) or full (``full``) from the engine's start, after a
+    first run cached the fixed prompts. Calls go on (cached prompts play, the queue
+    works), and the error is logged clearly, once per interval rather than per call."""
+    assert how in ("read_only", "full")
+    import shutil
+
+    port = free_port()
+    agents = 5
+    write_setup(root, agents=agents, port=port)
+    (root / "flows" / "chaos.yaml").write_text(DISK_FLOW)
+    redis = RedisServer(root / "redis", "none")
+    first = EngineProcess(root, port=port, redis_url=redis.url)
+    figures: dict[str, Any] = {"how": how, "calls": calls}
+    async with running(first, redis):
+        await redis.start()
+        await first.start()  # caches every fixed prompt under var/prompts
+        await first.stop()
+        cache = root / "var-cache"
+        shutil.copytree(root / "var", cache, symlinks=True)
+        script = _READ_ONLY if how == "read_only" else _FULL
+        engine = EngineProcess(
+            root,
+            port=port,
+            redis_url=redis.url,
+            launcher=("unshare", "-rm", "sh", "-c", script, "sh"),
+            VAR=str(root / "var"),
+            CACHE=str(cache),
+        )
+        async with running(engine):
+            await engine.start()
+            dialplan = Dialplan(root / "deploy.yaml")
+            emulator = AsteriskEmulator(
+                port=port,
+                speed=None,
+                sound_dirs=[root / "var" / "prompts"],
+                default_dial=DialOutcome("ANSWER", ring=0.1, talk=0.5),
+            )
+            from ivr.testing import Keys
+
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(
+                    *(dialplan.call(emulator, actions=[Keys("1234")]) for _ in range(calls))
+                ),
+                120,
+            )
+            await asyncio.sleep(0.5)  # the engine's last log lines reach the file
+            # The cached prompts played: the greeting and the question, every call.
+            played = collections.Counter(p for o in outcomes for p in o.result.played)
+            figures["cached_prompts_played"] = sum(played.values())
+            paths = _paths(outcomes)
+            figures["paths"] = paths
+            figures["answered"] = sum(
+                1 for o in outcomes if o.result.variables.get("DIALSTATUS") == "ANSWER"
+            )
+            disk = [
+                line.strip()
+                for line in engine.lines
+                if "Read-only file system" in line or "No space left on device" in line
+            ]
+            figures["disk_error_lines"] = len(disk)
+            crashed = engine.counts.get("agi.handler_crashed", 0)
+            figures["calls_crashed"] = crashed
+            assert crashed == 0 and paths == {"hangup": calls}, (
+                f"calls did not go on: {paths}, {crashed} crashed; first error: {disk[:1]}"
+            )
+            assert figures["answered"] == calls, figures
+            # Clear: it names the folder and the cause; rate-limited: not once per call.
+            assert disk, "the disk error is never said"
+            assert str(root / "var") in disk[0], disk[0]
+            assert len(disk) <= 2, f"said {len(disk)} times for {calls} calls: {disk[:3]}"
+    return figures
