@@ -91,7 +91,7 @@ class Aggregator:
         self.flush_every = flush_every
         self.block = block
         self.board = Board(thresholds=thresholds, on_wait=self._waited)
-        #: Changes this process's clients have not been sent in a batch yet.
+        #: Names this process's numbering of batches: a resume from another's is refused.
         self.epoch = secrets.token_hex(4)
         self.seq = 0
         self.history: deque[Batch] = deque(maxlen=history)
@@ -156,13 +156,18 @@ class Aggregator:
         log.info("console.live_started", agents=len(self.board.agents), groups=len(self._tasks) - 2)
 
     async def close(self) -> None:
+        """Stop following (a start still reading the day is stopped too)."""
+        starting = self._started
+        if starting is not None and not starting.done() and starting is not asyncio.current_task():
+            starting.cancel()
         for undo in self._undo:
             undo()
         self._undo.clear()
         tasks = list(self._tasks.values())
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:  # bounded: a Redis call in flight may take a moment to give up
+            await asyncio.wait(tasks, timeout=2.0)
         self._tasks.clear()
         self._bell.set()
 
@@ -220,8 +225,7 @@ class Aggregator:
         """New routing groups, and agents added or changed (their team, site, skills):
         every ``_ROSTER_EVERY`` s, or at once when an event names an unknown agent."""
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stranger.wait(), _ROSTER_EVERY)
+            await _until(self._stranger, _ROSTER_EVERY)
             self._stranger.clear()
             try:
                 for group in await self.router.known_groups():
@@ -272,8 +276,7 @@ class Aggregator:
     async def _flusher(self) -> None:
         last = 0.0
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 0.5)
+            await _until(self._wake, 0.5)
             pause = last + self.flush_every - time.monotonic()
             if pause > 0:  # a burst: gather what comes during the pause into one batch
                 await asyncio.sleep(pause)
@@ -331,12 +334,20 @@ class Aggregator:
         """Until a batch after ``seq`` exists, or ``timeout`` seconds."""
         if self.seq > seq:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._bell.wait(), timeout)
+        await _until(self._bell, timeout)
 
     def snapshot(self, user: User) -> dict[str, Any]:
         """Everything ``user`` may see now, with the sequence number it is current at."""
         return fanout.snapshot(self, user)
+
+
+async def _until(event: asyncio.Event, timeout: float) -> None:
+    """Until ``event`` is set or ``timeout`` seconds pass. (Not ``asyncio.wait_for``:
+    before Python 3.12 it can swallow a cancellation that comes as its wait ends,
+    and a task that must stop would loop on.)"""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            await event.wait()
 
 
 def routes(

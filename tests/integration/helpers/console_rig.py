@@ -131,63 +131,67 @@ class Mirror:
 
 @contextlib.asynccontextmanager
 async def console_rig(redis_url: str, folder: Path, *, recheck: float = 5.0) -> AsyncIterator[Rig]:
-    registry = flows_in(folder / "flows", {"live": FLOW})
-    router = RedisRouter.connect(redis_url)
-    await router.redis.flushall()
-    await router.start()
-    sales = QueueConfig.model_validate({"skills": {"sales": 1}, "ring_timeout": 15})
-    await router.replace_queues({"sales": sales})
-    await router.add_agents(
-        [
-            Agent("ann", "PJSIP/1001", {"sales": 5, "team.north": 1}),
-            Agent("bob", "PJSIP/1002", {"sales": 5, "team.south": 1}),
-        ]
-    )
-    for agent in ("ann", "bob"):
-        await router.login(agent)
-    tracker = AnswerTracker()
-    engine = Engine(
-        flows=registry.get,
-        prompts=SpeechPrompts(folder / "prompts"),
-        router=router,
-        queues={"sales": sales},
-        answers=tracker,
-    )
-    server, _ = await serving(registry, engine)
-    # In real time: the console must see the phone ring, the call connect and end.
-    emulator = AsteriskEmulator(port=server.port, sound_dirs=[folder / "prompts"], speed=1.0)
-    ami_server = await emulator.start_ami()
-    for endpoint in ("PJSIP/1001", "PJSIP/1002"):
-        emulator.pbx.add_endpoint(endpoint)
-    ami = AmiClient(
-        AmiConfig(port=ami_server.port, username="ivr", secret="ivr-secret", ping_interval=0)
-    )
-    tracker.attach(ami)
-    await ami.connect()
-    board_metrics = metrics.Metrics(process=False)
-    aggregator = live.Aggregator(router, ami, metrics=board_metrics)
-    rig = Rig(emulator, router, ami, aggregator, board_metrics, Starlette())
-    rig.users = {"ada": ADMIN, "nina": NORTH, "ann": ANN}
-    ws = live.routes(router, ami, user_of=rig.user_of, aggregator=aggregator, recheck=recheck)
-    rig.app = Starlette(routes=[Mount("/console", routes=ws), *metrics.routes(board_metrics)])
-    web = uvicorn.Server(
-        uvicorn.Config(rig.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
-    )
-    task = asyncio.ensure_future(web.serve())
-    while not web.started:
-        await asyncio.sleep(0.01)
-    rig.port = web.servers[0].sockets[0].getsockname()[1]
-    try:
+    """The rig, every part stopped at the end (also when a later one failed to start)."""
+    async with contextlib.AsyncExitStack() as stack:
+        registry = flows_in(folder / "flows", {"live": FLOW})
+        router = RedisRouter.connect(redis_url)
+        stack.push_async_callback(router.close)
+        await router.redis.flushall()
+        await router.start()
+        sales = QueueConfig.model_validate({"skills": {"sales": 1}, "ring_timeout": 15})
+        await router.replace_queues({"sales": sales})
+        await router.add_agents(
+            [
+                Agent("ann", "PJSIP/1001", {"sales": 5, "team.north": 1}),
+                Agent("bob", "PJSIP/1002", {"sales": 5, "team.south": 1}),
+            ]
+        )
+        for agent in ("ann", "bob"):
+            await router.login(agent)
+        tracker = AnswerTracker()
+        engine = Engine(
+            flows=registry.get,
+            prompts=SpeechPrompts(folder / "prompts"),
+            router=router,
+            queues={"sales": sales},
+            answers=tracker,
+        )
+        stack.push_async_callback(engine.aclose)
+        server, _ = await serving(registry, engine)
+        stack.push_async_callback(server.drain, 1)
+        # In real time: the console must see the phone ring, the call connect and end.
+        emulator = AsteriskEmulator(port=server.port, sound_dirs=[folder / "prompts"], speed=1.0)
+        stack.push_async_callback(emulator.close)
+        ami_server = await emulator.start_ami()
+        for endpoint in ("PJSIP/1001", "PJSIP/1002"):
+            emulator.pbx.add_endpoint(endpoint)
+        ami = AmiClient(
+            AmiConfig(port=ami_server.port, username="ivr", secret="ivr-secret", ping_interval=0)
+        )
+        stack.push_async_callback(ami.close)
+        tracker.attach(ami)
+        await ami.connect()
+        board_metrics = metrics.Metrics(process=False)
+        aggregator = live.Aggregator(router, ami, metrics=board_metrics)
+        stack.push_async_callback(aggregator.close)
+        rig = Rig(emulator, router, ami, aggregator, board_metrics, Starlette())
+        rig.users = {"ada": ADMIN, "nina": NORTH, "ann": ANN}
+        ws = live.routes(router, ami, user_of=rig.user_of, aggregator=aggregator, recheck=recheck)
+        rig.app = Starlette(routes=[Mount("/console", routes=ws), *metrics.routes(board_metrics)])
+        web = uvicorn.Server(
+            uvicorn.Config(rig.app, host="127.0.0.1", port=0, log_config=None, lifespan="off")
+        )
+        task = asyncio.ensure_future(web.serve())
+
+        async def stop_web() -> None:
+            web.should_exit = True
+            await task
+
+        stack.push_async_callback(stop_web)
+        while not web.started and not task.done():
+            await asyncio.sleep(0.01)
+        rig.port = web.servers[0].sockets[0].getsockname()[1]
         yield rig
-    finally:
-        web.should_exit = True
-        await task
-        await aggregator.close()
-        await ami.close()
-        await server.drain(1)
-        await emulator.close()
-        await engine.aclose()
-        await router.close()
 
 
 def dial(ring: float = 0.3, talk: float = 3.0) -> dict[str, DialOutcome]:
