@@ -36,6 +36,7 @@ caller's number or an agent's name beyond queue and flow names.
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Final
@@ -66,6 +67,8 @@ __all__ = ["Metrics", "default", "observe_agi", "observe_asr", "routes"]
 #: Seconds: an AGI command's round trip is milliseconds, an EXEC Dial minutes.
 _AGI_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _ASR_BUCKETS: Final = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
+#: Seconds a scrape waits for the live data to start (it goes on starting after).
+_START_WAIT: Final = 2.0
 _WAIT_BUCKETS: Final = (5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200, 1800)
 
 
@@ -203,9 +206,10 @@ def routes(metrics: Metrics | None = None, *, path: str = "/metrics") -> list[Ba
 
     async def endpoint(request: Request) -> Response:
         for aggregator in chosen.aggregators():
-            try:
-                await aggregator.ensure_started()  # the figures need it running
-            except RoutingError:
+            try:  # the figures need it running; a scrape never waits long for Redis
+                async with asyncio.timeout(_START_WAIT):
+                    await aggregator.ensure_started()
+            except (RoutingError, TimeoutError):
                 chosen.redis_errors.labels("metrics").inc()
         # The format the scraper asks for (Prometheus's text format, or OpenMetrics).
         encoder, content_type = choose_encoder(request.headers.get("accept", ""))
