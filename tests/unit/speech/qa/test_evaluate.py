@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from speech.qa import CallResult, RuleResult, Transcript, evaluate, load_pack
-from speech.qa.evaluate import syllables
+from speech.qa.timing import syllables
 from speech.qa.transcript import Leg, Span, Speaker, Word
 
 
