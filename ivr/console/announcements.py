@@ -141,6 +141,11 @@ def _local(moment: float) -> str:
     return datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
+def _field(moment: float) -> str:
+    """A time as a datetime-local field shows it (the engine's zone)."""
+    return datetime.fromtimestamp(moment).astimezone().strftime("%Y-%m-%dT%H:%M")
+
+
 def _zone() -> str:
     now = datetime.now().astimezone()
     offset = now.strftime("%z")
@@ -195,6 +200,7 @@ class AnnouncementPages:
             "stale": sorted(set(notices) - set(found)),
             "now": now,
             "local": _local,
+            "field": _field,
             "zone": _zone(),
             "may_switch": self.may_switch(user),
             "errors": errors or {},

@@ -314,8 +314,19 @@ class FlowPages:
         def text_of(name: str) -> str | None:
             return current if name == "current" else self.store.version_text(key, name)
 
+        by_name = {v.name: v for v in versions}
+
+        def label(name: str) -> str:
+            found = by_name.get(name)
+            return f"version {found.version} of {found.when}" if found else "the file now"
+
         old, new = text_of(a), text_of(b)
-        lines = diff_lines(old, new, a, b) if old is not None and new is not None else []
+        lines = (
+            diff_lines(old, new, label(a), label(b)) if old is not None and new is not None else []
+        )
+        same = next(
+            (v.name for v in versions if self.store.version_text(key, v.name) == current), ""
+        )
         context = {
             "key": key,
             "versions": versions[:HISTORY_SHOWN],
@@ -323,6 +334,8 @@ class FlowPages:
             "a": a if old is not None else "",
             "b": b if new is not None else "",
             "lines": lines,
+            "current": same,
+            "label": label,
         }
         return console_of(request).render(request, "flow_history.html", context)
 
