@@ -43,6 +43,7 @@ __all__ = [
     "QueueStats",
     "Summary",
     "bucketed",
+    "combine",
     "compute",
     "summarize",
 ]
@@ -213,16 +214,27 @@ class _Window:
                 self._call(moment, kind, event, ticket)
 
     def _agent(self, agent: str, site: str = "") -> AgentStats:
-        stats = self.agents.setdefault(agent, AgentStats(agent))
+        stats = self.agents.get(agent)
+        if stats is None:
+            stats = self.agents[agent] = AgentStats(agent)
         stats.site = site or stats.site
+        return stats
+
+    def _queue(self, name: str) -> QueueStats:
+        stats = self.queues.get(name)
+        if stats is None:
+            stats = self.queues[name] = QueueStats(name)
+        return stats
+
+    def _site(self, name: str) -> QueueStats:
+        stats = self.sites.get(name)
+        if stats is None:
+            stats = self.sites[name] = QueueStats(name)
         return stats
 
     def _enqueued(self, moment: float, event: Mapping[str, str]) -> None:
         queue, site = event.get("queue", ""), event.get("site", "")
-        both = (
-            self.queues.setdefault(queue, QueueStats(queue)),
-            self.sites.setdefault(site, QueueStats(site)),
-        )
+        both = (self._queue(queue), self._site(site))
         ticket = _Ticket(both, moment, self.targets.get(queue, self.target))
         self.tickets[event.get("ticket", "")] = ticket
         if event.get("call"):
@@ -290,7 +302,7 @@ class _Window:
         queue = event.get("queue", "")
         if not queue or not score.isdigit() or not 1 <= int(score) <= 5:
             return  # no answer, or a survey after no queue
-        stats = self.queues.setdefault(queue, QueueStats(queue))
+        stats = self._queue(queue)
         stats.scores.append(int(score))
         ticket = self.calls.get(event.get("call", ""))
         if ticket is not None:
@@ -303,7 +315,7 @@ class _Window:
         self.ivr_calls += 1
         self.contained += contained
         name = event.get("flow", "")
-        flow = self.flows.setdefault(name, FlowStats(name))
+        flow = self.flows.get(name) or self.flows.setdefault(name, FlowStats(name))
         flow.calls += 1
         flow.contained += contained
         if contained and event.get("ended") == "caller_hangup":
@@ -322,11 +334,10 @@ class _Window:
             return
         state, start, site = before
         spent = max(0.0, until - start)
-        for time in (
-            self.time,
-            self.site_time.setdefault(site, AgentTime()),
-            self._agent(agent, site).time,
-        ):
+        at_site = self.site_time.get(site)
+        if at_site is None:
+            at_site = self.site_time[site] = AgentTime()
+        for time in (self.time, at_site, self._agent(agent, site).time):
             time.staffed += spent
             if state in _HOLDING:
                 time.busy += spent
@@ -347,30 +358,108 @@ class _Window:
                     stats.longest_wait = max(stats.longest_wait, now - t.since)
                 elif t.stage == "reserved":
                     stats.reserved += 1
-        for stats in (*self.queues.values(), *self.sites.values()):
-            _averages(stats)
-        for agent in self.agents.values():
-            if agent.handles:
-                agent.aht = sum(agent.handles) / len(agent.handles)
-            if agent.scores:
-                agent.surveys = len(agent.scores)
-                agent.csat = sum(1 for s in agent.scores if s >= 4) / len(agent.scores)
-                agent.csat_mean = sum(agent.scores) / len(agent.scores)
-        return Summary(
-            queues=self.queues,
-            sites=self.sites,
-            occupancy=self.time.occupancy,
-            site_occupancy={s: t.occupancy for s, t in sorted(self.site_time.items())},
-            ivr_calls=self.ivr_calls,
-            contained=self.contained,
-            containment=self.contained / self.ivr_calls if self.ivr_calls else None,
-            repeat_callers=self.repeat_callers,
-            callers=self.callers,
-            agents=self.agents,
-            flows=self.flows,
-            time=self.time,
-            site_time=self.site_time,
+        return _summary(
+            Summary(
+                queues=self.queues,
+                sites=self.sites,
+                occupancy=None,
+                site_occupancy={},
+                ivr_calls=self.ivr_calls,
+                contained=self.contained,
+                repeat_callers=self.repeat_callers,
+                callers=self.callers,
+                agents=self.agents,
+                flows=self.flows,
+                time=self.time,
+                site_time=self.site_time,
+            )
         )
+
+
+def _summary(summary: Summary) -> Summary:
+    """``summary`` with its averages and shares worked out from its counts and lists."""
+    for stats in (*summary.queues.values(), *summary.sites.values()):
+        _averages(stats)
+    for agent in summary.agents.values():
+        if agent.handles:
+            agent.aht = sum(agent.handles) / len(agent.handles)
+        if agent.scores:
+            agent.surveys = len(agent.scores)
+            agent.csat = sum(1 for s in agent.scores if s >= 4) / len(agent.scores)
+            agent.csat_mean = sum(agent.scores) / len(agent.scores)
+    summary.occupancy = summary.time.occupancy
+    summary.site_occupancy = {s: t.occupancy for s, t in sorted(summary.site_time.items())}
+    calls = summary.ivr_calls
+    summary.containment = summary.contained / calls if calls else None
+    return summary
+
+
+#: QueueStats' counts, added up when intervals are combined (the rest is worked out).
+_COUNTS = (
+    "offered", "answered", "completed", "abandoned", "overflowed", "timed_out",
+    "lease_expired", "unanswered", "callbacks", "waiting", "reserved", "repeats",
+    "late_abandons", "within",
+)  # fmt: skip
+
+
+def _add_queue(into: dict[str, QueueStats], stats: QueueStats) -> None:
+    total = into.get(stats.queue)
+    if total is None:
+        total = into[stats.queue] = QueueStats(stats.queue)
+    for name in _COUNTS:
+        setattr(total, name, getattr(total, name) + getattr(stats, name))
+    total.waits += stats.waits
+    total.handles += stats.handles
+    total.scores += stats.scores
+    total.longest_wait = max(total.longest_wait, stats.longest_wait)
+
+
+def _add_agent(into: dict[str, AgentStats], stats: AgentStats) -> None:
+    total = into.get(stats.agent)
+    if total is None:
+        total = into[stats.agent] = AgentStats(stats.agent)
+    total.site = stats.site or total.site
+    total.handled += stats.handled
+    total.completed += stats.completed
+    total.missed += stats.missed
+    total.handles += stats.handles
+    total.scores += stats.scores
+    _add_time(total.time, stats.time)
+
+
+def _add_time(total: AgentTime, time: AgentTime) -> None:
+    total.busy += time.busy
+    total.staffed += time.staffed
+
+
+def combine(parts: Iterable[Summary]) -> Summary:
+    """One summary of consecutive intervals' (:func:`bucketed`'s): the same figures as
+    :func:`summarize` over the whole span, without folding the events again."""
+    out = Summary(queues={}, sites={}, occupancy=None, site_occupancy={})
+    for part in parts:
+        for stats in part.queues.values():
+            _add_queue(out.queues, stats)
+        for stats in part.sites.values():
+            _add_queue(out.sites, stats)
+        for agent in part.agents.values():
+            _add_agent(out.agents, agent)
+        for flow in part.flows.values():
+            total = out.flows.get(flow.flow) or out.flows.setdefault(
+                flow.flow, FlowStats(flow.flow)
+            )
+            total.calls += flow.calls
+            total.contained += flow.contained
+            total.dropped += flow.dropped
+            for node, count in flow.nodes.items():
+                total.nodes[node] = total.nodes.get(node, 0) + count
+        _add_time(out.time, part.time)
+        for site, time in part.site_time.items():
+            _add_time(out.site_time.setdefault(site, AgentTime()), time)
+        out.ivr_calls += part.ivr_calls
+        out.contained += part.contained
+        out.repeat_callers += part.repeat_callers
+        out.callers += part.callers
+    return _summary(out)
 
 
 def _averages(stats: QueueStats) -> None:

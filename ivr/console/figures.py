@@ -24,7 +24,16 @@ from typing import Any, Final
 
 from routing.config import QueueConfig
 from routing.erlang import agents_needed
-from routing.kpis import DAY, AgentStats, Event, FlowStats, QueueStats, Summary, bucketed
+from routing.kpis import (
+    DAY,
+    AgentStats,
+    Event,
+    FlowStats,
+    QueueStats,
+    Summary,
+    bucketed,
+    combine,
+)
 
 __all__ = [
     "INTERVALS",
@@ -532,10 +541,10 @@ def build(
     """The report ``query`` asks for, over ``events`` (from a day before the period on:
     repeat callers and agents' states look back), counting only what ``view`` sees."""
     cuts = edges(query.period, query.interval, now)
-    seen = visible_events(events, view)
+    seen = events if view == View() else visible_events(events, view)
     targets = {name: c.service_level.seconds for name, c in configs.items()}
     summaries = bucketed(seen, edges=cuts, now=now, targets=targets)
-    (whole,) = bucketed(seen, edges=[cuts[0], cuts[-1]], now=now, targets=targets)
+    whole = combine(summaries)
     report = Report(query, REPORTS[query.report], COLUMNS[(query.report, query.by)], cuts, now)
     if query.report == "staffing":
         aht = {n: s.aht for n, s in whole.queues.items() if s.aht}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
-from routing.kpis import Event, bucketed, summarize
+from routing.kpis import Event, Summary, bucketed, combine, summarize
 
 
 def _call(ticket: str, queue: str = "sales", **extra: str) -> dict[str, str]:
@@ -109,6 +111,85 @@ class TestIntervals:
     def test_edges_must_increase(self, edges: list[float]) -> None:
         with pytest.raises(ValueError, match="edges"):
             bucketed([], edges=edges, now=0.0)
+
+
+def _busy_day(seed: int) -> list[Event]:
+    """Calls answered, abandoned, surveyed and still waiting, agents' states and the
+    IVR's notes, at random over 8 hours."""
+    rng = random.Random(seed)
+    out: list[Event] = []
+    for n in range(300):
+        at = rng.uniform(0, 8 * 3600)
+        fields = _call(str(n), rng.choice(("sales", "tv")), site=rng.choice(("a", "b")))
+        enqueued = {
+            "event": "enqueued",
+            **fields,
+            "call": f"c{n}",
+            "caller": str(rng.randrange(60)),
+        }
+        out.append((at, enqueued))
+        fate = rng.random()
+        if fate < 0.7:
+            agent = rng.choice("xyz")
+            out.append((at + rng.uniform(1, 90), {"event": "connected", **fields, "agent": agent}))
+            out.append((at + rng.uniform(100, 900), {"event": "completed", **fields}))
+            score = str(rng.randint(1, 5))
+            out.append(
+                (
+                    at + 950,
+                    {"event": "survey", "queue": fields["queue"], "call": f"c{n}", "score": score},
+                )
+            )
+        elif fate < 0.95:
+            out.append((at + rng.uniform(1, 200), {"event": "abandoned", **fields}))
+        node = rng.choice(("menu", "hours"))
+        ended = {"event": "ivr_ended", "flow": "main", "contained": "1", "ended": "caller_hangup"}
+        out.append((at, {**ended, "node": node}))
+    for agent in "xyz":
+        for k in range(40):
+            state = rng.choice(("available", "on_call", "wrap_up", "paused"))
+            out.append((k * 720 + rng.uniform(0, 700), _state(agent, state, site=agent)))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _figures(summary: Summary, *, approx: bool = False) -> dict[str, object]:
+    """What a report shows of a summary (lists' order aside); floats compared ``approx``."""
+
+    def close(value: object) -> object:
+        return pytest.approx(value) if approx else value
+
+    out: dict[str, object] = {}
+    for kind, table in (("queue", summary.queues), ("site", summary.sites)):
+        for name, s in table.items():
+            for field in ("offered", "answered", "abandoned", "waiting", "repeats", "surveys"):
+                out[f"{kind}:{name}:{field}"] = getattr(s, field)
+            for field in (
+                "asa",
+                "aht",
+                "service_level",
+                "abandonment_rate",
+                "csat",
+                "longest_wait",
+            ):
+                out[f"{kind}:{name}:{field}"] = close(getattr(s, field))
+    for name, a in summary.agents.items():
+        out[f"agent:{name}"] = (a.handled, a.completed, a.surveys, close(a.aht))
+        out[f"agent:{name}:time"] = close((a.time.busy, a.time.staffed))
+    for name, f in summary.flows.items():
+        out[f"flow:{name}"] = (f.calls, f.contained, f.dropped, f.nodes)
+    out["overall"] = (summary.ivr_calls, summary.repeat_callers, summary.callers)
+    out["time"] = close((summary.time.busy, summary.time.staffed))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_intervals_combined_are_the_whole_span(seed: int) -> None:
+    """Combining the intervals gives what one interval over the whole span gives."""
+    events = _busy_day(seed)
+    edges = [k * 900.0 for k in range(33)]
+    (whole,) = bucketed(events, edges=[0.0, edges[-1]], now=7 * 3600.0)
+    combined = combine(bucketed(events, edges=edges, now=7 * 3600.0))
+    assert _figures(combined) == _figures(whole, approx=True)
 
 
 class TestAgentsFlowsAndTargets:
