@@ -53,6 +53,9 @@ HOLD: Final = {"ivr.console.callback-pending": 10}
 #: How far back the list reads, and how many calls it shows at most.
 HOURS: Final = 24
 SHOWN: Final = 200
+#: Seconds one reading of the events serves every list asked meanwhile (each calls
+#: page asks every 30 s; a callback from here reads afresh).
+FRESH: Final = 5.0
 _ENDS: Final = {"abandoned": "hung up while waiting", "unanswered": "did not answer a callback"}
 
 
@@ -187,6 +190,14 @@ class AbandonedPages:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.allow = tuple(p.strip() for p in settings.transfer_allow.split(",") if p.strip())
+        self._read: tuple[float, list[Abandoned]] | None = None
+
+    async def _calls(self, router: RedisRouter, *, fresh: bool = False) -> list[Abandoned]:
+        """The abandoned calls, read again when older than :data:`FRESH` or when asked."""
+        now = time.monotonic()
+        if fresh or self._read is None or now - self._read[0] > FRESH:
+            self._read = (now, await abandoned_calls(router))
+        return self._read[1]
 
     def callable_back(self, number: str) -> bool:
         return (
@@ -208,7 +219,7 @@ class AbandonedPages:
         session = getattr(request.state, "session", None)
         if session is not None and not fragment:
             request.state.flash = await console.sessions.take_flash(session)
-        calls = [c for c in await abandoned_calls(console.router) if user.sees_queue(c.queue)]
+        calls = [c for c in await self._calls(console.router) if user.sees_queue(c.queue)]
         context = {
             "calls": calls[:SHOWN],
             "more": max(0, len(calls) - SHOWN),
@@ -268,7 +279,8 @@ class AbandonedPages:
     async def call_back(self, request: Request, user: User) -> Response:
         console = console_of(request)
         ticket = request.path_params["ticket"]
-        found = next((c for c in await abandoned_calls(console.router) if c.ticket == ticket), None)
+        calls = await self._calls(console.router, fresh=True)
+        found = next((c for c in calls if c.ticket == ticket), None)
         refusal = self._refusal(found, ticket, user, ami=console.supervisors is not None)
         if refusal is not None or found is None:
             status, message = refusal or (404, "")
@@ -289,6 +301,7 @@ class AbandonedPages:
             address=request.client.host if request.client else "",
         )
         log.info("console.callback_requested", queue=found.queue, ticket=found.ticket, by=user.name)
+        self._read = None  # the list shows the callback at once
         note = (
             f"Callback of {found.caller} queued in {found.queue}: an agent is rung first, "
             "then the caller."
