@@ -72,7 +72,7 @@ from ivr import changes
 from ivr.auth import Principal, TokenBook
 from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
-from ivr.console import Hook, console_routes
+from ivr.console import Hook, console_routes, live_aggregator
 from ivr.console.metrics import routes as metrics_routes
 from ivr.console.reports import ReportApi
 from routing.config import QueueConfig
@@ -329,7 +329,8 @@ def build_api(
 
     The console's pages are under ``/console`` (:func:`ivr.console.console_routes`);
     ``hooks`` (and the console's own, such as the live data's aggregator) start with
-    the app's lifespan and close with it, the last started first.
+    the app's lifespan and close with it, the last started first. The aggregator is
+    ``app.state.aggregator``: the engine tells it where its calls are in their flows.
     """
     h = _Handlers(router, supervisors)
     reports = ReportApi(router)
@@ -367,7 +368,11 @@ def build_api(
         Route("/api/supervise", guarded("supervisor", h.supervise), methods=["POST"]),
     ]
     started_with: list[Hook] = list(hooks)
-    routes += console_routes(router, supervisors, settings or Settings(), hooks=started_with)
+    settings = settings or Settings()
+    aggregator = live_aggregator(router, supervisors, settings)
+    routes += console_routes(
+        router, supervisors, settings, hooks=started_with, aggregator=aggregator
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -383,6 +388,7 @@ def build_api(
         lifespan=lifespan,
     )
     app.state.hooks = started_with
+    app.state.aggregator = aggregator
     return app
 
 

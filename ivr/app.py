@@ -28,6 +28,8 @@ from ivr.centre.presence import Presence
 from ivr.centre.supervise import Supervisors
 from ivr.centre.tracker import AnswerTracker
 from ivr.config import Settings, service_urls, speech_languages
+from ivr.console.engine_calls import follow_calls
+from ivr.console.metrics import observe_asr
 from ivr.demo_api import start_demo_api
 from ivr.errors import AgiError, ChannelHangup, ConfigError
 from ivr.flows.interpreter import Engine, Router
@@ -271,6 +273,7 @@ async def _start_speech(
         advertise=settings.audiosocket_advertise,
         spool=settings.spool_dir,
         languages=speech_languages(settings),
+        on_latency=observe_asr,  # the engine's /metrics (ivr_asr_seconds)
     )
     ready: list[str] = []
     allowed = speech_languages(settings)
@@ -338,7 +341,7 @@ async def _serve_started(
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(builder.cancel)
         supervisors = await _start_ami(settings, router, engine, stack, resets)
-        api = await _start_api(settings, router, supervisors)
+        api = await _start_api(settings, router, engine, supervisors)
         await _run_until_stopped(
             settings, server, registry=registry, watcher=watcher, api=api, ready=ready
         )
@@ -468,16 +471,22 @@ async def _keep_connecting(ami: AmiClient) -> None:
 
 
 async def _start_api(
-    settings: Settings, router: RedisRouter, supervisors: Supervisors | None = None
+    settings: Settings,
+    router: RedisRouter,
+    engine: Engine,
+    supervisors: Supervisors | None = None,
 ) -> _ApiServer | None:
-    """The HTTP API in this process (uvicorn on the engine's loop), or None when off."""
+    """The HTTP API in this process (uvicorn on the engine's loop), or None when off;
+    the console's board follows the engine's calls through their flows."""
     if not settings.api_port:
         return None
     tokens = TokenBook.from_environ()
     if not tokens:
         log.warning("api.no_tokens", hint="set IVR_API_TOKENS or IVR_API_TOKENS_FILE")
+    app = build_api(router, tokens, supervisors, settings)
+    follow_calls(engine, app.state.aggregator)
     config = uvicorn.Config(
-        build_api(router, tokens, supervisors, settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_config=None,

@@ -15,7 +15,7 @@ import dataclasses
 import ipaddress
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,11 @@ class Settings:
     #: proxy's X-Forwarded-Proto says), ``always`` (TLS ends before a proxy that
     #: does not say so). Plain http on 127.0.0.1 gets none, so the demo works.
     console_secure_cookie: str = "auto"
+    #: The console's alerts: seconds a caller may wait for an agent (``IVR_ALERT_WAIT``;
+    #: None, or empty: each queue's service-level seconds), and seconds a call with an
+    #: agent may last (``IVR_ALERT_CALL``).
+    alert_wait: float | None = None
+    alert_call: float = 600.0
     #: Redis for routing (``redis://host:6379/0``, ``unix:///path``); empty: the
     #: engine runs its own redis-server in ``redis_dir``.
     redis_url: str = ""
@@ -98,6 +103,8 @@ class Settings:
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+#: The longest alert threshold, in seconds (a day); NaN and infinity are refused too.
+_ALERT_MAX = 86400
 
 
 def _coerce(name: str, raw: Any, source: str) -> Any:
@@ -109,12 +116,15 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
             value: Any = int(raw)
         elif kind == "float":
             value = float(raw)
+        elif kind == "float | None":
+            value = None if raw is None or str(raw).strip() == "" else float(raw)
         elif kind == "Path":
             value = Path(str(raw))
         else:
             value = str(raw)
     except (TypeError, ValueError):
-        raise ConfigError(f"{source}: {raw!r} is not a valid {kind}") from None
+        shown = "float (or empty)" if kind == "float | None" else kind
+        raise ConfigError(f"{source}: {raw!r} is not a valid {shown}") from None
     return value
 
 
@@ -149,9 +159,20 @@ def _check_services(settings: Settings, where: str) -> None:
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def _check_console(settings: Settings, where: str) -> None:
-    if settings.console_secure_cookie not in ("auto", "always"):
-        raise ConfigError(f"{where}: {settings.console_secure_cookie!r}; use auto or always")
+def _check_console(settings: Settings, where: Callable[[str], str]) -> None:
+    cookie = settings.console_secure_cookie
+    if cookie not in ("auto", "always"):
+        raise ConfigError(f"{where('console_secure_cookie')}: {cookie!r}; use auto or always")
+    wait, call = settings.alert_wait, settings.alert_call
+    if wait is not None and not 0 < wait <= _ALERT_MAX:
+        raise ConfigError(
+            f"{where('alert_wait')}: {wait:g}; give seconds, more than 0 and at most "
+            f"{_ALERT_MAX} (or leave it empty: each queue's service-level seconds)"
+        )
+    if not 0 < call <= _ALERT_MAX:
+        raise ConfigError(
+            f"{where('alert_call')}: {call:g}; give seconds, more than 0 and at most {_ALERT_MAX}"
+        )
 
 
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
@@ -187,7 +208,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
             "centre's number, 3 to 20 digits with an optional '+'"
         )
     _check_languages(settings, where("speech_languages"))
-    _check_console(settings, where("console_secure_cookie"))
+    _check_console(settings, where)
     _check_services(settings, where("services"))
     if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
         raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")

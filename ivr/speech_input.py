@@ -18,6 +18,12 @@ with ``RECORD FILE`` into the spool folder shared with Asterisk, in takes: a
 first one of the no-input time (``s=`` counts silence from the start, so it
 must not end sooner), then short ones while the caller speaks, each
 recognised as it comes and deleted at once.
+
+``on_latency`` (the engine's ``/metrics``) gets each recognition's latency: from
+the moment the engine knows the caller has finished speaking (the end-silence
+heard or timed out on the wall clock, the session ended, or the recording take
+that ended on silence returned) to the recogniser's result. The end silence
+itself is the node's setting, not latency, so it is not counted.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import contextlib
 import math
 import uuid
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -92,6 +98,10 @@ class Heard:
     via: Literal["audiosocket", "record"] = "audiosocket"
 
 
+#: Told (language, seconds) for each recognition: end of speech to the result.
+LatencyObserver = Callable[[str, float], None]
+
+
 def _heard(result: Result, via: Literal["audiosocket", "record"]) -> Heard:
     if result.status == "match":
         return Heard("speech", result.phrase, result.text, None, result.confidence, via)
@@ -113,8 +123,11 @@ class SpeechInput:
         spool: Path | None = None,
         connect_timeout: float = 3.0,
         languages: frozenset[str] = frozenset(),
+        on_latency: LatencyObserver | None = None,
     ) -> None:
         self.recognizer = recognizer
+        #: Each recognition's latency, end of speech to result (``observe_asr``).
+        self.on_latency = on_latency
         #: The languages whose models may load (``IVR_SPEECH_LANGUAGES``); empty: all.
         self.languages = languages
         self.synthesizer = synthesizer
@@ -205,9 +218,16 @@ class SpeechInput:
             log.warning("speech.audiosocket_ended", reason=str(session.end_reason))
         return heard
 
-    @staticmethod
+    def _recognised(self, result: Result, language: str, ended: float) -> Result:
+        """``result``, its latency told to ``on_latency`` (from ``ended``, loop time)
+        when something was said (a no-input result recognised nothing)."""
+        if self.on_latency is not None and result.status != "noinput":
+            seconds = asyncio.get_running_loop().time() - ended
+            self.on_latency(language, max(0.0, seconds))
+        return result
+
     async def _hear(
-        session: AudioSocketSession, utterance: Utterance, request: Listen, prompt: float
+        self, session: AudioSocketSession, utterance: Utterance, request: Listen, prompt: float
     ) -> Heard | None:
         """The caller's answer from the session's events; None when it ends without one.
 
@@ -237,15 +257,19 @@ class SpeechInput:
             except TimeoutError:
                 if spoke is None:
                     return Heard("noinput")
+                # The caller finished at the deadline (the wall clock's end silence).
                 longest = loop.time() >= spoke + request.max_utterance
                 result = await utterance.finish("max_utterance" if longest else "end_silence")
-                return _heard(result, "audiosocket")
+                return _heard(self._recognised(result, request.language, deadline), "audiosocket")
             except StopAsyncIteration:
                 if spoke is not None:
                     # Asterisk ended the session (EXEC gave -1) after the caller
                     # spoke: recognise what was heard rather than ask again.
-                    return _heard(await utterance.finish("ended"), "audiosocket")
+                    ended = loop.time()
+                    result = await utterance.finish("ended")
+                    return _heard(self._recognised(result, request.language, ended), "audiosocket")
                 return None
+            arrived = loop.time()  # this frame may hold the end of the caller's speech
             if isinstance(event, Dtmf):
                 if event.digit in request.keys:
                     return Heard("key", digit=event.digit)
@@ -255,7 +279,8 @@ class SpeechInput:
                     spoke = loop.time()
                     session.stop_playback()  # barge-in
                 elif isinstance(found, Final):
-                    return _heard(found.result, "audiosocket")
+                    result = self._recognised(found.result, request.language, arrived)
+                    return _heard(result, "audiosocket")
 
     async def _end_app(self, app: asyncio.Future[int], channel: Channel) -> None:
         """Let EXEC AudioSocket return (never cancel a command in flight)."""
@@ -328,6 +353,7 @@ class SpeechInput:
         while True:
             began = loop.time()
             digit, pcm = await self._take(channel, request, spool, limit, silence)
+            ended = loop.time()  # the take holds the end of speech, if it came
             if digit is not None:
                 return Heard("key", digit=digit, via="record")
             if pcm is None:
@@ -342,15 +368,17 @@ class SpeechInput:
                 pcm = gap + pcm if spent == 0 else pcm + gap
             for found in await utterance.feed(pcm):
                 if isinstance(found, Final):
-                    return _heard(found.result, "record")
+                    return _heard(self._recognised(found.result, request.language, ended), "record")
             if not utterance.speaking:
                 return Heard("noinput", via="record")
             spent += max(heard, took)
             if max(heard, took) < limit - _MISSING:
                 # Asterisk stopped on s= silence after the caller spoke.
-                return _heard(await utterance.finish("end_silence"), "record")
+                result = await utterance.finish("end_silence")
+                return _heard(self._recognised(result, request.language, ended), "record")
             if spent >= budget - _MISSING:
-                return _heard(await utterance.finish("max_utterance"), "record")
+                result = await utterance.finish("max_utterance")
+                return _heard(self._recognised(result, request.language, ended), "record")
             limit = min(_TAKE, budget - spent)
             silence = max(1, math.ceil(request.end_silence))
 

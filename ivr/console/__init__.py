@@ -20,7 +20,9 @@ Every route in it has the console in its scope, so
 and stop with the app goes into ``hooks``, which ``build_api`` runs in the
 app's lifespan: the live data's :class:`~ivr.console.live.Aggregator`, begun
 in the background at start (a routing store that does not answer yet is
-tried again by the first client) and closed at shutdown.
+tried again by the first client) and closed at shutdown. :func:`live_aggregator`
+makes it (alert thresholds from the settings) for ``build_api`` to hand in, so
+the engine can tell it where its calls are (:mod:`ivr.console.engine_calls`).
 """
 
 from __future__ import annotations
@@ -43,13 +45,14 @@ from ivr.console import live
 from ivr.console.abandoned import routes as abandoned_routes
 from ivr.console.agents import routes as agents_routes
 from ivr.console.announcements import routes as announcements_routes
+from ivr.console.board import Thresholds
 from ivr.console.context import HERE, Console, WithConsole
 from ivr.console.flows import routes as flows_routes
 from ivr.console.pages import routes as pages_routes
 from routing.errors import RoutingError
 from routing.redis import RedisRouter
 
-__all__ = ["Hook", "console_routes"]
+__all__ = ["Hook", "console_routes", "live_aggregator"]
 
 log = structlog.get_logger("ivr.console")
 
@@ -108,14 +111,26 @@ class _Background:
         await self.aggregator.close()
 
 
+def live_aggregator(
+    router: RedisRouter, supervisors: Supervisors | None, settings: Settings
+) -> live.Aggregator:
+    """The engine's live data, alerting at the settings' thresholds (``IVR_ALERT_WAIT``,
+    ``IVR_ALERT_CALL``)."""
+    ami = supervisors.ami if supervisors is not None else None
+    thresholds = Thresholds(wait=settings.alert_wait, call=settings.alert_call)
+    return live.Aggregator(router, ami, thresholds=thresholds)
+
+
 def console_routes(
     router: RedisRouter,
     supervisors: Supervisors | None,
     settings: Settings,
     *,
     hooks: list[Hook] | None = None,
+    aggregator: live.Aggregator | None = None,
 ) -> list[BaseRoute]:
-    """The ``/console`` mount; what must start and stop with the app is added to ``hooks``."""
+    """The ``/console`` mount; what must start and stop with the app is added to ``hooks``
+    (the live data's ``aggregator`` too: made here unless given)."""
     console = Console(router, supervisors, settings)
     if not console.users.exists():
         log.warning(
@@ -124,7 +139,7 @@ def console_routes(
             hint="create the first admin: .venv/bin/ivr users add admin --role admin",
         )
     ami = supervisors.ami if supervisors is not None else None
-    aggregator = live.Aggregator(router, ami)
+    aggregator = aggregator or live_aggregator(router, supervisors, settings)
     if hooks is not None:
         hooks.append(_Background(aggregator))
     own: list[BaseRoute] = [

@@ -9,6 +9,8 @@ so a hot reload never changes a call in progress.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import structlog
 
 from ivr.agi.channel import Channel
@@ -104,6 +106,16 @@ async def execute(run: Run) -> None:
     finally:
         run.trace.variables = dict(run.variables)
         run.trace.sensitive = set(run.sensitive)
+        if run.engine.on_left is not None:
+            _observe(run.engine.on_left, run)
+
+
+def _observe(observer: Callable[..., None], *args: object) -> None:
+    """Tell an observer (the console's board); its failure is logged, never the call's."""
+    try:
+        observer(*args)
+    except Exception:
+        log.exception("flow.observer_failed", observer=getattr(observer, "__qualname__", "?"))
 
 
 async def _walk(run: Run) -> None:
@@ -122,6 +134,8 @@ async def _walk(run: Run) -> None:
         run.current, run.node = flow, name
         trace.nodes.append(name if flow is run.flow else f"{flow.id}.{name}")
         structlog.contextvars.bind_contextvars(flow=flow.id, node=name)
+        if run.engine.on_node is not None:
+            _observe(run.engine.on_node, run, flow.id, name)
         if node.type == "subflow":
             child = run.engine.flows(node.flow)
             if child is None:

@@ -126,6 +126,10 @@ class Services:
     #: Watchers (``ivr call`` prints what the caller hears and what happens).
     on_prompt: Callable[[str], None] | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
+    #: Observers of where calls are (the console's board): (run, flow id, node) at
+    #: every step, and the run once when it leaves its flow, however it leaves.
+    on_node: Callable[[Run, str, str], None] | None = None
+    on_left: Callable[[Run], None] | None = None
 
 
 class Run:
