@@ -625,6 +625,8 @@ def main() -> None:
         " them (default), or glibc's start-up state (see STEADY_MALLOC)",
     )
     args = parser.parse_args()
+    if args.ours_from and not (Path(args.ours_from) / "ivr" / "agi").is_dir():
+        parser.error(f"--ours-from {args.ours_from}: no ivr/agi there")
     if args.engine:
         meter = Meter()
         run = {"ours": run_ours, "panoramisk": run_panoramisk, "floor": run_floor}[args.engine]
