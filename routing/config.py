@@ -15,6 +15,8 @@
           - {after: 30, skills: {billing: 3}}
           - {after: 60, all_sites: true}   # ... then every site
           - {after: 120, overflow: true}   # leave by the flow's on_failure
+        record: true                  # record calls with an agent (caller, agent, mix)
+        retention: 30d                # then delete the files (s, m, h, d; default 30d)
 
 Pure models (no I/O): ``ivr`` loads the file with positions and validates it
 here, so a mistake reads ``routing.yaml:LINE:COL``.
@@ -22,9 +24,10 @@ here, so a mistake reads ``routing.yaml:LINE:COL``.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from routing.types import DEFAULT_GROUP, Agent
 
@@ -42,6 +45,23 @@ Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]+$")]
 #: A site's name, or empty (no site).
 Site = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-]*$")]
 Levels = dict[Name, Annotated[int, Field(ge=1, le=10)]]
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _seconds(value: object) -> object:
+    """``30d``, ``12h``, ``90m``, ``45s`` or a number of seconds."""
+    if isinstance(value, str):
+        found = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", value)
+        if found is None:
+            raise ValueError(f"{value!r} is not a duration; use e.g. 30d, 12h, 90m or seconds")
+        return float(found[1]) * _UNITS[found[2] or "s"]
+    return value
+
+
+#: A duration in seconds, written as seconds or ``30d`` / ``12h`` / ``90m``.
+Duration = Annotated[float, BeforeValidator(_seconds)]
 
 
 class _Strict(BaseModel):
@@ -138,6 +158,12 @@ class QueueConfig(_Strict):
         False, description="only agents of the caller's site, until a step with all_sites"
     )
     steps: list[Step] = Field(default_factory=list)
+    record: bool = Field(
+        False, description="record calls connected to an agent: caller, agent and a mix"
+    )
+    retention: Duration = Field(
+        30 * 86400, ge=3600, description="recordings are deleted after this (e.g. 30d, 12h)"
+    )
 
     @model_validator(mode="after")
     def _ordered(self) -> QueueConfig:

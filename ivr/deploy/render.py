@@ -437,12 +437,14 @@ ENGINE_APPLICATIONS: Mapping[str, str] = {
     "VoiceMail": "EXEC VoiceMail (ivr/flows/nodes.py: voicemail node)",
     "AudioSocket": "EXEC AudioSocket (ivr/speech_input.py: speech with barge-in)",
     "ChanSpy": "AMI Originate Application=ChanSpy (ivr/ami/client.py: listen, whisper, barge)",
-    "MixMonitor": "call recording (planned, issue 10)",
-    "StopMixMonitor": "call recording (planned, issue 10)",
+    "MixMonitor": "EXEC MixMonitor (ivr/flows/recording.py: agent calls of queues with "
+    "record: true, caller and agent apart)",
+    "StopMixMonitor": "EXEC StopMixMonitor (ivr/flows/recording.py: the files closed when "
+    "Dial returns)",
 }
 
 #: Applications in :data:`ENGINE_APPLICATIONS` that no code runs yet.
-PLANNED_APPLICATIONS = frozenset({"MixMonitor", "StopMixMonitor"})
+PLANNED_APPLICATIONS: frozenset[str] = frozenset()
 
 #: Applications loaded only when the deployment asks for them.
 _OPTIONAL_APPLICATIONS = {"AudioSocket": "audiosocket"}

@@ -7,12 +7,21 @@ the engine and streams frames, unknown applications are absent (-2).
 When the emulator runs an AMI server (``pbx`` set), ``Dial`` also shows on
 the AMI as Asterisk shows it: the agent leg's Newchannel and DialBegin, its
 DialEnd with the DIALSTATUS, BridgeEnter on answer, its Hangup at the end.
+``MixMonitor`` writes real WAV files of an answered Dial: what the caller said
+(their ``Talk`` actions) as the read leg ``r()``, what the agent said
+(``DialOutcome.says``) as the write leg ``t()``, and their mix.
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
+import itertools
+import sys
+import wave
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ivr.emulator.audiosocket import audiosocket_app
@@ -79,6 +88,8 @@ class Applications:
         self.pbx = pbx
         self.dial = dict(dial or {})
         self.default_dial = default_dial or DialOutcome()
+        #: Running MixMonitors, by AGI session.
+        self._monitors: dict[int, _Monitor] = {}
         self._apps: dict[str, App] = {
             "answer": _answer,
             "playback": _playback,
@@ -96,8 +107,8 @@ class Applications:
             "voicemail": _voicemail,
             "queue": _zero,
             "chanspy": _zero,
-            "mixmonitor": _zero,
-            "stopmixmonitor": _zero,
+            "mixmonitor": self._mixmonitor,
+            "stopmixmonitor": self._stop_mixmonitor,
             "senddtmf": _zero,
             "progress": _zero,
             "ringing": _zero,
@@ -108,6 +119,39 @@ class Applications:
 
     def add(self, name: str, app: App) -> None:
         self._apps[name.lower()] = app
+
+    async def _mixmonitor(self, session: AgiSession, data: str) -> int:
+        """app_mixmonitor.c's mixmonitor_exec: ``file.ext,options``; -1 without a file
+        or ``r()``/``t()``; ``MIXMONITOR_FILENAME`` set (empty without a mixed file),
+        ``i(VAR)`` given the instance's id; the files created at once, each folder made."""
+        args = split_app_args(data)
+        options = _options(args[1] if len(args) > 1 else "")
+        mix = _monitor_path(args[0])
+        read, written = _monitor_path(options.get("r", "")), _monitor_path(options.get("t", ""))
+        if not (mix or read or written):
+            return -1
+        session.vars["MIXMONITOR_FILENAME"] = str(mix or "")
+        monitor = _Monitor(mix, read, written, "b" in options, session.timeline.now())
+        if "i" in options:
+            session.vars[options["i"]] = monitor.id
+        monitor.write([], [], 0.0)
+        self._monitors[id(session)] = monitor
+        return 0
+
+    async def _stop_mixmonitor(self, session: AgiSession, data: str) -> int:
+        self._monitors.pop(id(session), None)
+        return 0
+
+    def _record(self, session: AgiSession, outcome: DialOutcome, answered: float) -> None:
+        """The answered call's audio, into the session's MixMonitor files, if any."""
+        monitor = self._monitors.get(id(session))
+        if monitor is None:
+            return
+        begin = answered if monitor.bridged_only else monitor.started
+        end = session.timeline.now()
+        talks = [(t.at - begin, t.audio) for t in session.timeline.talks if begin <= t.at < end]
+        agent = [(answered - begin + outcome.says_at, outcome.says)] if outcome.says else []
+        monitor.write(talks, agent, end - begin)
 
     def outcome(self, endpoint: str) -> DialOutcome:
         return self.dial.get(endpoint, self.default_dial)
@@ -151,7 +195,9 @@ class Applications:
         if outcome.status != "ANSWER":
             return 0
         session.vars["ANSWEREDTIME"] = str(int(outcome.talk))
+        answered_at = session.timeline.now()
         event = await session.timeline.wait(outcome.talk, wants_dtmf=False)
+        self._record(session, outcome, answered_at)
         if event is not None:
             if pbx is not None and caller is not None:
                 pbx.end_call(caller)  # the caller leaves the bridge first
@@ -165,6 +211,87 @@ class Applications:
                 pbx.unbridge(caller)
         # app_dial returns -1 after a bridged call unless 'g' asks to go on.
         return 0 if "g" in options else -1
+
+
+_MONITOR_IDS = itertools.count(1)
+#: ast_config_AST_MONITOR_DIR: where a relative MixMonitor file name goes.
+MONITOR_DIR = Path("/var/spool/asterisk/monitor")
+_RATE = 8000
+
+
+def _options(text: str) -> dict[str, str]:
+    """ast_app_parse_options: letters, some with ``(argument)``."""
+    found: dict[str, str] = {}
+    index = 0
+    while index < len(text):
+        letter = text[index]
+        index += 1
+        argument = ""
+        if index < len(text) and text[index] == "(":
+            close = text.find(")", index)
+            close = len(text) if close < 0 else close
+            argument, index = text[index + 1 : close], close + 1
+        found[letter] = argument
+    return found
+
+
+def _monitor_path(name: str) -> Path | None:
+    """filename_parse: absolute as given, else under the monitor folder; .wav49 is .WAV."""
+    if not name:
+        return None
+    path = Path(name) if name.startswith("/") else MONITOR_DIR / name
+    return path.with_suffix(".WAV") if path.suffix == ".wav49" else path
+
+
+@dataclass(slots=True)
+class _Monitor:
+    mix: Path | None
+    read: Path | None
+    written: Path | None
+    bridged_only: bool
+    started: float
+    id: str = ""
+
+    def __post_init__(self) -> None:
+        self.id = f"0x{next(_MONITOR_IDS):012x}"
+
+    def write(
+        self, talks: list[tuple[float, bytes]], agent: list[tuple[float, bytes]], seconds: float
+    ) -> None:
+        """Each leg as 8 kHz 16-bit WAV, ``seconds`` long (the two legs kept in step, as
+        without option ``n``), and their sum."""
+        read, write = _track(talks, seconds), _track(agent, seconds)
+        mixed = array.array(
+            "h", (max(-32768, min(32767, a + b)) for a, b in zip(read, write, strict=True))
+        )
+        for path, samples in ((self.read, read), (self.written, write), (self.mix, mixed)):
+            if path is not None:
+                _write_wav(path, samples)
+
+
+def _track(pieces: list[tuple[float, bytes]], seconds: float) -> array.array[int]:
+    track = array.array("h", bytes(2 * max(0, round(seconds * _RATE))))
+    for offset, audio in pieces:
+        samples = array.array("h")
+        samples.frombytes(audio[: len(audio) // 2 * 2])
+        if sys.byteorder == "big":
+            samples.byteswap()
+        start = max(0, round(offset * _RATE))
+        room = max(0, len(track) - start)
+        track[start : start + min(room, len(samples))] = samples[:room]
+    return track
+
+
+def _write_wav(path: Path, samples: array.array[int]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = samples if sys.byteorder == "little" else array.array("h", samples)
+    if sys.byteorder == "big":
+        data.byteswap()
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(_RATE)
+        wav.writeframes(data.tobytes())
 
 
 async def _ring(

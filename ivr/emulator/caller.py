@@ -149,6 +149,10 @@ class DialOutcome:
     status: Literal["ANSWER", "NOANSWER", "BUSY", "CHANUNAVAIL", "CONGESTION"] = "ANSWER"
     ring: float = 1.0
     talk: float = 5.0
+    #: What the agent says from ``says_at`` seconds after the answer (signed linear
+    #: 8 kHz, e.g. :func:`synthesize`): what a MixMonitor on the call records as sent.
+    says: bytes = b""
+    says_at: float = 0.5
 
 
 @dataclass(order=True, slots=True)

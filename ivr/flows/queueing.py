@@ -22,6 +22,7 @@ from typing import Any, Final
 from ivr.agi.channel import Channel
 from ivr.errors import AgiError, ChannelHangup
 from ivr.flows import model as m
+from ivr.flows import recording as recordings
 from ivr.flows.playing import play_files
 from ivr.flows.run import Run
 from ivr.numbers import callback_dial
@@ -72,7 +73,7 @@ async def queue(run: Run, node: m.QueueNode) -> str | None:
                 return await _left(run, node, waiter, leg)
             leg.assignment, leg.reserved_at = assignment, time.time()
             await _hand_over(run, node, assignment)
-            status = await _dial_agent(run, router, leg, assignment, config)
+            status = await _dial_recorded(run, router, leg, assignment, config)
             run.event("dialled", agent=assignment.agent_id, status=status)
             if leg.connected or status == "ANSWER":
                 # Answered: whoever hung up first, the agent's call is over now.
@@ -117,9 +118,7 @@ class _Leg:
 _SETTLE_TRIES = 4
 
 
-async def _settle(
-    run: Run, what: str, action: Callable[..., Awaitable[None]], *args: Any
-) -> None:
+async def _settle(run: Run, what: str, action: Callable[..., Awaitable[None]], *args: Any) -> None:
     """Record how a queued call ended; retried, and never cut short by a cancellation
     (the server cancels a handler some time after the hang-up)."""
 
@@ -398,6 +397,22 @@ async def _dial_agent(
     if status == "ANSWER" and not leg.connected:
         leg.connected = True
         await router.connected(assignment)
+    return status
+
+
+async def _dial_recorded(
+    run: Run, router: Router, leg: _Leg, assignment: Assignment, config: QueueConfig
+) -> str | None:
+    """Dial the agent, recorded from the answer to the end when the queue records."""
+    recording = await recordings.start(run, run.last_queue, assignment.agent_id, config)
+    if recording is None:
+        return await _dial_agent(run, router, leg, assignment, config)
+    status: str | None = None
+    try:
+        status = await _dial_agent(run, router, leg, assignment, config)
+    finally:
+        answered = leg.connected or status == "ANSWER"
+        await recordings.stop(run, recording, answered=answered)
     return status
 
 

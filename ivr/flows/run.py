@@ -36,6 +36,7 @@ from speech.private import CallFolder
 
 if TYPE_CHECKING:
     from ivr.centre.tracker import AnswerTracker
+    from ivr.flows.recording import Recorder
     from ivr.speech_input import SpeechInput
 
 __all__ = [
@@ -123,6 +124,9 @@ class Services:
     spool: str = "/var/spool/asterisk/ivr"
     #: This engine's site (several centres as one pool): queues may prefer it.
     site: str = ""
+    #: Where queues with ``record: true`` record agent calls, and who checks them
+    #: after (the QA worker); None: no call is recorded.
+    recorder: Recorder | None = None
     #: Watchers (``ivr call`` prints what the caller hears and what happens).
     on_prompt: Callable[[str], None] | None = None
     on_event: Callable[[str, dict[str, Any]], None] | None = None
