@@ -38,6 +38,7 @@ from ivr.flows.problems import FlowError
 from ivr.flows.prompts import flow_languages, prompt_texts
 from ivr.flows.registry import FlowRegistry
 from ivr.instance import engine_lock
+from ivr.qa_worker import QaWorker
 from ivr.routing_config import agent_of, load_routing_file
 from ivr.speech_input import SpeechInput
 from routing.config import RoutingConfig
@@ -46,6 +47,7 @@ from routing.errors import RoutingError
 from routing.memory import Agent, MemoryRouter
 from routing.redis import RedisRouter
 from speech.models import ModelStore
+from speech.qa import Transcriber
 from speech.recognizer import ModelRegistry, Recognizer
 
 __all__ = ["build", "flow_handler", "serve"]
@@ -304,6 +306,7 @@ async def _start_speech(
                     hint=f"ivr speech models install URL-or-path --language {language}",
                 )
     engine.speech = speech
+    _start_qa(settings, engine, recognizer.registry, stack)
     # Load the models now, off the loop: the first caller does not wait for them.
     loading = [asyncio.ensure_future(recognizer.registry.get(lang)) for lang in set(ready)]
     stack.callback(lambda: [task.cancel() for task in loading])
@@ -312,6 +315,37 @@ async def _start_speech(
         languages=sorted(set(ready)),
         audiosocket=sockets.address if sockets is not None else "off (RECORD FILE)",
     )
+
+
+#: How often recordings past their queue's retention are deleted.
+SWEEP_EVERY = 3600.0
+
+
+def _start_qa(
+    settings: Settings,
+    engine: Engine,
+    registry: ModelRegistry,
+    stack: contextlib.AsyncExitStack,
+) -> None:
+    """Recording (queues with ``record: true``) and the checks after each recorded call,
+    on the engine's loaded models; the retention sweep every hour."""
+    transcriber = Transcriber(registry, workers=settings.qa_workers)
+    worker = QaWorker(
+        settings.recordings_dir,
+        router=engine.router,
+        transcriber=transcriber,
+        rules=settings.qa_rules,
+        webhook=settings.qa_webhook,
+    )
+    engine.recorder = worker
+    sweeper = asyncio.ensure_future(worker.sweep_every(SWEEP_EVERY))
+
+    async def stop() -> None:
+        sweeper.cancel()
+        await worker.drain()
+        await asyncio.to_thread(transcriber.close)
+
+    stack.push_async_callback(stop)
 
 
 async def _serve_started(

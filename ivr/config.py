@@ -97,6 +97,16 @@ class Settings:
     site: str = ""
     #: The number a callback's customer sees (the centre's; ``IVR_CALLBACK_CALLER_ID``).
     callback_caller_id: str = ""
+    #: Where queues with ``record: true`` have their agent calls recorded (Asterisk
+    #: writes there, the QA worker reads: one folder both see); never served over HTTP.
+    recordings_dir: Path = Path("var/recordings")
+    #: Rule packs for the checks after each recorded call, one per language
+    #: (``<qa_rules>/ko.yaml``); a language without one is recorded, not checked.
+    qa_rules: Path = Path("qa")
+    #: A URL that gets each QA result with a violation (POST, JSON); empty: none.
+    qa_webhook: str = ""
+    #: Threads transcribing recorded calls (each leg of a call on its own).
+    qa_workers: int = 2
     #: Dial strings for transfers: internal extensions and outside numbers.
     internal_dial: str = "PJSIP/{to}"
     external_dial: str = "PJSIP/{to}@trunk"
@@ -175,6 +185,13 @@ def _check_console(settings: Settings, where: Callable[[str], str]) -> None:
         )
 
 
+def _check_qa(settings: Settings, where: Callable[[str], str]) -> None:
+    if settings.qa_workers < 1:
+        raise ConfigError(f"{where('qa_workers')}: must be at least 1")
+    if settings.qa_webhook and not re.match(r"https?://", settings.qa_webhook):
+        raise ConfigError(f"{where('qa_webhook')}: {settings.qa_webhook!r}; give an http(s) URL")
+
+
 def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     def where(key: str) -> str:
         return sources.get(key, key)
@@ -189,6 +206,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
                 f"{where('agi_host')}: {settings.agi_host!r} is not an address; "
                 "use 127.0.0.1 (default), 0.0.0.0 or a host name"
             ) from None
+    _check_qa(settings, where)
     if settings.max_calls < 1:
         raise ConfigError(f"{where('max_calls')}: must be at least 1")
     for key in ("command_timeout", "drain_timeout"):
