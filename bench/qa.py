@@ -21,6 +21,7 @@ times the legs on a thread pool against a process pool.
     python bench/qa.py            # about 15 minutes on 2 cores
     python bench/qa.py --quick    # a smoke run (a minute or two)
     python bench/qa.py --pools    # also thread vs process pools
+    python bench/qa.py --pools-only 3   # only the pools, alternating, 3 rounds
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ import structlog  # noqa: E402
 
 structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(30))
 
+import psutil  # type: ignore[import-untyped]  # noqa: E402
 from rapidfuzz.distance import Levenshtein  # noqa: E402
 
 from speech.audio import SAMPLE_RATE, from_pcm, resample, write_wav  # noqa: E402
@@ -526,18 +528,59 @@ async def time_pool(pool: str, calls: Sequence[Call], registry: ModelRegistry) -
         transcriber.transcribe("ko", caller=first.caller),
     )
     warm = time.perf_counter() - warm
+    cpu = cpu_seconds()
     began = time.perf_counter()
     await asyncio.gather(
         *(transcriber.transcribe("ko", agent=c.agent, caller=c.caller) for c in calls)
     )
     wall = time.perf_counter() - began
+    cpu = cpu_seconds() - cpu
     await asyncio.to_thread(transcriber.close)
     audio = sum(2 * c.duration for c in calls)
     return {
         "warm_up_s": round(warm, 2),
         "wall_s": round(wall, 2),
         "audio_per_wall_s": round(audio / wall, 2),
+        "cpu_s": round(cpu, 2),
+        "audio_per_cpu_s": round(audio / cpu, 2),
     }
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and its live children (a process pool's workers): what the
+    decoding costs, whatever the other work on the machine does to the wall clock."""
+    me = psutil.Process()
+    total = 0.0
+    for process in (me, *me.children(recursive=True)):
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def pools_only(rounds: int) -> int:
+    """Thread and process pools in turn on the same calls; each round and the medians."""
+    load = os.getloadavg()
+    print(f"# bench/qa.py --pools-only {rounds}: {os.cpu_count()} cores, load {load[0]:.2f}")
+    registry = ModelRegistry()
+    registry.load("ko")
+    with tempfile.TemporaryDirectory(prefix="qa-bench-") as scratch:
+        voices = variants()
+        calls = [build_call(i, Path(scratch), voices, NOISES[i % len(NOISES)]) for i in range(2)]
+        seen: dict[str, list[dict[str, float]]] = {"thread": [], "process": []}
+        for round_ in range(rounds):
+            for pool in ("thread", "process") if round_ % 2 == 0 else ("process", "thread"):
+                figures = asyncio.run(time_pool(pool, calls, registry))
+                seen[pool].append(figures)
+                print(f"round {round_ + 1} {pool:8s} {figures}", flush=True)
+        for pool, rows in seen.items():
+            wall = statistics.median(r["audio_per_wall_s"] for r in rows)
+            cpu = statistics.median(r["audio_per_cpu_s"] for r in rows)
+            print(f"{pool:8s} median audio s per wall s {wall:.2f}, per CPU s {cpu:.2f}")
+    print(f"load at the end {os.getloadavg()[0]:.2f}")
+    return 0
 
 
 # -- report -------------------------------------------------------------------------
@@ -557,8 +600,16 @@ def main(argv: list[str] | None = None) -> int:
         "--quick", action="store_true", help="a smoke run: fewer utterances and calls"
     )
     parser.add_argument("--pools", action="store_true", help="also time thread vs process pools")
+    parser.add_argument(
+        "--pools-only",
+        type=int,
+        metavar="ROUNDS",
+        help="only time thread vs process pools, alternating, ROUNDS times each (2 calls)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     args = parser.parse_args(argv)
+    if args.pools_only:
+        return pools_only(args.pools_only)
     load = os.getloadavg()
     print(
         f"# bench/qa.py{' --quick' if args.quick else ''}: {os.cpu_count()} cores, "

@@ -28,6 +28,8 @@ from speech.audio import SAMPLE_RATE, from_pcm, resample, write_wav
 from speech.qa import CallResult, Transcriber, Transcript, evaluate, load_pack, transcribe_legs
 from speech.recognizer import ModelRegistry
 
+pytestmark = pytest.mark.slow
+
 PACK = """\
 language: ko
 rules:
