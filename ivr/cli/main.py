@@ -66,13 +66,17 @@ def _validate(args: argparse.Namespace) -> int:
     # The engine's HTTP services, as `ivr serve` would have them: a flow naming another
     # is refused here as it would be there.
     services = service_urls(load_settings(config_file=args.config))
-    flows, problems = load_flows(paths, services=services)
+    found = flow_files(paths)
+    # A QA rule pack (``language:`` and ``rules:`` at the top) is checked as a pack.
+    packs = [f for f in found if _is_pack(f)]
+    flows, problems = load_flows([f for f in found if f not in packs], services=services)
     for path in paths:  # routing.yaml is checked as what it is
         for routing in [path] if path.name == "routing.yaml" else path.glob("routing.yaml"):
             problems += _routing_problems(routing)
+    problems += [p for pack in packs for p in _pack_problems(pack)]
     for problem in problems:
         print(problem)
-    files = len(flow_files(paths))
+    files = len(found)
     print(
         f"{len(flows)} flow{'s' if len(flows) != 1 else ''} valid, "
         f"{len(problems)} problem{'s' if len(problems) != 1 else ''} in {files} file(s)",
@@ -299,6 +303,26 @@ def _routing_problems(path: Path) -> list[Any]:
     return []
 
 
+def _is_pack(path: Path) -> bool:
+    """A QA rule pack: ``language:`` and ``rules:`` as top-level keys."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    keys = {line.split(":", 1)[0] for line in text.splitlines() if line[:1].isalpha()}
+    return {"language", "rules"} <= keys
+
+
+def _pack_problems(path: Path) -> list[Any]:
+    from speech.qa import RulePackError, load_pack
+
+    try:
+        load_pack(path)
+    except RulePackError as exc:
+        return list(exc.problems)
+    return []
+
+
 def _schema(args: argparse.Namespace) -> int:
     import json
 
@@ -442,6 +466,9 @@ def _flow_commands(commands: Any) -> None:
     from ivr.cli.users import add_commands as add_users_commands
 
     add_users_commands(commands)
+    from ivr.cli.qa import add_commands as add_qa_commands
+
+    add_qa_commands(commands)
 
     schema = commands.add_parser("schema", help="print the JSON Schema of call flows (for editors)")
     schema.set_defaults(func=_schema)
