@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 import structlog
 from structlog.testing import capture_logs
 
 from ivr.cli import main
+from ivr.emulator.caller import Action
+from ivr.flows.interpreter import Engine, Run, Trace
 from ivr.flows.loader import load_flow, load_flows
 from ivr.flows.model import Hours
 from ivr.flows.nodes import is_open, luhn
+from ivr.flows.ports import SpeechPrompts
 from ivr.flows.testing import run_file
+from ivr.testing import AsteriskEmulator, Hangup
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 from ..conftest import DATA
 
@@ -149,3 +156,69 @@ def test_graph_is_laid_out_without_overlaps(tmp_path: Path) -> None:
         ["fc-list", ":lang=ko", "family"], check=True, capture_output=True, text=True
     )
     assert family.lower().replace(" ", "") in listed.stdout.lower().replace(" ", "")
+
+
+class TestObservers:
+    """The engine's node observers (the console's board follows calls with them)."""
+
+    FLOWS: ClassVar[dict[str, str]] = {
+        "front": "id: front\nnodes:\n  hello: {type: play, say: Hello., next: sub}\n"
+        "  sub: {type: subflow, flow: inner, next: bye}\n  bye: {type: hangup}\n",
+        "inner": "id: inner\nnodes:\n  wait: {type: play, say: One moment please., next: back}\n"
+        "  back: {type: return}\n",
+    }
+
+    async def _call(
+        self, tmp_path: Path, watch: Callable[[Engine], None], actions: list[Action]
+    ) -> list[Trace]:
+        """One emulated call (uniqueid 1.5) to ``front`` on an engine ``watch`` set up."""
+        registry = flows_in(tmp_path / "flows", self.FLOWS)
+        engine = Engine(flows=registry.get, prompts=SpeechPrompts(tmp_path / "prompts"))
+        watch(engine)
+        server, traces = await serving(registry, engine)
+        emulator = AsteriskEmulator(port=server.port, sound_dirs=[tmp_path / "prompts"])
+        try:
+            await emulator.call("front", actions=actions, uniqueid="1.5")
+        finally:
+            await emulator.close()
+            await server.drain(1)
+            await engine.aclose()
+        return traces
+
+    async def test_every_step_then_the_end_once(self, tmp_path: Path) -> None:
+        """Each step is seen with its flow's id and node (a subflow's own), then the
+        call leaving its flow once: also a caller who hangs up midway."""
+        steps: list[tuple[str, str, str]] = []
+        left: list[str] = []
+
+        def step(run: Run, flow: str, node: str) -> None:
+            steps.append((run.channel.uniqueid, flow, node))
+
+        def watch(engine: Engine) -> None:
+            engine.on_node = step
+            engine.on_left = lambda run: left.append(run.trace.ended)
+
+        await self._call(tmp_path, watch, [])
+        assert steps == [("1.5", "front", "hello"), ("1.5", "front", "sub"),
+                         ("1.5", "inner", "wait"), ("1.5", "inner", "back"),
+                         ("1.5", "front", "bye")]  # fmt: skip
+        assert left == ["hangup"]
+        steps.clear()
+        left.clear()
+        await self._call(tmp_path, watch, [Hangup(on="STREAM FILE")])
+        assert steps[0] == ("1.5", "front", "hello") and len(steps) < 5
+        assert left == ["caller_hangup"]
+
+    async def test_an_observer_that_fails_never_fails_the_call(self, tmp_path: Path) -> None:
+        """A broken observer is logged; the caller's call goes on to its end."""
+
+        def broken(run: Run, flow: str, node: str) -> None:
+            raise RuntimeError("the board broke")
+
+        def watch(engine: Engine) -> None:
+            engine.on_node = broken
+
+        with capture_logs() as logs:
+            traces = await self._call(tmp_path, watch, [])
+        assert traces[0].ended == "hangup" and traces[0].nodes[-1] == "bye"
+        assert any(e["event"] == "flow.observer_failed" for e in logs)

@@ -15,12 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
 
 from ivr.agi.channel import Channel
 from ivr.agi.server import FastAgiServer
 from ivr.audiosocket.protocol import Kind, encode_frame
 from ivr.audiosocket.server import AudioSocketServer
+from ivr.console import metrics
 from ivr.emulator.caller import Timeline, synthesize
 from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.loader import load_flow
@@ -301,6 +305,56 @@ async def test_without_audiosocket_the_answer_is_recorded_and_recognised(
         assert heard(made.traces[0]) == [("speech", "예약", None)]
         assert made.traces[0].nodes == ["menu", "booking"]
         assert not list((tmp_path / "spool").iterdir())  # the recording is not kept
+
+
+async def _asr_samples(
+    own: metrics.Metrics,
+) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """``GET /metrics`` (the engine's route) read back: the ASR latency samples."""
+    app = Starlette(routes=metrics.routes(own))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://engine") as http:
+        reply = await http.get("/metrics")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        for sample in family.samples
+        if sample.name.startswith("ivr_asr_seconds")
+    }
+
+
+def _observed_into(rig: Rig, own: metrics.Metrics) -> None:
+    """The engine's speech tells ``own`` its latencies, as ``ivr serve`` tells its /metrics."""
+    assert rig.engine.speech is not None
+    rig.engine.speech.on_latency = lambda lang, seconds: metrics.observe_asr(lang, seconds, own)
+
+
+async def test_recognition_latency_is_in_the_metrics(rig: Rig) -> None:
+    """A spoken answer over AudioSocket: one ASR latency for Korean in /metrics, end of
+    speech to the result (well under a second for a two-phrase grammar); a key is none."""
+    own = metrics.Metrics(process=False)
+    _observed_into(rig, own)
+    await rig.call("reservations", [say("안내", on="EXEC AudioSocket", after=0.5)])
+    await rig.call("reservations", [Press("2", on="EXEC AudioSocket", after=0.3)])
+    assert [heard(t)[0][0] for t in rig.traces] == ["speech", "key"]
+    samples = await _asr_samples(own)
+    korean = (("language", "ko"),)
+    assert samples[("ivr_asr_seconds_count", korean)] == 1
+    assert 0 < samples[("ivr_asr_seconds_sum", korean)] < 2
+
+
+async def test_without_audiosocket_recognition_latency_is_in_the_metrics(
+    tmp_path: Path, recognizer: Recognizer
+) -> None:
+    """RECORD FILE: from the take that ended on the caller's silence to the result."""
+    async for made in rig_for(tmp_path, recognizer, MENU, audiosocket=False):
+        own = metrics.Metrics(process=False)
+        _observed_into(made, own)
+        await made.call("reservations", [say("예약", on="RECORD FILE", after=0.3)])
+        assert heard(made.traces[0]) == [("speech", "예약", None)]
+        samples = await _asr_samples(own)
+        assert samples[("ivr_asr_seconds_count", (("language", "ko"),))] == 1
+        assert 0 < samples[("ivr_asr_seconds_sum", (("language", "ko"),))] < 2
 
 
 async def test_without_audiosocket_a_caller_who_starts_late_is_heard(

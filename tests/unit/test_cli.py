@@ -111,6 +111,36 @@ class TestSettings:
         with pytest.raises(ConfigError, match="IVR_MAX_CALLS"):
             load_settings(environ={"IVR_MAX_CALLS": "lots"})
 
+    def test_alert_thresholds(self, tmp_path: Path) -> None:
+        """The console's alerts are seconds; no wait threshold (unset, empty or null in
+        the file) means each queue's service-level seconds."""
+        settings = load_settings(environ={"IVR_ALERT_WAIT": "45", "IVR_ALERT_CALL": "900"})
+        assert (settings.alert_wait, settings.alert_call) == (45.0, 900.0)
+        default = load_settings(environ={})
+        assert (default.alert_wait, default.alert_call) == (None, 600.0)
+        assert load_settings(environ={"IVR_ALERT_WAIT": " "}).alert_wait is None
+        config = tmp_path / "engine.yaml"
+        config.write_text("alert_wait: null\nalert_call: 300\n")
+        settings = load_settings(config_file=config, environ={"IVR_ALERT_WAIT": "30"})
+        assert (settings.alert_wait, settings.alert_call) == (None, 300.0)
+
+    @pytest.mark.parametrize(
+        ("key", "value"),
+        [
+            ("IVR_ALERT_WAIT", "0"),
+            ("IVR_ALERT_WAIT", "nan"),
+            ("IVR_ALERT_WAIT", "soon"),
+            ("IVR_ALERT_CALL", "-5"),
+            ("IVR_ALERT_CALL", "inf"),
+            ("IVR_ALERT_CALL", "100000"),
+            ("IVR_ALERT_CALL", ""),
+        ],
+    )
+    def test_a_bad_alert_threshold_names_the_variable(self, key: str, value: str) -> None:
+        """Not a number of seconds, more than 0 and at most a day: refused, named."""
+        with pytest.raises(ConfigError, match=f"environment variable {key}|{key}:"):
+            load_settings(environ={key: value})
+
 
 def _api(port: int, method: str, path: str, body: object = None) -> Any:
     """One request to the engine's HTTP API, over real TCP, with an admin token."""

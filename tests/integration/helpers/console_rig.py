@@ -1,6 +1,7 @@
 """A contact centre for the console's live-data tests: a real Redis, the emulated
-Asterisk (FastAGI calls, AMI), the engine running a queue flow, the aggregator, and
-the live WebSocket and /metrics served by a real uvicorn.
+Asterisk (FastAGI calls, AMI), the engine running a queue flow (and any others a
+test gives) and telling the aggregator where its calls are as ``ivr serve`` does,
+and the live WebSocket and /metrics served by a real uvicorn.
 
 Logins are the core's business (``ivr.console.access``); here ``user_of`` is
 injected: the ``ivr_session`` cookie names a user of :attr:`Rig.users`.
@@ -27,6 +28,7 @@ from ivr.ami import AmiClient, AmiConfig
 from ivr.centre.tracker import AnswerTracker
 from ivr.console import live, metrics
 from ivr.console.access import Scope, User
+from ivr.console.engine_calls import follow_calls
 from ivr.flows.interpreter import Engine
 from ivr.flows.ports import SpeechPrompts
 from ivr.testing import AsteriskEmulator, DialOutcome
@@ -67,8 +69,8 @@ class Rig:
         url = f"ws://127.0.0.1:{self.port}/console/ws{query}"
         return connect(url, additional_headers=headers, open_timeout=5)
 
-    async def call(self, **kwargs: Any) -> Any:
-        return await asyncio.wait_for(self.emulator.call("live", **kwargs), 60)
+    async def call(self, flow: str = "live", **kwargs: Any) -> Any:
+        return await asyncio.wait_for(self.emulator.call(flow, **kwargs), 60)
 
     def hold(self, endpoint: str, held: bool) -> None:
         """The agent at ``endpoint`` presses hold (or takes the call back): AMI Hold/Unhold
@@ -130,10 +132,13 @@ class Mirror:
 
 
 @contextlib.asynccontextmanager
-async def console_rig(redis_url: str, folder: Path, *, recheck: float = 5.0) -> AsyncIterator[Rig]:
-    """The rig, every part stopped at the end (also when a later one failed to start)."""
+async def console_rig(
+    redis_url: str, folder: Path, *, recheck: float = 5.0, flows: dict[str, str] | None = None
+) -> AsyncIterator[Rig]:
+    """The rig, every part stopped at the end (also when a later one failed to start);
+    ``flows`` (id -> YAML) are served next to ``live``."""
     async with contextlib.AsyncExitStack() as stack:
-        registry = flows_in(folder / "flows", {"live": FLOW})
+        registry = flows_in(folder / "flows", {"live": FLOW, **(flows or {})})
         router = RedisRouter.connect(redis_url)
         stack.push_async_callback(router.close)
         await router.redis.flushall()
@@ -174,6 +179,7 @@ async def console_rig(redis_url: str, folder: Path, *, recheck: float = 5.0) -> 
         board_metrics = metrics.Metrics(process=False)
         aggregator = live.Aggregator(router, ami, metrics=board_metrics)
         stack.push_async_callback(aggregator.close)
+        follow_calls(engine, aggregator)
         rig = Rig(emulator, router, ami, aggregator, board_metrics, Starlette())
         rig.users = {"ada": ADMIN, "nina": NORTH, "ann": ANN}
         ws = live.routes(router, ami, user_of=rig.user_of, aggregator=aggregator, recheck=recheck)
