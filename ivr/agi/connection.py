@@ -8,8 +8,9 @@ asyncio streams saves a coroutine and a buffer copy per command.
 
 It is also an :class:`asyncio.BufferedProtocol`: the socket is read into one
 buffer per event loop. A plain protocol gets a fresh ``recv(262144)`` on
-every read, which glibc serves with ``mmap``, ``mremap`` and ``munmap`` and a
-page fault: four system calls per reply where one does.
+every read; until glibc has raised its mmap threshold (it does so only once
+some large block is freed), each one is an ``mmap``, ``mremap``, ``munmap``
+and a page fault: four system calls per reply where one does.
 """
 
 from __future__ import annotations
