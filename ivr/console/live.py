@@ -27,9 +27,11 @@ socket, and a record that leaves the user's sight is sent as ``null``
 (:mod:`ivr.console.fanout` runs each socket). No session: the socket is
 accepted and closed with 4401.
 
-Calls in the IVR (by flow node) need the engine to call in: the flow
-interpreter's node steps go to :meth:`Aggregator.ivr_step`; until it does,
-the board knows calls from the moment they enter a queue.
+Calls in the IVR (by flow node) come from the engine itself: the flow
+interpreter's steps go to :meth:`Aggregator.ivr_step` and the end of each
+call's walk to :meth:`Aggregator.ivr_left` (:mod:`ivr.console.engine_calls`
+wires them); from routing's stream the board knows calls from the moment they
+enter a queue, on any engine.
 """
 
 from __future__ import annotations
@@ -249,6 +251,10 @@ class Aggregator:
     def ivr_left(self, call: str) -> None:
         """The engine's hook: the call left its flow."""
         self.board.ivr_left(call)
+        if "_flush" not in self._tasks:
+            # Not following yet (Redis away at start, no client so far): nobody reads
+            # the changes, and a start sends everything, so they are not kept.
+            self.board.changes()
         self._wake.set()
 
     def _on_ami(self, event: AmiEvent) -> None:

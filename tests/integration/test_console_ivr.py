@@ -20,10 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr.api import build_api
 from ivr.auth import TokenBook
 from ivr.config import Settings
+from ivr.console import live, metrics
 from ivr.console.board import Thresholds
 from ivr.emulator.caller import Timeline
 from routing.redis import RedisRouter
-from tests.integration.helpers.console_rig import Mirror, Rig, console_rig
+from tests.integration.helpers.console_rig import ADMIN, Mirror, Rig, console_rig
 
 FRONT = """
 id: front
@@ -181,4 +182,26 @@ async def test_the_apis_aggregator_alerts_at_the_settings_thresholds(
         default = build_api(router, TokenBook(), None, Settings(users_file=users))
         assert default.state.aggregator.board.thresholds == Thresholds(wait=None, call=600.0)
     finally:
+        await router.close()
+
+
+async def test_calls_seen_before_the_live_data_starts_are_not_kept(redis_url: str) -> None:
+    """Until the aggregator follows Redis (nobody asked yet, or Redis was away), calls
+    that came and went leave nothing behind; one still in the IVR is in the first
+    snapshot."""
+    router = RedisRouter.connect(redis_url)
+    aggregator = live.Aggregator(router, metrics=metrics.Metrics(process=False))
+    try:
+        for n in range(1000):
+            aggregator.ivr_step(f"1.{n}", "front", "menu", caller="5551234")
+            aggregator.ivr_left(f"1.{n}")
+        aggregator.ivr_step("2.1", "front", "menu")
+        aggregator.ivr_left("2.1")
+        aggregator.ivr_step("2.2", "front", "menu")
+        assert len(aggregator.board.changes()) == 1  # the call still in the IVR only
+        aggregator.ivr_step("2.2", "front", "menu")
+        await aggregator.ensure_started()
+        assert list(aggregator.snapshot(ADMIN)["calls"]) == ["2.2"]
+    finally:
+        await aggregator.close()
         await router.close()
