@@ -50,6 +50,7 @@ from ivr.ami.config import AmiConfig
 from ivr.ami.errors import (
     AmiActionError,
     AmiConnectionError,
+    AmiError,
     AmiLoginError,
     AmiSetupError,
     AmiTimeout,
@@ -63,8 +64,9 @@ from ivr.ami.events import (
 )
 from ivr.ami.protocol import AmiParser, HeaderValue, Message, encode_action
 from ivr.backoff import Backoff
+from ivr.errors import UnsafeArgumentError
 
-__all__ = ["AmiClient", "Resync", "SpyMode"]
+__all__ = ["AMI_LINE_MAX", "AmiClient", "AmiUnsendableError", "Resync", "SpyMode"]
 
 log = structlog.get_logger()
 
@@ -74,6 +76,38 @@ SpyMode = Literal["listen", "whisper", "barge"]
 #: E exit when the spied channel hangs up, u the argument is a uniqueid or a
 #: whole channel name (so PJSIP/20 cannot also catch PJSIP/200-...), w whisper, B barge.
 SPY_OPTIONS: dict[str, str] = {"listen": "qEu", "whisper": "qEuw", "barge": "qEuB"}
+
+#: The longest line Asterisk reads whole, CRLF excluded: manager.c get_input keeps a
+#: 1,025-byte buffer (1,024 usable, CRLF included) and discards a message with a
+#: longer line ("Failed to parse message: line too long"), the whole action.
+AMI_LINE_MAX = 1022
+
+
+class AmiUnsendableError(AmiError, UnsafeArgumentError):
+    """An action Asterisk could not read as written (a line past AMI_LINE_MAX bytes, a
+    value that is not Unicode): refused before it is sent, never retried as it is.
+    (Beside :class:`~ivr.ami.errors.AmiInjectionError`, which this complements.)"""
+
+
+def _sendable(name: str, headers: Mapping[str, HeaderValue], action_id: str) -> bytes:
+    """The action's bytes; :class:`AmiUnsendableError` when Asterisk would not read it whole
+    (CR, LF and NUL are refused by encode_action as AmiInjectionError)."""
+    try:
+        wire = encode_action(name, headers, action_id=action_id)
+    except UnicodeEncodeError:
+        raise AmiUnsendableError(
+            f"AMI {name}: a header value is not valid Unicode (a lone surrogate, from a "
+            "JSON escape perhaps); decode it with errors='replace' first"
+        ) from None
+    if len(wire) > AMI_LINE_MAX:
+        for line in wire.split(b"\r\n"):
+            if len(line) > AMI_LINE_MAX:
+                header = line.partition(b":")[0].decode("utf-8", "replace")
+                raise AmiUnsendableError(
+                    f"AMI {name}: header {header} is {len(line)} bytes; Asterisk reads lines "
+                    f"of at most {AMI_LINE_MAX} and drops the whole action: shorten the value"
+                )
+    return wire
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,7 +507,7 @@ class AmiClient:
     ) -> Any:
         headers = dict(headers or {})
         action_id = f"{self._prefix}-{next(self._ids)}"
-        wire = encode_action(name, headers, action_id=action_id)  # refuses CR/LF/NUL first
+        wire = _sendable(name, headers, action_id)  # refuses CR/LF/NUL, long lines
         protocol = self._protocol
         if protocol is None or protocol.closed:
             raise AmiConnectionError(

@@ -36,8 +36,10 @@ from collections.abc import Awaitable
 
 import structlog
 
+from ivr.agi.protocol import escape_app_arg
 from ivr.ami import AmiClient, AmiError, DialEnd, Hangup
-from ivr.ami.client import EventStream
+from ivr.ami.client import AMI_LINE_MAX, EventStream
+from ivr.errors import UnsafeArgumentError
 from ivr.numbers import callback_dial
 from routing.errors import RoutingError
 from routing.memory import Assignment
@@ -47,7 +49,32 @@ __all__ = ["CallbackWorker"]
 
 log = structlog.get_logger("ivr.centre.callbacks")
 
-_CALLER_ID = re.compile(r"^\+?[0-9]{3,20}$")
+_CALLER_ID = re.compile(r"\+?[0-9]{3,20}")
+
+
+def _fits(name: str, value: str) -> bool:
+    """True when ``Variable: name=value`` (escaped as Originate sends it) is a line
+    Asterisk reads whole and the value can be sent at all."""
+    try:
+        line = f"Variable: {name}={escape_app_arg(value)}".encode()
+    except (UnsafeArgumentError, UnicodeEncodeError):
+        return False
+    return len(line) <= AMI_LINE_MAX
+
+
+def _context(value: str) -> str | None:
+    """What the caller chose, as the agent's leg can get it: whole when its line fits
+    (escaping can double a 900-byte context past manager.c's 1,022 bytes, which
+    would drop the whole Originate), else the caller alone, as a live call's
+    hand-over does past its limit, else nothing."""
+    if _fits("__IVR_CONTEXT", value):
+        return value
+    try:
+        caller = json.loads(value).get("caller")
+    except (ValueError, AttributeError):
+        return None
+    shorter = json.dumps({"caller": caller}, ensure_ascii=False, default=str)
+    return shorter if _fits("__IVR_CONTEXT", shorter) else None
 
 
 def _handed(assignment: Assignment) -> dict[str, str]:
@@ -63,7 +90,9 @@ def _handed(assignment: Assignment) -> dict[str, str]:
         if isinstance(stored.get("flow"), str):
             variables["__IVR_FLOW"] = stored["flow"]
         if isinstance(stored.get("context"), str):
-            variables["__IVR_CONTEXT"] = stored["context"]
+            context = _context(stored["context"])
+            if context is not None:
+                variables["__IVR_CONTEXT"] = context
     return variables
 
 
@@ -99,7 +128,7 @@ class CallbackWorker:
         concurrency: int = 20,
         caller_id: str = "",
     ) -> None:
-        if caller_id and not _CALLER_ID.match(caller_id):
+        if caller_id and not _CALLER_ID.fullmatch(caller_id):
             raise ValueError(
                 f"callback caller ID {caller_id!r}: give the centre's number, "
                 "3 to 20 digits with an optional '+'"
@@ -167,7 +196,10 @@ class CallbackWorker:
         """Place one callback; returns how it ended (for logs and tests)."""
         ticket = assignment.ticket
         bound = log.bind(ticket=ticket.id, queue=ticket.queue, agent=assignment.agent_id)
-        target = self.dial_string(assignment.callback)
+        # The number is the caller ID: digits only, whole (a trailing line break passes
+        # a pattern anchored with '$'), before anything is built from it.
+        number = assignment.callback
+        target = self.dial_string(number) if _CALLER_ID.fullmatch(number) else None
         if target is None:
             bound.warning("callback.refused", why="number not on the allow-list")
             # Its own outcome, never an abandon: the number left the allow-list meanwhile.
@@ -184,6 +216,11 @@ class CallbackWorker:
                     caller_id=f'"Callback" <{assignment.callback}>',
                     variables=_handed(assignment),
                 )
+            except UnsafeArgumentError as exc:
+                # A value Asterisk can never take as it is: trying again cannot help.
+                bound.warning("callback.refused", why=str(exc))
+                await _settled(self.router.abandon(ticket, reason="unanswered"), "unanswered")
+                return "refused"
             except AmiError as exc:
                 # Not the agent's doing (refused, AMI gone): no miss; it goes back to
                 # the head, and this worker pauses before claiming again.
