@@ -256,27 +256,35 @@ class EnvironmentParser:
     def _take_lines(self, lines: list[str]) -> int:
         """Take whole lines; the index of the blank line that ends the block, or -1."""
         variables = self._variables
+        last = self._last
         for index, line in enumerate(lines):
             if line:
                 # The usual line: the next of setup_env()'s keys, first time seen,
                 # after a value no caller controls (or right after one that is).
                 key, sep, value = line.partition(": ")
-                if sep and key in _RANK and key not in variables:
-                    last = self._last
-                    if last in _OPEN_AFTER or _NEXT_KEY.get(last) == key:
-                        variables[key] = value
-                        self._last = key
-                        continue
+                if (
+                    sep
+                    and key in _RANK
+                    and key not in variables
+                    and (last in _OPEN_AFTER or _NEXT_KEY.get(last) == key)
+                ):
+                    variables[key] = value
+                    last = key
+                    continue
+                self._last = last
                 self._take_line(line)
-            elif self._continues():
+                last = self._last
+            elif last in CALLER_KEYS and "agi_threadid" not in variables:
+                # A blank line inside a caller-controlled value, not the end of
+                # the block (Asterisk writes agi_threadid after them all).
+                self._last = last
                 self._take_line(line)
+                last = self._last
             else:
+                self._last = last
                 return index
+        self._last = last
         return -1
-
-    def _continues(self) -> bool:
-        """A blank line inside a caller-controlled value, not the end of the block."""
-        return self._last in CALLER_KEYS and "agi_threadid" not in self._variables
 
     def _take_line(self, line: str) -> None:
         # ``agi_<name>: <value>`` (the space is optional), read without a regex
