@@ -18,7 +18,7 @@ and how right the others are at each confidence floor, the jamo error rate
 of the transcripts, and the real-time factor per leg. ``--pools`` also
 times the legs on a thread pool against a process pool.
 
-    python bench/qa.py            # about 15 minutes on 2 cores
+    python bench/qa.py            # 15-25 minutes on 2 busy cores
     python bench/qa.py --quick    # a smoke run (a minute or two)
     python bench/qa.py --pools    # also thread vs process pools
     python bench/qa.py --pools-only 3   # only the pools, alternating, 3 rounds

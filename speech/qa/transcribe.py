@@ -10,11 +10,13 @@ with confidence 1.0 (alphacep/vosk-api #741, #1339, #2011), and the Korean
 model has no ``[unk]`` to absorb the rest (#2041).
 
 :func:`transcribe_legs` is blocking. :class:`Transcriber` runs the legs of a
-call in parallel in a worker pool, threads by default: Vosk's decoding runs
-in C through cffi with the GIL released, so threads decode in parallel and
-share one loaded model, where each worker process loads its own copy
-(~500 MB resident for the Korean model) and decodes no faster
-(``python bench/qa.py --pools`` measures both; bench/README.md has the figures).
+call in parallel in a worker pool, processes by default. Vosk's C code
+releases the GIL, yet free-form decoding went faster on processes than on
+threads in 6 of 8 timed pairings on two shared cores, and used less CPU in
+all 3 where CPU time was counted (``python bench/qa.py --pools-only 3``: a
+median 7.4 against 6.9 seconds of audio per CPU second; bench/README.md).
+Each worker process holds its own copy of the model (about 500 MB);
+``pool="thread"`` shares the engine's instead.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import wave
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -113,8 +116,7 @@ def _named(
     return legs
 
 
-def _model_name(model: LoadedModel) -> str:
-    path = model.path
+def _model_name(path: Path) -> str:
     return path.parent.name if path.name == "model" else path.name
 
 
@@ -142,7 +144,7 @@ def transcribe_legs(
     Blocking: async code uses :meth:`Transcriber.transcribe`.
     """
     parts = [transcribe_leg(path, speaker, model) for speaker, path in _named(agent, caller, mono)]
-    return _assemble(model.language, _model_name(model), parts)
+    return _assemble(model.language, _model_name(model.path), parts)
 
 
 # -- the pool -----------------------------------------------------------------------
@@ -163,8 +165,11 @@ def _decode_in_process(path: str, model_path: str) -> _Decoded:
 class Transcriber:
     """Transcribes calls in a worker pool, the legs of a call in parallel.
 
-    ``pool="thread"`` (the default) shares the registry's loaded model between
-    threads; ``pool="process"`` loads one copy per worker process.
+    ``pool="process"`` (the default) decodes in worker processes, each with its
+    own copy of the model (about 500 MB resident for the Korean one), started
+    with ``spawn`` so that an engine's threads and sockets are not forked;
+    ``pool="thread"`` shares the registry's loaded model between threads (no
+    memory added to an engine that already has it, at a lower throughput).
     """
 
     def __init__(
@@ -172,7 +177,7 @@ class Transcriber:
         registry: ModelRegistry | None = None,
         *,
         workers: int | None = None,
-        pool: Pool = "thread",
+        pool: Pool = "process",
     ) -> None:
         self.registry = registry or ModelRegistry()
         self.pool = pool
@@ -180,7 +185,7 @@ class Transcriber:
         self.executor: Executor = (
             ThreadPoolExecutor(max_workers=count, thread_name_prefix="qa-vosk")
             if pool == "thread"
-            else ProcessPoolExecutor(max_workers=count)
+            else ProcessPoolExecutor(max_workers=count, mp_context=get_context("spawn"))
         )
 
     def close(self) -> None:
@@ -203,17 +208,19 @@ class Transcriber:
     ) -> Transcript:
         """A call's transcript, decoded off the event loop."""
         legs = _named(agent, caller, mono)
-        model = await self.registry.get(language)
         loop = asyncio.get_running_loop()
         if self.pool == "thread":
+            model = await self.registry.get(language)
+            path = model.path
             jobs = [
-                loop.run_in_executor(self.executor, _decode, path, model.model) for _, path in legs
+                loop.run_in_executor(self.executor, _decode, leg, model.model) for _, leg in legs
             ]
-        else:
+        else:  # the workers load the model; this process need not
+            path = self.registry.path_for(language)
             jobs = [
-                loop.run_in_executor(self.executor, _decode_in_process, str(path), str(model.path))
-                for _, path in legs
+                loop.run_in_executor(self.executor, _decode_in_process, str(leg), str(path))
+                for _, leg in legs
             ]
         decoded = await asyncio.gather(*jobs)
-        parts = [_leg(path, speaker, d) for (speaker, path), d in zip(legs, decoded, strict=True)]
-        return _assemble(language, _model_name(model), parts)
+        parts = [_leg(leg, speaker, d) for (speaker, leg), d in zip(legs, decoded, strict=True)]
+        return _assemble(language, _model_name(path), parts)

@@ -133,7 +133,7 @@ def call(tmp_path_factory: pytest.TempPathFactory) -> Call:
 
 @pytest.fixture(scope="module")
 def transcript(registry: ModelRegistry, call: Call) -> Transcript:
-    """The call's two legs, transcribed in parallel on the worker pool (as the engine will)."""
+    """The call's two legs, transcribed in parallel in worker processes (the default pool)."""
 
     async def run() -> Transcript:
         async with Transcriber(registry, workers=2) as transcriber:
@@ -250,6 +250,24 @@ class TestRules:
         assert result.score is not None
         assert 0 < result.score < 100
         assert CallResult.loads(result.dumps()) == result
+
+
+class TestThreads:
+    def test_the_thread_pool_shares_the_loaded_model(
+        self, registry: ModelRegistry, call: Call
+    ) -> None:
+        """pool="thread" decodes with the registry's model, loading nothing more."""
+        loads = registry.loads
+
+        async def run() -> Transcript:
+            async with Transcriber(registry, workers=1, pool="thread") as transcriber:
+                return await transcriber.transcribe("ko", agent=call.agent_path)
+
+        transcript = asyncio.run(run())
+        assert registry.loads == loads
+        assert [leg.speaker for leg in transcript.legs] == ["agent"]
+        result = evaluate(transcript, load_pack("ko.yaml", PACK))
+        assert result.rule("no-neyo").outcome == "violated"
 
 
 class TestMono:
