@@ -61,6 +61,8 @@ class Service(Core):
     _reaped_at: float = -math.inf
     #: When this engine's current run of heartbeats began (None: Redis was away).
     _beating_since: float | None = None
+    #: The subscription was made again: reservation notices may have been missed.
+    _recheck: bool = False
 
     async def start(self) -> None:
         """Listen for notices and run the ticker."""
@@ -70,6 +72,10 @@ class Service(Core):
         if self._closed:
             raise RoutingUnavailable("this router is closed")
         if self._listener is None or self._listener.done():
+            # Whoever subscribes again (the ticker, or an enqueue that came first),
+            # the ticker then looks up every waiting call: a notice published while
+            # nobody listened (agents the outbox replay freed) is lost for good.
+            self._recheck = self._recheck or self._listener is not None
             self._ready = ready = asyncio.Event()
             self._listener = asyncio.ensure_future(self._listen(ready))
             waiting = asyncio.ensure_future(ready.wait())
@@ -160,9 +166,15 @@ class Service(Core):
             # The subscription was lost (Redis restarted): listen again, and look
             # up every waiting call in case its notice was missed.
             await self.ensure_started()
-            for key, future in list(self._waiters.items()):
-                if not future.done():
-                    await self.check(key)
+        if self._recheck:
+            self._recheck = False
+            try:
+                for key, future in list(self._waiters.items()):
+                    if not future.done():
+                        await self.check(key)
+            except BaseException:
+                self._recheck = True
+                raise
 
     async def tick(self, now: float | None = None) -> int:
         """End the wrap-ups that are due and the tickets whose lease passed, in every

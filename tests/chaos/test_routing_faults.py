@@ -161,3 +161,30 @@ class TestOutboxReplay:
             assert snapshot["agents"]["di"]["state"] == "available"
         finally:
             await router.close()
+
+
+class TestLostNotice:
+    async def test_a_reservation_made_while_nobody_listened_reaches_its_caller(
+        self, redis_url: str, namespace: str
+    ) -> None:
+        """The subscription is lost; an agent is reserved for a caller meanwhile (its
+        notice goes to nobody); a new call subscribes again before the ticker does. The
+        ticker still looks the waiting caller up, who gets the agent."""
+        engine = RedisRouter.connect(redis_url, namespace)
+        other = RedisRouter.connect(redis_url, namespace)
+        try:
+            await engine.start()
+            await engine.add_agents([Agent("eve", "PJSIP/5")])
+            waiting = await engine.enqueue("w1", "q", {})
+            engine.ticking = False  # only keeps the subscription for a while
+            assert engine._listener is not None
+            engine._listener.cancel()
+            await asyncio.wait({engine._listener}, timeout=2)
+            await other.login("eve")  # eve is reserved for w1: the notice is lost
+            await engine.enqueue("w2", "q", {})  # subscribes again, before the ticker
+            engine.ticking = True
+            assignment = await asyncio.wait_for(engine.wait(waiting), 3)
+            assert assignment.agent_id == "eve"
+        finally:
+            await engine.close()
+            await other.close()
