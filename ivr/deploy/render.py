@@ -480,7 +480,10 @@ ENGINE_AMI_ACTIONS: Mapping[str, str] = {
 #: ends every Async Originate). tests/unit/deploy greps ivr/ so this cannot drift.
 ENGINE_AMI_EVENTS: Mapping[str, str] = {
     "DeviceStateChange": "ivr/centre/presence.py: agents follow their phones",
+    "DialBegin": "ivr/console/live.py: the wallboard shows an agent's phone ringing",
     "DialEnd": "ivr/centre/tracker.py, ivr/centre/callbacks.py: answers",
+    "Hold": "ivr/console/live.py: the wallboard shows a call on hold",
+    "Unhold": "ivr/console/live.py: ... and back from hold",
     "Hangup": "ivr/centre/callbacks.py: a callback's legs ending",
     "OriginateResponse": "ivr/ami/client.py: the end of every Async Originate",
 }
