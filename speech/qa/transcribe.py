@@ -10,13 +10,13 @@ with confidence 1.0 (alphacep/vosk-api #741, #1339, #2011), and the Korean
 model has no ``[unk]`` to absorb the rest (#2041).
 
 :func:`transcribe_legs` is blocking. :class:`Transcriber` runs the legs of a
-call in parallel in a worker pool, processes by default. Vosk's C code
-releases the GIL, yet free-form decoding went faster on processes than on
-threads in 6 of 8 timed pairings on two shared cores, and used less CPU in
-all 3 where CPU time was counted (``python bench/qa.py --pools-only 3``: a
-median 7.4 against 6.9 seconds of audio per CPU second; bench/README.md).
-Each worker process holds its own copy of the model (about 500 MB);
-``pool="thread"`` shares the engine's instead.
+call in parallel in a worker pool, threads by default: Vosk's C code releases
+the GIL, and threads decoded as much audio per CPU second and per wall second
+as processes (``python bench/qa.py --pools-only 3``, bench/README.md: the two
+were within the noise of a shared machine, round after round) while sharing
+the engine's loaded model, where each worker process loads its own (about
+500 MB for the Korean model). ``pool="process"`` is there for a worker that
+would rather keep a crash in native code away from the engine's live calls.
 """
 
 from __future__ import annotations
@@ -165,11 +165,11 @@ def _decode_in_process(path: str, model_path: str) -> _Decoded:
 class Transcriber:
     """Transcribes calls in a worker pool, the legs of a call in parallel.
 
-    ``pool="process"`` (the default) decodes in worker processes, each with its
-    own copy of the model (about 500 MB resident for the Korean one), started
-    with ``spawn`` so that an engine's threads and sockets are not forked;
-    ``pool="thread"`` shares the registry's loaded model between threads (no
-    memory added to an engine that already has it, at a lower throughput).
+    ``pool="thread"`` (the default) shares the registry's loaded model between
+    threads: no memory added to an engine that already has it.
+    ``pool="process"`` decodes in worker processes, started with ``spawn`` (an
+    engine's threads and sockets are not forked), each loading its own copy of
+    the model.
     """
 
     def __init__(
@@ -177,7 +177,7 @@ class Transcriber:
         registry: ModelRegistry | None = None,
         *,
         workers: int | None = None,
-        pool: Pool = "process",
+        pool: Pool = "thread",
     ) -> None:
         self.registry = registry or ModelRegistry()
         self.pool = pool

@@ -133,7 +133,7 @@ def call(tmp_path_factory: pytest.TempPathFactory) -> Call:
 
 @pytest.fixture(scope="module")
 def transcript(registry: ModelRegistry, call: Call) -> Transcript:
-    """The call's two legs, transcribed in parallel in worker processes (the default pool)."""
+    """The call's two legs, transcribed in parallel on the default pool (threads)."""
 
     async def run() -> Transcript:
         async with Transcriber(registry, workers=2) as transcriber:
@@ -252,15 +252,15 @@ class TestRules:
         assert CallResult.loads(result.dumps()) == result
 
 
-class TestThreads:
-    def test_the_thread_pool_shares_the_loaded_model(
+class TestProcesses:
+    def test_worker_processes_load_their_own_model(
         self, registry: ModelRegistry, call: Call
     ) -> None:
-        """pool="thread" decodes with the registry's model, loading nothing more."""
+        """pool="process" decodes in spawned workers; this process loads nothing more."""
         loads = registry.loads
 
         async def run() -> Transcript:
-            async with Transcriber(registry, workers=1, pool="thread") as transcriber:
+            async with Transcriber(registry, workers=1, pool="process") as transcriber:
                 return await transcriber.transcribe("ko", agent=call.agent_path)
 
         transcript = asyncio.run(run())
