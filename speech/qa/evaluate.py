@@ -29,6 +29,7 @@ from speech.qa.results import CallResult, Evidence, Outcome, RuleResult, weighte
 from speech.qa.rules import (
     AllOf,
     AnyOf,
+    BaseRule,
     MustNotSay,
     MustSay,
     Near,
@@ -37,7 +38,6 @@ from speech.qa.rules import (
     SpeakingRate,
     TalkOver,
     TalkRatio,
-    _Rule,
 )
 from speech.qa.transcript import Speaker, Transcript, Word
 
@@ -62,7 +62,7 @@ def evaluate(transcript: Transcript, pack: RulePack, *, name: str | None = None)
     )
 
 
-def _settle(rule: _Rule, outer: Settings) -> Settings:
+def _settle(rule: BaseRule, outer: Settings) -> Settings:
     """The rule's own settings over its group's, over the pack's defaults."""
     match = getattr(rule, "match", None)
     threshold = getattr(rule, "threshold", None)
@@ -76,16 +76,10 @@ def _settle(rule: _Rule, outer: Settings) -> Settings:
     )
 
 
-def _rule(transcript: Transcript, rule: _Rule, outer: Settings) -> RuleResult:
+def _rule(transcript: Transcript, rule: BaseRule, outer: Settings) -> RuleResult:
     settings = _settle(rule, outer)
-    bounds = (
-        settings.window.bounds(transcript.duration)
-        if settings.window
-        else (
-            0.0,
-            transcript.duration,
-        )
-    )
+    whole = (0.0, transcript.duration)
+    bounds = settings.window.bounds(transcript.duration) if settings.window else whole
     if isinstance(rule, MustSay | MustNotSay):
         result = _phrases(transcript, rule, settings, bounds)
     elif isinstance(rule, AllOf | AnyOf):

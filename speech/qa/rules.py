@@ -37,6 +37,7 @@ __all__ = [
     "SCHEMA_FILE",
     "AllOf",
     "AnyOf",
+    "BaseRule",
     "Defaults",
     "MustNotSay",
     "MustSay",
@@ -114,7 +115,9 @@ class Near(_Strict):
 PhraseItem = Annotated[str | Near, Field(description="a phrase, or {near: [A, B], within: N}")]
 
 
-class _Rule(_Strict):
+class BaseRule(_Strict):
+    """What every kind of rule takes."""
+
     id: str | None = Field(
         None, pattern=ID, description="the rule's name in results (required at the top level)"
     )
@@ -124,7 +127,7 @@ class _Rule(_Strict):
     window: Window | None = Field(None, description="part of the call; the whole call without one")
 
 
-class _Phrases(_Rule):
+class _Phrases(BaseRule):
     match: Mode | None = Field(
         None,
         description="exact (default); pattern: *, ? and [num]; fuzzy: similar on Hangul jamo",
@@ -194,7 +197,7 @@ class MustNotSay(_Phrases):
     must_not_say: Phrases = Field(description="a phrase, or a list of which each is forbidden")
 
 
-class _Group(_Rule):
+class _Group(BaseRule):
     match: Mode | None = Field(None, description="a default for the rules in the group")
     threshold: float | None = Field(None, gt=0, le=1, description="a default for the group")
     min_confidence: float | None = Field(None, ge=0, le=1, description="a default for the group")
@@ -216,7 +219,7 @@ class SilenceSpec(_Strict):
     over: float = Field(gt=0, le=3600, description="seconds of silence that violate the rule")
 
 
-class Silence(_Rule):
+class Silence(BaseRule):
     """Violated by a stretch of silence (no one speaking) longer than ``over`` seconds."""
 
     silence: SilenceSpec
@@ -228,7 +231,7 @@ class TalkOverSpec(_Strict):
     )
 
 
-class TalkOver(_Rule):
+class TalkOver(BaseRule):
     """Violated when both legs speak at once for longer than ``over`` seconds; with
     ``speaker: agent`` only when the agent started it (talked over the caller)."""
 
@@ -253,13 +256,13 @@ class RatioBounds(Bounds):
     max: float | None = Field(None, ge=0, le=1, description="the most share (0-1)")
 
 
-class TalkRatio(_Rule):
+class TalkRatio(BaseRule):
     """The speaker's (agent by default) share of the call's speaking time."""
 
     talk_ratio: RatioBounds
 
 
-class SpeakingRate(_Rule):
+class SpeakingRate(BaseRule):
     """Syllables per second of speaking time (Hangul syllables; other words by vowel groups)."""
 
     speaking_rate: Bounds
@@ -294,7 +297,7 @@ Rule = Annotated[
         custom_error_message="a rule needs exactly one of: " + ", ".join(KINDS),
     ),
 ]
-MODELS: Final[dict[str, type[_Rule]]] = {
+MODELS: Final[dict[str, type[BaseRule]]] = {
     "must_say": MustSay,
     "must_not_say": MustNotSay,
     "all_of": AllOf,
@@ -349,10 +352,10 @@ class RulePack(_Strict):
             seen.add(rule.id)
         return self
 
-    def walk(self) -> Iterator[tuple[tuple[str | int, ...], _Rule]]:
+    def walk(self) -> Iterator[tuple[tuple[str | int, ...], BaseRule]]:
         """Every rule, groups' members included, with its path in the pack."""
 
-        def visit(path: tuple[str | int, ...], rule: _Rule) -> Iterator[tuple[Any, _Rule]]:
+        def visit(path: tuple[str | int, ...], rule: BaseRule) -> Iterator[tuple[Any, BaseRule]]:
             yield path, rule
             if isinstance(rule, AllOf | AnyOf):
                 members = rule.all_of if isinstance(rule, AllOf) else rule.any_of
