@@ -16,6 +16,7 @@ its trace, its events and every log line of the call.
 from __future__ import annotations
 
 import re
+import time
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,33 @@ __all__ = [
 ]
 
 log = structlog.get_logger("ivr.flows")
+
+
+class _Unwritable:
+    """Prompts that could not be written (a full or read-only disk): one log line a
+    minute with the cause and how many were skipped, not a traceback per call."""
+
+    every = 60.0
+
+    def __init__(self) -> None:
+        self._last = -self.every
+        self._count = 0
+
+    def skipped(self, exc: OSError, folder: object = "") -> None:
+        self._count += 1
+        now = time.monotonic()
+        if now - self._last >= self.every:
+            log.error(
+                "prompts.unwritable",
+                folder=str(exc.filename or folder),
+                error=exc.strerror or str(exc),
+                skipped=self._count,
+                hint="free space under the prompts folder or make it writable",
+            )
+            self._last, self._count = now, 0
+
+
+UNWRITABLE = _Unwritable()
 _TEMPLATE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.:]*)\}")
 
 
@@ -234,13 +262,19 @@ class Run:
         if not spoken.text:
             return []
         prompts = self.engine.prompts
-        if spoken.private:
-            return [
-                await prompts.private_sound(
-                    spoken.text, self.language, spoken.voice, self.call_folder()
-                )
-            ]
-        return [await prompts.sound_for(spoken.text, self.language, spoken.voice)]
+        try:
+            if spoken.private:
+                return [
+                    await prompts.private_sound(
+                        spoken.text, self.language, spoken.voice, self.call_folder()
+                    )
+                ]
+            return [await prompts.sound_for(spoken.text, self.language, spoken.voice)]
+        except OSError as exc:
+            # The prompts folder is full or read-only: the call goes on without this
+            # prompt (cached ones still play), and the cause is said once a minute.
+            UNWRITABLE.skipped(exc, getattr(prompts, "folder", ""))
+            return []
 
     def spoken(self, *texts: Text | None, private: bool = False, sensitive: bool = False) -> Spoken:
         """The words to say (``texts`` one after the other) in the call's language and

@@ -16,20 +16,7 @@ import pytest
 
 from tests.chaos import scenarios
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xfail(
-        strict=True,
-        reason="a prompt rendered per call (play: 'You entered ${code}.') raises OSError "
-        "(EROFS from speech/private.py PrivateFolders._open mkdir, ENOSPC from "
-        "speech/audio.py write_wav) through Run.sound (ivr/flows/run.py): the handler "
-        "crashes, the call goes to the fallback, and a traceback is logged per call. "
-        "Fix: Run.sound / SpeechPrompts.private_sound catch OSError, skip that prompt "
-        "(or say a ${var} of digits with SAY DIGITS) so the call goes on, remove the "
-        "partial file, and log 'prompts.unwritable' naming the folder and the cause "
-        "once per minute with the count skipped meanwhile.",
-    ),
-]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(autouse=True)
