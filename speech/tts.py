@@ -32,6 +32,8 @@ import os
 import shutil
 import signal
 import tempfile
+import threading
+import time
 import wave
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -65,8 +67,11 @@ _SERIAL = itertools.count()
 _last: Path | None = None
 
 
-def _init_worker(scratch: str) -> None:
-    """Runs once in the worker: silence the driver's prints, start the engine."""
+def _init_worker(scratch: str, parent: int | None = None) -> None:
+    """Runs once in the worker: go with the engine, silence the driver's prints, start
+    the engine."""
+    if parent is not None:
+        _watch_parent(parent, scratch)
     global _engine  # noqa: PLW0603 -- the worker process owns exactly one engine
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # pyttsx3's espeak driver prints "Audio saved to ..."
@@ -76,6 +81,25 @@ def _init_worker(scratch: str) -> None:
     global _SCRATCH  # noqa: PLW0603 -- the worker's own scratch folder
     _SCRATCH = scratch
     atexit.register(shutil.rmtree, _SCRATCH, True)
+
+
+def _watch_parent(parent: int, scratch: str, interval: float = 0.5) -> None:
+    """In the worker: exit when the engine is gone (``kill -9`` included).
+
+    A killed engine tells its worker nothing (no shutdown message, and a signal
+    on parent death would follow the thread that spawned it, not the process),
+    so a daemon thread looks at the parent every ``interval`` s. Once the worker
+    exits, multiprocessing's resource tracker loses its last writer (the worker
+    inherits its pipe) and exits too.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        shutil.rmtree(scratch, ignore_errors=True)
+        os._exit(0)  # mid-prompt or idle: nothing of the worker's is worth keeping
+
+    threading.Thread(target=watch, name="tts-parent-watch", daemon=True).start()
 
 
 def _speak_pyttsx3(text: str, voice: str, rate: int) -> tuple[bytes, int]:
@@ -270,7 +294,7 @@ class Synthesizer:
                     max_workers=1,
                     mp_context=multiprocessing.get_context("spawn"),
                     initializer=_init_worker,
-                    initargs=(str(self.scratch),),
+                    initargs=(str(self.scratch), os.getpid()),
                 )
             loop = asyncio.get_running_loop()
             job = loop.run_in_executor(self._worker, _speak_pyttsx3, text, voice, self.rate)

@@ -26,16 +26,6 @@ async def test_every_call_takes_the_fallback_and_no_agent_stays_held(root: Path)
     assert figures["agents_free_after_new_engine_s"] < 10.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kill -9 orphans the engine's helpers for good: the pyttsx3 worker "
-    "(speech/tts.py: a ProcessPoolExecutor 'spawn' worker and multiprocessing's "
-    "resource_tracker, which never see their parent go) and, with no IVR_REDIS_URL, "
-    "the embedded redis-server (routing/embedded.py), which keeps the append-only file "
-    "open while the next engine starts a second redis-server on the same folder. "
-    "Fix: start helpers with prctl(PR_SET_PDEATHSIG) (or have them poll getppid()), and "
-    "let EmbeddedRedis find a running server by a pidfile before starting another.",
-)
 async def test_a_killed_engine_leaves_no_process_behind(root: Path) -> None:
     """The engine's own redis-server and TTS worker go with it."""
     write_setup(root, agents=1, port=0)
