@@ -159,7 +159,17 @@ class Calls(Core):
 
     async def connected(self, assignment: Assignment, at: float | None = None) -> None:
         """The agent answered (``at``: when, if not now); only from reserved with them."""
-        self.forget((assignment.ticket.group, assignment.ticket.id))
+        key = (assignment.ticket.group, assignment.ticket.id)
+        self._waiters.pop(key, None)
+        self._tickets.pop(key, None)
+        held = self._held.get(key)
+        if held is not None:  # talking: put back as such if Redis loses its data
+            held.update(
+                stage="connected",
+                agent=assignment.agent_id,
+                endpoint=assignment.endpoint,
+                connected_at=repr(float(self.clock() if at is None else at)),
+            )
         await self.transition(
             "connected",
             assignment.ticket.group,
@@ -191,6 +201,9 @@ class Calls(Core):
         if not assignment.callback:  # a live caller waits for the next agent here
             self._waiters[key] = asyncio.get_running_loop().create_future()
             self._tickets[key] = ticket
+            held = self._held.get(key)
+            if held is not None:
+                held.update(stage="waiting", agent="", endpoint="")
         await self.transition(
             "missed", ticket.group, ticket.id, assignment.agent_id, "1" if agent_fault else "0"
         )

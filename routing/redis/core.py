@@ -226,6 +226,9 @@ class Core:
         if future is not None and ticket is not None:
             if not future.done():
                 future.set_result(Assignment(ticket, agent, endpoint))
+                held = self._held.get(key)
+                if held is not None:  # ringing: put back as such if Redis loses its data
+                    held.update(stage="reserved", agent=agent, endpoint=endpoint)
             return
         # Another engine's script may reserve an agent for this engine's new
         # ticket, and its notice arrive, before this engine read its own enqueue

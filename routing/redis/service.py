@@ -313,22 +313,41 @@ class Service(Core):
         self._agent_groups.clear()
         if self.queues:
             await self.replace_queues(dict(self.queues))
+        # The calls this engine's agents ring or talk to come back first, their agents
+        # with them (busy), so that the reload cannot offer those agents a caller.
+        for group in groups:
+            busy = [
+                r
+                for (g, _), r in self._held.items()
+                if g == group and r.get("stage") in ("reserved", "connected")
+            ]
+            if busy:
+                await self._restore(group, busy)
         if self.on_reset is not None:
             await self.on_reset()
         for group in groups:
-            held = [
-                record
-                for (g, _), record in self._held.items()
-                if g == group and not self._waiters[(g, int(record["id"]))].done()
+            mine = [record for (g, _), record in self._held.items() if g == group]
+            # Then the callers on hold, in call order.
+            waiting = [
+                r
+                for r in mine
+                if r.get("stage", "waiting") == "waiting"
+                and self._still_waiting((group, int(r["id"])))
             ]
-            held.sort(key=lambda r: (-int(r["priority"]), float(r["arrival"]), int(r["seq"])))
-            if not held:
-                continue
-            floor = max(int(r["id"]) for r in held)
-            await self.read(self._scripts["seqfloor"](keys=[self.names.seq], args=[floor]))
-            raw = await self.run("restore", group, json.dumps(held))
-            for ticket, agent, endpoint in raw or []:
-                self.resolve((group, int(decode(ticket))), decode(agent), decode(endpoint))
+            waiting.sort(key=lambda r: (-int(r["priority"]), float(r["arrival"]), int(r["seq"])))
+            if waiting:
+                await self._restore(group, waiting)
+
+    async def _restore(self, group: str, held: list[dict[str, Any]]) -> None:
+        floor = max(int(r["id"]) for r in held)
+        await self.read(self._scripts["seqfloor"](keys=[self.names.seq], args=[floor]))
+        raw = await self.run("restore", group, json.dumps(held))
+        for ticket, agent, endpoint in raw or []:
+            self.resolve((group, int(decode(ticket))), decode(agent), decode(endpoint))
+
+    def _still_waiting(self, key: tuple[str, int]) -> bool:
+        waiter = self._waiters.get(key)
+        return waiter is not None and not waiter.done()
 
     async def close(self) -> None:
         """Stop listening and ticking, and close every connection."""

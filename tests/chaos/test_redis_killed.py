@@ -28,15 +28,11 @@ async def test_with_an_append_only_file(root: Path) -> None:
 
 
 @pytest.mark.xfail(
-    strict=True,
-    reason="after a restart without persistence an agent talking to a caller is offered "
-    "the next caller: the engine puts back only its callers on hold (Core._held, "
-    "restore.lua), and app.py's reset hook re-adds every agent 'available' from "
-    "routing.yaml. Fix in routing/redis (core.py, calls.py, restore.lua): keep this "
-    "engine's reserved and connected assignments (connected() forgets them today) and "
-    "restore them first, the agent reserved/on_call with its ticket and lease, before "
-    "the waiting callers choose; with AMI, apply the phones' states before restoring "
-    "(presence.resync only queues them).",
+    strict=False,
+    reason="the engine now puts back the calls its agents ring or talk to before it "
+    "reloads its agents (restore.lua, RedisRouter._rebuild): alone this scenario passes "
+    "(5 runs of 5), but run after the AOF scenario one agent is still dialled twice "
+    "0.8 s apart: not yet explained",
 )
 async def test_without_persistence(root: Path) -> None:
     """Agents back within 5 s, and no agent is dialled for two calls at once."""
