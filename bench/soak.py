@@ -46,7 +46,7 @@ from tests.chaos.rig import (  # noqa: E402
 
 #: Runs the engine as ``ivr serve`` does, with a SIGUSR1 handler that writes the
 #: number of asyncio tasks of the running loop to $IVR_SOAK_STATS.
-LAUNCHER = """
+LAUNCHER = r"""
 import asyncio, os, signal, sys
 
 def tasks(signum, frame):
@@ -60,6 +60,26 @@ def tasks(signum, frame):
     os.close(fd)
 
 signal.signal(signal.SIGUSR1, tasks)
+
+if os.environ.get("IVR_SOAK_TRACE"):
+    import tracemalloc
+    tracemalloc.start(8)
+    snapshots = []
+
+    def trace(signum, frame):
+        import gc
+        gc.collect()  # what cycles still hold is garbage, not growth
+        snapshots.append(tracemalloc.take_snapshot().filter_traces(
+            [tracemalloc.Filter(False, tracemalloc.__file__)]))
+        if len(snapshots) > 1:
+            top = snapshots[-1].compare_to(snapshots[0], "traceback")[:8]
+            with open(os.environ["IVR_SOAK_TRACE"], "a") as out:
+                for stat in top:
+                    out.write(f"{stat.size_diff / 1024:+.1f} KiB {stat.count_diff:+d} blocks\n")
+                    out.write("".join(f"    {line}\n" for line in stat.traceback.format()[-8:]))
+                out.write("--\n")
+
+    signal.signal(signal.SIGUSR2, trace)
 from ivr.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -89,6 +109,9 @@ async def sample(
 ) -> dict[str, Any]:
     """The engine at rest: no call up (the load is paused), its leftovers given time."""
     await asyncio.sleep(2.0)
+    if "IVR_SOAK_TRACE" in engine.env:  # a tracemalloc snapshot (compared with the first)
+        os.kill(engine.pid, signal.SIGUSR2)
+        await asyncio.sleep(3.0)
     client = redis.client()
     try:
         info = await client.info("memory")
@@ -112,7 +135,9 @@ async def sample(
     return row
 
 
-async def soak(calls: int, workers: int, agents: int, rss_slack: float) -> int:
+async def soak(
+    calls: int, workers: int, agents: int, rss_slack: float, trace: Path | None = None
+) -> int:
     with short_root("ivrs-") as root:
         port = free_port()
         write_setup(root, agents=agents, port=port)
@@ -127,6 +152,8 @@ async def soak(calls: int, workers: int, agents: int, rss_slack: float) -> int:
             IVR_LOG_LEVEL="info",
             IVR_SOAK_STATS=str(stats),
         )
+        if trace is not None:
+            engine.env["IVR_SOAK_TRACE"] = str(trace)
         await redis.start()
         try:
             await engine.start()
@@ -181,10 +208,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rss-slack", type=float, default=8.0, help="MB of RSS growth still called flat"
     )
+    parser.add_argument(
+        "--trace-memory",
+        type=Path,
+        help="also run tracemalloc in the engine and append its growth at each sample here",
+    )
     args = parser.parse_args(argv)
     load = os.getloadavg()
     print(f"# {os.cpu_count()} cores, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    return asyncio.run(soak(args.calls, args.workers, args.agents, args.rss_slack))
+    return asyncio.run(
+        soak(
+            args.calls,
+            args.workers,
+            args.agents,
+            args.rss_slack,
+            args.trace_memory.resolve() if args.trace_memory else None,
+        )
+    )
 
 
 if __name__ == "__main__":
