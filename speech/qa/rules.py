@@ -56,13 +56,13 @@ __all__ = [
 #: lowest at which the matcher finds none of its phrases in the text of close-sounding
 #: sentences without them (0.80 takes 보겠습니다 and 알았습니다 for 알겠습니다, 0.75 also 해제
 #: for 해지 and 번화가 for 번호); on the recognised audio no lower threshold was worth it
-#: (precision 19-35 % at 0.50-0.75, recall at most 19 %).
+#: (precision 21-38 % at 0.50-0.75, recall at most 19 %).
 DEFAULT_THRESHOLD: Final = 0.85
 #: The mean Vosk confidence below which a phrase rule is unverifiable, unless a pack or a
 #: rule says otherwise. ``bench/qa.py``: on espeak-ng's voice, each floor turned as many
-#: verdicts unverifiable where the phrase was said as where it was not (0.5: 10.5 % and
-#: 11.2 %), so the confidence did not tell right recognition from wrong; a low floor sets
-#: aside only Vosk's own guesses (0.3: 1.6 % of verdicts).
+#: verdicts unverifiable where the phrase was said as where it was not (0.5: 9.6 % and
+#: 9.9 %), so the confidence did not tell right recognition from wrong; a low floor sets
+#: aside only Vosk's own guesses (0.3: 2.4-2.6 % of verdicts).
 DEFAULT_MIN_CONFIDENCE: Final = 0.3
 
 KINDS: Final = (

@@ -11,12 +11,12 @@ model has no ``[unk]`` to absorb the rest (#2041).
 
 :func:`transcribe_legs` is blocking. :class:`Transcriber` runs the legs of a
 call in parallel in a worker pool, threads by default: Vosk's C code releases
-the GIL, and threads decoded as much audio per CPU second and per wall second
-as processes (``python bench/qa.py --pools-only 3``, bench/README.md: the two
-were within the noise of a shared machine, round after round) while sharing
-the engine's loaded model, where each worker process loads its own (about
-500 MB for the Korean model). ``pool="process"`` is there for a worker that
-would rather keep a crash in native code away from the engine's live calls.
+the GIL, and threads decoded as much audio per CPU second as worker
+processes, neither winning consistently on the wall clock (``python
+bench/qa.py --pools-only 3``, four runs in bench/README.md), while sharing
+the engine's loaded model where each process loads its own (about 500 MB
+for the Korean model). ``pool="process"`` is there for a worker that would
+rather keep a crash in native code away from the engine's live calls.
 """
 
 from __future__ import annotations
