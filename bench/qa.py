@@ -627,7 +627,8 @@ def main(argv: list[str] | None = None) -> int:
         used = {u.variant for u in utterances}
         print(
             f"built {len(utterances)} labelled utterances ("
-            f"{len(used)} of {len(voices)} voice variants, rates {RATES}, noise {NOISES}) and "
+            f"{len(used)} of {len(voices)} voice variants, rates {RATES}, "
+            f"noise {NOISES[:2] if args.quick else NOISES}) and "
             f"{len(calls)} stereo calls in {time.perf_counter() - began:.0f} s"
         )
         transcriber = Transcriber(registry, workers=2)
