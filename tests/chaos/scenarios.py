@@ -23,6 +23,7 @@ from tests.chaos.rig import (
     EngineProcess,
     Outcome,
     RedisServer,
+    alive,
     busy_agents,
     free_port,
     live_tickets,
@@ -32,7 +33,14 @@ from tests.chaos.rig import (
     write_setup,
 )
 
-__all__ = ["engine_killed"]
+__all__ = [
+    "ami_dropped",
+    "disk_unwritable",
+    "engine_killed",
+    "engine_of_two_killed",
+    "namespaces_work",
+    "redis_killed",
+]
 
 #: Seconds within which every call must leave a dead engine (issue 12).
 LEAVE_WITHIN = 5.0
@@ -74,7 +82,7 @@ async def engine_killed(root: Path, *, calls: int = 50, agents: int = 10) -> dic
 
         await until(all_up, f"{calls} calls in the engine, {agents} with agents", 60)
         killed = loop.time()
-        orphans = await engine.kill()
+        helpers = await engine.kill()
         outcomes = await asyncio.wait_for(asyncio.gather(*placed), LEAVE_WITHIN + 10)
         left = [o.agi_ended - killed for o in outcomes]
         late = [round(t, 2) for t in left if t > LEAVE_WITHIN]
@@ -118,7 +126,7 @@ async def engine_killed(root: Path, *, calls: int = 50, agents: int = 10) -> dic
         "cut_mid_command": dict(cut),
         "new_engine_ready_s": round(started, 2),
         "agents_free_after_new_engine_s": round(freed, 2),
-        "helpers_left_by_kill": len(orphans),
+        "helpers_alive_5s_after_kill": sum(1 for pid in helpers if alive(pid)),
     }
 
 
@@ -132,23 +140,27 @@ class DialLog:
 
     def __init__(self) -> None:
         self.spans: list[tuple[str, float, float]] = []
-        self.open: dict[str, int] = {}
         self.overlaps: list[tuple[str, float]] = []
         #: Call id -> the endpoints it dialled, in order.
         self.by_call: dict[str, list[str]] = collections.defaultdict(list)
+        #: Endpoint -> the calls dialling it now; and the calls of every overlap.
+        self.now: dict[str, list[str]] = collections.defaultdict(list)
+        self.overlapping: set[str] = set()
 
     async def dial(self, session: Any, data: str) -> int:
         endpoint = data.split(",", 1)[0]
-        self.by_call[session.env.get("agi_uniqueid", "")].append(endpoint)
+        call = session.env.get("agi_uniqueid", "")
+        self.by_call[call].append(endpoint)
         loop = asyncio.get_running_loop()
         start = loop.time()
-        if self.open.get(endpoint, 0):
+        if self.now[endpoint]:
             self.overlaps.append((endpoint, start))
-        self.open[endpoint] = self.open.get(endpoint, 0) + 1
+            self.overlapping |= {call, *self.now[endpoint]}
+        self.now[endpoint].append(call)
         try:
             result: int = await session.apps._dial(session, data)
         finally:
-            self.open[endpoint] -= 1
+            self.now[endpoint].remove(call)
             self.spans.append((endpoint, start, loop.time()))
         return result
 
@@ -166,11 +178,13 @@ async def _load(
     actions: list[Any] | None = None,
     engines: list[tuple[str, int]] | None = None,
     sent: dict[str, tuple[str, int]] | None = None,
+    placed: dict[str, asyncio.Future[Outcome]] | None = None,
 ) -> dict[str, asyncio.Future[Outcome]]:
     """Calls placed at ``rate`` per second for ``seconds``, by call id; spread over
     ``engines`` in turn (as ``hagi://`` spreads them by DNS SRV), read at each call so
-    a dead one can be taken out meanwhile; ``sent`` notes where each call went."""
-    placed: dict[str, asyncio.Future[Outcome]] = {}
+    a dead one can be taken out meanwhile; ``sent`` notes where each call went, and
+    ``placed`` (filled as calls are placed) lets the caller look at them meanwhile."""
+    placed = {} if placed is None else placed
     loop = asyncio.get_running_loop()
     start = loop.time()
     run = next(_RUNS)
@@ -232,7 +246,9 @@ async def _settled(url: str, timeout: float) -> float:
         ) from None
 
 
-async def _history(url: str, calls: set[str]) -> dict[str, list[str]]:
+async def _history(
+    url: str, calls: set[str], agents: set[str] | None = None
+) -> dict[str, list[str]]:
     from routing.redis import RedisRouter
 
     router = RedisRouter.connect(url, connections=4)
@@ -243,7 +259,13 @@ async def _history(url: str, calls: set[str]) -> dict[str, list[str]]:
     found: dict[str, list[str]] = collections.defaultdict(list)
     for at, row in events:
         if row.get("call") in calls:
-            found[row["call"]].append(f"{at:.3f} {row.get('event')} {row.get('agent', '')}")
+            found[row["call"]].append(
+                f"{at:.3f} {row.get('event')} ticket={row.get('ticket', '')} "
+                f"{row.get('agent', '')}"
+            )
+        elif agents and row.get("agent") in agents:
+            said = " ".join(f"{k}={v}" for k, v in row.items() if k not in ("at", "group"))
+            found[row["agent"]].append(f"{at:.3f} {said}")
     return dict(found)
 
 
@@ -315,8 +337,13 @@ async def redis_killed(
         placed = await load
         outcomes = await _finished(placed, 60, redis.url, [engine])
         paths = _paths(outcomes)
-        assert not dials.overlaps, f"agents dialled for two calls at once: {dials.overlaps}"
-
+        if dials.overlaps:
+            agents_of = {agent_of_endpoint(e) for e, _ in dials.overlaps}
+            story = await _history(redis.url, dials.overlapping, agents_of)
+            raise AssertionError(
+                f"agents dialled for two calls at once: {dials.overlaps}; routing events "
+                f"of those calls and agents since the restart: {story}"
+            )
         await _settled(redis.url, 40)
         ends = await _ended_once(redis.url)
         twice = {call: stages for call, stages in ends.items() if len(stages) > 1}
@@ -490,6 +517,7 @@ async def engine_of_two_killed(
     dials = DialLog()
     targets = [("127.0.0.1", port_a), ("127.0.0.1", port_b)]
     sent: dict[str, tuple[str, int]] = {}
+    calls: dict[str, asyncio.Future[Outcome]] = {}
     async with running(dying, survivor, redis):
         await redis.start()
         await asyncio.gather(dying.start(), survivor.start())
@@ -502,13 +530,22 @@ async def engine_of_two_killed(
         )
         loop = asyncio.get_running_loop()
         load = asyncio.ensure_future(
-            _load(dialplan, emulator, rate=rate, seconds=seconds, engines=targets, sent=sent)
+            _load(
+                dialplan,
+                emulator,
+                rate=rate,
+                seconds=seconds,
+                engines=targets,
+                sent=sent,
+                placed=calls,
+            )
         )
         await asyncio.sleep(seconds / 3)
         targets.remove(("127.0.0.1", port_a))  # SRV's next record: the survivor
         await dying.kill()
         killed = loop.time()
-        held_by_dead = {c for c, t in sent.items() if t[1] == port_a}
+        # The dead engine's calls: those it still had (the others ended normally).
+        held_by_dead = {c for c, t in sent.items() if t[1] == port_a and not calls[c].done()}
 
         async def dead_calls_ended() -> bool:
             tickets = (await routing_state(redis.url))["tickets"]
@@ -526,7 +563,7 @@ async def engine_of_two_killed(
         late = [round(o.agi_ended - killed, 2) for o in dead.values() if o.agi_ended - killed > 5]
         assert not late, f"calls left the dead engine after more than 5 s: {late}"
         assert _paths(list(dead.values())) == {"fallback": len(dead)}, _paths(list(dead.values()))
-        after = {c: o for c, o in by_call.items() if c not in held_by_dead}
+        after = {c: o for c, o in by_call.items() if sent[c][1] == port_b}
         unanswered = {
             c: o.result.variables.get("DIALSTATUS")
             for c, o in after.items()
@@ -541,6 +578,7 @@ async def engine_of_two_killed(
         "agents": agents,
         "calls": len(outcomes),
         "calls_of_dead_engine": len(dead),
+        "calls_it_ended_before": sum(1 for t in sent.values() if t[1] == port_a) - len(dead),
         "dead_engines_tickets_ended_s": round(ended, 2),
         "their_tickets_lease_expired": expired,
         "survivor_calls_answered": len(after),
