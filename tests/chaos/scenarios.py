@@ -259,10 +259,8 @@ async def _history(
     found: dict[str, list[str]] = collections.defaultdict(list)
     for at, row in events:
         if row.get("call") in calls:
-            found[row["call"]].append(
-                f"{at:.3f} {row.get('event')} ticket={row.get('ticket', '')} "
-                f"{row.get('agent', '')}"
-            )
+            what, ticket, agent = row.get("event"), row.get("ticket", ""), row.get("agent", "")
+            found[row["call"]].append(f"{at:.3f} {what} ticket={ticket} {agent}")
         elif agents and row.get("agent") in agents:
             said = " ".join(f"{k}={v}" for k, v in row.items() if k not in ("at", "group"))
             found[row["agent"]].append(f"{at:.3f} {said}")
