@@ -1,5 +1,5 @@
 -- enqueue(call, queue, skills, any, lang, site, site_only, priority, strategy, customer,
--- id|''): a new waiting ticket, then call -> agent. Its id and seq come from the
+-- id|'', floor): a new waiting ticket, then call -> agent. Its id and seq come from the
 -- store-wide counter: K_SEQ on a single Redis, ARGV on a cluster (another slot).
 -- Returns {id, agent, endpoint, arrival}.
 local call, queue, customer = ARGV[9], ARGV[10], ARGV[18]
@@ -10,7 +10,16 @@ if live then
   if old then return {old.id, old.agent, old.endpoint, old.arrival} end
 end
 local tid = tonumber(ARGV[19])
-if tid == nil then tid = redis.call('INCR', K_SEQ) end
+if tid == nil then
+  tid = redis.call('INCR', K_SEQ)
+  -- Above every id the calling engine still holds (ARGV[20]): after Redis lost its
+  -- data the counter starts again, and those tickets are yet to be put back.
+  local floor = tonumber(ARGV[20]) or 0
+  if tid <= floor then
+    tid = floor + 1
+    redis.call('SET', K_SEQ, tid)
+  end
+end
 local prefer = ''
 if customer ~= '' then prefer = redis.call('HGET', K_LAST, customer) or '' end
 local t = {

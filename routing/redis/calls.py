@@ -58,8 +58,16 @@ class Calls(Core):
         config = self.queues.get(queue)
         site_only = 1 if site and config is not None and config.prefer_site else 0
         new_id: int | str = ""  # on a single Redis, the script counts
+        # Never an id this engine still holds: after Redis lost its data the counter
+        # starts again at 1, and a call may arrive before the engine notices.
+        floor = self._top_id
         if self.clients.kind == "cluster":
             new_id = int(await self.read(self.redis.incr(self.names.seq)))
+            if new_id <= floor:
+                new_id = floor + 1
+                await self.read(
+                    self._scripts["seqfloor"](keys=[self.names.seq], args=[new_id])
+                )
         raw = await self.run(
             "enqueue",
             group,
@@ -74,8 +82,10 @@ class Calls(Core):
             strategy,
             customer,
             new_id,
+            floor,
         )
         raw_id, agent, endpoint, arrival = (decode(v) for v in raw)
+        self._top_id = max(self._top_id, int(raw_id))
         ticket = Ticket(
             int(raw_id),
             call_id,

@@ -108,6 +108,9 @@ class Core:
         self._tickets: dict[TicketKey, Ticket] = {}
         #: This engine's callers on hold: what re-enqueues them after a reset.
         self._held: dict[TicketKey, dict[str, Any]] = {}
+        #: The highest ticket id this engine was given: new ids stay above it, also
+        #: after Redis lost its data and its counter (ROUTING.md: ids are never reused).
+        self._top_id = 0
         self._early: collections.OrderedDict[TicketKey, tuple[str, str]] = collections.OrderedDict()
         self._agent_groups: dict[str, str] = {}
         self._keys: dict[str, list[str]] = {}

@@ -28,19 +28,6 @@ async def test_with_an_append_only_file(root: Path) -> None:
     assert figures["answered"] > 0
 
 
-@pytest.mark.xfail(
-    strict=False,  # fails in about 2 runs of 3: it depends on a call arriving first
-    reason="ticket ids restart at 1 in the emptied Redis: a call that arrives before the "
-    "ticker's generation check (up to 0.25 s) is enqueued with a counter restarted at 1, "
-    "taking the id of a ticket this engine still holds (its agent talking; without AMI "
-    "'reserved' until Dial returns). restore.lua then skips the held ticket (HEXISTS), "
-    "so the talking agent is reloaded available and reserved for the newcomer, and the "
-    "outbox replays the old call's connected/completed onto the newcomer's ticket 1 "
-    "(events: 'enqueued ticket=1' for the new call, then 'connected ticket=1' at the old "
-    "call's time). Fix in routing/redis (calls.py / enqueue.lua): refuse an enqueue whose "
-    "group generation key is gone until the engine has rebuilt (seqfloor first), or key "
-    "tickets by generation so that no id is ever reused.",
-)
 async def test_without_persistence(root: Path) -> None:
     """Agents back within 5 s, and no agent is dialled for two calls at once."""
     figures = await scenarios.redis_killed(root, persistence="none", **CI)
