@@ -25,7 +25,7 @@ def callback_dial(
     A callback goes to the caller ID, which callers can spoof: so even an
     extension must be on the allow-list (``1???`` admits four-digit ones).
     """
-    if not NUMBER.match(number) or not any(fnmatch.fnmatchcase(number, p) for p in allow):
+    if not NUMBER.fullmatch(number) or not any(fnmatch.fnmatchcase(number, p) for p in allow):
         return None
-    template = internal if EXTENSION.match(number) else external
+    template = internal if EXTENSION.fullmatch(number) else external
     return template.format(to=number)

@@ -60,7 +60,7 @@ _NUMBER = re.compile(r"^\+?[0-9]{3,20}$")
 
 def check_callback_number(number: str) -> None:
     """Refuse anything but 3 to 20 digits with an optional '+' (every store uses this)."""
-    if not _NUMBER.match(number):
+    if not _NUMBER.fullmatch(number):
         raise ValueError(f"a callback number is 3 to 20 digits with an optional '+': {number!r}")
 
 

@@ -445,10 +445,19 @@ def _shown(run: Run) -> dict[str, Any]:
 def context_of(run: Run) -> str:
     """What the caller chose, said and entered, as the JSON the agent's leg gets."""
     shown = _shown(run)
-    context = json.dumps(shown, ensure_ascii=False, separators=(",", ":"), default=str)
+    context = _utf8(json.dumps(shown, ensure_ascii=False, separators=(",", ":"), default=str))
     if len(context.encode()) > _HANDOFF_BYTES:
-        context = json.dumps({"caller": shown.get("caller")}, ensure_ascii=False, default=str)
+        caller = json.dumps({"caller": shown.get("caller")}, ensure_ascii=False, default=str)
+        context = _utf8(caller)
+        if len(context.encode()) > _HANDOFF_BYTES:
+            context = "{}"  # not even the caller's name fits one channel variable
     return context
+
+
+def _utf8(text: str) -> str:
+    """``text`` as Asterisk can take it: a lone surrogate (from an escaped ``\udc80``
+    in an HTTP reply, say) becomes "?" instead of failing the hand-over."""
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 async def _hand_over(run: Run, node: m.QueueNode, assignment: Assignment) -> None:
