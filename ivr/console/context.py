@@ -38,7 +38,7 @@ _NAV: Final = (
     ("/calls", "Calls", "supervisor"),
     ("/agents", "Agents", "agent"),
     ("/queues", "Queues", "supervisor"),
-    ("/reports", "Reports", "supervisor"),
+    ("/reports", "Reports", "agent"),  # an agent sees their own figures there
     ("/announcements", "Announcements", "supervisor"),
     ("/flows", "Flows", "admin"),
     ("/audit", "Audit", "admin"),
