@@ -148,8 +148,14 @@ async def _call_here(
         await server.start()
         stack.push_async_callback(server.drain, 1)
         if settings.demo_api_port:
-            with contextlib.suppress(OSError):  # an engine already serves it
+            try:
                 stack.callback((await start_demo_api(settings.demo_api_port)).close)
+            except OSError as exc:  # a running engine serves it, most likely: say so
+                print(
+                    f"(demo account service: port {settings.demo_api_port} is taken"
+                    f" ({exc.strerror}); using whatever serves it)",
+                    file=sys.stderr,
+                )
         emulator = AsteriskEmulator(
             port=server.port,
             speed=speed,

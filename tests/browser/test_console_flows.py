@@ -31,32 +31,12 @@ from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
 from speech.tts import Synthesizer
+from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
 from tests.integration.helpers.console_admin import MAIN, Line, heard, write_flows
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).parent / "screenshots"
-PASSWORD = "a long enough secret"
-SIZES: dict[str, dict[str, Any]] = {
-    "desktop": {"viewport": {"width": 1280, "height": 800}},
-    "phone": {
-        "viewport": {"width": 390, "height": 844},
-        "device_scale_factor": 2,
-        "is_mobile": True,
-        "has_touch": True,
-    },
-}
+SIZES: dict[str, dict[str, Any]] = {"desktop": DESKTOP, "phone": PHONE}
 WORDS = "Our lines are down until noon. Please call back later."
 
 
@@ -79,7 +59,7 @@ def _free_socket() -> socket.socket:
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
     """The console on uvicorn, the engine's FastAGI side and its registry watcher on the
     same flows folder, the emulated Asterisk's AMI, and a Chromium."""
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - once, before anything runs
+    if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()

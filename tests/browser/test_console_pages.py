@@ -27,29 +27,9 @@ from ivr.testing import AsteriskEmulator
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
+from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
 
 pytestmark = pytest.mark.slow
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path(__file__).parent / "screenshots"
-PASSWORD = "a long enough secret"
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
 
 
 @dataclass
@@ -93,7 +73,7 @@ def _free_socket() -> socket.socket:
 
 @pytest.fixture
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - once, before anything runs
+    if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()

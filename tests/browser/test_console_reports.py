@@ -28,20 +28,10 @@ from ivr.console.users import UserRecord, UserStore, hash_password
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
+from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run"]
-SHOTS = Path(__file__).parent / "screenshots"
-PASSWORD = "a long enough secret"
-DESKTOP: dict[str, Any] = {"viewport": {"width": 1280, "height": 800}}
-PHONE: dict[str, Any] = {
-    "viewport": {"width": 390, "height": 844},
-    "device_scale_factor": 2,
-    "is_mobile": True,
-    "has_touch": True,
-}
 #: Agents of the synthetic week: (id, queue, site).
 FLOOR = (("ann", "sales", "seoul"), ("bob", "sales", "busan"), ("cy", "tv", "seoul"))
 
@@ -145,7 +135,7 @@ class Console:
 
 @pytest.fixture
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
-    if not CHROMIUM.exists():  # noqa: ASYNC240 - once, before anything runs
+    if not CHROMIUM.exists():
         pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
