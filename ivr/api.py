@@ -26,6 +26,9 @@ with who made it.
                                                       staffing: ?period=today|7d|30d
                                                       &interval=15m|1h|1d&by=...&format=json|csv
                                                       (ivr.console.reports)
+    GET  /api/qa                          supervisor  QA results of recorded calls, newest first:
+                                                      ?period=1d|7d|30d&queue=&agent=&violations=1
+                                                      (ivr.console.quality)
     POST /api/supervise                   supervisor  {"agent": ID, "mode": "listen|whisper|barge",
                                                        "from": "PJSIP/2001"}: "from" is one of the
                                                       supervisor's own phones (the token file's)
@@ -74,6 +77,7 @@ from ivr.centre.supervise import Supervisors
 from ivr.config import Settings
 from ivr.console import Hook, console_routes, live_aggregator
 from ivr.console.metrics import routes as metrics_routes
+from ivr.console.quality import QualityApi
 from ivr.console.reports import ReportApi
 from routing.config import QueueConfig
 from routing.errors import RoutingError, RoutingUnavailable
@@ -334,6 +338,8 @@ def build_api(
     """
     h = _Handlers(router, supervisors)
     reports = ReportApi(router)
+    settings = settings or Settings()
+    quality = QualityApi(router, settings)
 
     def guarded(role: str, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         return _guarded(tokens, role, handler, router)
@@ -366,9 +372,9 @@ def build_api(
         Route("/api/reports", guarded("viewer", reports.index), methods=["GET"]),
         Route("/api/reports/{report}", guarded("viewer", reports.report), methods=["GET"]),
         Route("/api/supervise", guarded("supervisor", h.supervise), methods=["POST"]),
+        Route("/api/qa", guarded("supervisor", quality.results), methods=["GET"]),
     ]
     started_with: list[Hook] = list(hooks)
-    settings = settings or Settings()
     aggregator = live_aggregator(router, supervisors, settings)
     routes += console_routes(
         router, supervisors, settings, hooks=started_with, aggregator=aggregator

@@ -49,6 +49,7 @@ from ivr.console.board import Thresholds
 from ivr.console.context import HERE, Console, WithConsole
 from ivr.console.flows import routes as flows_routes
 from ivr.console.pages import routes as pages_routes
+from ivr.console.quality import routes as quality_routes
 from routing.errors import RoutingError
 from routing.redis import RedisRouter
 
@@ -148,6 +149,7 @@ def console_routes(
         *flows_routes(settings),
         *announcements_routes(settings),
         *abandoned_routes(settings),
+        *quality_routes(settings),
         *live.routes(router, ami, aggregator=aggregator),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]

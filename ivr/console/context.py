@@ -39,6 +39,7 @@ _NAV: Final = (
     ("/agents", "Agents", "agent"),
     ("/queues", "Queues", "supervisor"),
     ("/reports", "Reports", "agent"),  # an agent sees their own figures there
+    ("/quality", "Quality", "agent"),  # an agent sees their own calls' checks
     ("/announcements", "Announcements", "supervisor"),
     ("/flows", "Flows", "admin"),
     ("/audit", "Audit", "admin"),
