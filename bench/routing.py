@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import random
 import statistics
 import sys
@@ -167,19 +168,25 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
     redis_ms = scripts.get("usec", 0) / 1000 / cycles if cycles else 0.0
     # 4. Assignments alone (enqueue -> reserved; connected and completed come later in a
     # real call, here off the clock after each run): ASSIGN_RUNS runs of 3,000, one
-    # and two engine processes in turn; the median and the range.
-    assigned = {1: 0.0, 2: 0.0}
-    spread: dict[int, tuple[float, float]] = {1: (0.0, 0.0), 2: (0.0, 0.0)}
+    # and two engine processes in turn, then one engine with Redis on a core of its
+    # own; the median and the range, and the engine's CPU per assignment.
+    redis_pid = int((await router.redis.info("server"))["process_id"])
+    kinds = {"1": (1, 0), "2": (2, 0), "1 pinned": (1, redis_pid)}
+    assigned = dict.fromkeys(kinds, 0.0)
+    spread = dict.fromkeys(kinds, (0.0, 0.0))
+    engine_us = dict.fromkeys(kinds, 0.0)
     if agents >= 10_000:
-        runs: dict[int, list[float]] = {1: [], 2: []}
+        runs: dict[str, list[tuple[float, float]]] = {kind: [] for kind in kinds}
         for _ in range(ASSIGN_RUNS):
-            for procs in (1, 2):
-                runs[procs].append(
-                    await asyncio.to_thread(assignments_per_second, url, procs, ASSIGN_EACH)
+            for kind, (procs, pin) in kinds.items():
+                runs[kind].append(
+                    await asyncio.to_thread(assignments_per_second, url, procs, ASSIGN_EACH, pin)
                 )
-        for procs in (1, 2):
-            assigned[procs] = statistics.median(runs[procs])
-            spread[procs] = (min(runs[procs]), max(runs[procs]))
+        for kind in kinds:
+            rates_of = [rate for rate, _ in runs[kind]]
+            assigned[kind] = statistics.median(rates_of)
+            spread[kind] = (min(rates_of), max(rates_of))
+            engine_us[kind] = statistics.median(us for _, us in runs[kind])
     await router.close()
     return {
         "agents": agents,
@@ -194,22 +201,35 @@ async def one_size(url: str, agents: int, trials: int, seconds: float) -> dict[s
         "one_process_per_s": rates[1],
         "two_processes_per_s": rates[2],
         "redis_ms_per_cycle": redis_ms,
-        "assign_only_1": assigned[1],
-        "assign_only_2": assigned[2],
-        "assign_range_1": spread[1],
-        "assign_range_2": spread[2],
+        "assign_only_1": assigned["1"],
+        "assign_only_2": assigned["2"],
+        "assign_range_1": spread["1"],
+        "assign_range_2": spread["2"],
+        "assign_pinned": assigned["1 pinned"],
+        "assign_range_pinned": spread["1 pinned"],
+        "engine_us_per_assignment": engine_us["1"],
+        "engine_us_per_assignment_pinned": engine_us["1 pinned"],
     }
 
 
 def _engine_process(
-    url: str, seed: int, seconds: float, start_at: float, out: Any, limit: int = 0
+    url: str,
+    seed: int,
+    seconds: float,
+    start_at: float,
+    out: Any,
+    limit: int = 0,
+    cpus: set[int] | None = None,
 ) -> None:
     """One engine process: 32 concurrent calls, each enqueue -> reserved -> connected ->
     completed, until ``seconds`` pass; puts the number of calls served on ``out``.
     With ``limit``, assignments only (enqueue -> reserved, agents kept), up to ``limit``;
-    puts (count, seconds taken)."""
+    puts (count, seconds taken, the process's CPU seconds meanwhile). ``cpus``: the
+    cores it may run on."""
+    if cpus:
+        os.sched_setaffinity(0, cpus)
 
-    async def run() -> int | tuple[int, float]:
+    async def run() -> int | tuple[int, float, float]:
         router = RedisRouter.connect(url, connections=40)
         await router.start()
         await asyncio.sleep(max(0.0, start_at - time.time()))
@@ -234,36 +254,50 @@ def _engine_process(
                 count += 1
                 n += 1
 
-        began = time.perf_counter()
+        began, cpu = time.perf_counter(), time.process_time()
         await asyncio.gather(*(worker(w) for w in range(32)))
-        took = time.perf_counter() - began
+        took, cpu = time.perf_counter() - began, time.process_time() - cpu
         for assignment in held:  # off the clock: the agents are free for the next run
             await router.connected(assignment)
             await router.completed(assignment)
         await router.close()
-        return (count, took) if limit else count
+        return (count, took, cpu) if limit else count
 
     out.put(asyncio.run(run()))
 
 
-def assignments_per_second(url: str, procs: int, total: int) -> float:
+def assignments_per_second(
+    url: str, procs: int, total: int, redis_pid: int = 0
+) -> tuple[float, float]:
     """Enqueue -> reserved only, ``total`` assignments over ``procs`` engine processes
-    (the agents stay reserved: enough of them for the run)."""
+    (the agents stay reserved: enough of them for the run): (assignments per second,
+    engine CPU µs per assignment). With ``redis_pid``, Redis runs on core 0 alone and
+    the engines on the others while it lasts."""
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
     start_at = time.time() + 3.0
-    workers = [
-        context.Process(
-            target=_engine_process, args=(url, 100 + i, 60.0, start_at, out, total // procs)
-        )
-        for i in range(procs)
-    ]
-    for worker in workers:
-        worker.start()
-    results = [out.get(timeout=120) for _ in workers]
-    for worker in workers:
-        worker.join()
-    return sum(count for count, _ in results) / max(took for _, took in results)
+    every = os.sched_getaffinity(0)
+    engines = every - {0} if redis_pid and len(every) > 1 else None
+    if engines:
+        os.sched_setaffinity(redis_pid, {0})
+    try:
+        workers = [
+            context.Process(
+                target=_engine_process,
+                args=(url, 100 + i, 60.0, start_at, out, total // procs, engines),
+            )
+            for i in range(procs)
+        ]
+        for worker in workers:
+            worker.start()
+        results = [out.get(timeout=120) for _ in workers]
+        for worker in workers:
+            worker.join()
+    finally:
+        if engines:
+            os.sched_setaffinity(redis_pid, every)
+    count = sum(r[0] for r in results)
+    return count / max(r[1] for r in results), sum(r[2] for r in results) / count * 1e6
 
 
 def cycles_per_second(url: str, procs: int, seconds: float) -> float:
@@ -320,7 +354,7 @@ async def cluster_groups(url: str, agents: int) -> dict[int, float]:
             )
             del index
         await router.close()
-        rates[count] = await asyncio.to_thread(assignments_per_second, url, 2, agents // 10)
+        rates[count], _ = await asyncio.to_thread(assignments_per_second, url, 2, agents // 10)
     return rates
 
 
@@ -360,7 +394,11 @@ async def main_async(sizes: list[int], trials: int, seconds: float, cluster_agen
             print(
                 f"assignments alone, {r['agents']} agents, median of {ASSIGN_RUNS} runs of"
                 f" {ASSIGN_EACH:,}: 1 engine {r['assign_only_1']:,.0f}/s ({lo1:,.0f}-{hi1:,.0f}),"
-                f" 2 engines {r['assign_only_2']:,.0f}/s ({lo2:,.0f}-{hi2:,.0f})"
+                f" 2 engines {r['assign_only_2']:,.0f}/s ({lo2:,.0f}-{hi2:,.0f});"
+                f" 1 engine with Redis on a core of its own {r['assign_pinned']:,.0f}/s"
+                f" ({r['assign_range_pinned'][0]:,.0f}-{r['assign_range_pinned'][1]:,.0f});"
+                f" engine CPU per assignment {r['engine_us_per_assignment']:.0f} µs"
+                f" ({r['engine_us_per_assignment_pinned']:.0f} µs pinned)"
             )
     print(
         f"3-master cluster, {cluster_agents} agents, 2 engine processes: one group "

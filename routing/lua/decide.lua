@@ -33,6 +33,7 @@ local function best_agent(t)
     if a and a.state == 'available' and a.group == GROUP and edge(rid, a.pid) then return a end
   end
   local key = KEY_OF[t.strategy] or 'li'
+  use_strategy(key)
   local skilled = t.strategy == 'most_skilled'
   local best, best_rank = nil, nil
   local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)

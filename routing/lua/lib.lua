@@ -25,6 +25,8 @@ local CB_WINDOW    -- a callback worker counts as alive this long; 0: always
 local KEEP_ENDED   -- seconds an ended ticket is kept (replays find it)
 
 local HIGH = '\255'
+local active_keys = nil  -- the strategy keys kept, read once per call (kept_keys)
+local leased = {}  -- tickets whose lease this call has renewed already
 local STAFFED = {available = true, reserved = true, on_call = true, wrap_up = true}
 local BUSY = {reserved = true, on_call = true, wrap_up = true}
 
@@ -172,6 +174,8 @@ local function bind(keys, args)
   KEEP_ENDED = tonumber(args[8])
   agents_seen, agents_dirty, tickets_seen, tickets_dirty = {}, {}, {}, {}
   profiles, requirements = {}, {}
+  active_keys = nil
+  leased = {}
 end
 
 -- ------------------------------------------------------------- eligibility
@@ -218,25 +222,45 @@ end
 -- Each profile's head per strategy, "<number>|<id>", in K_PFREE ("<pid>|li",
 -- "<pid>|rr", "<pid>|lo"), present while the profile has a free agent: a
 -- decision reads every eligible profile's head in one HMGET.
-local STRATEGY_KEYS = {'li', 'rr', 'lo'}
+--
+-- 'li' (longest idle, most skilled) is always kept. 'rr' and 'lo' are kept from
+-- the first decision that asks for them on (use_strategy), marked by the fields
+-- "|on|rr" and "|on|lo" of K_PFREE (no profile id holds a '|'): a group whose
+-- queues all route by idle time does not pay for two indexes it never reads
+-- (two ZADDs on every agent's return, eight calls on every reservation; about a
+-- sixth of Redis's time per enqueue, bench/README.md).
+local MEMBER_OF = {li = 1, rr = 2, lo = 3}
+
+local function kept_keys()
+  if active_keys == nil then
+    local on = redis.call('HMGET', K_PFREE, '|on|rr', '|on|lo')
+    active_keys = {'li'}
+    if on[1] then active_keys[#active_keys + 1] = 'rr' end
+    if on[2] then active_keys[#active_keys + 1] = 'lo' end
+  end
+  return active_keys
+end
+
+local function index_member(a, key, member)
+  redis.call('ZADD', K_AVAIL, 0, member)
+  local mine = string.sub(member, #a.pid + 5)
+  local field = a.pid .. '|' .. key
+  local head = redis.call('HGET', K_PFREE, field)
+  if not head or lt(mine, head) then redis.call('HSET', K_PFREE, field, mine) end
+end
 
 local function index_agent(a)
   local members = avail_members(a)
-  for i, key in ipairs(STRATEGY_KEYS) do
-    redis.call('ZADD', K_AVAIL, 0, members[i])
-    local mine = string.sub(members[i], #a.pid + 5)
-    local field = a.pid .. '|' .. key
-    local head = redis.call('HGET', K_PFREE, field)
-    if not head or lt(mine, head) then redis.call('HSET', K_PFREE, field, mine) end
-  end
+  for _, key in ipairs(kept_keys()) do index_member(a, key, members[MEMBER_OF[key]]) end
 end
 
 local function unindex_agent(a)
   local members = avail_members(a)
-  for i, key in ipairs(STRATEGY_KEYS) do
-    redis.call('ZREM', K_AVAIL, members[i])
+  for _, key in ipairs(kept_keys()) do
+    local member = members[MEMBER_OF[key]]
+    redis.call('ZREM', K_AVAIL, member)
     local field = a.pid .. '|' .. key
-    if redis.call('HGET', K_PFREE, field) == string.sub(members[i], #a.pid + 5) then
+    if redis.call('HGET', K_PFREE, field) == string.sub(member, #a.pid + 5) then
       local prefix = a.pid .. '|' .. key .. '|'
       local got = redis.call('ZRANGEBYLEX', K_AVAIL, '[' .. prefix, '[' .. prefix .. HIGH,
         'LIMIT', 0, 1)
@@ -247,6 +271,31 @@ local function unindex_agent(a)
       end
     end
   end
+end
+
+-- Strategy key 'rr' or 'lo' is kept from now on: the first time, every available
+-- agent (the 'li' members of K_AVAIL) is indexed for it, once: O(available).
+local function use_strategy(key)
+  if key == 'li' then return end
+  for _, kept in ipairs(kept_keys()) do
+    if kept == key then return end
+  end
+  local ids, start = {}, 0  -- read first: the new members move the offsets
+  while true do
+    local got = redis.call('ZRANGE', K_AVAIL, start, start + 999)
+    if #got == 0 then break end
+    for _, member in ipairs(got) do
+      local f = fields(member)  -- pid, key, number, id
+      if f[2] == 'li' then ids[#ids + 1] = f[4] end
+    end
+    start = start + 1000
+  end
+  for _, aid in ipairs(ids) do
+    local a = aget(aid)
+    if a then index_member(a, key, avail_members(a)[MEMBER_OF[key]]) end
+  end
+  redis.call('HSET', K_PFREE, '|on|' .. key, '1')
+  active_keys[#active_keys + 1] = key
 end
 
 local function staff(pid, delta)
@@ -389,7 +438,11 @@ local function unindex_ticket(t)
 end
 
 local function lease(t, holder)
-  redis.call('ZADD', K_LEASE, S(NOW + LEASE), t.id)
+  -- NOW is one value per call: a second lease of the ticket in it changes nothing.
+  if not leased[t.id] then
+    redis.call('ZADD', K_LEASE, S(NOW + LEASE), t.id)
+    leased[t.id] = true
+  end
   if holder ~= nil and holder ~= '' and holder ~= t.holder then
     if t.holder ~= '' then redis.call('ZREM', K_HOLDER, t.holder .. '|' .. t.id) end
     t.holder = holder
@@ -399,6 +452,7 @@ end
 
 local function unlease(t)
   redis.call('ZREM', K_LEASE, t.id)
+  leased[t.id] = nil
   if t.holder ~= '' then redis.call('ZREM', K_HOLDER, t.holder .. '|' .. t.id) end
   t.holder = ''
 end

@@ -9,7 +9,10 @@ exact skills, languages and site; the profile id is a hash of them): the
 lexicographic set ``avail`` holds ``<pid>|li|<idle_since>|<id>``,
 ``<pid>|rr|<reserved_at>|<id>`` and ``<pid>|lo|<busy>|<id>`` per free agent
 (numbers in fixed width, so byte order is the strategy's order, the id
-breaking ties), and ``pfree`` each profile's head per strategy. Waiting
+breaking ties), and ``pfree`` each profile's head per strategy. The ``rr``
+and ``lo`` members are kept from the group's first decision by that strategy
+on (built then from the free agents, once), so a group routing by idle time
+alone does not pay for them. Waiting
 tickets are grouped by **requirement** (queue, skills, any-of skills, language,
 the site while the queue keeps to it, callback or not): ``wait`` holds
 ``<rid>|<100-priority>|<arrival>|<seq>|<id>`` (call order), ``rwait`` each

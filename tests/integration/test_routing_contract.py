@@ -291,7 +291,8 @@ async def test_priority_across_queues(store: tuple[RedisRouter, Clock]) -> None:
 @pytest.mark.parametrize("strategy", ["round_robin", "least_occupied"])
 async def test_fairness_is_exact(store: tuple[RedisRouter, Clock], strategy: str) -> None:
     """Among 60 free agents, the one reserved longest ago (or least busy) is chosen,
-    wherever they stand in idle order."""
+    wherever they stand in idle order. It is the group's first call by that strategy:
+    its index is built then, from every agent free at that moment."""
     router, clock = store
     agents = [Agent(f"a{n:02d}", f"PJSIP/{n}") for n in range(60)]
     await _staff(router, clock, *agents)
