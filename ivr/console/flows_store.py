@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
+import structlog
+
 from ivr.flows.loader import FLOW_LIMITS, flow_files, load_flow, missing_subflows, parse_flow
 from ivr.flows.model import Flow, Subflow
 from ivr.flows.problems import FlowError, Problem, problem_at
@@ -55,6 +57,8 @@ NEW_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 #: Versions listed at most on one page (all are kept).
 HISTORY_SHOWN: Final = 200
 _STAMP: Final = "%Y%m%dT%H%M%S.%fZ"
+
+log = structlog.get_logger("ivr.console.flows_store")
 
 
 def text_hash(text: str) -> str:
@@ -345,8 +349,16 @@ class FlowStore:
         record = {"name": name, "at": now, "version": version, "by": by, "action": action}
         if source:
             record["source"] = source
-        with (folder / "log.jsonl").open("a", encoding="utf-8") as log:
-            log.write(json.dumps(record) + "\n")
+        line = json.dumps(record).encode("utf-8") + b"\n"
+        with (folder / "log.jsonl").open("a+b") as journal:
+            end = journal.seek(0, os.SEEK_END)
+            if end:
+                journal.seek(end - 1)
+                if journal.read(1) != b"\n":
+                    # A write cut short left half a line: this record starts its own,
+                    # or the two would be one line that no longer parses.
+                    line = b"\n" + line
+            journal.write(line)
         return entry
 
     def versions(self, key: str) -> list[Version]:
@@ -354,13 +366,7 @@ class FlowStore:
         folder = self._folder(key)
         if not folder.is_dir():
             return []
-        told: dict[str, dict[str, Any]] = {}
-        with contextlib.suppress(OSError):
-            for line in (folder / "log.jsonl").read_text(encoding="utf-8").splitlines():
-                with contextlib.suppress(ValueError):
-                    record = json.loads(line)
-                    if isinstance(record, dict) and isinstance(record.get("name"), str):
-                        told[record["name"]] = record
+        told = _told(folder / "log.jsonl")
         out = []
         for path in folder.glob("*.yaml"):
             record = told.get(path.name, {})
@@ -393,6 +399,38 @@ class FlowStore:
             return path.read_text(encoding="utf-8")
         except OSError:
             return None
+
+
+def _told(path: Path) -> dict[str, dict[str, Any]]:
+    """The records of a history's ``log.jsonl`` by version file name. A line that is
+    not one (a write cut short, a hand edit) is skipped with a warning naming the
+    file and line: its version is still listed, from the file's name and time."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}  # no save logged yet: the versions go by their files' names and times
+    except OSError as exc:
+        log.warning("console.flow_history_unreadable", file=str(path), error=str(exc))
+        return {}
+    told: dict[str, dict[str, Any]] = {}
+    for number, line in enumerate(raw.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+            log.warning(
+                "console.flow_history_line_skipped", file=str(path), line=number, error=str(exc)
+            )
+            continue
+        if isinstance(record, dict) and isinstance(record.get("name"), str):
+            told[record["name"]] = record
+        else:
+            error = "not a version record (an object with a 'name')"
+            log.warning(
+                "console.flow_history_line_skipped", file=str(path), line=number, error=error
+            )
+    return told
 
 
 def _declared_version(text: str) -> str:
