@@ -28,6 +28,7 @@ from ivr.agi.protocol import (
     encode_command,
     escape_app_arg,
 )
+from ivr.agi.timings import TIMINGS
 from ivr.errors import (
     AgiError,
     ApplicationNotFoundError,
@@ -181,6 +182,7 @@ class Channel:
         self._busy = False
         self._waiters: collections.deque[asyncio.Future[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._exec_label = "EXEC"  # the next EXEC's label in ivr.agi.timings (exec() sets it)
         self._command_timeout = command_timeout
         self._broken: str | None = None
         self.hung_up = False
@@ -330,9 +332,13 @@ class Channel:
             except (ConnectionError, OSError):
                 self._raise_hangup("socket closed")
             self.commands_sent += 1
+            loop = self._loop
+            if loop is None:
+                loop = self._loop = asyncio.get_running_loop()
+            sent = loop.time()
             try:
                 if self._swept:
-                    self._arm(limit)
+                    self._arm(limit, sent)
                     try:
                         reply = await self._next_reply(verb)
                     finally:
@@ -345,6 +351,7 @@ class Channel:
                 raise
             except TimeoutError:
                 self._timeout(verb, limit)
+            TIMINGS.record(self._exec_label if verb == "EXEC" else verb, loop.time() - sent)
             if self._events or self.hung_up or reply.code == 511 or debug_enabled():
                 self._check_reply(verb, line, reply)
         finally:
@@ -354,13 +361,10 @@ class Channel:
             raise self._fail(verb, reply)
         return reply
 
-    def _arm(self, limit: float) -> None:
+    def _arm(self, limit: float, now: float) -> None:
         """Show the server's sweeper this command's deadline and the task to cancel."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self.waiting_task = asyncio.current_task(loop)
-        self.deadline = loop.time() + limit if limit else 0.0
+        self.waiting_task = asyncio.current_task(self._loop)
+        self.deadline = now + limit if limit else 0.0
 
     async def _timed_reply(self, verb: str, limit: float) -> Reply:
         """The reply under a timer of its own (a channel no server sweeps)."""
@@ -678,6 +682,7 @@ class Channel:
             # Some argument needs escaping (or checking): each on its own.
             data = ",".join([escape_app_arg(arg) for arg in args])
         words: tuple[str, ...] = (application, data) if data else (application,)
+        self._exec_label = f"EXEC {application}"  # its round trip's label (ivr.agi.timings)
         reply = await self._ok("EXEC", *words, timeout=timeout)
         value = reply.value
         if value == -2:

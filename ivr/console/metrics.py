@@ -13,8 +13,9 @@ engines in one test process do not mix):
                                                        abandoned
 ``ivr_agents{state}``                       gauge      agents per state as the console shows
                                                        them (on_hold apart from on_call)
-``ivr_agi_command_seconds{command}``        histogram  an AGI command's round trip
-                                                       (:func:`observe_agi`)
+``ivr_agi_command_seconds{command}``        histogram  an AGI command's round trip, every
+                                                       command of every call
+                                                       (:mod:`ivr.agi.timings`)
 ``ivr_asr_seconds{language}``               histogram  end of speech to the recogniser's
                                                        result (:func:`observe_asr`)
 ``ivr_redis_errors_total{source}``          counter    failed reads of the routing store
@@ -56,6 +57,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from ivr.agi.timings import TIMINGS, AgiTimings
 from routing.errors import RoutingError
 
 if TYPE_CHECKING:
@@ -65,7 +67,6 @@ if TYPE_CHECKING:
 __all__ = ["Metrics", "default", "observe_agi", "observe_asr", "routes"]
 
 #: Seconds: an AGI command's round trip is milliseconds, an EXEC Dial minutes.
-_AGI_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _ASR_BUCKETS: Final = (0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10)
 #: Seconds a scrape waits for the live data to start (it goes on starting after).
 _START_WAIT: Final = 2.0
@@ -85,13 +86,10 @@ class Metrics:
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
-        self.agi_command = Histogram(
-            "ivr_agi_command_seconds",
-            "AGI command round trip, from sending it to Asterisk's reply",
-            ["command"],
-            buckets=_AGI_BUCKETS,
-            registry=r,
-        )
+        #: The AGI round trips: the process's (every channel records there) when
+        #: ``process``, else counts of this instance's own (tests).
+        self.agi_timings = TIMINGS if process else AgiTimings()
+        r.register(self.agi_timings)
         self.asr = Histogram(
             "ivr_asr_seconds",
             "Speech recognition latency: end of the caller's speech to the result",
@@ -192,7 +190,7 @@ def default() -> Metrics:
 def observe_agi(command: str, seconds: float, metrics: Metrics | None = None) -> None:
     """One AGI command's round trip (``command``: the verb, e.g. ``STREAM FILE``, or
     ``EXEC Dial``: never its arguments, which hold callers' data)."""
-    (metrics or default()).agi_command.labels(command).observe(seconds)
+    (metrics or default()).agi_timings.record(command, seconds)
 
 
 def observe_asr(language: str, seconds: float, metrics: Metrics | None = None) -> None:

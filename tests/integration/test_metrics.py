@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivr.agi.timings import TIMINGS
 from ivr.console import live, metrics
 from routing.embedded import EmbeddedRedis
 from routing.redis import RedisRouter
@@ -73,6 +75,30 @@ class TestMetrics:
         assert samples[("ivr_calls_active", ())] == 2
         rig.aggregator.ivr_left("1.1")
         assert (await _scrape(rig))[("ivr_calls_active", ())] == 1
+
+    async def test_every_agi_command_of_a_call_is_timed(self, rig: Rig) -> None:
+        """A call through the engine: each AGI command's round trip lands in the
+        process's ``ivr_agi_command_seconds``, labelled by its verb (EXEC by the
+        application), never by an argument (the caller's number, the endpoint)."""
+        before = {c: TIMINGS.count(c) for c in ("ANSWER", "EXEC Dial")}
+        await rig.call(callerid="5551234", dial=dial(ring=0.2, talk=0.5))
+        text = generate_latest(metrics.Metrics(process=True).registry).decode()
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if family.name == "ivr_agi_command_seconds"
+        }
+        dial_ = (("command", "EXEC Dial"),)
+        assert samples[("ivr_agi_command_seconds_count", dial_)] == before["EXEC Dial"] + 1
+        assert (
+            samples[("ivr_agi_command_seconds_count", (("command", "ANSWER"),))] > before["ANSWER"]
+        )
+        # The Dial's round trip is the ring and the talk: over 0.5 s, under the 1 s bound
+        # counted as a bucket ("le" is "at most").
+        assert samples[("ivr_agi_command_seconds_sum", dial_)] >= 0.7 * (before["EXEC Dial"] + 1)
+        labels = {value for _, pairs in samples for _, value in pairs}
+        assert not any("5551234" in label or "PJSIP" in label for label in labels)
 
     async def test_agi_and_asr_latency_hooks(self, rig: Rig) -> None:
         metrics.observe_agi("STREAM FILE", 0.004, rig.metrics)
