@@ -248,12 +248,13 @@ def _transcript(folder: Path, row: Mapping[str, str]) -> Transcript | None:
 
 
 def _around(words: Sequence[Word], start: float, end: float) -> tuple[int, int]:
-    """The index range of the words within [start, end]; for a point or a silence, the
-    empty range where it falls."""
-    inside = [i for i, w in enumerate(words) if w.start < end and w.end > start]
+    """The index range of the words within [start, end] (their middle in it: a voice
+    detector's silence may clip a word's edge); for a silence, the empty range where it
+    falls."""
+    inside = [i for i, w in enumerate(words) if start <= (w.start + w.end) / 2 <= end]
     if inside:
         return inside[0], inside[-1] + 1
-    at = sum(1 for w in words if w.start < start)
+    at = sum(1 for w in words if (w.start + w.end) / 2 < start)
     return at, at
 
 
