@@ -130,6 +130,25 @@ class TestComposeFile:
         engine = {v.split(":")[1] for v in services["engine"]["volumes"]}
         assert {deployment.paths.prompts, deployment.paths.spool, deployment.paths.moh} <= engine
 
+    def test_recordings_are_one_folder_for_asterisk_and_the_engine(
+        self, compose: dict[str, Any], instructions: list[tuple[str, str]]
+    ) -> None:
+        """MixMonitor writes the files the engine names, at the same path, into a volume
+        both mount read-write (the QA worker deletes them after their retention); the
+        rule packs are in the image where IVR_QA_RULES's default finds them."""
+        services = compose["services"]
+        folder = services["engine"]["environment"]["IVR_RECORDINGS_DIR"]
+        for name in ("engine", "asterisk"):
+            mounts = {v.split(":")[1]: v for v in services[name]["volumes"]}
+            assert folder in mounts, name
+            assert not mounts[folder].endswith(":ro"), name
+        volume = {
+            v.split(":")[0] for v in services["engine"]["volumes"] if v.split(":")[1] == folder
+        }
+        assert volume <= set(compose["volumes"])
+        assert ("COPY", "qa ./qa") in instructions
+        assert any(folder in args for op, args in instructions if op == "RUN")
+
     def test_asterisk_gets_every_rendered_file(self, compose: dict[str, Any]) -> None:
         """The asterisk service copies each rendered *.conf (cdr.conf, indications.conf …)
         from the asterisk-conf volume into /etc/asterisk before Asterisk starts."""
