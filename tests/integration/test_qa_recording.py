@@ -1,7 +1,9 @@
 """A recorded agent call through the emulated Asterisk, checked by the engine's QA worker:
 MixMonitor before the Dial (caller, agent and mix as real WAV files), StopMixMonitor after,
 the recording and the QA result in the event stream of a real Redis, the transcript next to
-the recording, the webhook on a violation, the files gone after the queue's retention."""
+the recording, the webhook on a violation, the files gone after the queue's retention; and
+the caller's "no" to the recording notice, by key or spoken (espeak-ng's Korean over
+AudioSocket, heard by the real Vosk model)."""
 
 from __future__ import annotations
 
@@ -15,30 +17,32 @@ from typing import Any
 
 import pytest
 
-from ivr.agi.server import FastAgiServer
+from ivr.audiosocket.server import AudioSocketServer
 from ivr.emulator.caller import Talk, synthesize
-from ivr.flows.interpreter import Engine
+from ivr.flows.interpreter import Engine, Trace
 from ivr.flows.ports import SpeechPrompts
-from ivr.flows.registry import FlowRegistry
 from ivr.qa_worker import QaWorker
-from ivr.testing import AsteriskEmulator, DialOutcome, Keys
+from ivr.speech_input import SpeechInput
+from ivr.testing import AsteriskEmulator, DialOutcome, Keys, say
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
 from speech.qa import Transcriber
-from speech.recognizer import ModelRegistry
+from speech.recognizer import ModelRegistry, Recognizer
+from speech.tts import Synthesizer
+from tests.integration.helpers.engine_rig import flows_in, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 FLOW = """
 id: rec
-defaults: {language: ko}
+defaults: {language: ko, timeout: 2, retries: 0}
 nodes:
   notice:
     type: menu
-    prompt: 통화가 녹음됩니다. 원하지 않으시면 2번을 누르세요.
+    prompt: 녹음됩니다. 싫으시면 아니요 또는 2번.
     options:
-      - {digit: 1, goto: sales}
-      - {digit: 2, goto: no_recording}
+      - {digit: 1, phrases: [좋아요], goto: sales}
+      - {digit: 2, phrases: [아니요], goto: no_recording}
     on_failure: sales
   no_recording: {type: set, variables: {record: false}, next: sales}
   sales: {type: queue, queue: sales, next: bye, on_failure: bye}
@@ -54,6 +58,7 @@ class Rig:
     router: RedisRouter
     worker: QaWorker
     folder: Path
+    traces: list[Trace]
 
 
 class _Hook:
@@ -83,43 +88,47 @@ async def hook() -> AsyncIterator[tuple[_Hook, str]]:
     server.close()
 
 
+@pytest.fixture(scope="module")
+def models() -> ModelRegistry:
+    """One Korean model for the module: the menu's ears and the QA worker's."""
+    return ModelRegistry()
+
+
 @pytest.fixture
-async def rig(redis_url: str, tmp_path: Path, hook: tuple[_Hook, str]) -> AsyncIterator[Rig]:
-    (tmp_path / "flows").mkdir()
-    (tmp_path / "flows" / "rec.yaml").write_text(FLOW)
-    registry = FlowRegistry(tmp_path / "flows")
-    assert registry.reload() == []
+async def rig(
+    redis_url: str, tmp_path: Path, hook: tuple[_Hook, str], models: ModelRegistry
+) -> AsyncIterator[Rig]:
+    registry = flows_in(tmp_path / "flows", {"rec": FLOW})
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
     await router.add_agents([Agent("ann", "PJSIP/1001", {"sales": 5})])
     await router.login("ann")
     folder = tmp_path / "recordings"
-    transcriber = Transcriber(ModelRegistry(), workers=2)
+    transcriber = Transcriber(models, workers=2)
     worker = QaWorker(
         folder, router=router, transcriber=transcriber, rules=ROOT / "qa", webhook=hook[1]
     )
+    sockets = AudioSocketServer(port=0)
+    await sockets.start()
+    synthesizer = Synthesizer(tmp_path / "prompts")
     engine = Engine(
         flows=registry.get,
-        prompts=SpeechPrompts(tmp_path / "prompts"),
+        prompts=SpeechPrompts(tmp_path / "prompts", synthesizer),
+        speech=SpeechInput(Recognizer(models), synthesizer, server=sockets),
         router=router,
         queues={"sales": QueueConfig.model_validate({"record": True, "retention": "1d"})},
         recorder=worker,
     )
-
-    async def handle(channel: Any) -> None:
-        flow = registry.get(channel.env.script)
-        assert flow is not None
-        await engine.run(channel, flow)
-
-    server = FastAgiServer(default=handle, host="127.0.0.1", port=0)
-    await server.start()
+    server, traces = await serving(registry, engine)
     emulator = AsteriskEmulator(port=server.port)
     try:
-        yield Rig(emulator, router, worker, folder)
+        yield Rig(emulator, router, worker, folder, traces)
     finally:
         await emulator.close()
         await server.drain(5)
+        await sockets.close()
+        synthesizer.close()
         await worker.drain()
         transcriber.close()
         await router.close()
@@ -212,3 +221,35 @@ class TestRecordedCall:
         assert "MIXMONITOR_FILENAME" not in result.variables
         assert await _events(rig.router, "recording") == []
         assert not list(rig.folder.glob("*/*.wav"))
+
+    @pytest.mark.parametrize(
+        ("answer", "visits", "recorded"),
+        [
+            pytest.param("아니요", ["notice", "no_recording", "sales", "bye"], False, id="no"),
+            pytest.param("좋아요", ["notice", "sales", "bye"], True, id="yes"),
+            pytest.param(None, ["notice", "sales", "bye"], True, id="silent"),
+        ],
+    )
+    async def test_caller_answers_by_voice(
+        self, rig: Rig, answer: str | None, visits: list[str], recorded: bool
+    ) -> None:
+        """A caller who says 아니요 at the notice is not recorded; one who says 좋아요, or
+        nothing (the menu's on_failure), is."""
+        actions = [say(answer, on="EXEC AudioSocket", after=0.5)] if answer else []
+        result = await asyncio.wait_for(
+            rig.emulator.call(
+                "rec", actions=actions, dial={"PJSIP/1001": DialOutcome("ANSWER", talk=2)}
+            ),
+            60,
+        )
+        [trace] = rig.traces
+        heard = [(e["kind"], e["phrase"]) for e in trace.events if e["event"] == "heard"]
+        assert heard == [("speech", answer) if answer else ("noinput", None)]
+        assert trace.nodes == visits
+        assert result.dialled == ["PJSIP/1001"]
+        assert ("MIXMONITOR_FILENAME" in result.variables) is recorded
+        if recorded:
+            assert (await _wait_for(rig.router, "recording"))["agent"] == "ann"
+        else:
+            assert await _events(rig.router, "recording") == []
+            assert not list(rig.folder.glob("*/*.wav"))
