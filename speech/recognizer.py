@@ -450,10 +450,10 @@ class Utterance:
             speech_end=end,
         )
         self._kaldi = None
+        # Never what was said (the phrase or the words): the status tells the path.
         log.info(
             "speech.result",
             status=self.result.status,
-            phrase=self.result.phrase,
             confidence=self.result.confidence,
             reason=reason,
         )

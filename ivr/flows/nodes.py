@@ -45,8 +45,9 @@ log = structlog.get_logger("ivr.flows")
 Handler = Callable[[Run, Any], Awaitable[str | None]]
 _T = TypeVar("_T")
 
-#: Keys of events and log lines that carry what a caller said: masked while a
-#: sensitive speech or FAQ node runs (``speech.result`` logs ``phrase`` too).
+#: Keys of events that carry what a caller said: masked in the trace and the
+#: engine's hook too while a sensitive speech or FAQ node runs (log lines never
+#: carry them: ``Run.event`` and ``speech.result`` leave them out).
 _HEARD = ("phrase", "text", "value", "asked", "question", "candidate", "words")
 
 

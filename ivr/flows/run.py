@@ -21,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import structlog
 
@@ -51,6 +51,15 @@ __all__ = [
 ]
 
 log = structlog.get_logger("ivr.flows")
+
+#: Keys of flow events whose values come from what a caller typed or said (keys,
+#: recognised phrases and words, gathered values, the FAQ entry they matched, a
+#: survey score): never written to the log, sensitive or not. The call's trace keeps
+#: them (flow tests); KPIs that need a value (CSAT) get it through the router.
+CALLER_KEYS: Final = frozenset(
+    {"digit", "digits", "phrase", "text", "value", "asked", "question", "candidate", "words"}
+    | {"score", "answer", "entered"}
+)
 
 
 class _Unwritable:
@@ -311,12 +320,18 @@ class Run:
         return self._touched_sensitive
 
     def event(self, kind: str, /, **data: Any) -> None:
+        """A step of the call: into its trace (flow tests read it) and the engine's
+        hook with sensitive values masked, and into the log with every value a caller
+        typed or said masked too (:data:`CALLER_KEYS`): the log shows the path."""
         hidden = self.sensitive | sensitive_keys.get()
         masked = {k: (MASK if k in hidden else v) for k, v in data.items()}
         self.trace.events.append({"event": kind, **masked})
         if self.engine.on_event is not None:
             self.engine.on_event(kind, masked)
-        log.info(f"flow.{kind}", **masked)
+        logged = {
+            k: (MASK if k in CALLER_KEYS and v not in (None, "") else v) for k, v in masked.items()
+        }
+        log.info(f"flow.{kind}", **logged)
 
     def set(self, name: str, value: Any, *, sensitive: bool = False) -> None:
         self.variables[name] = value

@@ -19,6 +19,7 @@ from ivr.flows.loader import load_flow, load_flows
 from ivr.flows.model import Hours
 from ivr.flows.nodes import is_open, luhn
 from ivr.flows.ports import SpeechPrompts
+from ivr.flows.run import CALLER_KEYS
 from ivr.flows.testing import run_file
 from ivr.testing import AsteriskEmulator, Hangup
 from tests.integration.helpers.engine_rig import flows_in, serving
@@ -64,6 +65,41 @@ def test_pin_never_reaches_the_logs() -> None:
     gathered = [e for e in logs if e["event"] == "flow.gathered" and e["variable"] == "pin"]
     assert gathered and all(e["value"] == "***" for e in gathered)
     assert not any("1234" in str(e.get("reply", "")) for e in logs)
+
+
+def test_what_callers_typed_or_said_never_reaches_the_logs() -> None:
+    """Every demo flow test (menus by key and by voice, gathers, surveys, FAQs): each
+    ``flow.*`` log line shows the path, with every value a caller typed or said masked,
+    while the call's trace (what flow tests check) keeps them."""
+    flows, _ = load_flows([ROOT / "dialplans"])
+    structlog.reset_defaults()
+    outcomes = []
+    with capture_logs() as logs:
+        for path in sorted((ROOT / "dialplans" / "tests").glob("*.yaml")):
+            outcomes += asyncio.run(run_file(path, flows, services={"demo": "http://d"}))
+    assert outcomes and all(o.passed for o in outcomes), [o.failures for o in outcomes]
+    flow_lines = [e for e in logs if str(e["event"]).startswith("flow.")]
+    caller_values = [
+        (e["event"], k, e[k])
+        for e in flow_lines
+        for k in CALLER_KEYS & e.keys()
+        if e[k] not in (None, "", "***")
+    ]
+    assert caller_values == []
+    # It did log them masked: the demo flows' callers pressed keys at menus ...
+    chosen = [e for e in flow_lines if e["event"] == "flow.menu_choice"]
+    assert chosen and all(e["goto"] for e in chosen)
+    assert {e.get("digit") for e in chosen} >= {"***"}  # by key ...
+    assert {e.get("phrase") for e in chosen} >= {"***"}  # ... and by voice
+    # ... and the traces still hold what they pressed.
+    traced = [
+        ev
+        for o in outcomes
+        if o.trace is not None
+        for ev in o.trace.events
+        if ev["event"] == "menu_choice"
+    ]
+    assert traced and any(ev.get("digit") not in (None, "***") for ev in traced)
 
 
 class TestHours:
