@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 _debug = False
+#: The same as :func:`debug_enabled`, as an attribute: per-command paths read it
+#: without a call (``ivr.agi.channel``).
+debug_on = False
 
 
 def debug_enabled() -> bool:
@@ -93,7 +96,7 @@ class _CurrentStderr:
 
 def configure(*, json: bool | None = None, level: str = "info") -> None:
     """Set up structlog and the stdlib root logger. ``json=None``: JSON unless a TTY."""
-    global _debug  # noqa: PLW0603 - logging is configured once per process
+    global _debug, debug_on  # noqa: PLW0603 - logging is configured once per process
     if json is None:
         json = not sys.stderr.isatty()
     numeric = logging.getLevelName(level.upper())
@@ -121,7 +124,7 @@ def configure(*, json: bool | None = None, level: str = "info") -> None:
         # the per-command hot path only logs behind debug_enabled() anyway.
         cache_logger_on_first_use=False,
     )
-    _debug = numeric <= logging.DEBUG
+    _debug = debug_on = numeric <= logging.DEBUG
     logging.basicConfig(level=numeric, stream=sys.stderr, format="%(name)s %(message)s")
     # httpx logs every request's full URL at info (an http node's URL may hold what
     # a caller typed); the http node logs its outcome itself, with the flow's template.

@@ -210,12 +210,22 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         return data
 
     async def write(self, data: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
+        drain = self.write_now(data)
+        if drain is not None:
+            await drain
+
+    def write_now(self, data: bytes) -> asyncio.Future[None] | None:
+        """:meth:`write` without a coroutine (a channel's every command comes here):
+        ``None`` once ``data`` is handed to the transport, or, while the transport's
+        buffer is full, the future to await before writing more."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
             raise ConnectionResetError("the connection to Asterisk is closed")
-        self.transport.write(data)
+        transport.write(data)
         if self._drain is not None:
             # Shielded: one writer's cancellation must not fail the others.
-            await asyncio.shield(self._drain)
+            return asyncio.shield(self._drain)
+        return None
 
     def close(self) -> None:
         """Close once what was written has been sent (Asterisk waits for this)."""

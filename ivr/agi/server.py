@@ -179,13 +179,6 @@ class FastAgiServer:
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
-    async def _call(self, connection: AgiConnection, env: Environment, rest: bytes) -> None:
-        structlog.contextvars.clear_contextvars()
-        try:
-            await self._dispatch(env, rest, connection)
-        finally:
-            connection.close()
-
     async def _sweep(self) -> None:
         """Enforce every call's reply deadline from one timer, not one per command."""
         loop = asyncio.get_running_loop()
@@ -205,36 +198,46 @@ class FastAgiServer:
         with contextlib.suppress(ConnectionError, OSError):
             await transport.write(FAILURE_LINE)
 
-    async def _dispatch(self, env: Environment, initial: bytes, transport: Transport) -> None:
+    async def _call(self, connection: AgiConnection, env: Environment, initial: bytes) -> None:
+        """One call's task, from its environment to the connection's close. Refusals
+        and the channel's set-up are here, not in a coroutine of their own: every
+        command's resumption passes through each frame of the chain of awaits."""
+        structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid, flow=env.script)
-        if self._draining:
-            await self._refuse(transport, "shutting down")
-            return
-        if len(self._channels) >= self.max_calls:
-            await self._refuse(transport, "overloaded", limit=self.max_calls)
-            return
-        handler = self._routes.get(env.script, self._default)
-        if handler is None:
-            await self._refuse(
-                transport, "no route", script=env.script, known=sorted(self._routes)[:20]
-            )
-            return
         try:
-            channel = Channel(
-                env, transport, command_timeout=self.command_timeout, initial=initial, swept=True
-            )
-        except AgiProtocolError as exc:
-            await self._refuse(transport, "garbage after the environment", error=str(exc))
-            return
-        if isinstance(transport, AgiConnection):
-            transport.on_idle_hangup = channel._mark_hangup
-        task = asyncio.current_task()
-        assert task is not None
-        self._channels[task] = channel
-        try:
-            await self._run(handler, channel, task)
+            if self._draining:
+                await self._refuse(connection, "shutting down")
+                return
+            if len(self._channels) >= self.max_calls:
+                await self._refuse(connection, "overloaded", limit=self.max_calls)
+                return
+            handler = self._routes.get(env.script, self._default)
+            if handler is None:
+                await self._refuse(
+                    connection, "no route", script=env.script, known=sorted(self._routes)[:20]
+                )
+                return
+            try:
+                channel = Channel(
+                    env,
+                    connection,
+                    command_timeout=self.command_timeout,
+                    initial=initial,
+                    swept=True,
+                )
+            except AgiProtocolError as exc:
+                await self._refuse(connection, "garbage after the environment", error=str(exc))
+                return
+            connection.on_idle_hangup = channel._mark_hangup
+            task = asyncio.current_task()
+            assert task is not None
+            self._channels[task] = channel
+            try:
+                await self._run(handler, channel, task)
+            finally:
+                del self._channels[task]
         finally:
-            del self._channels[task]
+            connection.close()
 
     async def _run(self, handler: Handler, channel: Channel, task: asyncio.Task[None]) -> None:
         if debug_enabled():
