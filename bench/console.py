@@ -8,7 +8,13 @@ the live WebSocket on uvicorn, nothing else), the clients (``websockets``, one
 asyncio process for all of them) and the load (the routing store's own pause and
 resume scripts, one agent every 1/200 s), against one redis-server on a Unix socket.
 
+With ``--calls R``, calls also go through a queue of their own (``calls``, served by
+``--call-agents`` agents that are not paused): R a second, each answered and completed
+after ``--talk`` s, so the day's figures move all the time; ``--history N`` puts N
+such calls in the day before the run (the board folds the day's events for them).
+
     .venv/bin/python bench/console.py                   # 200 agents, 50 clients, 30 s
+    .venv/bin/python bench/console.py --calls 5 --history 5000
     .venv/bin/python bench/console.py --agents 1000 --clients 100 --deflate off
 """
 
@@ -156,11 +162,12 @@ async def clients(port: int, count: int, warmup: float, seconds: float) -> None:
 # ------------------------------------------------------------------ the load
 
 
-async def seed(url: str, agents: int) -> RedisRouter:
+async def seed(url: str, agents: int, call_agents: int = 0, history: int = 0) -> RedisRouter:
     router = RedisRouter.connect(url)
     await router.redis.flushall()
     await router.start()
-    await router.replace_queues({q: QueueConfig.model_validate({"skills": {q: 1}}) for q in QUEUES})
+    queues = {q: QueueConfig.model_validate({"skills": {q: 1}}) for q in (*QUEUES, "calls")}
+    await router.replace_queues(queues)
     await router.add_agents(
         Agent(
             f"a{i:04d}",
@@ -172,7 +179,37 @@ async def seed(url: str, agents: int) -> RedisRouter:
     )
     for i in range(agents):
         await router.login(f"a{i:04d}")
+    await router.add_agents(
+        Agent(f"c{i:04d}", f"PJSIP/{4000 + i}", {"calls": 5, f"team.{TEAMS[i % 4]}": 1})
+        for i in range(call_agents)
+    )
+    for i in range(call_agents):
+        await router.login(f"c{i:04d}")
+    for n in range(history):  # the day so far: calls answered and completed at once
+        await one_call(router, f"h{n}", 0.0)
     return router
+
+
+async def one_call(router: RedisRouter, call_id: str, talk: float) -> None:
+    """A call in the ``calls`` queue, answered, completed after ``talk`` s."""
+    ticket = await router.enqueue(call_id, "calls", {"calls": 1})
+    assignment = await asyncio.wait_for(router.wait(ticket), 30)
+    await router.connected(assignment)
+    await asyncio.sleep(talk)
+    await router.completed(assignment)
+
+
+async def calls_load(router: RedisRouter, rate: float, talk: float, seconds: float) -> int:
+    """``rate`` calls a second through the ``calls`` queue for ``seconds``."""
+    if rate <= 0:
+        return 0
+    tasks = []
+    start = time.monotonic()
+    while (n := len(tasks)) < rate * seconds:
+        await asyncio.sleep(max(0.0, start + n / rate - time.monotonic()))
+        tasks.append(asyncio.ensure_future(one_call(router, f"live{n}", talk)))
+    await asyncio.gather(*tasks)
+    return len(tasks)
 
 
 async def load(router: RedisRouter, agents: int, rate: float, seconds: float) -> int:
@@ -206,7 +243,7 @@ async def _line(stream: asyncio.StreamReader, prefix: str) -> str:
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     folder = Path(tempfile.mkdtemp(prefix="ivr-console-bench-"))
     async with EmbeddedRedis(folder / "redis") as url:
-        router = await seed(url, args.agents)
+        router = await seed(url, args.agents, args.call_agents if args.calls else 0, args.history)
         me = (sys.executable, __file__)
         pipe = asyncio.subprocess.PIPE
         engine_proc = await asyncio.create_subprocess_exec(
@@ -227,6 +264,9 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         loading = asyncio.ensure_future(
             load(router, args.agents, args.rate, args.warmup + args.seconds + 0.5)
         )
+        calling = asyncio.ensure_future(
+            calls_load(router, args.calls, args.talk, args.warmup + args.seconds + 0.5)
+        )
         await asyncio.sleep(args.warmup)
         cpu0, wall0, load0 = sum(meter.cpu_times()[:2]), time.monotonic(), os.getloadavg()
         theirs0 = sum(other.cpu_times()[:2])
@@ -234,6 +274,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         cpu1, wall1, load1 = sum(meter.cpu_times()[:2]), time.monotonic(), os.getloadavg()
         theirs1 = sum(other.cpu_times()[:2])
         changes = await loading
+        placed = await calling
         result = json.loads(await _line(clients_proc.stdout, "result "))
         await clients_proc.wait()
         engine_proc.stdin.close()
@@ -242,6 +283,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
     return {
         **result,
         "changes": changes,
+        "calls": placed,
         "engine_cpu": (cpu1 - cpu0) / (wall1 - wall0),
         "clients_cpu": (theirs1 - theirs0) / (wall1 - wall0),
         "load_before": load0,
@@ -254,6 +296,10 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--rate", type=float, default=1.0, help="changes per agent per second")
+    parser.add_argument("--calls", type=float, default=0.0, help="calls per second (0: none)")
+    parser.add_argument("--call-agents", type=int, default=20, help="agents taking the calls")
+    parser.add_argument("--talk", type=float, default=1.0, help="seconds a call lasts")
+    parser.add_argument("--history", type=int, default=0, help="calls in the day before the run")
     parser.add_argument("--seconds", type=float, default=30.0, help="measured")
     parser.add_argument("--warmup", type=float, default=5.0)
     parser.add_argument(
@@ -278,6 +324,11 @@ def main() -> None:
         f"{args.seconds:g} s measured after {args.warmup:g} s; half the clients admins, half "
         f"supervisors of one team of four; permessage-deflate {args.deflate}"
     )
+    if args.calls:
+        print(
+            f"calls: {r['calls']} at {args.calls:g}/s through the calls queue "
+            f"({args.call_agents} agents, {args.talk:g} s each), {args.history:,} before"
+        )
     print(
         f"updates received {r['updates']:,} of {expected:,.0f} expected; "
         f"{r['messages'] / args.seconds:,.0f} messages/s, "

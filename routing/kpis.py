@@ -22,8 +22,12 @@ per call that ended in the flow, with fields ``call`` (the channel's id) and
 (``ended`` ``caller_hangup``) left at its ``node``.
 
 Per agent (the ``agent`` of ``connected``, ``completed``, ``missed`` and
-``state``): calls handled, missed rings, AHT, occupancy, and CSAT through the
-survey's ``call`` (the channel that was enqueued). :func:`bucketed` gives the
+``state``): calls answered, calls handled, missed rings, AHT, occupancy, and CSAT
+through the survey's ``call`` (the channel that was enqueued). **Handled** means one
+thing everywhere (ROUTING.md): a call an agent answered that ended with
+``completed``, counted as it completes; a queue's handled calls are its
+``completed``, an agent's their ``handled``, and AHT is the mean of their handle
+times. A call on an agent's line now is answered, not yet handled. :func:`bucketed` gives the
 same figures per interval (15 minutes, an hour, a day): a call counts in the
 interval it was offered in (its answer, end and survey too), agent time is
 cut at the intervals' edges, and repeat callers look back across intervals.
@@ -32,7 +36,7 @@ cut at the intervals' edges, and repeat callers look back across intervals.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "Event",
     "FlowStats",
     "QueueStats",
+    "Running",
     "Summary",
     "bucketed",
     "combine",
@@ -62,6 +67,7 @@ class QueueStats:
     queue: str
     offered: int = 0
     answered: int = 0
+    #: Calls handled: answered, then ended with ``completed``.
     completed: int = 0
     abandoned: int = 0
     overflowed: int = 0
@@ -105,8 +111,10 @@ class AgentTime:
 class AgentStats:
     agent: str
     site: str = ""
+    #: Calls they answered (``connected``), and of those the ones that ended
+    #: (``completed``): the calls they handled.
+    answered: int = 0
     handled: int = 0
-    completed: int = 0
     missed: int = 0
     aht: float | None = None
     time: AgentTime = field(default_factory=AgentTime)
@@ -188,7 +196,8 @@ class _Window:
         self.targets = targets or {}
         self.queues: dict[str, QueueStats] = {}
         self.sites: dict[str, QueueStats] = {}
-        self.tickets: dict[str, _Ticket] = {}
+        #: Tickets not ended yet (an ended one takes no more events).
+        self.open: dict[str, _Ticket] = {}
         self.calls: dict[str, _Ticket] = {}  # the enqueued channel: surveys find their ticket
         self.agents: dict[str, AgentStats] = {}
         self.flows: dict[str, FlowStats] = {}
@@ -209,9 +218,11 @@ class _Window:
         elif kind == "ivr_ended":
             self._ivr_ended(event)
         else:
-            ticket = self.tickets.get(event.get("ticket", ""))
-            if ticket is not None and ticket.stage not in ("completed", *ENDINGS):
+            ticket = self.open.get(event.get("ticket", ""))
+            if ticket is not None:
                 self._call(moment, kind, event, ticket)
+                if ticket.stage in ("completed", *ENDINGS):
+                    del self.open[event["ticket"]]
 
     def _agent(self, agent: str, site: str = "") -> AgentStats:
         stats = self.agents.get(agent)
@@ -236,7 +247,7 @@ class _Window:
         queue, site = event.get("queue", ""), event.get("site", "")
         both = (self._queue(queue), self._site(site))
         ticket = _Ticket(both, moment, self.targets.get(queue, self.target))
-        self.tickets[event.get("ticket", "")] = ticket
+        self.open[event.get("ticket", "")] = ticket
         if event.get("call"):
             self.calls[event["call"]] = ticket
         caller = event.get("caller", "")
@@ -275,7 +286,7 @@ class _Window:
         t.stage, t.answered_at = "connected", _at(event, moment)
         t.agent = event.get("agent", "")
         if t.agent:
-            self._agent(t.agent).handled += 1
+            self._agent(t.agent).answered += 1
         wait = t.answered_at - t.since
         for stats in t.stats:
             stats.answered += 1
@@ -288,7 +299,7 @@ class _Window:
         t.agent = t.agent or event.get("agent", "")
         agent = self._agent(t.agent) if t.agent else None
         if agent is not None:
-            agent.completed += 1
+            agent.handled += 1
         handle = None if t.answered_at is None else moment - t.answered_at
         for stats in t.stats:
             stats.completed += 1
@@ -351,8 +362,12 @@ class _Window:
                 following.agent_since[agent] = (state, at, site)
 
     def finish(self, now: float) -> Summary:
-        for t in self.tickets.values():
-            for stats in t.stats:
+        """The figures so far, as of ``now``; the window is left as it was (more events
+        may follow, and this may be asked again: :class:`Running`)."""
+        queues = {name: _copy_queue(stats) for name, stats in self.queues.items()}
+        sites = {name: _copy_queue(stats) for name, stats in self.sites.items()}
+        for t in self.open.values():
+            for stats in (queues[t.stats[0].queue], sites[t.stats[1].queue]):
                 if t.stage == "waiting":
                     stats.waiting += 1
                     stats.longest_wait = max(stats.longest_wait, now - t.since)
@@ -360,20 +375,57 @@ class _Window:
                     stats.reserved += 1
         return _summary(
             Summary(
-                queues=self.queues,
-                sites=self.sites,
+                queues=queues,
+                sites=sites,
                 occupancy=None,
                 site_occupancy={},
                 ivr_calls=self.ivr_calls,
                 contained=self.contained,
                 repeat_callers=self.repeat_callers,
                 callers=self.callers,
-                agents=self.agents,
-                flows=self.flows,
-                time=self.time,
-                site_time=self.site_time,
+                agents={name: _copy_agent(agent) for name, agent in self.agents.items()},
+                flows={
+                    name: replace(flow, nodes=dict(flow.nodes)) for name, flow in self.flows.items()
+                },
+                time=replace(self.time),
+                site_time={site: replace(time) for site, time in self.site_time.items()},
             )
         )
+
+
+def _copy_queue(stats: QueueStats) -> QueueStats:
+    return replace(stats, waits=[*stats.waits], handles=[*stats.handles], scores=[*stats.scores])
+
+
+def _copy_agent(stats: AgentStats) -> AgentStats:
+    return replace(
+        stats, time=replace(stats.time), handles=[*stats.handles], scores=[*stats.scores]
+    )
+
+
+class Running:
+    """:func:`summarize` kept up to date one event at a time, for a live view: each
+    event is folded once as it comes (:meth:`take`), and :meth:`summary` gives what
+    :func:`summarize` would over every event taken so far, without folding them again
+    (its cost grows with the calls still open and the figures' lists, not the day's
+    events)."""
+
+    def __init__(
+        self,
+        *,
+        target: float = 20.0,
+        repeat_window: float = DAY,
+        targets: Mapping[str, float] | None = None,
+    ) -> None:
+        self._window = _Window(target, repeat_window, targets)
+
+    def take(self, moment: float, event: Mapping[str, str]) -> None:
+        """One more event, after (or at) every event taken before."""
+        self._window.take(moment, event)
+
+    def summary(self, now: float) -> Summary:
+        """The figures of every event taken so far, as of ``now``."""
+        return self._window.finish(now)
 
 
 def _summary(summary: Summary) -> Summary:
@@ -419,8 +471,8 @@ def _add_agent(into: dict[str, AgentStats], stats: AgentStats) -> None:
     if total is None:
         total = into[stats.agent] = AgentStats(stats.agent)
     total.site = stats.site or total.site
+    total.answered += stats.answered
     total.handled += stats.handled
-    total.completed += stats.completed
     total.missed += stats.missed
     total.handles += stats.handles
     total.scores += stats.scores

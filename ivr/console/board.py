@@ -10,11 +10,16 @@ reading and the fan-out.
 States come from the events, never guessed from a phone: ``reserved`` shows
 as ringing, ``on_call`` as on hold while AMI says either leg is held (Hold /
 Unhold), ``wrap_up`` only after ``completed``. Queue figures for the day
-(service level, ASA, abandonment, AHT, CSAT) and each agent's (calls handled
-and missed, AHT: summed over the queues) are :func:`routing.kpis.summarize`
-over each queue's events since midnight, recomputed at most every
-``kpi_every`` seconds; waiting calls, positions and the longest wait are kept
-live from the same events.
+(service level, ASA, abandonment, calls handled, AHT, CSAT) and each agent's
+(calls handled and missed, AHT: summed over the queues) are
+:func:`routing.kpis.summarize` over each queue's events since midnight, folded
+as they come (:class:`routing.kpis.Running`: an event is folded once, not the
+day again). An event that moves a figure (:data:`FIGURES`) has them worked out
+at the next :meth:`Board.settle`, so once per batch however many came in it;
+other changes at most every ``kpi_every`` seconds. "Handled" is one thing on
+the queue and on the agent: calls answered and completed (ROUTING.md).
+Waiting calls, positions and the longest wait are kept live from the same
+events.
 """
 
 from __future__ import annotations
@@ -36,15 +41,18 @@ from ivr.console.records import (
 )
 from ivr.console.roles import agent_queues, agent_team
 from routing.config import QueueConfig
-from routing.kpis import ENDINGS, summarize
+from routing.kpis import ENDINGS, AgentStats, Running
 
-__all__ = ["SHOWN", "Board", "Key", "Kind", "Thresholds"]
+__all__ = ["FIGURES", "SHOWN", "Board", "Key", "Kind", "Thresholds"]
 
 Kind = Literal["agent", "queue", "call", "alert"]
 Key = tuple[Kind, str]
 
 #: Fields the KPIs read; the rest of an event is not kept for the day.
 _KPI_FIELDS = ("event", "ticket", "call", "queue", "site", "caller", "at", "score", "agent")
+#: Events that move a figure the board shows (offered, answered, handled, missed,
+#: abandoned and the other endings, CSAT): the figures follow at the next settle.
+FIGURES = frozenset({"enqueued", "connected", "completed", "missed", "survey", *ENDINGS})
 #: Nodes of a call's path kept for the console.
 _PATH = 8
 
@@ -70,6 +78,13 @@ def _alert(kind: str, call: CallLive, since: float | None, text: str) -> dict[st
     prefix = "wait" if kind == "wait" else "long"
     return {"id": f"{prefix}:{call.id}", "kind": kind, "queue": call.queue, "call": call.id,
             "agent": call.agent, "since": since, "text": text}  # fmt: skip
+
+
+def _day(stats: AgentStats | None) -> tuple[int, int, int, float | None]:
+    """What an agent's tile shows of their day in one queue."""
+    if stats is None:
+        return (0, 0, 0, None)
+    return (stats.handled, stats.missed, len(stats.handles), stats.aht)
 
 
 def _caller_of(context: str) -> str:
@@ -117,8 +132,9 @@ class Board:
         for name, config in configs.items():
             changed |= name not in self.queues
             queue = self._queue(name)
-            if queue.config != config:
+            if queue.config != config:  # its targets: the day is folded again
                 queue.config, queue.stale, changed = config, True, True
+                queue.running, queue.urgent = None, True
         if changed:
             for agent in self.agents.values():
                 self._serving(agent)
@@ -160,8 +176,13 @@ class Board:
         queue = event.get("queue", "")
         if not queue:
             return
-        self._queue(queue).events.append((at, {k: event[k] for k in _KPI_FIELDS if k in event}))
-        self._queue(queue).stale = True
+        found = self._queue(queue)
+        kept = {k: event[k] for k in _KPI_FIELDS if k in event}
+        found.events.append((at, kept))
+        if found.running is not None:
+            found.running.take(at, kept)
+        found.stale = True
+        found.urgent |= kind in FIGURES
         self._dirty.add(("queue", queue))
         if kind != "survey":
             self._ticket_event(kind, at, event)
@@ -217,10 +238,11 @@ class Board:
     # ------------------------------------------------------------- time
 
     def settle(self, now: float) -> None:
-        """What time changes: queue figures (at most every ``kpi_every`` s), positions,
-        alerts for waits and calls over their thresholds."""
+        """What time changes: queue figures (at once after an event that moves them,
+        else at most every ``kpi_every`` s), positions, alerts for waits and calls
+        over their thresholds."""
         for queue in self.queues.values():
-            if queue.stale and now - queue.computed >= self.kpi_every:
+            if queue.stale and (queue.urgent or now - queue.computed >= self.kpi_every):
                 self._kpis(queue, now)
         for name in self._positions:
             self._position(name)
@@ -234,7 +256,7 @@ class Board:
             self._dirty.add(("agent", agent.id))
         for queue in self.queues.values():
             queue.events = [e for e in queue.events if self._live_ticket(e[1])]
-            queue.stale = True
+            queue.running, queue.stale, queue.urgent = None, True, True
             self._dirty.add(("queue", queue.name))
 
     # ------------------------------------------------------------- outputs
@@ -435,10 +457,14 @@ class Board:
     # ------------------------------------------------------------- queues
 
     def _kpis(self, queue: QueueLive, now: float) -> None:
-        target = queue.config.service_level.seconds
-        summary = summarize(queue.events, now=now, target=target)
-        for agent in {*queue.agents, *summary.agents}:  # their day's figures changed
-            self._dirty.add(("agent", agent))
+        if queue.running is None:
+            queue.running = Running(target=queue.config.service_level.seconds)
+            for at, event in queue.events:
+                queue.running.take(at, event)
+        summary = queue.running.summary(now)
+        for agent in {*queue.agents, *summary.agents}:
+            if _day(queue.agents.get(agent)) != _day(summary.agents.get(agent)):
+                self._dirty.add(("agent", agent))
         queue.agents = summary.agents
         stats = summary.queues.get(queue.name)
         queue.kpis = (
@@ -456,7 +482,7 @@ class Board:
                 "csat": stats.csat,
             }
         )
-        queue.computed, queue.stale = now, False
+        queue.computed, queue.stale, queue.urgent = now, False, False
         self._dirty.add(("queue", queue.name))
 
     def _alerts(self, now: float) -> None:

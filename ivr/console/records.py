@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from routing.config import QueueConfig
-from routing.kpis import AgentStats
+from routing.kpis import AgentStats, Running
 
 __all__ = [
     "SHOWN",
@@ -91,8 +91,12 @@ class QueueLive:
     kpis: dict[str, Any] = field(default_factory=dict)
     #: The day's figures of the agents who took this queue's calls.
     agents: dict[str, AgentStats] = field(default_factory=dict)
+    #: ``events`` folded so far; None: to fold again (a new day, new targets).
+    running: Running | None = None
     computed: float = float("-inf")
     stale: bool = True
+    #: An event since the last figures moved one of them (the board's FIGURES).
+    urgent: bool = False
 
 
 def agent_record(

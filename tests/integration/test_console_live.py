@@ -243,6 +243,53 @@ class TestBoard:
         ann = board.record(("agent", "ann"))
         assert ann is not None and (ann["handled"], ann["missed"], ann["pause_total"]) == (0, 0, 0)
 
+    def test_figures_follow_the_event_that_moves_them_at_the_next_settle(self) -> None:
+        """An answer and an end move the day's figures at the next settle, however soon
+        after the last (the board's ``kpi_every`` is a minute here); the agent's tile and
+        the queue count the same handled calls: answered, then completed."""
+        board = Board(kpi_every=60.0)
+        board.set_queues({"sales": QueueConfig.model_validate({"skills": {"sales": 1}})})
+        board.set_agents([{"id": "ann", "endpoint": "PJSIP/1001", "state": "available",
+                           "skills": {"sales": 5}}])  # fmt: skip
+        board.changes()
+        call = {"ticket": "1", "call": "c1", "queue": "sales", "agent": "ann"}
+        shown: list[tuple[object, ...]] = []
+
+        def step(at: float, event: dict[str, str]) -> None:
+            board.take(at, event)
+            board.settle(at + 0.05)
+            changed = board.changes()
+            assert ("queue", "sales") in changed
+            if event["event"] == "completed":  # ann's handled calls: her tile is sent
+                assert ("agent", "ann") in changed
+            ann, sales = board.record(("agent", "ann")), board.record(("queue", "sales"))
+            assert ann is not None and sales is not None
+            shown.append((event["event"], ann["handled"], sales["answered"], sales["handled"]))
+
+        step(100.0, {"event": "enqueued", "ticket": "1", "call": "c1", "queue": "sales"})
+        step(100.2, {"event": "reserved", **call})
+        step(100.4, {"event": "connected", **call, "at": "100.4"})
+        step(100.6, {"event": "completed", **call})
+        assert shown == [
+            ("enqueued", 0, 0, 0),
+            ("reserved", 0, 0, 0),
+            ("connected", 0, 1, 0),  # on the line: answered, not yet handled
+            ("completed", 1, 1, 1),
+        ]
+
+    def test_a_change_that_moves_no_figure_waits_for_kpi_every(self) -> None:
+        """A requalified call does not have the day worked out again before ``kpi_every``."""
+        board = Board(kpi_every=60.0)
+        board.set_queues({"sales": QueueConfig.model_validate({"skills": {"sales": 1}})})
+        board.take(100.0, {"event": "enqueued", "ticket": "1", "call": "c1", "queue": "sales"})
+        board.settle(100.0)
+        board.take(101.0, {"event": "requalified", "ticket": "1", "call": "c1",
+                           "queue": "sales", "priority": "5"})  # fmt: skip
+        board.settle(101.0)
+        assert board.queues["sales"].computed == 100.0
+        board.settle(160.0)
+        assert board.queues["sales"].computed == 160.0
+
     def test_calls_in_the_ivr_only_for_a_scope_of_every_queue(self) -> None:
         board = self._board()
         board.ivr_step("c9", "main", "menu", 10.0, caller="5551234")

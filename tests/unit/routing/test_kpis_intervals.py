@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from routing.kpis import Event, Summary, bucketed, combine, summarize
+from routing.kpis import Event, Running, Summary, bucketed, combine, summarize
 
 
 def _call(ticket: str, queue: str = "sales", **extra: str) -> dict[str, str]:
@@ -161,7 +161,16 @@ def _figures(summary: Summary, *, approx: bool = False) -> dict[str, object]:
     out: dict[str, object] = {}
     for kind, table in (("queue", summary.queues), ("site", summary.sites)):
         for name, s in table.items():
-            for field in ("offered", "answered", "abandoned", "waiting", "repeats", "surveys"):
+            for field in (
+                "offered",
+                "answered",
+                "completed",
+                "abandoned",
+                "waiting",
+                "reserved",
+                "repeats",
+                "surveys",
+            ):
                 out[f"{kind}:{name}:{field}"] = getattr(s, field)
             for field in (
                 "asa",
@@ -173,7 +182,7 @@ def _figures(summary: Summary, *, approx: bool = False) -> dict[str, object]:
             ):
                 out[f"{kind}:{name}:{field}"] = close(getattr(s, field))
     for name, a in summary.agents.items():
-        out[f"agent:{name}"] = (a.handled, a.completed, a.surveys, close(a.aht))
+        out[f"agent:{name}"] = (a.answered, a.handled, a.missed, a.surveys, close(a.aht))
         out[f"agent:{name}:time"] = close((a.time.busy, a.time.staffed))
     for name, f in summary.flows.items():
         out[f"flow:{name}"] = (f.calls, f.contained, f.dropped, f.nodes)
@@ -192,6 +201,21 @@ def test_intervals_combined_are_the_whole_span(seed: int) -> None:
     assert _figures(combined) == _figures(whole, approx=True)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_running_figures_are_the_summary_of_the_events_so_far(seed: int) -> None:
+    """Folded one event at a time, the figures asked for after each event are those of
+    summarize() over the events up to it (asking does not change them)."""
+    events = _busy_day(seed)
+    running = Running(target=30.0, targets={"tv": 10.0})
+    for n, (moment, event) in enumerate(events, start=1):
+        running.take(moment, event)
+        if n % 97 == 0 or n == len(events):
+            now = moment + 5.0
+            expected = summarize(events[:n], now=now, target=30.0, targets={"tv": 10.0})
+            assert _figures(running.summary(now)) == _figures(expected)
+            assert _figures(running.summary(now)) == _figures(expected)
+
+
 class TestAgentsFlowsAndTargets:
     def test_agent_handled_missed_and_aht(self) -> None:
         events: list[Event] = [
@@ -204,8 +228,22 @@ class TestAgentsFlowsAndTargets:
         ]
         summary = summarize(events, now=100.0)
         a, b = summary.agents["a"], summary.agents["b"]
-        assert (a.handled, a.completed, a.missed, a.aht) == (1, 1, 0, 60.0)
-        assert (b.handled, b.missed, b.aht) == (0, 1, None)
+        assert (a.answered, a.handled, a.missed, a.aht) == (1, 1, 0, 60.0)
+        assert (b.answered, b.handled, b.missed, b.aht) == (0, 0, 1, None)
+
+    def test_a_call_in_progress_is_answered_not_yet_handled(self) -> None:
+        """An agent's handled calls are the calls they answered that ended (the
+        queue's completed ones), so a call on the line counts as answered only."""
+        events: list[Event] = [
+            (0.0, {"event": "enqueued", **_call("1")}),
+            (5.0, {"event": "connected", **_call("1", agent="a")}),
+            (65.0, {"event": "completed", **_call("1", agent="a")}),
+            (70.0, {"event": "enqueued", **_call("2")}),
+            (75.0, {"event": "connected", **_call("2", agent="a")}),
+        ]
+        summary = summarize(events, now=100.0)
+        a, sales = summary.agents["a"], summary.queues["sales"]
+        assert (a.answered, a.handled, sales.answered, sales.completed) == (2, 1, 2, 1)
 
     def test_containment_per_flow_and_drop_off_per_node(self) -> None:
         """A drop-off is a contained call whose caller hung up, at the node they left;
