@@ -129,14 +129,32 @@ class Transport(Protocol):
     """The byte pipe under a channel (the server's :class:`AgiConnection`).
 
     A transport may also have ``write_now(data)``: :meth:`write` without a
-    coroutine, returning ``None`` or a future to await (the channel uses it
-    when it is there: one coroutine less per command)."""
+    coroutine, returning ``None`` or a future to await, and ``read_now()`` with
+    ``stop_waiting()``: :meth:`read` without a coroutine, returning the bytes or
+    a future to await before asking again (the channel uses them when they are
+    there: two coroutines less per command; :class:`AgiConnection` has them)."""
 
     async def read(self) -> bytes:
         """Bytes received since the last read; ``b""`` when the peer is gone."""
 
     async def write(self, data: bytes) -> None:
         """Send ``data``; raises ``ConnectionError`` when the peer is gone."""
+
+
+_PENDING: Final = TIMINGS.pending
+#: The running task of a loop, without asyncio.current_task's Python frame: the
+#: mapping asyncio keeps (CPython 3.11-3.13), else the function itself.
+_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
+    asyncio.tasks, "_current_tasks", None
+)
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
+    _TASKS.get if isinstance(_TASKS, dict) else asyncio.current_task
+)
+_FOLD_AT: Final = TIMINGS.FOLD_AT
+
+
+def _nothing() -> None:
+    pass
 
 
 def _dead_ok(verb: str) -> bool:
@@ -185,6 +203,10 @@ class Channel:
         self._write_now: Callable[[bytes], Awaitable[None] | None] | None = getattr(
             transport, "write_now", None
         )
+        self._read_now: Callable[[], bytes | Awaitable[None]] | None = getattr(
+            transport, "read_now", None
+        )
+        self._stop_waiting: Callable[[], None] = getattr(transport, "stop_waiting", _nothing)
         self._parser = ReplyParser()
         self._events: list[Reply | HangupNotice] = []
         #: A command is outstanding; others wait in ``_waiters`` for their turn.
@@ -327,7 +349,9 @@ class Channel:
         if self.hung_up and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
 
-    async def _send(self, verb: str, line: bytes, timeout: float | None, ok: bool) -> Reply:
+    async def _send(  # noqa: PLR0912 - every command's path, kept in one frame
+        self, verb: str, line: bytes, timeout: float | None, ok: bool
+    ) -> Reply:
         """Send ``line`` (the encoded ``verb`` command) in turn and return its reply."""
         if self._busy:
             await self._wait_turn()  # returns holding the turn
@@ -349,7 +373,9 @@ class Channel:
             sent = _monotonic()
             try:
                 if self._swept:
-                    self._arm(limit, sent)
+                    # The sweeper's view: this command's deadline and the task to cancel.
+                    self.waiting_task = _current_task(self._loop or self._get_loop())
+                    self.deadline = sent + limit if limit else 0.0
                     try:
                         reply = await self._next_reply(verb)
                     finally:
@@ -362,23 +388,26 @@ class Channel:
                 raise
             except TimeoutError:
                 self._timeout(verb, limit)
-            TIMINGS.record(self._exec_label if verb == "EXEC" else verb, _monotonic() - sent)
+            # Counted by ivr.agi.timings (an append here; buckets when scraped).
+            pending = _PENDING
+            pending.append((self._exec_label if verb == "EXEC" else verb, _monotonic() - sent))
+            if len(pending) >= _FOLD_AT:
+                TIMINGS.fold()
             if self._events or self.hung_up or reply.code == 511 or _log.debug_on:
                 self._check_reply(verb, line, reply)
         finally:
-            self._next_turn()
+            if self._waiters:
+                self._next_turn()
+            else:
+                self._busy = False
         code = reply.code
         if code != 200 and (ok or code in {510, 520}):
             raise self._fail(verb, reply)
         return reply
 
-    def _arm(self, limit: float, now: float) -> None:
-        """Show the server's sweeper this command's deadline and the task to cancel."""
-        loop = self._loop
-        if loop is None:
-            loop = self._loop = asyncio.get_running_loop()
-        self.waiting_task = asyncio.current_task(loop)
-        self.deadline = now + limit if limit else 0.0
+    def _get_loop(self) -> asyncio.AbstractEventLoop:
+        loop = self._loop = asyncio.get_running_loop()
+        return loop
 
     async def _timed_reply(self, verb: str, limit: float) -> Reply:
         """The reply under a timer of its own (a channel no server sweeps)."""
@@ -454,8 +483,20 @@ class Channel:
                 if verb == "EXEC" and event.code == 200 and event.value == 1:
                     await self._exec_usage()
                 return event
+            read_now = self._read_now
             try:
-                data = await self._transport.read()
+                if read_now is None:
+                    data = await self._transport.read()
+                else:
+                    got = read_now()
+                    while not isinstance(got, bytes):
+                        try:
+                            await got
+                        except BaseException:
+                            self._stop_waiting()
+                            raise
+                        got = read_now()
+                    data = got
             except (ConnectionError, OSError):
                 data = b""
             if not data:

@@ -196,18 +196,36 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
 
     async def read(self) -> bytes:
         """The bytes received since the last read; ``b""`` once the peer is gone."""
-        while not self._buffer:
-            if self._closed:
-                return b""
-            loop = self._loop or asyncio.get_running_loop()
-            self._waiter = loop.create_future()
+        while True:
+            data = self.read_now()
+            if isinstance(data, bytes):
+                return data
             try:
-                await self._waiter
+                await data
             finally:
                 self._waiter = None
-        data = b"".join(self._buffer) if len(self._buffer) > 1 else self._buffer[0]
-        self._buffer.clear()
-        return data
+
+    def read_now(self) -> bytes | asyncio.Future[None]:
+        """:meth:`read` without a coroutine (a channel's every reply comes here): the
+        bytes received, ``b""`` once the peer is gone, or, with nothing yet, a future
+        to await before asking again. Whoever awaits it sets ``_waiter`` back to
+        ``None`` when the wait ends in any way (:meth:`stop_waiting`)."""
+        self._waiter = None
+        buffer = self._buffer
+        if buffer:
+            data = b"".join(buffer) if len(buffer) > 1 else buffer[0]
+            buffer.clear()
+            return data
+        if self._closed:
+            return b""
+        loop = self._loop or asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        return waiter
+
+    def stop_waiting(self) -> None:
+        """The wait on :meth:`read_now`'s future ended without data (cancelled): the
+        connection is idle again (a hang-up now goes to ``on_idle_hangup``)."""
+        self._waiter = None
 
     async def write(self, data: bytes) -> None:
         drain = self.write_now(data)
