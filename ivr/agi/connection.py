@@ -53,10 +53,17 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         on_environment: Callable[[AgiConnection, Environment, bytes], None],
         on_drop: Callable[[AgiConnection, str], None],
         env_timeout: float,
+        *,
+        swept: bool = False,
     ) -> None:
+        """``swept``: the server's sweeper ends a connection whose environment is late
+        (:meth:`env_overdue`), not a timer of its own (one timer less per call)."""
         self._on_environment = on_environment
         self._on_drop = on_drop
         self._env_timeout = env_timeout
+        self._swept = swept
+        #: When the environment must have arrived (the event loop's clock), if swept.
+        self.env_deadline = 0.0
         self._env_parser: EnvironmentParser | None = EnvironmentParser()
         self._timer: asyncio.TimerHandle | None = None
         self._buffer: list[bytes] = []
@@ -88,7 +95,10 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         self._peername = transport.get_extra_info("peername")
         self._loop = loop = asyncio.get_running_loop()
         self._read_into = _read_buffer(loop)
-        self._timer = loop.call_later(self._env_timeout, self._env_expired)
+        if self._swept:
+            self.env_deadline = loop.time() + self._env_timeout
+        else:
+            self._timer = loop.call_later(self._env_timeout, self._env_expired)
         if self.on_made is not None:
             self.on_made()
 
@@ -163,6 +173,14 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
     def _env_expired(self) -> None:
         if self._env_parser is not None:
             self._drop(f"no environment within {self._env_timeout:g} s")
+
+    def env_overdue(self, now: float) -> bool:
+        """For the sweeper: end the connection if its environment is late (``now`` on the
+        event loop's clock); True when it was ended."""
+        if self._env_parser is None or not self.env_deadline or now < self.env_deadline:
+            return False
+        self._env_expired()
+        return True
 
     def _drop(self, why: str) -> None:
         """Give up on this connection; a peer that is Asterisk takes its fallback."""

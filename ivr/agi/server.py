@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -155,7 +156,9 @@ class FastAgiServer:
 
     def _admitted(self) -> AgiConnection:
         self.stats.accepted += 1
-        connection = AgiConnection(self._on_environment, self._on_drop, self.env_timeout)
+        connection = AgiConnection(
+            self._on_environment, self._on_drop, self.env_timeout, swept=True
+        )
         if len(self._waiting) >= self.max_calls:
             # Connections that have not sent their environment hold sockets too.
             connection.on_made = connection.refuse
@@ -175,16 +178,22 @@ class FastAgiServer:
 
     def _on_environment(self, connection: AgiConnection, env: Environment, rest: bytes) -> None:
         self._waiting.discard(connection)
-        task = asyncio.ensure_future(self._call(connection, env, rest))
+        # A context of its own, empty: nothing of another call's log binding (the
+        # structlog variables start unset; no clear_contextvars needed per call).
+        loop = connection._loop or asyncio.get_running_loop()
+        task = loop.create_task(self._call(connection, env, rest), context=contextvars.Context())
         self._calls.add(task)
         task.add_done_callback(self._calls.discard)
 
     async def _sweep(self) -> None:
-        """Enforce every call's reply deadline from one timer, not one per command."""
+        """Enforce every call's reply deadline and every new connection's environment
+        deadline from one timer, not one per command or per connection."""
         loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL)
             now = loop.time()
+            for connection in [c for c in self._waiting if c.env_deadline <= now]:
+                connection.env_overdue(now)
             for channel in list(self._channels.values()):
                 waiting = channel.waiting_task
                 if channel.deadline and now > channel.deadline and waiting and not channel.expired:
@@ -202,7 +211,6 @@ class FastAgiServer:
         """One call's task, from its environment to the connection's close. Refusals
         and the channel's set-up are here, not in a coroutine of their own: every
         command's resumption passes through each frame of the chain of awaits."""
-        structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid, flow=env.script)
         try:
             if self._draining:
