@@ -218,9 +218,8 @@ async def run_panoramisk(port: int, meter: Meter) -> None:
 
 async def run_floor(port: int, meter: Meter) -> None:
     """No engine: each reply is answered by the next canned command (see the docstring)."""
-    buffer = memoryview(bytearray(64 * 1024))
 
-    class Floor(asyncio.BufferedProtocol):
+    class Floor(asyncio.Protocol):
         def __init__(self) -> None:
             self.env = b""
             self.step = -1
@@ -228,12 +227,10 @@ async def run_floor(port: int, meter: Meter) -> None:
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             self.transport = transport
+            if hasattr(transport, "max_size"):  # small reads, as the engine's (heap, no mmap)
+                transport.max_size = 16 * 1024
 
-        def get_buffer(self, sizehint: int) -> memoryview:
-            return buffer
-
-        def buffer_updated(self, nbytes: int) -> None:
-            data = bytes(buffer[:nbytes])
+        def data_received(self, data: bytes) -> None:
             if self.step < 0:
                 self.env += data
                 if b"\n\n" not in self.env:

@@ -6,17 +6,18 @@ the block is complete the server starts the call; the call's ``Channel``
 then reads through :meth:`AgiConnection.read`. Using a protocol rather than
 asyncio streams saves a coroutine and a buffer copy per command.
 
-It is also an :class:`asyncio.BufferedProtocol`: the socket is read into one
-buffer per event loop. A plain protocol gets a fresh ``recv(262144)`` on
-every read; until glibc has raised its mmap threshold (it does so only once
-some large block is freed), each one is an ``mmap``, ``mremap``, ``munmap``
-and a page fault: four system calls per reply where one does.
+Each read is a ``recv`` of at most :data:`READ_SIZE` bytes (asyncio's
+transport would ask for 256 KiB: until glibc has raised its mmap threshold,
+which it does only once some large block is freed, each such read is an
+``mmap``, ``mremap``, ``munmap`` and a page fault; 16 KiB comes from the heap in
+any state of the allocator). A plain protocol, not a buffered one: reading
+into a shared buffer cost two Python calls and a copy per read, about 24,000
+instructions per call (callgrind, ``bench/README.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import weakref
 from collections.abc import Callable
 from typing import cast
 
@@ -26,27 +27,13 @@ from ivr.errors import AgiProtocolError
 __all__ = ["AgiConnection"]
 
 #: Bytes read from the socket at most at once (replies are far shorter).
-READ_SIZE = 64 * 1024
-_read_buffers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, memoryview] = (
-    weakref.WeakKeyDictionary()
-)
+#: Bytes asked of the socket per read: a reply line is far shorter; a longer
+#: one (a variable's value) arrives in several reads, which the parsers join.
+READ_SIZE = 16 * 1024
 
 
-def _read_buffer(loop: asyncio.AbstractEventLoop) -> memoryview:
-    """The loop's read buffer: its connections read one at a time (get_buffer, recv_into,
-    buffer_updated run back to back in one callback), and each copies its bytes out."""
-    buffer = _read_buffers.get(loop)
-    if buffer is None:
-        buffer = _read_buffers[loop] = memoryview(bytearray(READ_SIZE))
-    return buffer
-
-
-class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
-    """Collects the environment, then hands bytes to whoever calls :meth:`read`.
-
-    Both kinds of protocol: transports see a buffered one (and read into
-    :meth:`get_buffer`), while :meth:`data_received` still takes bytes fed by hand.
-    """
+class AgiConnection(asyncio.Protocol):
+    """Collects the environment, then hands bytes to whoever calls :meth:`read`."""
 
     def __init__(
         self,
@@ -79,7 +66,6 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self._peername: object = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._read_into: memoryview | None = None
 
     @property
     def peer(self) -> str:
@@ -94,22 +80,14 @@ class AgiConnection(asyncio.Protocol, asyncio.BufferedProtocol):
         self.transport = cast(asyncio.Transport, transport)
         self._peername = transport.get_extra_info("peername")
         self._loop = loop = asyncio.get_running_loop()
-        self._read_into = _read_buffer(loop)
+        if hasattr(transport, "max_size"):  # asyncio's: recv(max_size) per read
+            transport.max_size = READ_SIZE
         if self._swept:
             self.env_deadline = loop.time() + self._env_timeout
         else:
             self._timer = loop.call_later(self._env_timeout, self._env_expired)
         if self.on_made is not None:
             self.on_made()
-
-    def get_buffer(self, sizehint: int) -> memoryview:
-        if self._read_into is None:  # not made through connection_made: a buffer of its own
-            self._read_into = memoryview(bytearray(READ_SIZE))
-        return self._read_into
-
-    def buffer_updated(self, nbytes: int) -> None:
-        assert self._read_into is not None
-        self.data_received(bytes(self._read_into[:nbytes]))
 
     def data_received(self, data: bytes) -> None:
         if self._env_parser is not None:
