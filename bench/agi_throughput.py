@@ -23,6 +23,11 @@ Phases:
     reported, and the ratio is taken round by round. No instrumentation runs
     in this phase. Every engine process runs with glibc's malloc in the state
     a long-running process settles into (``--malloc``, STEADY_MALLOC below).
+  * instructions: each engine alone under valgrind's callgrind (``apt install
+    valgrind``; skipped without it), 300 calls after 20 to warm up: the
+    instructions the engine process executed per call, user space. Unlike CPU
+    seconds it does not move with the machine's load (two runs agree to about
+    0.3 %), so it shows changes of a few per cent that the rounds above cannot.
   * overhead: the same calls with a meter in each engine, from the moment a
     reply's bytes are read to the moment the next command is written.
   * early close: one peer sends half an environment block and closes; then
@@ -49,11 +54,13 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,7 +77,7 @@ from ivr.testing import AsteriskEmulator, DialOutcome, Press  # noqa: E402
 
 EXPECTED_COMMANDS = 10
 DIAL = {"PJSIP/1001": DialOutcome("ANSWER", ring=1.0, talk=2.0)}
-PHASES = ("concurrency", "throughput", "overhead", "early-close")
+PHASES = ("concurrency", "throughput", "instructions", "overhead", "early-close")
 IMPLS = ("ours", "panoramisk")
 #: The ten commands as ours sends them, for the floor.
 CANNED = (
@@ -471,6 +478,91 @@ async def interleaved(
     return out
 
 
+def _start_under_callgrind(impl: str, args: argparse.Namespace, out: Path) -> tuple[Any, int]:
+    port = free_port()
+    env = os.environ | (STEADY_MALLOC if args.malloc == "steady" else {})
+    env |= {"BENCH_IVR_TREE": args.ours_from} if impl == "ours" and args.ours_from else {}
+    proc = subprocess.Popen(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--instr-atstart=no",
+            f"--callgrind-out-file={out}",
+            *(sys.executable, __file__, "--engine", impl, "--port", str(port)),
+            *("--loop", args.loop),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None
+    while (line := proc.stdout.readline()) and line.strip() != "READY":
+        pass
+    return proc, port
+
+
+async def _calls_in_turn(port: int, count: int, workers: int = 5) -> int:
+    emulator = AsteriskEmulator(port=port, dial=DIAL)
+    left = [count]
+
+    async def worker() -> int:
+        done = 0
+        while left[0] > 0:
+            left[0] -= 1
+            result = await emulator.call(
+                "bench", callerid="5551234", actions=[Press("1234", on="GET DATA", after=0.5)]
+            )
+            done += call_ok(result)
+        return done
+
+    return sum(await asyncio.gather(*(worker() for _ in range(workers))))
+
+
+def _callgrind_control(option: str, value: str, pid: int) -> None:
+    subprocess.run(
+        ["callgrind_control", option, *([value] if value else []), str(pid)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def _callgrind_total(folder: Path, impl: str) -> int:
+    """The instructions in the dumps of ``impl`` (its ``totals:`` lines)."""
+    total = 0
+    for path in folder.glob(f"{impl}.out*"):
+        for line in path.read_text().splitlines():
+            if line.startswith(("totals:", "summary:")):
+                total += int(line.split()[1])
+                break
+    return total
+
+
+async def instructions(args: argparse.Namespace, calls: int = 300) -> dict[str, float]:
+    """Instructions per call of each engine under callgrind (see the docstring)."""
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        print("instructions: skipped (no valgrind)", file=sys.stderr, flush=True)
+        return {}
+    folder = Path(tempfile.mkdtemp(prefix="agi-callgrind-"))
+    out: dict[str, float] = {}
+    for impl in IMPLS:
+        print(f"instructions: {impl} under callgrind ...", file=sys.stderr, flush=True)
+        dump = folder / f"{impl}.out"
+        proc, port = _start_under_callgrind(impl, args, dump)
+        try:
+            await _calls_in_turn(port, 20)
+            await asyncio.to_thread(_callgrind_control, "-i", "on", proc.pid)
+            done = await _calls_in_turn(port, calls)
+            await asyncio.to_thread(_callgrind_control, "-d", "", proc.pid)
+            total = await asyncio.to_thread(_callgrind_total, folder, impl)
+            out[impl] = total / done if done == calls else float("nan")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=120)
+    shutil.rmtree(folder, ignore_errors=True)
+    return out
+
+
 async def overhead(engine: Engine, workers: int, seconds: float) -> dict[str, Any]:
     engine.start_meter()
     await asyncio.sleep(0.1)  # the signal is handled between two turns of the loop
@@ -514,6 +606,7 @@ def report(rows: dict[str, dict[str, Any]], args: argparse.Namespace, load: list
         ("  lowest round", "calls_per_cpu_s_min", "{:.0f}"),
         ("  highest round", "calls_per_cpu_s_max", "{:.0f}"),
         ("calls that went wrong (throughput)", "bad_calls", "{:.0f}"),
+        ("instructions per call (callgrind)", "instructions_per_call", "{:,.0f}"),
         ("engine overhead p50 per command (ms)", "overhead_p50_ms", "{:.4f}"),
         ("engine overhead p99 per command (ms)", "overhead_p99_ms", "{:.4f}"),
         ("calls done after a peer closed early", "after_early_close_completed", "{:.0f}"),
@@ -562,6 +655,9 @@ async def main_async(args: argparse.Namespace) -> None:
             for impl, row in result.items():
                 rows.setdefault(impl, {"impl": impl})
                 rows[impl] |= row
+        if "instructions" in phases:
+            for impl, per_call in (await instructions(args)).items():
+                rows[impl]["instructions_per_call"] = per_call
         if "overhead" in phases:
             for impl, engine in engines.items():
                 print(f"overhead: {impl} ...", file=sys.stderr, flush=True)
