@@ -13,6 +13,7 @@ import asyncio
 import collections
 import contextlib
 import enum
+import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from time import monotonic as _monotonic
@@ -21,6 +22,7 @@ from typing import Any, Final, NamedTuple, NoReturn, Protocol
 import structlog
 
 from ivr import log as _log
+from ivr.agi import timings as _timings
 from ivr.agi.protocol import (
     Environment,
     HangupNotice,
@@ -141,7 +143,8 @@ class Transport(Protocol):
         """Send ``data``; raises ``ConnectionError`` when the peer is gone."""
 
 
-_PENDING: Final = TIMINGS.pending
+#: Commands sent by this process, counted to pick the sampled ones.
+_TICKS: Final = itertools.count(1)
 #: The running task of a loop, without asyncio.current_task's Python frame: the
 #: mapping asyncio keeps (CPython 3.11-3.13), else the function itself.
 _TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
@@ -150,7 +153,6 @@ _TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
 _current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
     _TASKS.get if isinstance(_TASKS, dict) else asyncio.current_task
 )
-_FOLD_AT: Final = TIMINGS.FOLD_AT
 
 
 def _nothing() -> None:
@@ -388,11 +390,8 @@ class Channel:
                 raise
             except TimeoutError:
                 self._timeout(verb, limit)
-            # Counted by ivr.agi.timings (an append here; buckets when scraped).
-            pending = _PENDING
-            pending.append((self._exec_label if verb == "EXEC" else verb, _monotonic() - sent))
-            if len(pending) >= _FOLD_AT:
-                TIMINGS.fold()
+            if not next(_TICKS) % _timings.SAMPLE:  # a sample for /metrics (ivr.agi.timings)
+                TIMINGS.record(self._exec_label if verb == "EXEC" else verb, _monotonic() - sent)
             if self._events or self.hung_up or reply.code == 511 or _log.debug_on:
                 self._check_reply(verb, line, reply)
         finally:

@@ -13,8 +13,8 @@ engines in one test process do not mix):
                                                        abandoned
 ``ivr_agents{state}``                       gauge      agents per state as the console shows
                                                        them (on_hold apart from on_call)
-``ivr_agi_command_seconds{command}``        histogram  an AGI command's round trip, every
-                                                       command of every call
+``ivr_agi_command_seconds{command}``        histogram  an AGI command's round trip, one
+                                                       command in 8 of every call
                                                        (:mod:`ivr.agi.timings`)
 ``ivr_asr_seconds{language}``               histogram  end of speech to the recogniser's
                                                        result (:func:`observe_asr`)

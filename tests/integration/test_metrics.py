@@ -14,6 +14,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ivr.agi import channel as agi_channel
+from ivr.agi import timings
 from ivr.agi.timings import TIMINGS
 from ivr.console import live, metrics
 from routing.embedded import EmbeddedRedis
@@ -76,10 +78,14 @@ class TestMetrics:
         rig.aggregator.ivr_left("1.1")
         assert (await _scrape(rig))[("ivr_calls_active", ())] == 1
 
-    async def test_every_agi_command_of_a_call_is_timed(self, rig: Rig) -> None:
-        """A call through the engine: each AGI command's round trip lands in the
-        process's ``ivr_agi_command_seconds``, labelled by its verb (EXEC by the
-        application), never by an argument (the caller's number, the endpoint)."""
+    async def test_every_agi_command_of_a_call_is_timed(
+        self, rig: Rig, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """A call through the engine, every command sampled (``SAMPLE`` 1; the engine's
+        default times one in 8): each AGI command's round trip lands in the process's
+        ``ivr_agi_command_seconds``, labelled by its verb (EXEC by the application),
+        never by an argument (the caller's number, the endpoint)."""
+        monkeypatch.setattr(timings, "SAMPLE", 1)
 
         def agi_samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             text = generate_latest(metrics.Metrics(process=True).registry).decode()
@@ -113,6 +119,19 @@ class TestMetrics:
         assert samples[dial_all] - before.get(dial_all, 0.0) == 1
         labels = {value for _, pairs in samples for _, value in pairs}
         assert not any("5551234" in label or "PJSIP" in label for label in labels)
+
+    async def test_one_command_in_eight_is_timed_by_default(self, rig: Rig) -> None:
+        """Timing costs the hot path (ivr.agi.timings): by default the commands whose
+        turn in the process's count is a multiple of ``SAMPLE`` (8) are timed, exactly
+        those."""
+        assert timings.SAMPLE == 8
+        first, before = next(agi_channel._TICKS), TIMINGS.total()
+        for _ in range(4):
+            await rig.call(callerid="5551234", dial=dial(ring=0.0, talk=0.1))
+        last = next(agi_channel._TICKS)
+        due = sum(1 for tick in range(first + 1, last) if tick % 8 == 0)
+        assert last - first > 8 and due >= 1
+        assert TIMINGS.total() - before == due
 
     async def test_agi_and_asr_latency_hooks(self, rig: Rig) -> None:
         metrics.observe_agi("STREAM FILE", 0.004, rig.metrics)

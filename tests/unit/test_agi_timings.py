@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from ivr.agi.timings import BUCKETS, AgiTimings
+from ivr.agi.timings import BUCKETS, HELP, AgiTimings
 
 seconds = st.one_of(
     st.sampled_from([*BUCKETS, 0.0]),
@@ -22,7 +22,7 @@ def test_same_exposition_as_prometheus_client(observations: list[tuple[str, floa
     theirs_registry, ours_registry = CollectorRegistry(), CollectorRegistry()
     theirs = Histogram(
         "ivr_agi_command_seconds",
-        "AGI command round trip, from sending it to Asterisk's reply",
+        HELP,
         ["command"],
         buckets=BUCKETS,
         registry=theirs_registry,
