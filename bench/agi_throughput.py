@@ -148,28 +148,48 @@ async def run_ours(port: int, meter: Meter) -> None:
 
     log.configure(json=True, level="warning")
 
-    original_read = AgiConnection.read
-    original_write = AgiConnection.write
+    # The channel reads and writes through read_now/write_now (no coroutine each);
+    # an older checkout (--ours-from) through the coroutines read/write.
+    fast = hasattr(AgiConnection, "read_now")
+    read_name, write_name = ("read_now", "write_now") if fast else ("read", "write")
+    original_read = getattr(AgiConnection, read_name)
+    original_write = getattr(AgiConnection, write_name)
 
-    async def timed_read(self: AgiConnection) -> bytes:
-        data = await original_read(self)
-        self._bench_read = time.perf_counter()  # type: ignore[attr-defined]
-        return data
+    def mark(connection: AgiConnection) -> None:
+        connection._bench_read = time.perf_counter()  # type: ignore[attr-defined]
 
-    async def timed_write(self: AgiConnection, data: bytes) -> None:
-        read_at = getattr(self, "_bench_read", 0.0)
+    def lap(connection: AgiConnection) -> None:
+        read_at = getattr(connection, "_bench_read", 0.0)
         if read_at:
             meter.samples.append(time.perf_counter() - read_at)
-            self._bench_read = 0.0  # type: ignore[attr-defined]
+            connection._bench_read = 0.0  # type: ignore[attr-defined]
+
+    def read_now(self: AgiConnection) -> Any:
+        data = original_read(self)
+        if isinstance(data, bytes):
+            mark(self)
+        return data
+
+    def write_now(self: AgiConnection, data: bytes) -> Any:
+        lap(self)
+        return original_write(self, data)
+
+    async def read(self: AgiConnection) -> bytes:
+        data: bytes = await original_read(self)
+        mark(self)
+        return data
+
+    async def write(self: AgiConnection, data: bytes) -> None:
+        lap(self)
         await original_write(self, data)
 
     def install() -> None:
-        AgiConnection.read = timed_read  # type: ignore[method-assign]
-        AgiConnection.write = timed_write  # type: ignore[method-assign]
+        setattr(AgiConnection, read_name, read_now if fast else read)
+        setattr(AgiConnection, write_name, write_now if fast else write)
 
     def uninstall() -> None:
-        AgiConnection.read = original_read  # type: ignore[method-assign]
-        AgiConnection.write = original_write  # type: ignore[method-assign]
+        setattr(AgiConnection, read_name, original_read)
+        setattr(AgiConnection, write_name, original_write)
 
     meter.install, meter.uninstall = install, uninstall
 

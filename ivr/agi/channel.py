@@ -199,6 +199,7 @@ class Channel:
         command_timeout: float = 10.0,
         initial: bytes = b"",
         swept: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.env = env
         self._transport = transport
@@ -214,7 +215,7 @@ class Channel:
         #: A command is outstanding; others wait in ``_waiters`` for their turn.
         self._busy = False
         self._waiters: collections.deque[asyncio.Future[None]] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = loop
         self._exec_label = "EXEC"  # the next EXEC's label in ivr.agi.timings (exec() sets it)
         self._command_timeout = command_timeout
         self._broken: str | None = None

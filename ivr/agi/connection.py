@@ -42,9 +42,12 @@ class AgiConnection(asyncio.Protocol):
         env_timeout: float,
         *,
         swept: bool = False,
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         """``swept``: the server's sweeper ends a connection whose environment is late
-        (:meth:`env_overdue`), not a timer of its own (one timer less per call)."""
+        (:meth:`env_overdue`), not a timer of its own (one timer less per call).
+        ``loop``: the running loop, when the caller knows it (asking costs a system
+        call: CPython's get_running_loop checks the pid)."""
         self._on_environment = on_environment
         self._on_drop = on_drop
         self._env_timeout = env_timeout
@@ -65,7 +68,7 @@ class AgiConnection(asyncio.Protocol):
         self.on_made: Callable[[], None] | None = None
         self.transport: asyncio.Transport | None = None
         self._peername: object = None
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = loop
 
     @property
     def peer(self) -> str:
@@ -79,7 +82,9 @@ class AgiConnection(asyncio.Protocol):
         # uvloop's TCPTransport is not one, so no isinstance check here.
         self.transport = cast(asyncio.Transport, transport)
         self._peername = transport.get_extra_info("peername")
-        self._loop = loop = asyncio.get_running_loop()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
         if hasattr(transport, "max_size"):  # asyncio's: recv(max_size) per read
             transport.max_size = READ_SIZE
         if self._swept:
@@ -124,7 +129,7 @@ class AgiConnection(asyncio.Protocol):
         self.on_idle_hangup = None
 
     def pause_writing(self) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
+        self._drain = (self._loop or asyncio.get_running_loop()).create_future()
 
     def resume_writing(self) -> None:
         if self._drain is not None and not self._drain.done():

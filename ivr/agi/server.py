@@ -92,6 +92,7 @@ class FastAgiServer:
         self._calls: set[asyncio.Task[None]] = set()
         self._channels: dict[asyncio.Task[None], Channel] = {}
         self._draining = False
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -111,7 +112,9 @@ class FastAgiServer:
         return len(self._channels)
 
     async def start(self) -> None:
-        loop = asyncio.get_running_loop()
+        # Kept: asyncio.get_running_loop() is a getpid() system call (CPython checks
+        # for a fork), once per call and command where it is asked for.
+        loop = self._loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
             self._connection, self.host, self._port, backlog=4096
         )
@@ -157,7 +160,7 @@ class FastAgiServer:
     def _admitted(self) -> AgiConnection:
         self.stats.accepted += 1
         connection = AgiConnection(
-            self._on_environment, self._on_drop, self.env_timeout, swept=True
+            self._on_environment, self._on_drop, self.env_timeout, swept=True, loop=self._loop
         )
         if len(self._waiting) >= self.max_calls:
             # Connections that have not sent their environment hold sockets too.
@@ -232,12 +235,13 @@ class FastAgiServer:
                     command_timeout=self.command_timeout,
                     initial=initial,
                     swept=True,
+                    loop=connection._loop,
                 )
             except AgiProtocolError as exc:
                 await self._refuse(connection, "garbage after the environment", error=str(exc))
                 return
             connection.on_idle_hangup = channel._mark_hangup
-            task = asyncio.current_task()
+            task = asyncio.current_task(connection._loop)
             assert task is not None
             self._channels[task] = channel
             try:
@@ -251,7 +255,7 @@ class FastAgiServer:
         if debug_enabled():
             log.debug("agi.call", channel=channel.env.channel, callerid=channel.env.callerid)
         timers: list[asyncio.TimerHandle] = []
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         # A handler that goes on long after its caller hung up is ended.
         channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, task.cancel))
         try:
