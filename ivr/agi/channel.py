@@ -10,12 +10,17 @@ channel (a missing sound file) apart from a hang-up.
 from __future__ import annotations
 
 import asyncio
+
+try:
+    import _asyncio as _c_asyncio
+except ImportError:  # pragma: no cover - CPython always has it
+    _c_asyncio = None  # type: ignore[assignment]
 import collections
 import contextlib
 import enum
-import itertools
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
+from random import randrange as _randbelow
 from time import monotonic as _monotonic
 from typing import Any, Final, NamedTuple, NoReturn, Protocol
 
@@ -143,15 +148,20 @@ class Transport(Protocol):
         """Send ``data``; raises ``ConnectionError`` when the peer is gone."""
 
 
-#: Commands sent by this process, counted to pick the sampled ones.
-_TICKS: Final = itertools.count(1)
 #: The running task of a loop, without asyncio.current_task's Python frame: the
-#: mapping asyncio keeps (CPython 3.11-3.13), else the function itself.
-_TASKS: dict[asyncio.AbstractEventLoop, asyncio.Task[Any]] | None = getattr(
-    asyncio.tasks, "_current_tasks", None
-)
-_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = (
-    _TASKS.get if isinstance(_TASKS, dict) else asyncio.current_task
+#: C module's live mapping (CPython 3.11-3.13). From 3.14 the running task is
+#: kept per thread and asyncio.tasks._current_tasks is a dict nothing fills:
+#: only the same object as _asyncio's is trusted, else asyncio.current_task.
+def _task_getter(tasks: Any, c_tasks: Any) -> Callable[[asyncio.AbstractEventLoop], Any]:
+    """``tasks.get`` when ``tasks`` is the C module's live mapping, else the function."""
+    if isinstance(tasks, dict) and tasks is c_tasks:
+        return tasks.get
+    return asyncio.current_task
+
+
+_current_task: Callable[[asyncio.AbstractEventLoop], asyncio.Task[Any] | None] = _task_getter(
+    getattr(asyncio.tasks, "_current_tasks", None),
+    getattr(_c_asyncio, "_current_tasks", None) if _c_asyncio else None,
 )
 
 
@@ -217,6 +227,11 @@ class Channel:
         self._waiters: collections.deque[asyncio.Future[None]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = loop
         self._exec_label = "EXEC"  # the next EXEC's label in ivr.agi.timings (exec() sets it)
+        #: Counts this channel's commands for the metrics' sample, from a random start:
+        #: every position of a flow's commands gets its turn over calls (a count
+        #: shared by the process would alias with a flow's length: a 4-command flow
+        #: run one call at a time would only ever time its 4th command).
+        self._tick = _randbelow(_timings.SAMPLE)  # noqa: S311 - a sampling offset, no secret
         self._command_timeout = command_timeout
         self._broken: str | None = None
         self.hung_up = False
@@ -391,7 +406,8 @@ class Channel:
                 raise
             except TimeoutError:
                 self._timeout(verb, limit)
-            if not next(_TICKS) % _timings.SAMPLE:  # a sample for /metrics (ivr.agi.timings)
+            tick = self._tick = self._tick + 1
+            if not tick % _timings.SAMPLE:  # a sample for /metrics (ivr.agi.timings)
                 TIMINGS.record(self._exec_label if verb == "EXEC" else verb, _monotonic() - sent)
             if self._events or self.hung_up or reply.code == 511 or _log.debug_on:
                 self._check_reply(verb, line, reply)

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import structlog
 
@@ -195,13 +196,20 @@ class FastAgiServer:
         while True:
             await asyncio.sleep(_SWEEP_INTERVAL)
             now = loop.time()
-            for connection in [c for c in self._waiting if c.env_deadline <= now]:
-                connection.env_overdue(now)
-            for channel in list(self._channels.values()):
-                waiting = channel.waiting_task
-                if channel.deadline and now > channel.deadline and waiting and not channel.expired:
-                    channel.expired = True
-                    waiting.cancel()  # the task awaiting the reply, wherever it runs
+            try:
+                self._sweep_once(now)
+            except Exception:
+                # Every deadline of the process hangs on this loop: report, go on.
+                log.exception("agi.sweep_failed")
+
+    def _sweep_once(self, now: float) -> None:
+        for connection in [c for c in self._waiting if c.env_deadline <= now]:
+            connection.env_overdue(now)
+        for channel in list(self._channels.values()):
+            waiting = channel.waiting_task
+            if channel.deadline and now > channel.deadline and waiting and not channel.expired:
+                channel.expired = True
+                waiting.cancel()  # the task awaiting the reply, wherever it runs
 
     async def _refuse(self, transport: Transport, why: str, **context: object) -> None:
         self.stats.refused += 1
@@ -309,7 +317,9 @@ class _PeerGate(asyncio.Protocol):
         self._server = server
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        # A stream transport, not necessarily an asyncio.Transport subclass (uvloop's
+        # TCPTransport is not one): no isinstance check.
+        transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         if not self._server.peers.admits(peername):
             self._server._turn_away(transport, peername)

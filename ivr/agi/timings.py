@@ -4,8 +4,9 @@ Every command of every call passes the channel's hot path, which issue 13
 measures (instructions and CPU per call). Timing and bucketing each command
 cost about 4,200 instructions (callgrind: 3.5 % of a whole call, more than
 the engine's lead over panoramisk), so the channel times one command in
-:data:`SAMPLE` (every eighth, counted across the process, so a flow's commands
-take turns) and this module buckets it at once. The histogram is the
+:data:`SAMPLE` (every eighth of the call's, counted from a random start per
+call, so every position in a flow gets its turn) and this module buckets it
+at once. The histogram is the
 distribution of round trips, per command; its ``_count`` is the number of
 samples, not of commands. prometheus-client's ``Histogram`` would add a lock
 and a label lookup per sample; plain lists do, and :meth:`AgiTimings.collect`

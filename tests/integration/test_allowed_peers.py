@@ -14,7 +14,8 @@ import yaml
 from structlog.testing import capture_logs
 
 from ivr.agi.channel import Channel
-from ivr.agi.server import FastAgiServer
+from ivr.agi.connection import AgiConnection
+from ivr.agi.server import FastAgiServer, _PeerGate
 from ivr.audiosocket.protocol import Kind, encode_frame
 from ivr.audiosocket.server import AudioSocketServer
 from ivr.config import load_settings
@@ -94,6 +95,46 @@ class TestFastAgi:
             await server.drain(1)
         assert result.commands == ["ANSWER"]
         assert server.stats.peers_refused == 0 and server.stats.completed == 1
+
+    async def test_a_transport_that_is_not_asyncio_s_own_is_admitted(self) -> None:
+        """uvloop's TCPTransport is no asyncio.Transport subclass: the gate looks at the
+        peer and hands the socket on all the same (it asserted the class before)."""
+
+        class Foreign:  # what uvloop hands a protocol: the methods, not the class
+            def __init__(self) -> None:
+                self.protocol: object = None
+                self.closed = False
+
+            def get_extra_info(self, name: str, default: object = None) -> object:
+                return ("127.0.0.1", 40000) if name == "peername" else default
+
+            def set_protocol(self, protocol: object) -> None:
+                self.protocol = protocol
+
+            def is_closing(self) -> bool:
+                return self.closed
+
+            def abort(self) -> None:
+                self.closed = True
+
+            def write(self, data: bytes) -> None:
+                pass
+
+            def close(self) -> None:
+                self.closed = True
+
+        server = FastAgiServer(
+            default=answer, host="0.0.0.0", port=0, allow=f"{ELSEWHERE}, 127.0.0.0/8"
+        )
+        await server.start()
+        try:
+            gate = server._connection()
+            assert isinstance(gate, _PeerGate)
+            foreign = Foreign()
+            gate.connection_made(foreign)  # type: ignore[arg-type]
+            assert isinstance(foreign.protocol, AgiConnection) and not foreign.closed
+        finally:
+            await server.drain(0)
 
     async def test_the_environment_variable_is_read_by_default(
         self, monkeypatch: pytest.MonkeyPatch

@@ -14,7 +14,6 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from ivr.agi import channel as agi_channel
 from ivr.agi import timings
 from ivr.agi.timings import TIMINGS
 from ivr.console import live, metrics
@@ -119,19 +118,6 @@ class TestMetrics:
         assert samples[dial_all] - before.get(dial_all, 0.0) == 1
         labels = {value for _, pairs in samples for _, value in pairs}
         assert not any("5551234" in label or "PJSIP" in label for label in labels)
-
-    async def test_one_command_in_eight_is_timed_by_default(self, rig: Rig) -> None:
-        """Timing costs the hot path (ivr.agi.timings): by default the commands whose
-        turn in the process's count is a multiple of ``SAMPLE`` (8) are timed, exactly
-        those."""
-        assert timings.SAMPLE == 8
-        first, before = next(agi_channel._TICKS), TIMINGS.total()
-        for _ in range(4):
-            await rig.call(callerid="5551234", dial=dial(ring=0.0, talk=0.1))
-        last = next(agi_channel._TICKS)
-        due = sum(1 for tick in range(first + 1, last) if tick % 8 == 0)
-        assert last - first > 8 and due >= 1
-        assert TIMINGS.total() - before == due
 
     async def test_agi_and_asr_latency_hooks(self, rig: Rig) -> None:
         metrics.observe_agi("STREAM FILE", 0.004, rig.metrics)
