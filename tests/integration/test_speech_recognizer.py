@@ -12,13 +12,15 @@ import asyncio
 import io
 import math
 import subprocess
-import time
+import threading
 import wave
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import speech.recognizer as recognizer_module
 from speech.audio import SAMPLE_RATE, from_pcm, resample, to_pcm
 from speech.errors import ModelNotFoundError, SpeechError
 from speech.recognizer import (
@@ -225,16 +227,35 @@ class TestModels:
         assert [r.phrase for r, _ in results if r is not None] == phrases
         assert recognizer.registry.loads == 1
 
-    async def test_event_loop_is_not_blocked_while_decoding(self, recognizer: Recognizer) -> None:
-        """Four streams fed as fast as AudioSocket frames arrive never stall the loop 20 ms."""
-        lags: list[float] = []
+    async def test_decoding_runs_off_the_event_loop(
+        self, recognizer: Recognizer, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Four streams fed as fast as AudioSocket frames arrive: every Vosk call (a new
+        recogniser, each chunk, the final result) runs on a worker thread, never on the
+        event loop's, and the loop runs other tasks meanwhile. How long the loop may
+        stall under load is a figure, not a test: bench/speech.py measures it."""
+        loop_thread = threading.get_ident()
+        threads: list[tuple[str, int]] = []
+
+        def on_thread(name: str, real: Any) -> Any:
+            def wrapped(*args: Any) -> Any:
+                threads.append((name, threading.get_ident()))
+                return real(*args)
+
+            return wrapped
+
+        for name in ("_new_kaldi", "_accept", "_final"):
+            monkeypatch.setattr(
+                recognizer_module, name, on_thread(name, getattr(recognizer_module, name))
+            )
+        ticks = 0
         stop = asyncio.Event()
 
         async def ticker() -> None:
+            nonlocal ticks
             while not stop.is_set():
-                before = time.perf_counter()
                 await asyncio.sleep(0.002)
-                lags.append(time.perf_counter() - before - 0.002)
+                ticks += 1
 
         async def stream(word: str) -> Result | None:
             utterance = await recognizer.start("ko", MENU)
@@ -248,13 +269,15 @@ class TestModels:
 
         words = ["예약", "안내", "메뉴", "반품"]
         for word in words:
-            say(word)  # espeak-ng runs before the clock starts
+            say(word)  # espeak-ng runs before the streams start
         tick = asyncio.create_task(ticker())
         results = await asyncio.gather(*(stream(w) for w in words))
         stop.set()
         await tick
         assert [r.phrase for r in results if r is not None] == words
-        assert max(lags) < 0.020, f"event loop stalled {max(lags) * 1000:.1f} ms"
+        assert {name for name, _ in threads} == {"_new_kaldi", "_accept", "_final"}
+        assert all(thread != loop_thread for _, thread in threads)
+        assert ticks > 0
 
     async def test_unknown_phrases_are_dropped_and_reported(self, recognizer: Recognizer) -> None:
         """A phrase with a word the model lacks is left out and named, so flows can be checked."""
