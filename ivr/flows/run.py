@@ -59,6 +59,8 @@ log = structlog.get_logger("ivr.flows")
 CALLER_KEYS: Final = frozenset(
     {"digit", "digits", "phrase", "text", "value", "asked", "question", "candidate", "words"}
     | {"score", "answer", "entered"}
+    # the hand-over: what the caller chose, said and entered, for the agent
+    | {"context"}
 )
 
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+import structlog
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from structlog.testing import capture_logs
 
 from ivr.agi import timings
 from ivr.agi.timings import TIMINGS
@@ -118,6 +120,16 @@ class TestMetrics:
         assert samples[dial_all] - before.get(dial_all, 0.0) == 1
         labels = {value for _, pairs in samples for _, value in pairs}
         assert not any("5551234" in label or "PJSIP" in label for label in labels)
+
+    async def test_the_hand_over_s_context_is_not_logged(self, rig: Rig) -> None:
+        """The agent gets what the caller chose and entered (the console, the agent's
+        leg); the log line of the hand-over says to whom, not what."""
+        structlog.reset_defaults()
+        with capture_logs() as logs:
+            await rig.call(callerid="5551234", dial=dial(ring=0.1, talk=0.2))
+        handed = [e for e in logs if e["event"] == "flow.handed_over"]
+        assert handed and all(e["context"] == "***" and e["agent"] for e in handed)
+        assert not any("5551234" in str(e) for e in logs if str(e["event"]).startswith("flow."))
 
     async def test_agi_and_asr_latency_hooks(self, rig: Rig) -> None:
         metrics.observe_agi("STREAM FILE", 0.004, rig.metrics)
