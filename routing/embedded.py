@@ -208,6 +208,10 @@ class EmbeddedRedis:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
             preexec_fn=_die_with_parent(),
+            # Its own session: Ctrl-C in the engine's terminal (SIGINT to the whole
+            # process group) would stop Redis under the draining engine; the engine
+            # stops it last (and the kernel, if the engine dies: PR_SET_PDEATHSIG).
+            start_new_session=True,
         )
         client = aioredis.Redis.from_url(self.url)
         try:

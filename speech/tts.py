@@ -69,7 +69,9 @@ _last: Path | None = None
 
 def _init_worker(scratch: str, parent: int | None = None) -> None:
     """Runs once in the worker: go with the engine, silence the driver's prints, start
-    the engine."""
+    the engine. Ctrl-C in the engine's terminal reaches the whole process group: the
+    worker leaves it to the engine, which stops it (no traceback of its own)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     if parent is not None:
         _watch_parent(parent, scratch)
     global _engine  # noqa: PLW0603 -- the worker process owns exactly one engine
