@@ -8,7 +8,6 @@ abandoned caller back. Each page is saved at 1280 x 800 and on a phone, in
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
@@ -31,7 +29,7 @@ from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
 from speech.tts import Synthesizer
-from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
+from tests.browser.chromium import DESKTOP, PASSWORD, PHONE, SHOTS, served_in_chromium
 from tests.integration.helpers.console_admin import MAIN, Line, heard, write_flows
 
 pytestmark = pytest.mark.slow
@@ -49,18 +47,10 @@ class Console:
     line: Line
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
     """The console on uvicorn, the engine's FastAGI side and its registry watcher on the
     same flows folder, the emulated Asterisk's AMI, and a Chromium."""
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
@@ -85,29 +75,17 @@ async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
     )
     await ami.connect()
     app = build_api(router, TokenBook(), Supervisors(router, ami), settings)
-    sock = _free_socket()
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.02)
-    host, port = sock.getsockname()
-    SHOTS.mkdir(exist_ok=True)
     try:
-        async with Line(settings) as line, async_playwright() as playwright:
+        async with (
+            served_in_chromium(app, lifespan="on") as (url, browser),
+            Line(settings) as line,
+        ):
             watcher = asyncio.ensure_future(line.registry.watch(interval=0.1))
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
             try:
-                yield Console(f"http://{host}:{port}", router, browser, settings, line)
+                yield Console(url, router, browser, settings, line)
             finally:
                 watcher.cancel()
-                await browser.close()
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
-        sock.close()
         await ami.close()
         await emulator.close()
         await router.close()

@@ -5,16 +5,13 @@ person to look at."""
 
 from __future__ import annotations
 
-import asyncio
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from ivr.ami import AmiClient, AmiConfig
 from ivr.api import build_api
@@ -27,7 +24,7 @@ from ivr.testing import AsteriskEmulator
 from routing.config import QueueConfig
 from routing.memory import Agent
 from routing.redis import RedisRouter
-from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
+from tests.browser.chromium import DESKTOP, PASSWORD, PHONE, SHOTS, served_in_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -65,16 +62,8 @@ async def _centre(router: RedisRouter) -> None:
     await router.pause("dee", "training")
 
 
-def _free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
 @pytest.fixture
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
@@ -99,27 +88,10 @@ async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
     await ami.connect()
 
     app = build_api(router, TokenBook(), Supervisors(router, ami), Settings(users_file=users.path))
-    sock = _free_socket()
-    server = uvicorn.Server(
-        uvicorn.Config(app, log_config=None, log_level="warning", lifespan="on")
-    )
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.02)
-    host, port = sock.getsockname()
-    SHOTS.mkdir(exist_ok=True)
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            try:
-                yield Console(f"http://{host}:{port}", router, browser)
-            finally:
-                await browser.close()
+        async with served_in_chromium(app, lifespan="on") as (url, browser):
+            yield Console(url, router, browser)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
-        sock.close()
         await ami.close()
         await emulator.close()
         await router.close()

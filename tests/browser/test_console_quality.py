@@ -11,7 +11,6 @@ from __future__ import annotations
 import array
 import asyncio
 import json
-import socket
 import time
 import wave
 from collections.abc import AsyncIterator
@@ -20,8 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from ivr.api import build_api
 from ivr.auth import TokenBook
@@ -35,7 +33,7 @@ from routing.memory import Agent
 from routing.redis import RedisRouter
 from speech.qa import Transcriber
 from speech.recognizer import ModelRegistry
-from tests.browser.chromium import ARGS, CHROMIUM, DESKTOP, PASSWORD, PHONE, SHOTS
+from tests.browser.chromium import DESKTOP, PASSWORD, PHONE, SHOTS, served_in_chromium
 
 pytestmark = pytest.mark.slow
 
@@ -100,8 +98,6 @@ class Console:
 
 @pytest.fixture
 async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
-    if not CHROMIUM.exists():
-        pytest.fail("Chromium is not installed: run ./dev setup (apt-get install chromium)")
     router = RedisRouter.connect(redis_url)
     await router.redis.flushall()
     await router.start()
@@ -112,26 +108,10 @@ async def console(redis_url: str, tmp_path: Path) -> AsyncIterator[Console]:
     users = UserStore(settings.users_file)
     users.put(UserRecord("ada", "admin", hash_password(PASSWORD)))
     app = build_api(router, TokenBook(), None, settings)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None, log_level="warning"))
-    serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-    while not server.started:
-        assert not serving.done(), "uvicorn did not start"
-        await asyncio.sleep(0.02)
-    host, port = sock.getsockname()
-    SHOTS.mkdir(exist_ok=True)
     try:
-        async with async_playwright() as playwright:
-            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-            try:
-                yield Console(f"http://{host}:{port}", router, browser, result)
-            finally:
-                await browser.close()
+        async with served_in_chromium(app) as (url, browser):
+            yield Console(url, router, browser, result)
     finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 10)
-        sock.close()
         await router.close()
 
 
