@@ -116,4 +116,3 @@ def unknown(name: str, known: Collection[str]) -> str:
         f"${{service:{name}}}: no service named {name!r}; services: {names} "
         f"(IVR_SERVICES={name}=https://... adds it)"
     )
-

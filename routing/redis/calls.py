@@ -65,9 +65,7 @@ class Calls(Core):
             new_id = int(await self.read(self.redis.incr(self.names.seq)))
             if new_id <= floor:
                 new_id = floor + 1
-                await self.read(
-                    self._scripts["seqfloor"](keys=[self.names.seq], args=[new_id])
-                )
+                await self.read(self._scripts["seqfloor"](keys=[self.names.seq], args=[new_id]))
         raw = await self.run(
             "enqueue",
             group,

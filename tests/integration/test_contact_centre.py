@@ -349,7 +349,7 @@ async def test_callback_rings_the_agent_then_the_customer(centre: Centre) -> Non
     assert await centre.router.agent_state("bob") == "available"
     # The agent's leg got what a live call's agent gets: the flow, the queue and what
     # the caller chose, JSON intact through AMI's Variable header (commas, quotes).
-    (_, variables), = centre.emulator.pbx.originated
+    ((_, variables),) = centre.emulator.pbx.originated
     assert (variables["__IVR_FLOW"], variables["__IVR_QUEUE"]) == ("centre", "sales")
     context = json.loads(variables["__IVR_CONTEXT"])
     assert context["caller"] == {"number": "5551234", "name": "unknown"}

@@ -74,7 +74,6 @@ def events(trace: Trace) -> list[tuple[str, Any]]:
     return [(e["event"], e.get("after") or e.get("agent") or e.get("place")) for e in trace.events]
 
 
-
 async def on_a_call(router: MemoryRouter, agent_id: str) -> Assignment:
     """Put ``agent_id`` on a call of its own (another queue), through the router."""
     ticket = await router.enqueue(f"busy-{agent_id}", f"busy-{agent_id}", {})
@@ -82,6 +81,7 @@ async def on_a_call(router: MemoryRouter, agent_id: str) -> Assignment:
     assert assignment.agent_id == agent_id
     await router.connected(assignment)
     return assignment
+
 
 async def test_steps_widen_the_skills_until_someone_can_help(tmp_path: Path) -> None:
     """Level 5 at first, 3 after 30 s, 1 after 60 s: the level-2 agent is rung at 60 s."""

@@ -163,10 +163,13 @@ def test_http_garbage_reply_goes_to_on_error():
         c.close()
 
     threading.Thread(target=serve, daemon=True).start()
+
     async def fetch():
         client = PooledHttp()
         try:
-            return await client.request("GET", f"http://127.0.0.1:{s.getsockname()[1]}/", {}, None, 2)
+            return await client.request(
+                "GET", f"http://127.0.0.1:{s.getsockname()[1]}/", {}, None, 2
+            )
         finally:
             await client.aclose()
 

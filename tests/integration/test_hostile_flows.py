@@ -33,7 +33,6 @@ nodes:
 """
 
 
-
 def ten_megabytes() -> str:
     return GOOD + "# " + "x" * (10 * 1024 * 1024) + "\n"
 

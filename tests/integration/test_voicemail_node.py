@@ -39,9 +39,7 @@ class Rig:
     traces: list[Trace]
 
     async def call(self, flow: str, *, sounds: SoundCatalog | None = None, **kw: Any) -> Any:
-        emulator = AsteriskEmulator(
-            port=self.port, sound_dirs=[self.prompts], sounds=sounds
-        )
+        emulator = AsteriskEmulator(port=self.port, sound_dirs=[self.prompts], sounds=sounds)
         result: SessionResult = await asyncio.wait_for(emulator.call(flow, **kw), 30)
         return result
 
