@@ -221,5 +221,7 @@ async def _settled(paths: list[Path], pause: float) -> None:
 
 def _delete(base: Path) -> None:
     for suffix in _SUFFIXES:
-        with contextlib.suppress(OSError):
-            Path(f"{base}{suffix}").unlink()
+        try:
+            Path(f"{base}{suffix}").unlink(missing_ok=True)
+        except OSError as error:  # kept past its retention: somebody must know
+            log.error("qa.recording_not_deleted", file=f"{base}{suffix}", error=str(error))  # noqa: TRY400 - an outcome, no traceback

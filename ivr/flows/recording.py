@@ -18,12 +18,13 @@ A flow variable ``record`` set false (``set: {record: false}`` after a caller's
 
 from __future__ import annotations
 
-import contextlib
 import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
+
+import structlog
 
 from ivr.errors import AgiError, ChannelHangup
 from routing.errors import RoutingError
@@ -33,6 +34,8 @@ if TYPE_CHECKING:
     from routing.config import QueueConfig
 
 __all__ = ["Recorder", "Recording", "declined", "start", "stop"]
+
+log = structlog.get_logger("ivr.recording")
 
 #: Values of the flow variable ``record`` that turn the recording off.
 _OFF = frozenset({"false", "0", "no", "off", ""})
@@ -133,13 +136,19 @@ async def stop(run: Run, recording: Recording, *, answered: bool) -> None:
     stream, and the recording handed to the recorder (QA)."""
     recorder = run.engine.recorder
     try:
-        with contextlib.suppress(AgiError, ChannelHangup):
+        try:
             if not run.channel.hung_up:
                 await run.channel.exec("StopMixMonitor")
+        except ChannelHangup:
+            pass  # the caller went: MixMonitor stops with the channel
+        except AgiError as error:  # still recording: say so, the call goes on
+            log.warning("recording.stop_failed", error=str(error))
         router = run.engine.router
         if answered and router is not None:
-            with contextlib.suppress(RoutingError):
+            try:
                 await router.note("recording", **recording.fields())
+            except RoutingError as error:  # the files are kept and checked all the same
+                log.warning("recording.event_lost", error=str(error), base=str(recording.base))
     finally:  # a cancelled call (the caller gone) still has its recording checked
         if recorder is not None:
             recorder.finished(recording, answered=answered)
