@@ -38,14 +38,11 @@ VIEWER_TOKEN = "viewer-token-0123456789"
 def users(tmp_path: Path, hashed: str) -> UserStore:
     """console_admin's users, and sam: a supervisor of team south only."""
     store = UserStore(tmp_path / "users.json")
-    for record in (
-        UserRecord("ada", "admin", hashed),
-        UserRecord("pat", "supervisor", hashed),  # no scope: the whole floor
-        UserRecord("tia", "supervisor", hashed, Scope(queues=frozenset({"tv"}))),
-        UserRecord("sam", "supervisor", hashed, Scope(teams=frozenset({"south"}))),
-        UserRecord("ann", "agent", hashed, agent_id="ann"),
-        UserRecord("wall", "viewer", hashed),
-    ):
+    south = Scope(teams=frozenset({"south"}))
+    for record in [
+        *console_admin.floor_users(hashed),
+        UserRecord("sam", "supervisor", hashed, south),
+    ]:
         store.put(record)
     return store
 

@@ -117,16 +117,21 @@ def hashed() -> str:
     return hash_password(PASSWORD)
 
 
-@pytest.fixture
-def users(tmp_path: Path, hashed: str) -> UserStore:
-    store = UserStore(tmp_path / "users.json")
-    for record in (
+def floor_users(hashed: str) -> list[UserRecord]:
+    """An admin, a supervisor of the whole floor, one of queue tv, an agent, a wall."""
+    return [
         UserRecord("ada", "admin", hashed),
         UserRecord("pat", "supervisor", hashed),  # no scope: the whole floor
         UserRecord("tia", "supervisor", hashed, Scope(queues=frozenset({"tv"}))),
         UserRecord("ann", "agent", hashed, agent_id="ann"),
         UserRecord("wall", "viewer", hashed),
-    ):
+    ]
+
+
+@pytest.fixture
+def users(tmp_path: Path, hashed: str) -> UserStore:
+    store = UserStore(tmp_path / "users.json")
+    for record in floor_users(hashed):
         store.put(record)
     return store
 
