@@ -229,14 +229,28 @@ end
 -- queues all route by idle time does not pay for two indexes it never reads
 -- (two ZADDs on every agent's return, eight calls on every reservation; about a
 -- sixth of Redis's time per enqueue, bench/README.md).
+--
+-- The field "|wide|" of K_PFREE and K_RWAIT keeps both hashes hash tables. Redis
+-- keeps a hash of up to 512 fields (hash-max-listpack-entries) with short values
+-- as a listpack, where finding a field is a scan of the whole hash: a decision's
+-- HMGET of some 40 heads in a group of 300 profiles then took a third of Redis's
+-- time per enqueue. One value longer than hash-max-listpack-value (64 bytes by
+-- default) converts a hash to a hash table for good (O(1) per field); the field
+-- also keeps the hash from ever being empty, so it is never deleted and
+-- converted back. No profile or requirement id holds a '|'.
 local MEMBER_OF = {li = 1, rr = 2, lo = 3}
+local WIDE = 'this value is longer than hash-max-listpack-value: the hash stays a hash table'
 
 local function kept_keys()
   if active_keys == nil then
-    local on = redis.call('HMGET', K_PFREE, '|on|rr', '|on|lo')
+    local on = redis.call('HMGET', K_PFREE, '|on|rr', '|on|lo', '|wide|')
     active_keys = {'li'}
     if on[1] then active_keys[#active_keys + 1] = 'rr' end
     if on[2] then active_keys[#active_keys + 1] = 'lo' end
+    if not on[3] then
+      redis.call('HSET', K_PFREE, '|wide|', WIDE)
+      redis.call('HSET', K_RWAIT, '|wide|', WIDE)
+    end
   end
   return active_keys
 end
