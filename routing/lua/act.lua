@@ -8,7 +8,7 @@ local state = a.state
 
 if action == 'login' then
   if state ~= 'logged_out' then return {'unchanged', ''} end
-  a.login_at = S(NOW)
+  a.login_at = NOW_S
   a.busy = '0'
   a.misses = 0
   become_available(a, 'login')

@@ -3,7 +3,7 @@
 -- claimed and returned (JSON), with '0' only its place is returned (the router
 -- compares the groups' heads first). nil when there is none.
 local was_live = callbacks_placeable()
-redis.call('ZADD', K_CBW, S(NOW), ENGINE)
+redis.call('ZADD', K_CBW, NOW_S, ENGINE)
 redis.call('ZREMRANGEBYSCORE', K_CBW, '-inf', S(NOW - 3600))
 if not was_live then
   -- The callbacks that waited for a worker take agents now, best call first.

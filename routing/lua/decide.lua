@@ -114,7 +114,7 @@ local function reserve(t, a)
   lease(t, nil)
   tput(t)
   set_state(a, 'reserved', '')
-  a.reserved_at = S(NOW)
+  a.reserved_at = NOW_S
   a.ticket = t.id
   aput(a)
   event('reserved', 'ticket', t.id, 'call', t.call, 'queue', t.queue, 'site', t.site,
@@ -136,7 +136,7 @@ local function become_available(a, action)
     set_state(a, 'paused', a.pending_reason)
     return
   end
-  a.idle_since = S(NOW)
+  a.idle_since = NOW_S
   set_state(a, 'available', action)
   local t = best_ticket(a)
   if t then reserve(t, a) end

@@ -25,7 +25,7 @@ if customer ~= '' then prefer = redis.call('HGET', K_LAST, customer) or '' end
 local t = {
   id = tostring(tid), call = call, queue = queue, skills = cjson.decode(ARGV[11]),
   any = cjson.decode(ARGV[12]), lang = ARGV[13], site = ARGV[14], site_only = tonumber(ARGV[15]),
-  priority = tonumber(ARGV[16]), arrival = S(NOW), seq = tid, strategy = ARGV[17],
+  priority = tonumber(ARGV[16]), arrival = NOW_S, seq = tid, strategy = ARGV[17],
   prefer = prefer, customer = customer, callback = '', stage = 'waiting', agent = '',
   endpoint = '', holder = '', claimed_by = '', rid = '', group = GROUP, connected_at = '',
   served_by = '',
@@ -47,4 +47,4 @@ else
   index_ticket(t)
   tput(t)
 end
-return {t.id, t.agent, t.endpoint, S(NOW)}
+return {t.id, t.agent, t.endpoint, NOW_S}

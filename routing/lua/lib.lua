@@ -16,6 +16,7 @@ local K_SEQ  -- the store-wide ticket counter, on a single Redis only (else nil)
 
 -- ARGV common to every operation; the operation's own arguments start at ARGV[9].
 local NOW          -- the router's clock (injectable: tests drive it)
+local NOW_S        -- S(NOW), formatted once per call (printf of 17 digits is dear)
 local GROUP
 local LEASE        -- seconds a lease lasts without renewal
 local ENGINE       -- the calling engine
@@ -78,7 +79,7 @@ local function canon(levels)
 end
 
 local function event(kind, ...)
-  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', 1000000, '*', 'event', kind, 'at', S(NOW),
+  redis.call('XADD', K_EVENTS, 'MAXLEN', '~', 1000000, '*', 'event', kind, 'at', NOW_S,
     'group', GROUP, ...)
 end
 
@@ -170,6 +171,7 @@ local function bind(keys, args)
   K_R2P, K_P2R, K_HEADS, K_CALLS = keys[21], keys[22], keys[23], keys[24]
   K_SEQ = keys[25]
   NOW, GROUP, LEASE, ENGINE = tonumber(args[1]), args[2], tonumber(args[3]), args[4]
+  NOW_S = S(NOW)
   MAX_MISSES, CHANNEL, CB_WINDOW = tonumber(args[5]), args[6], tonumber(args[7])
   KEEP_ENDED = tonumber(args[8])
   agents_seen, agents_dirty, tickets_seen, tickets_dirty = {}, {}, {}, {}
@@ -210,13 +212,11 @@ end
 
 -- ----------------------------------------------------------------- agents
 
-local function avail_members(a)
-  local tail = '|' .. a.id
-  return {
-    a.pid .. '|li|' .. F(a.idle_since) .. tail,
-    a.pid .. '|rr|' .. F(a.reserved_at) .. tail,
-    a.pid .. '|lo|' .. F(a.busy) .. tail,
-  }
+-- Agent a's member of K_AVAIL for strategy key 'li', 'rr' or 'lo' (each formatted
+-- only when that key is kept: a formatted number is a printf).
+local NUMBER_OF = {li = 'idle_since', rr = 'reserved_at', lo = 'busy'}
+local function avail_member(a, key)
+  return a.pid .. '|' .. key .. '|' .. F(a[NUMBER_OF[key]]) .. '|' .. a.id
 end
 
 -- Each profile's head per strategy, "<number>|<id>", in K_PFREE ("<pid>|li",
@@ -238,7 +238,6 @@ end
 -- default) converts a hash to a hash table for good (O(1) per field); the field
 -- also keeps the hash from ever being empty, so it is never deleted and
 -- converted back. No profile or requirement id holds a '|'.
-local MEMBER_OF = {li = 1, rr = 2, lo = 3}
 local WIDE = 'this value is longer than hash-max-listpack-value: the hash stays a hash table'
 
 local function kept_keys()
@@ -264,14 +263,12 @@ local function index_member(a, key, member)
 end
 
 local function index_agent(a)
-  local members = avail_members(a)
-  for _, key in ipairs(kept_keys()) do index_member(a, key, members[MEMBER_OF[key]]) end
+  for _, key in ipairs(kept_keys()) do index_member(a, key, avail_member(a, key)) end
 end
 
 local function unindex_agent(a)
-  local members = avail_members(a)
   for _, key in ipairs(kept_keys()) do
-    local member = members[MEMBER_OF[key]]
+    local member = avail_member(a, key)
     redis.call('ZREM', K_AVAIL, member)
     local field = a.pid .. '|' .. key
     if redis.call('HGET', K_PFREE, field) == string.sub(member, #a.pid + 5) then
@@ -306,7 +303,7 @@ local function use_strategy(key)
   end
   for _, aid in ipairs(ids) do
     local a = aget(aid)
-    if a then index_member(a, key, avail_members(a)[MEMBER_OF[key]]) end
+    if a then index_member(a, key, avail_member(a, key)) end
   end
   redis.call('HSET', K_PFREE, '|on|' .. key, '1')
   active_keys[#active_keys + 1] = key
@@ -323,7 +320,7 @@ local function set_state(a, after, reason)
   if BUSY[before] and not BUSY[after] then
     a.busy = S(N(a.busy) + NOW - N(a.busy_since))
   elseif BUSY[after] and not BUSY[before] then
-    a.busy_since = S(NOW)
+    a.busy_since = NOW_S
   end
   if before == 'available' and after ~= 'available' then unindex_agent(a) end
   a.state = after

@@ -25,7 +25,7 @@ for _, t in ipairs(tickets) do
         local state = 'reserved'
         if t.stage == 'connected' then state = 'on_call' end
         a = {id = t.agent, state = state, reason = 'restored', idle_since = '0',
-          reserved_at = S(NOW), busy = '0', busy_since = S(NOW), login_at = S(NOW),
+          reserved_at = NOW_S, busy = '0', busy_since = NOW_S, login_at = NOW_S,
           misses = 0, pending = '', pending_reason = '', wrap_ticket = '', wrap_until = '',
           ticket = t.id, group = GROUP, endpoint = t.endpoint, skills = {}, languages = {},
           site = '', wrap_up = ''}
@@ -39,7 +39,7 @@ for _, t in ipairs(tickets) do
           t.served_by = a.id
         else
           set_state(a, 'reserved', 'restored')
-          a.reserved_at = S(NOW)
+          a.reserved_at = NOW_S
         end
         a.ticket = t.id
         aput(a)

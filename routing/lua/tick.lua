@@ -2,7 +2,7 @@
 -- goes back to wait for another worker), then the due wrap-ups by (time, agent);
 -- each freed agent chooses at once. Forgets tickets ended KEEP_ENDED s ago.
 local done = 0
-local due = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', S(NOW), 'WITHSCORES')
+local due = redis.call('ZRANGEBYSCORE', K_LEASE, '-inf', NOW_S, 'WITHSCORES')
 local list = {}
 for i = 1, #due, 2 do table.insert(list, {tonumber(due[i + 1]), tonumber(due[i]), due[i]}) end
 table.sort(list, function(x, y)
@@ -24,7 +24,7 @@ for _, item in ipairs(list) do
     redis.call('ZREM', K_LEASE, item[3])
   end
 end
-for _, aid in ipairs(redis.call('ZRANGEBYSCORE', K_WRAP, '-inf', S(NOW))) do
+for _, aid in ipairs(redis.call('ZRANGEBYSCORE', K_WRAP, '-inf', NOW_S)) do
   redis.call('ZREM', K_WRAP, aid)
   local a = aget(aid)
   if a and a.state == 'wrap_up' and a.wrap_until ~= '' and N(a.wrap_until) <= NOW then
