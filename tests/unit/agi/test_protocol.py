@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ivr.agi.protocol import (
+    ENV_ORDER,
     HANGUP_NOTICE,
     MAX_COMMAND_BYTES,
     EnvironmentParser,
@@ -132,6 +134,40 @@ class TestEnvironment:
             pass
         assert env == EnvironmentParser().feed(env_block)
         assert parser.remainder + b"".join(pieces) == b"NOOP\n"
+
+    @given(
+        st.lists(
+            st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\n"), max_size=12),
+            min_size=len(ENV_ORDER),
+            max_size=len(ENV_ORDER),
+        ),
+        st.one_of(st.text(max_size=12).map(str.encode), st.binary(max_size=12)),
+    )
+    @example(["v"] * len(ENV_ORDER), b"HANGUP\n")  # all ASCII
+    @example(["J\u00f6rg"] * len(ENV_ORDER), b"HANGUP\n")
+    def test_a_whole_block_reads_as_line_by_line(self, values: list[str], after: bytes) -> None:
+        """The one-match read of a block as setup_env() writes it gives what the line by
+        line parser gives, for any values (': ', CR, non-ASCII, empty) and bytes after it.
+        (Values with line breaks are not such a block: the tests above cover them.)"""
+        block = "".join(f"{key}: {value}\n" for key, value in zip(ENV_ORDER, values, strict=True))
+        data = block.encode() + b"\n" + after
+        whole, lines = EnvironmentParser(), EnvironmentParser()
+        try:
+            expected = lines._feed_lines(data)
+        except AgiProtocolError as exc:
+            with pytest.raises(AgiProtocolError, match=re.escape(str(exc))):
+                whole.feed(data)
+            return
+        assert whole.feed(data) == expected
+        assert (whole.remainder, whole.suspicious) == (lines.remainder, lines.suspicious)
+
+    def test_garbage_after_the_usual_start_is_refused_when_it_arrives(self) -> None:
+        """The start of a block is kept until the block is whole, but a line that is not
+        the next of setup_env()'s is refused at once, not when the block ends."""
+        parser = EnvironmentParser()
+        assert parser.feed(b"agi_network: yes\nagi_network_script: x\n") is None
+        with pytest.raises(AgiProtocolError, match="not an AGI environment line"):
+            parser.feed(b"GET / HTTP/1.1\n")
 
     def test_endless_line_is_refused(self) -> None:
         """A peer that never sends a newline cannot grow the buffer without bound."""
