@@ -27,7 +27,7 @@ from ivr.agi.channel import ENGINE_HANGUP, Channel, Transport
 from ivr.agi.connection import AgiConnection
 from ivr.agi.protocol import Environment
 from ivr.errors import AgiError, AgiProtocolError, ChannelHangup, ConfigError
-from ivr.log import debug_enabled
+from ivr.log import current_call, debug_enabled
 from ivr.peers import Network, PeerFilter
 
 __all__ = ["FastAgiServer", "Handler", "ServerStats"]
@@ -183,7 +183,7 @@ class FastAgiServer:
     def _on_environment(self, connection: AgiConnection, env: Environment, rest: bytes) -> None:
         self._waiting.discard(connection)
         # A context of its own, empty: nothing of another call's log binding (the
-        # structlog variables start unset; no clear_contextvars needed per call).
+        # structlog variables and ivr.log.current_call start unset; nothing to clear).
         loop = connection._loop or asyncio.get_running_loop()
         task = loop.create_task(self._call(connection, env, rest), context=contextvars.Context())
         self._calls.add(task)
@@ -222,7 +222,7 @@ class FastAgiServer:
         """One call's task, from its environment to the connection's close. Refusals
         and the channel's set-up are here, not in a coroutine of their own: every
         command's resumption passes through each frame of the chain of awaits."""
-        structlog.contextvars.bind_contextvars(uniqueid=env.uniqueid, flow=env.script)
+        current_call.set(env)  # its lines name the call's uniqueid and flow
         try:
             if self._draining:
                 await self._refuse(connection, "shutting down")

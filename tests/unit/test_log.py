@@ -51,3 +51,32 @@ def test_debug_flag_follows_level() -> None:
 def test_bad_level_is_refused() -> None:
     with pytest.raises(ValueError, match="use debug, info"):
         log.configure(level="loud")
+
+
+class _Call:
+    uniqueid = "1795356168.7"
+    script = "billing"
+
+
+def test_the_current_call_names_its_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """A line logged while a call is current names its uniqueid and flow; a line's own
+    value and a bound flow (a subflow's) win; outside a call, neither is added."""
+    log.configure(json=True, level="info")
+    logger = structlog.get_logger("t")
+    logger.info("outside")
+    token = log.current_call.set(_Call())
+    try:
+        logger.info("inside")
+        logger.info("own", uniqueid="other")
+        with structlog.contextvars.bound_contextvars(flow="sub", node="pin"):
+            logger.info("subflow")
+    finally:
+        log.current_call.reset(token)
+    lines = [json.loads(line) for line in capsys.readouterr().err.strip().splitlines()]
+    named = {line["event"]: (line.get("uniqueid"), line.get("flow")) for line in lines}
+    assert named == {
+        "outside": (None, None),
+        "inside": ("1795356168.7", "billing"),
+        "own": ("other", "billing"),
+        "subflow": ("1795356168.7", "sub"),
+    }

@@ -1,0 +1,44 @@
+"""A call's log lines name the call: the server sets it once, the lines read it."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import structlog
+
+from ivr import log
+from ivr.agi.channel import Channel
+from ivr.agi.server import FastAgiServer
+from ivr.testing import AsteriskEmulator
+
+
+async def test_lines_a_call_logs_name_its_uniqueid_and_flow(
+    agi_server: FastAgiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """What a handler logs carries the call's uniqueid and flow (its script); another
+    call's lines carry theirs, and a line logged outside any call neither."""
+    config = structlog.get_config()
+    structlog.contextvars.clear_contextvars()
+    log.configure(json=True, level="info")
+    try:
+
+        async def handler(channel: Channel) -> None:
+            structlog.get_logger("t").info("handler.ran")
+            await channel.hangup()
+
+        agi_server.route("sales", handler)
+        agi_server.route("support", handler)
+        emulator = AsteriskEmulator(port=agi_server.port)
+        await emulator.call("sales", uniqueid="1795356168.1")
+        await emulator.call("support", uniqueid="1795356168.2")
+        structlog.get_logger("t").info("outside")
+    finally:
+        structlog.configure(**config)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    named = [(line["event"], line.get("uniqueid"), line.get("flow")) for line in lines]
+    assert named == [
+        ("handler.ran", "1795356168.1", "sales"),
+        ("handler.ran", "1795356168.2", "support"),
+        ("outside", None, None),
+    ]
