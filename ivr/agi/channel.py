@@ -20,7 +20,7 @@ import contextlib
 import enum
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
-from random import randrange as _randbelow
+from random import getrandbits as _getrandbits
 from time import monotonic as _monotonic
 from typing import Any, Final, NamedTuple, NoReturn, Protocol
 
@@ -37,7 +37,7 @@ from ivr.agi.protocol import (
     encode_command,
     escape_app_arg,
 )
-from ivr.agi.timings import TIMINGS
+from ivr.agi.timings import START_BITS, TIMINGS
 from ivr.errors import (
     AgiError,
     ApplicationNotFoundError,
@@ -231,7 +231,7 @@ class Channel:
         #: every position of a flow's commands gets its turn over calls (a count
         #: shared by the process would alias with a flow's length: a 4-command flow
         #: run one call at a time would only ever time its 4th command).
-        self._tick = _randbelow(_timings.SAMPLE)  # noqa: S311 - a sampling offset, no secret
+        self._tick = _getrandbits(START_BITS)  # a sampling offset, no secret
         self._command_timeout = command_timeout
         self._broken: str | None = None
         self.hung_up = False
