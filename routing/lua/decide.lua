@@ -36,14 +36,14 @@ local function best_agent(t)
   use_strategy(key)
   local skilled = t.strategy == 'most_skilled'
   local best, best_rank = nil, nil
-  local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)
-  if #edges == 0 then return nil end
-  local names, levels = {}, {}
-  local from, suffix = #rid + 2, '|' .. key
-  for i, member in ipairs(edges) do  -- rid|pid|level (neither id holds a '|')
-    local bar = string.find(member, '|', from, true)
-    names[i] = string.sub(member, from, bar - 1) .. suffix
-    if skilled then levels[i] = string.sub(member, bar + 1) end
+  local e = requirement_edges(rid)
+  if #e.pids == 0 then return nil end
+  local names, levels = e.names[key], e.levels
+  if names == nil then
+    names = {}
+    local suffix = '|' .. key
+    for i, pid in ipairs(e.pids) do names[i] = pid .. suffix end
+    e.names[key] = names
   end
   local heads = hmget(K_PFREE, names)
   for i, head in ipairs(heads) do
@@ -69,15 +69,15 @@ local function best_ticket(a)
     if cb_ok == nil then cb_ok = callbacks_placeable() end
     return cb_ok
   end
-  local from, to = '[' .. a.pid .. '|', '[' .. a.pid .. '|' .. HIGH
   local heads = redis.call('ZCARD', K_HEADS)
   if heads == 0 then return nil end
-  if heads <= redis.call('ZLEXCOUNT', K_P2R, from, to) then
+  local e = profile_edges(a.pid)
+  if heads <= #e.rids then
     local start = 0
     while start < heads do
       for _, member in ipairs(redis.call('ZRANGE', K_HEADS, start, start + 63)) do
         local f = fields(member)  -- priority, arrival, seq, ticket, rid, cb
-        if usable(f[6]) and redis.call('ZSCORE', K_P2R, a.pid .. '|' .. f[5] .. '|' .. f[6]) then
+        if usable(f[6]) and e.set[f[5] .. '|' .. f[6]] then
           return tget(f[4])
         end
       end
@@ -86,12 +86,8 @@ local function best_ticket(a)
     return nil
   end
   local best = nil
-  local edges = redis.call('ZRANGEBYLEX', K_P2R, from, to)
-  local names, cbs = {}, {}
-  for i, member in ipairs(edges) do  -- pid|rid|cb
-    names[i], cbs[i] = string.match(member, '^[^|]*|([^|]*)|(.*)$')
-  end
-  for i, head in ipairs(hmget(K_RWAIT, names)) do
+  local cbs = e.cbs
+  for i, head in ipairs(hmget(K_RWAIT, e.rids)) do
     if head and usable(cbs[i]) and (best == nil or lt(head, best)) then best = head end
   end
   if best == nil then return nil end

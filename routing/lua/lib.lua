@@ -27,6 +27,7 @@ local KEEP_ENDED   -- seconds an ended ticket is kept (replays find it)
 
 local HIGH = '\255'
 local active_keys = nil  -- the strategy keys kept, read once per call (kept_keys)
+local graph = nil  -- this call's cache of the eligibility graph (kept_keys)
 local leased = {}  -- tickets whose lease this call has renewed already
 local STAFFED = {available = true, reserved = true, on_call = true, wrap_up = true}
 local BUSY = {reserved = true, on_call = true, wrap_up = true}
@@ -177,6 +178,7 @@ local function bind(keys, args)
   agents_seen, agents_dirty, tickets_seen, tickets_dirty = {}, {}, {}, {}
   profiles, requirements = {}, {}
   active_keys = nil
+  graph = nil
   leased = {}
 end
 
@@ -240,18 +242,80 @@ end
 -- converted back. No profile or requirement id holds a '|'.
 local WIDE = 'this value is longer than hash-max-listpack-value: the hash stays a hash table'
 
+-- The eligibility graph's edges (below: link), which every decision reads, are
+-- cached in the library's Lua state, which outlives calls: per requirement its
+-- profiles, per profile its requirements, as the decisions use them. It is safe
+-- because an edge never changes once made: profile and requirement ids are
+-- hashes of their definitions, so an edge (rid, pid) is true wherever both
+-- exist, and no edge is ever removed but with all of the group's keys. So:
+--   * link() drops the entries of the requirement and the profile it links;
+--   * a cache belongs to one graph token, kept in K_PFREE's '|wide|' field and
+--     new whenever that field is made again: after the group's keys were deleted
+--     or lost, or for another database of this server, another cache is used.
+-- A cache is a plain memo of ZRANGEBYLEX reads (the same order, the same
+-- members); it is never written to Redis and not replicated.
+local caches, cache_count, made = {}, 0, 0
+
 local function kept_keys()
   if active_keys == nil then
     local on = redis.call('HMGET', K_PFREE, '|on|rr', '|on|lo', '|wide|')
     active_keys = {'li'}
     if on[1] then active_keys[#active_keys + 1] = 'rr' end
     if on[2] then active_keys[#active_keys + 1] = 'lo' end
-    if not on[3] then
-      redis.call('HSET', K_PFREE, '|wide|', WIDE)
+    local token = on[3]
+    if not token then
+      made = made + 1
+      local time = redis.call('TIME')
+      token = WIDE .. '|' .. time[1] .. '.' .. time[2] .. '.' .. made
+      redis.call('HSET', K_PFREE, '|wide|', token)
       redis.call('HSET', K_RWAIT, '|wide|', WIDE)
+    end
+    graph = caches[token]
+    if graph == nil then
+      if cache_count >= 64 then caches, cache_count = {}, 0 end
+      graph = {r = {}, p = {}}
+      caches[token] = graph
+      cache_count = cache_count + 1
     end
   end
   return active_keys
+end
+
+-- Requirement rid's edges: {pids, levels, names = {[key] = K_PFREE fields}}.
+local function requirement_edges(rid)
+  kept_keys()
+  local e = graph.r[rid]
+  if e == nil then
+    local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)
+    local pids, levels, from = {}, {}, #rid + 2
+    for i, member in ipairs(edges) do  -- rid|pid|level (neither id holds a '|')
+      local bar = string.find(member, '|', from, true)
+      pids[i] = string.sub(member, from, bar - 1)
+      levels[i] = string.sub(member, bar + 1)
+    end
+    e = {pids = pids, levels = levels, names = {}}
+    graph.r[rid] = e
+  end
+  return e
+end
+
+-- Profile pid's edges: {rids, cbs, set = {["<rid>|<cb>"] = true}}.
+local function profile_edges(pid)
+  kept_keys()
+  local e = graph.p[pid]
+  if e == nil then
+    local edges = redis.call('ZRANGEBYLEX', K_P2R, '[' .. pid .. '|', '[' .. pid .. '|' .. HIGH)
+    local rids, cbs, set, from = {}, {}, {}, #pid + 2
+    for i, member in ipairs(edges) do  -- pid|rid|cb
+      local bar = string.find(member, '|', from, true)
+      rids[i] = string.sub(member, from, bar - 1)
+      cbs[i] = string.sub(member, bar + 1)
+      set[string.sub(member, from)] = true
+    end
+    e = {rids = rids, cbs = cbs, set = set}
+    graph.p[pid] = e
+  end
+  return e
 end
 
 local function index_member(a, key, member)
@@ -381,6 +445,9 @@ local function link(pid, p, rid, r)
     if main ~= '' then level = N(p.skills[main]) end
     redis.call('ZADD', K_R2P, 0, rid .. '|' .. pid .. '|' .. string.format('%03d', level))
     redis.call('ZADD', K_P2R, 0, pid .. '|' .. rid .. '|' .. r.cb)
+    kept_keys()
+    graph.r[rid] = nil
+    graph.p[pid] = nil
   end
 end
 

@@ -19,12 +19,17 @@ the site while the queue keeps to it, callback or not): ``wait`` holds
 requirement's head, and ``heads`` every head in call order. The eligibility
 graph, ``r2p`` (``<rid>|<pid>|<level in the primary skill>``) and ``p2r``, is
 worked out once per profile and per requirement, when it first appears (O(R)
-or O(P) then), and kept.
+or O(P) then), and kept. An edge never changes once made (both ids are hashes
+of their definitions), so the library also keeps the ranges it read in its Lua
+state, per graph token (a field of ``pfree`` made again whenever the group's
+keys are new), and drops a requirement's or a profile's entry when an edge is
+added to it (``routing/lua/lib.lua``). ``pfree`` and ``rwait`` carry one long
+field that keeps them hash tables (a listpack finds a field by a scan).
 
 **Why a decision is O(P log n) and O(R log n).** Every agent of a profile is
 equally eligible for any ticket, and every ticket of a requirement equally
 needs any agent. *Call → agent* reads the requirement's eligible profiles
-(one range of ``r2p``) and their heads for the ticket's strategy (one HMGET of
+(one range of ``r2p``, or its cached copy) and their heads for the ticket's strategy (one HMGET of
 ``pfree``), and takes the best (``most_skilled`` ranks by the edge's level
 first): O(P) small reads plus O(log n) per index update, nothing per agent.
 *Agent → call* reads the profile's eligible requirements (``p2r``) and their
