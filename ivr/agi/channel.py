@@ -367,7 +367,7 @@ class Channel:
         if self.hung_up and not _dead_ok(verb):
             self._raise_hangup(self.hangup_how)
 
-    async def _send(  # noqa: PLR0912 - every command's path, kept in one frame
+    async def _send(  # noqa: PLR0912, PLR0915 - every command's path, kept in one frame
         self, verb: str, line: bytes, timeout: float | None, ok: bool
     ) -> Reply:
         """Send ``line`` (the encoded ``verb`` command) in turn and return its reply."""
@@ -395,7 +395,33 @@ class Channel:
                     self.waiting_task = _current_task(self._loop or self._get_loop())
                     self.deadline = sent + limit if limit else 0.0
                     try:
-                        reply = await self._next_reply(verb)
+                        read_now = self._read_now
+                        if self._events or read_now is None:
+                            reply = await self._next_reply(verb)
+                        else:
+                            # The usual wait, in this frame (no coroutine of its own):
+                            # one read bringing one plain reply; anything else (a
+                            # notice, 100 Trying, EXEC's usage, a close) is left to
+                            # _next_reply, with what this read brought.
+                            got = read_now()
+                            while type(got) is not bytes:
+                                try:
+                                    await got
+                                except BaseException:
+                                    self._stop_waiting()
+                                    raise
+                                got = read_now()
+                            events = self._parser.feed(got) if got else []
+                            if (
+                                len(events) == 1
+                                and type(reply := events[0]) is Reply
+                                and reply.code == 200
+                                and (verb != "EXEC" or reply.value != 1)
+                            ):
+                                pass
+                            else:
+                                self._events += events
+                                reply = await self._next_reply(verb, got)
                     finally:
                         self.deadline = 0.0
                         self.waiting_task = None
@@ -484,10 +510,15 @@ class Channel:
         self._broken = f"no reply to {verb} within {limit:g} s"
         raise CommandTimeout(f"Asterisk did not answer {verb} within {limit:g} s", command=verb)
 
-    async def _next_reply(self, verb: str) -> Reply:
+    async def _next_reply(self, verb: str, read: bytes | None = None) -> Reply:
         """The reply to ``verb``'s command: notices and ``100 Trying`` are taken on the
-        way, and the usage block an EXEC returning 1 brings is read with it."""
+        way, and the usage block an EXEC returning 1 brings is read with it. ``read``:
+        the bytes the caller has just read and parsed into the events, if any (``b""``:
+        the connection is closed)."""
         events = self._events
+        if read == b"":
+            self._closed = True
+            self._raise_hangup("connection closed")
         while True:
             while events:
                 event = events.pop(0)
