@@ -404,7 +404,7 @@ class Channel:
                             # notice, 100 Trying, EXEC's usage, a close) is left to
                             # _next_reply, with what this read brought.
                             got = read_now()
-                            while type(got) is not bytes:
+                            while not isinstance(got, bytes):
                                 try:
                                     await got
                                 except BaseException:
@@ -412,13 +412,13 @@ class Channel:
                                     raise
                                 got = read_now()
                             events = self._parser.feed(got) if got else []
+                            event = events[0] if len(events) == 1 else None
                             if (
-                                len(events) == 1
-                                and type(reply := events[0]) is Reply
-                                and reply.code == 200
-                                and (verb != "EXEC" or reply.value != 1)
+                                isinstance(event, Reply)
+                                and event.code == 200
+                                and (verb != "EXEC" or event.value != 1)
                             ):
-                                pass
+                                reply = event
                             else:
                                 self._events += events
                                 reply = await self._next_reply(verb, got)
