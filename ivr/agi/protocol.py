@@ -434,20 +434,25 @@ HANGUP_NOTICE: Final = HangupNotice()
 Event = Reply | HangupNotice
 
 
+#: ``Reply``'s constructor without the Python frame of its ``__new__`` (1,500
+#: instructions of 3,600 a reply): every field given, in order.
+_new_reply: Final = tuple.__new__
+
+
 def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     """Parse one complete (non-usage) reply line, without its newline."""
     if line.startswith("200 result="):  # the common case, one regex at most
         value, space, after = line[11:].partition(" ")
         if not space:
-            return Reply(200, value, None, _NO_FIELDS, "", (), raw)
+            return _new_reply(Reply, (200, value, None, _NO_FIELDS, "", (), raw))
         if after.startswith("endpos=") and after[7:].isdigit() and value.lstrip("-").isdigit():
             # A prompt's end: what the pattern below reads, without it.
-            return Reply(200, value, None, {"endpos": after[7:]}, "", (), raw)
+            return _new_reply(Reply, (200, value, None, {"endpos": after[7:]}, "", (), raw))
         fast = _REPLY_200.fullmatch(line)
         if fast is not None:
             value, data, pairs = fast.groups()
             fields = dict(_FIELD.findall(pairs)) if pairs else _NO_FIELDS
-            return Reply(200, value, data, fields, "", (), raw)
+            return _new_reply(Reply, (200, value, data, fields, "", (), raw))
     match = _REPLY_LINE.fullmatch(line)
     if match is None:
         raise AgiProtocolError(f"not an AGI reply: {line[:80]!r}; expected '<code> <text>'")
@@ -465,6 +470,15 @@ def parse_reply_line(line: str, raw: bytes = b"") -> Reply:
     )
 
 
+#: The replies most commands get, each made once: a read of exactly one of these
+#: lines is answered with its record (10,700 instructions less than parsing it).
+#: A fixed table: nothing read is ever added to it.
+_COMMON_REPLIES: Final[Mapping[bytes, Reply]] = {
+    raw: parse_reply_line(raw[:-1].decode(), raw)
+    for raw in (b"200 result=0\n", b"200 result=1\n", b"200 result=-1\n")
+}
+
+
 class ReplyParser:
     """Turns the byte stream from Asterisk into :data:`Event` records."""
 
@@ -479,6 +493,9 @@ class ReplyParser:
         return bool(self._buffer) or self._usage is not None
 
     def feed(self, data: bytes) -> list[Event]:
+        common = _COMMON_REPLIES.get(data)
+        if common is not None and not self._buffer and self._usage is None:
+            return [common]
         if data and not self._buffer and self._usage is None and data.find(b"\n") == len(data) - 1:
             # The usual read: exactly one whole line, nothing buffered.
             if data.startswith(b"200 result="):
