@@ -219,85 +219,96 @@ class FastAgiServer:
             await transport.write(FAILURE_LINE)
 
     async def _call(self, connection: AgiConnection, env: Environment, initial: bytes) -> None:
-        """One call's task, from its environment to the connection's close. Refusals
-        and the channel's set-up are here, not in a coroutine of their own: every
-        command's resumption passes through each frame of the chain of awaits."""
+        """One call's task, from its environment to the connection's close. The handler
+        runs in this frame, not in a coroutine of its own: every command's resumption
+        passes through each frame of the chain of awaits."""
         current_call.set(env)  # its lines name the call's uniqueid and flow
         try:
-            if self._draining:
-                await self._refuse(connection, "shutting down")
+            opened = await self._open(connection, env, initial)
+            if opened is None:
                 return
-            if len(self._channels) >= self.max_calls:
-                await self._refuse(connection, "overloaded", limit=self.max_calls)
-                return
-            handler = self._routes.get(env.script, self._default)
-            if handler is None:
-                await self._refuse(
-                    connection, "no route", script=env.script, known=sorted(self._routes)[:20]
-                )
-                return
-            try:
-                channel = Channel(
-                    env,
-                    connection,
-                    command_timeout=self.command_timeout,
-                    initial=initial,
-                    swept=True,
-                    loop=connection._loop,
-                )
-            except AgiProtocolError as exc:
-                await self._refuse(connection, "garbage after the environment", error=str(exc))
-                return
-            connection.on_idle_hangup = channel._mark_hangup
+            handler, channel = opened
             task = asyncio.current_task(connection._loop)
             assert task is not None
             self._channels[task] = channel
+            timers: list[asyncio.TimerHandle] = []
+            loop = task.get_loop()
+            # A handler that goes on long after its caller hung up is ended.
+            channel.on_hangup = lambda: timers.append(
+                loop.call_later(self.hangup_grace, task.cancel)
+            )
             try:
-                await self._run(handler, channel, task)
+                await handler(channel)
+                # A flow that ends on the caller's hang-up returns normally: still a hang-up.
+                if channel.hung_up and channel.hangup_how != ENGINE_HANGUP:
+                    self.stats.hangups += 1
+                else:
+                    self.stats.completed += 1
+            except ChannelHangup:
+                self.stats.hangups += 1
+                if debug_enabled():
+                    log.debug("agi.call_ended", how=channel.hangup_how)
+            except asyncio.CancelledError:
+                if channel.hung_up and not self._draining:
+                    # Our own grace timer: the caller is gone and the handler lingered.
+                    task.uncancel()
+                    self.stats.hangups += 1
+                    log.warning("agi.handler_ignored_hangup", grace=self.hangup_grace)
+                    return
+                await self._fail_over(channel, "the engine stopped this call")
+                raise
+            except Exception as exc:
+                await self._failed(channel, exc)
             finally:
+                for timer in timers:
+                    timer.cancel()
                 del self._channels[task]
         finally:
             connection.close()
 
-    async def _run(self, handler: Handler, channel: Channel, task: asyncio.Task[None]) -> None:
-        if debug_enabled():
-            log.debug("agi.call", channel=channel.env.channel, callerid=channel.env.callerid)
-        timers: list[asyncio.TimerHandle] = []
-        loop = task.get_loop()
-        # A handler that goes on long after its caller hung up is ended.
-        channel.on_hangup = lambda: timers.append(loop.call_later(self.hangup_grace, task.cancel))
+    async def _open(
+        self, connection: AgiConnection, env: Environment, initial: bytes
+    ) -> tuple[Handler, Channel] | None:
+        """The call's handler and channel; ``None`` when the call is refused."""
+        if self._draining:
+            await self._refuse(connection, "shutting down")
+            return None
+        if len(self._channels) >= self.max_calls:
+            await self._refuse(connection, "overloaded", limit=self.max_calls)
+            return None
+        handler = self._routes.get(env.script, self._default)
+        if handler is None:
+            await self._refuse(
+                connection, "no route", script=env.script, known=sorted(self._routes)[:20]
+            )
+            return None
         try:
-            await handler(channel)
-            # A flow that ends on the caller's hang-up returns normally: still a hang-up.
-            if channel.hung_up and channel.hangup_how != ENGINE_HANGUP:
-                self.stats.hangups += 1
-            else:
-                self.stats.completed += 1
-        except ChannelHangup:
-            self.stats.hangups += 1
-            if debug_enabled():
-                log.debug("agi.call_ended", how=channel.hangup_how)
-        except asyncio.CancelledError:
-            if channel.hung_up and not self._draining:
-                # Our own grace timer: the caller is gone and the handler lingered.
-                task.uncancel()
-                self.stats.hangups += 1
-                log.warning("agi.handler_ignored_hangup", grace=self.hangup_grace)
-                return
-            await self._fail_over(channel, "the engine stopped this call")
-            raise
-        except AgiError as exc:
-            self.stats.errors += 1
+            channel = Channel(
+                env,
+                connection,
+                command_timeout=self.command_timeout,
+                initial=initial,
+                swept=True,
+                loop=connection._loop,
+            )
+        except AgiProtocolError as exc:
+            await self._refuse(connection, "garbage after the environment", error=str(exc))
+            return None
+        connection.on_idle_hangup = channel._mark_hangup
+        if debug_enabled():
+            log.debug("agi.call", channel=env.channel, callerid=env.callerid)
+        return handler, channel
+
+    async def _failed(self, channel: Channel, exc: Exception) -> None:
+        """A handler ended on an error: count it, log it, hand the caller back."""
+        self.stats.errors += 1
+        if isinstance(exc, AgiError):
             # An AGI failure is an outcome, not a bug: no traceback.
-            log.error("agi.call_failed", error=str(exc), command=exc.command)  # noqa: TRY400
+            log.error("agi.call_failed", error=str(exc), command=exc.command)
             await self._fail_over(channel, str(exc))
-        except Exception:
-            self.stats.errors += 1
-            log.exception("agi.handler_crashed")
+        else:
+            log.exception("agi.handler_crashed")  # called while exc is handled
             await self._fail_over(channel, "handler crashed")
-        finally:
-            for timer in timers:
-                timer.cancel()
 
     async def _fail_over(self, channel: Channel, why: str) -> None:
         """Hand a live caller back to the dialplan's fallback with AGISTATUS=FAILURE."""
