@@ -591,9 +591,12 @@ class Quoted(str):
 
 #: Verbs already checked, with their number of words (a command's verbs are few).
 _VERBS: dict[str, int] = {}
+#: The lines of commands with no argument already encoded (ANSWER, HANGUP): a verb
+#: and LF, nothing a caller sends.
+_BARE_LINES: dict[str, bytes] = {}
 
 
-def encode_command(verb: str, *args: str | int) -> bytes:
+def encode_command(verb: str, *args: str | int) -> bytes:  # noqa: PLR0912 - one frame per command
     """Encode one command line, e.g. ``encode_command("STREAM FILE", "beep", Quoted(""))``.
 
     ``verb`` is the command's fixed words; every element of ``args`` becomes
@@ -601,6 +604,10 @@ def encode_command(verb: str, *args: str | int) -> bytes:
     raised. Lines end with LF only: Asterisk keeps a CR as part of the last
     argument.
     """
+    if not args:
+        known = _BARE_LINES.get(verb)
+        if known is not None:
+            return known
     verb_words = _VERBS.get(verb)
     if verb_words is None:
         if not _VERB.fullmatch(verb):
@@ -634,6 +641,8 @@ def encode_command(verb: str, *args: str | int) -> bytes:
             f"command is {len(line)} bytes; Asterisk runs anything past {MAX_COMMAND_BYTES} "
             "as another command. Shorten the value."
         )
+    if not args and len(_BARE_LINES) < 256:
+        _BARE_LINES[verb] = line
     return line
 
 

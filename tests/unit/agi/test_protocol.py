@@ -312,6 +312,16 @@ class TestCommands:
         with pytest.raises(UnsafeArgumentError):
             encode_command("NOOP\nHANGUP")
 
+    def test_a_command_without_arguments_encodes_the_same_every_time(self) -> None:
+        """The line of an argument-less command is kept: the same bytes each time, the
+        same verb with arguments still gets them, and a bad verb is refused each time."""
+        assert [encode_command("NOOP") for _ in range(3)] == [b"NOOP\n"] * 3
+        assert encode_command("NOOP", "x y") == b'NOOP "x y"\n'
+        assert encode_command("NOOP") == b"NOOP\n"
+        for _ in range(2):
+            with pytest.raises(UnsafeArgumentError):
+                encode_command("NOOP\n")
+
     def test_tokenizer_follows_asterisk(self) -> None:
         """split_command_line reads quotes, escapes and empties as res_agi.c parse_args."""
         assert split_command_line('SET VARIABLE FOO "a b\\"c"') == [
