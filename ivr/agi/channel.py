@@ -290,7 +290,14 @@ class Channel:
             if self._hangup_event is not None:
                 self._hangup_event.set()
             if debug_enabled():
-                log.debug("agi.hangup", how=how)
+                if _log.current_call.get() is self.env:
+                    log.debug("agi.hangup", how=how)
+                else:
+                    # Seen where the connection reads, outside the call's task (an
+                    # idle call's notice or close): the line names the call itself.
+                    log.debug(
+                        "agi.hangup", how=how, uniqueid=self.env.uniqueid, flow=self.env.script
+                    )
             if by_caller and self.on_hangup is not None:
                 self.on_hangup()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import structlog
 
 from ivr import log
 from ivr.agi.channel import Channel
+from ivr.agi.protocol import encode_environment
 from ivr.agi.server import FastAgiServer
 from ivr.testing import AsteriskEmulator
 
@@ -76,3 +78,35 @@ async def test_a_crash_is_logged_with_its_traceback_and_an_agi_failure_without(
     assert "KeyError: 'menu'" in crash["exception"]
     assert (failure["uniqueid"], failure["flow"]) == ("1795356168.4", "failing")
     assert "exception" not in failure
+
+
+async def test_a_hang_up_seen_while_the_call_is_idle_is_logged_naming_the_call(
+    agi_server: FastAgiServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HANGUP notice of an idle call is taken where the connection reads it, outside
+    the call's task: its line still names the call (and no other)."""
+    config = structlog.get_config()
+    structlog.contextvars.clear_contextvars()
+    log.configure(json=True, level="debug")
+    try:
+        waiting = asyncio.Event()
+
+        async def handler(channel: Channel) -> None:
+            waiting.set()
+            await channel.wait_for_hangup()
+
+        agi_server.route("idle", handler)
+        reader, writer = await asyncio.open_connection("127.0.0.1", agi_server.port)
+        block = AsteriskEmulator().environment("idle", uniqueid="1795356168.5")
+        writer.write(encode_environment(block))
+        await asyncio.wait_for(waiting.wait(), 5)
+        writer.write(b"HANGUP\n")
+        await writer.drain()
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the engine closed
+        writer.close()
+    finally:
+        log.configure(json=True, level="info")  # debug off again
+        structlog.configure(**config)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line]
+    (hangup,) = [line for line in lines if line["event"] == "agi.hangup"]
+    assert (hangup["uniqueid"], hangup["flow"]) == ("1795356168.5", "idle")
