@@ -392,7 +392,7 @@ class Channel:
                 write_now = self._write_now
                 drain = self._transport.write(line) if write_now is None else write_now(line)
                 if drain is not None:
-                    await drain
+                    await self._drain(verb, drain)
             except (ConnectionError, OSError):
                 self._raise_hangup("socket closed")
             self.commands_sent += 1
@@ -456,6 +456,16 @@ class Channel:
         if code != 200 and (ok or code in {510, 520}):
             raise self._fail(verb, reply)
         return reply
+
+    async def _drain(self, verb: str, drain: Awaitable[None]) -> None:
+        """Wait for the transport's buffer to take ``verb``'s line (only when it is full)."""
+        try:
+            await drain
+        except asyncio.CancelledError:
+            # The line is in the transport already: Asterisk will run the command and
+            # answer it, and that reply would be taken as the next command's.
+            self._broken = f"{verb} was cancelled while it was being sent"
+            raise
 
     def _get_loop(self) -> asyncio.AbstractEventLoop:
         loop = self._loop = asyncio.get_running_loop()
