@@ -396,7 +396,12 @@ async def _run_until_stopped(
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("engine.ready", agi=f"{settings.agi_host}:{server.port}", flows=registry.ids)
+    log.info(
+        "engine.ready",
+        agi=f"{settings.agi_host}:{server.port}",
+        flows=registry.ids,
+        loop=settings.event_loop,
+    )
     if ready is not None:
         ready.set()
     await stop.wait()

@@ -12,6 +12,7 @@ the engine here, before any port is opened.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import ipaddress
 import os
 import re
@@ -44,6 +45,9 @@ class Settings:
     drain_timeout: float = 30.0
     log_format: str = "auto"
     log_level: str = "info"
+    #: The event loop: ``asyncio`` (default) or ``uvloop`` (``pip install 'ivr[uvloop]'``;
+    #: measured side by side with panoramisk in bench/README.md).
+    event_loop: str = "asyncio"
     flows_dir: Path = Path("dialplans")
     prompts_dir: Path = Path("var/prompts")
     #: Where RECORD FILE puts callers' answers for recognition (shared with Asterisk).
@@ -219,6 +223,7 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
         raise ConfigError(f"{where('log_format')}: use auto, json or console")
     if settings.log_level.lower() not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{where('log_level')}: use debug, info, warning or error")
+    _check_loop(settings.event_loop, where("event_loop"))
     caller_id = settings.callback_caller_id
     if caller_id and not re.fullmatch(r"\+?[0-9]{3,20}", caller_id):
         raise ConfigError(
@@ -230,6 +235,15 @@ def _check(settings: Settings, sources: Mapping[str, str]) -> None:
     _check_services(settings, where("services"))
     if settings.site and not re.fullmatch(r"[A-Za-z0-9_.\-]{1,40}", settings.site):
         raise ConfigError(f"{where('site')}: {settings.site!r}; use letters, digits, '_', '-', '.'")
+
+
+def _check_loop(loop: str, where: str) -> None:
+    if loop not in ("asyncio", "uvloop"):
+        raise ConfigError(f"{where}: {loop!r}; use asyncio or uvloop")
+    if loop == "uvloop" and importlib.util.find_spec("uvloop") is None:
+        raise ConfigError(
+            f"{where}: uvloop is not installed; pip install 'ivr[uvloop]' (or leave it at asyncio)"
+        )
 
 
 def load_settings(

@@ -32,7 +32,12 @@ def _serve(args: argparse.Namespace) -> int:
         json=None if settings.log_format == "auto" else settings.log_format == "json",
         level=settings.log_level,
     )
-    asyncio.run(serve(settings))
+    if settings.event_loop == "uvloop":
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))
     return 0
 
 
