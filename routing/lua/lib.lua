@@ -378,8 +378,10 @@ local function staff(pid, delta)
 end
 
 -- Change an agent's state (the record is saved) as the reference's _set_state;
--- the indexes follow. Entering 'available' is become_available's alone.
-local function set_state(a, after, reason)
+-- the indexes follow. Entering 'available' is become_available's alone. With
+-- ``folded`` no 'state' event is written: the caller's own event carries the change
+-- (a reservation: ROUTING.md "Events"); the state before is returned for it.
+local function set_state(a, after, reason, folded)
   local before = a.state
   if BUSY[before] and not BUSY[after] then
     a.busy = S(N(a.busy) + NOW - N(a.busy_since))
@@ -402,6 +404,7 @@ local function set_state(a, after, reason)
   if STAFFED[before] and not STAFFED[after] then staff(a.pid, -1) end
   if STAFFED[after] and not STAFFED[before] then staff(a.pid, 1) end
   aput(a)
+  if folded then return before end
   event('state', 'agent', a.id, 'before', before, 'after', after, 'reason', reason or '',
     'site', a.site)
 end

@@ -19,7 +19,29 @@ from routing.redis.agents import Agents
 from routing.redis.core import Unreachable, decode
 from routing.types import DEFAULT_GROUP
 
-__all__ = ["Reads"]
+__all__ = ["Reads", "unfold"]
+
+
+def unfold(row: dict[str, str]) -> list[dict[str, str]]:
+    """A stored event as the events it stands for. A reservation is stored as one
+    entry (``reserved`` with the agent's ``before`` and ``agent_site``) and read as
+    the two it was written as before: ``state`` (the agent, ``before`` ->
+    ``reserved``), then ``reserved``. Any other entry is itself."""
+    if row.get("event") != "reserved" or "before" not in row:
+        return [row]
+    reserved = dict(row)
+    before, site = reserved.pop("before"), reserved.pop("agent_site", "")
+    state = {
+        "event": "state",
+        "at": row.get("at", ""),
+        "group": row.get("group", ""),
+        "agent": row.get("agent", ""),
+        "before": before,
+        "after": "reserved",
+        "reason": "",
+        "site": site,
+    }
+    return [state, reserved]
 
 
 def _stream_id(key: Any) -> tuple[int, int]:
@@ -100,7 +122,7 @@ class Reads(Agents):
             row = {decode(k): decode(v) for k, v in fields.items()}
             at = float(row.get("at", 0))
             if at >= since:
-                out.append((at, row))
+                out += [(at, one) for one in unfold(row)]
         return out
 
     async def tail(
@@ -121,7 +143,7 @@ class Reads(Agents):
         for _, entries in raw or ():
             for stream_id, fields in entries:
                 row = {decode(k): decode(v) for k, v in fields.items()}
-                out.append((decode(stream_id), row))
+                out += [(decode(stream_id), one) for one in unfold(row)]
         return out
 
     async def queue_sizes(self) -> dict[str, int]:

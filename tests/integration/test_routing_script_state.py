@@ -103,3 +103,37 @@ async def test_the_cached_graph_follows_new_profiles_and_other_databases(redis_u
     finally:
         await one.close()
         await other.close()
+
+
+async def test_a_reservation_is_one_stream_entry_read_as_two_events(redis_url: str) -> None:
+    """The reservation's agent state change rides on its ``reserved`` entry (one XADD
+    less per reservation); every reader gives ``state`` then ``reserved`` as before."""
+    router = RedisRouter.connect(redis_url, namespace="fold")
+    try:
+        await router.start()
+        await router.add_agents([Agent("a1", "PJSIP/a1", {"sales": 1}, site="seoul")])
+        await router.login("a1")
+        stream = router.names.group(DEFAULT_GROUP).events
+        before = await router.redis.xlen(stream)
+        ticket = await router.enqueue("c1", "q", {"sales": 1}, site="busan")
+        await asyncio.wait_for(router.wait(ticket), 5)
+        assert await router.redis.xlen(stream) - before == 2  # enqueued, reserved
+        expected = [
+            ("state", {"agent": "a1", "before": "available", "after": "reserved",
+                       "reason": "", "site": "seoul"}),
+            ("reserved", {"ticket": str(ticket.id), "call": "c1", "queue": "q",
+                          "site": "busan", "agent": "a1"}),
+        ]  # fmt: skip
+        read = [e for _, e in await router.events(0) if e["event"] in ("state", "reserved")]
+        tailed = [e for _, e in await router.tail(DEFAULT_GROUP, "0-0")]
+        tailed = [e for e in tailed if e["event"] in ("state", "reserved")]
+        for rows in (read, tailed):
+            last = rows[-2:]
+            assert [
+                (e["event"], {k: e[k] for k in fields})
+                for e, (_, fields) in zip(last, expected, strict=True)
+            ] == expected
+            assert "before" not in last[1] and "agent_site" not in last[1]
+            assert last[0]["at"] == last[1]["at"] and last[0]["group"] == DEFAULT_GROUP
+    finally:
+        await router.close()
