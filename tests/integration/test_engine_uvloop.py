@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,14 +14,9 @@ import pytest
 
 from ivr.config import ConfigError, load_settings
 from ivr.testing import AsteriskEmulator, Press
+from tests.integration.helpers.serve_process import free_port, serve, serve_env, stop
 
 SIMPLE = Path(__file__).resolve().parents[1] / "data" / "flows" / "simple"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_an_unknown_loop_is_refused_naming_the_setting() -> None:
@@ -47,25 +38,7 @@ def test_uvloop_missing_is_refused_with_what_to_install(
 def test_the_engine_serves_a_call_on_uvloop(redis_url: str, tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "routing.yaml").write_text("agents: []\nqueues: {}\n")
-    env = dict(
-        os.environ,
-        IVR_EVENT_LOOP="uvloop",
-        IVR_REDIS_URL=redis_url,
-        IVR_ROUTING_FILE=str(tmp_path / "routing.yaml"),
-        IVR_FLOWS_DIR=str(SIMPLE),
-        IVR_PROMPTS_DIR=str(tmp_path / "prompts"),
-        IVR_REDIS_DIR=str(tmp_path / "redis"),
-        IVR_DEMO_API_PORT="0",
-        IVR_API_PORT="0",
-        IVR_AUDIOSOCKET_PORT="0",
-        IVR_LOG_FORMAT="json",
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "ivr.cli", "serve", "--port", str(port)],
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-    )
+    proc = serve(serve_env(redis_url, tmp_path, SIMPLE, IVR_EVENT_LOOP="uvloop"), port)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -85,12 +58,7 @@ def test_the_engine_serves_a_call_on_uvloop(redis_url: str, tmp_path: Path) -> N
         assert 'SAY DIGITS 1234 ""' in result.commands, result.commands
         assert result.commands[-1] == "HANGUP"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, err = proc.communicate(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, err = proc.communicate()
+        err = stop(proc)
     assert proc.returncode == 0, err[-2000:]
     assert "Traceback" not in err
     ready = [line for line in err.splitlines() if '"engine.ready"' in line]
