@@ -281,18 +281,25 @@ local function kept_keys()
   return active_keys
 end
 
+-- The edges "<id>|<other>|<tail>" of one id in lexicographic set key, as two
+-- lists in the set's order: the other ids and the tails (no id holds a '|').
+local function edges_of(key, id)
+  local edges = redis.call('ZRANGEBYLEX', key, '[' .. id .. '|', '[' .. id .. '|' .. HIGH)
+  local others, tails, from = {}, {}, #id + 2
+  for i, member in ipairs(edges) do
+    local bar = string.find(member, '|', from, true)
+    others[i] = string.sub(member, from, bar - 1)
+    tails[i] = string.sub(member, bar + 1)
+  end
+  return others, tails
+end
+
 -- Requirement rid's edges: {pids, levels, names = {[key] = K_PFREE fields}}.
 local function requirement_edges(rid)
   kept_keys()
   local e = graph.r[rid]
   if e == nil then
-    local edges = redis.call('ZRANGEBYLEX', K_R2P, '[' .. rid .. '|', '[' .. rid .. '|' .. HIGH)
-    local pids, levels, from = {}, {}, #rid + 2
-    for i, member in ipairs(edges) do  -- rid|pid|level (neither id holds a '|')
-      local bar = string.find(member, '|', from, true)
-      pids[i] = string.sub(member, from, bar - 1)
-      levels[i] = string.sub(member, bar + 1)
-    end
+    local pids, levels = edges_of(K_R2P, rid)  -- rid|pid|level
     e = {pids = pids, levels = levels, names = {}}
     graph.r[rid] = e
   end
@@ -304,14 +311,9 @@ local function profile_edges(pid)
   kept_keys()
   local e = graph.p[pid]
   if e == nil then
-    local edges = redis.call('ZRANGEBYLEX', K_P2R, '[' .. pid .. '|', '[' .. pid .. '|' .. HIGH)
-    local rids, cbs, set, from = {}, {}, {}, #pid + 2
-    for i, member in ipairs(edges) do  -- pid|rid|cb
-      local bar = string.find(member, '|', from, true)
-      rids[i] = string.sub(member, from, bar - 1)
-      cbs[i] = string.sub(member, bar + 1)
-      set[string.sub(member, from)] = true
-    end
+    local rids, cbs = edges_of(K_P2R, pid)  -- pid|rid|cb
+    local set = {}
+    for i, rid in ipairs(rids) do set[rid .. '|' .. cbs[i]] = true end
     e = {rids = rids, cbs = cbs, set = set}
     graph.p[pid] = e
   end
